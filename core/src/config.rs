@@ -1,0 +1,754 @@
+//! The rules.yaml compiler: reads the file against a [`Registry`], checks
+//! every id, option and channel, reports *all* problems with line and column,
+//! and produces an immutable [`Plan`].
+//!
+//! The two phases of the style guide (raw file, then resolved plan) meet in
+//! the deserializer's visitors: names are resolved while the node is being
+//! read so that serde_yaml can locate each error (see [`crate::diag`]); the
+//! visitors return resolved entries, and [`Plan`] is assembled from them
+//! only when the whole file is clean.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::diag::{self, Ctx, Diagnostic, FileErrors, KeySeed};
+use crate::rule::{OnUnavailable, OptionKind, OptionSpec, OptionValue, RuleOptions, SelectionRule};
+use crate::{Registry, RuleInfo};
+
+/// One enabled rule in a chain, built with its options.
+#[derive(Clone)]
+pub(crate) struct Step {
+    pub(crate) id: &'static str,
+    pub(crate) code: u32,
+    pub(crate) on_unavailable: Option<OnUnavailable>,
+    pub(crate) rule: Arc<dyn SelectionRule>,
+}
+
+/// One entry of a rule list as configured, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntrySummary {
+    /// The rule id.
+    pub id: String,
+    /// `false` when listed with `enabled: false`.
+    pub enabled: bool,
+    /// The effective `on_unavailable`, if the rule has it.
+    pub on_unavailable: Option<OnUnavailable>,
+    /// The options given, rendered `name=value`.
+    pub options: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    summary: EntrySummary,
+    step: Option<Step>,
+}
+
+/// A plugin listed in rules.yaml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginEntry {
+    /// The path as written (relative to the rules file).
+    pub path: String,
+    /// The expected SHA-256 of the file, lower-case hex.
+    pub sha256: Option<String>,
+}
+
+/// The rule chain of one channel.
+#[derive(Clone)]
+pub(crate) struct Chain {
+    pub(crate) steps: Vec<Step>,
+    pub(crate) entries: Vec<EntrySummary>,
+    pub(crate) overridden: bool,
+}
+
+/// A compiled rules.yaml: one rule chain per registered channel, ready to
+/// evaluate from many threads. Immutable; a reload builds a new one.
+#[derive(Clone)]
+pub struct Plan {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) chains: Vec<Chain>,
+    plugins: Vec<PluginEntry>,
+    content_hash: u64,
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_map();
+        for (channel, chain) in self.registry.channel_ids().zip(&self.chains) {
+            d.entry(&channel, &chain.entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>());
+        }
+        d.finish()
+    }
+}
+
+impl Plan {
+    /// Compiles the text of a rules file. `file` names it in errors.
+    pub fn compile(text: &str, file: &str, registry: Arc<Registry>) -> Result<Plan, FileErrors> {
+        if text.trim().is_empty() {
+            return Err(FileErrors::whole_file(
+                file,
+                "the rules file is empty; expected at least `rules:` with a list of rule ids",
+            ));
+        }
+        let raw = diag::collect(
+            |cx| ConfigSeed { cx, registry: &registry }.deserialize(serde_yaml::Deserializer::from_str(text)),
+            Diagnostic::from_yaml,
+        )
+        .map_err(|diagnostics| FileErrors { file: file.to_owned(), diagnostics })?;
+        let assemble = |entries: &[Entry], overridden: bool| Chain {
+            steps: entries.iter().filter_map(|e| e.step.clone()).collect(),
+            entries: entries.iter().map(|e| e.summary.clone()).collect(),
+            overridden,
+        };
+        let chains = registry
+            .channel_ids()
+            .map(|id| match raw.channels.iter().find(|(c, _)| c == id) {
+                Some((_, entries)) => assemble(entries, true),
+                None => assemble(&raw.rules, false),
+            })
+            .collect();
+        Ok(Plan { registry, chains, plugins: raw.plugins, content_hash: fnv1a(text.as_bytes()) })
+    }
+
+    /// The registry this plan was compiled against.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The plugins the file lists.
+    pub fn plugins(&self) -> &[PluginEntry] {
+        &self.plugins
+    }
+
+    /// A stable 64-bit hash of the file's text.
+    pub fn content_hash(&self) -> u64 {
+        self.content_hash
+    }
+
+    /// The configured entries for a channel, disabled ones included.
+    pub fn entries(&self, channel: &str) -> &[EntrySummary] {
+        self.registry.channel_position(channel).and_then(|p| self.chains.get(p)).map_or(&[], |c| &c.entries)
+    }
+
+    /// The ids of the enabled rules for a channel, in priority order.
+    pub fn order(&self, channel: &str) -> Vec<&str> {
+        self.registry
+            .channel_position(channel)
+            .and_then(|p| self.chains.get(p))
+            .map_or_else(Vec::new, |c| c.steps.iter().map(|s| s.id).collect())
+    }
+
+    /// Whether a channel has its own `channels.<id>.rules` list.
+    pub fn has_channel_order(&self, channel: &str) -> bool {
+        self.registry.channel_position(channel).and_then(|p| self.chains.get(p)).is_some_and(|c| c.overridden)
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash for content fingerprints.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+struct RawConfig {
+    rules: Vec<Entry>,
+    channels: Vec<(String, Vec<Entry>)>,
+    plugins: Vec<PluginEntry>,
+}
+
+const TOP_KEYS: [&str; 4] = ["version", "plugins", "rules", "channels"];
+
+struct ConfigSeed<'a> {
+    cx: &'a Ctx,
+    registry: &'a Registry,
+}
+
+impl<'de> DeserializeSeed<'de> for ConfigSeed<'_> {
+    type Value = RawConfig;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<RawConfig, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConfigSeed<'_> {
+    type Value = RawConfig;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map with `version`, `plugins`, `rules` and `channels`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawConfig, A::Error> {
+        let cx = self.cx;
+        let mut raw = RawConfig { rules: Vec::new(), channels: Vec::new(), plugins: Vec::new() };
+        let mut seen_rules = false;
+        let mut seen_keys: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed { cx, allowed: &TOP_KEYS, section: "rules.yaml" })? {
+            let Some(key) = key else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            if seen_keys.contains(&key) {
+                cx.report(format!("`{key}` appears twice; keep one"))?;
+            }
+            seen_keys.push(key.clone());
+            match key.as_str() {
+                "version" => {
+                    let check = |v: &Raw| match v {
+                        Raw::Int(1) => Ok(OptionValue::Int(1)),
+                        other => Err(format!("unsupported `version` {other}; this Switchboard reads version 1")),
+                    };
+                    map.next_value_seed(ValueSeed { cx, check: &check })?;
+                }
+                "plugins" => raw.plugins = map.next_value_seed(PluginsSeed { cx })?,
+                "rules" => {
+                    seen_rules = true;
+                    raw.rules = map.next_value_seed(ListSeed { cx, registry: self.registry })?;
+                }
+                _ => raw.channels = map.next_value_seed(ChannelsSeed { cx, registry: self.registry })?,
+            }
+        }
+        if !seen_rules {
+            cx.report("missing `rules`: list the rules in priority order, e.g. `rules: [manual_override, default_instance, any_available]`")?;
+        }
+        Ok(raw)
+    }
+}
+
+/// A YAML value read generically, before it is checked against a schema.
+#[derive(Debug, Clone, PartialEq)]
+enum Raw {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    List(Vec<Raw>),
+    Other(&'static str),
+}
+
+impl fmt::Display for Raw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Raw::Bool(b) => write!(f, "`{b}`"),
+            Raw::Int(i) => write!(f, "`{i}`"),
+            Raw::Str(s) => write!(f, "`{s}`"),
+            Raw::List(_) => f.write_str("a list"),
+            Raw::Other(what) => f.write_str(what),
+        }
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = Raw;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+        Ok(Raw::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+        Ok(Raw::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
+        Ok(i64::try_from(v).map_or(Raw::Other("a number too large"), Raw::Int))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Raw, E> {
+        Ok(Raw::Other("a decimal number"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
+        Ok(Raw::Str(v.to_owned()))
+    }
+    fn visit_unit<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Other("an empty value"))
+    }
+    fn visit_none<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Other("an empty value"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(RawSeed)? {
+            items.push(item);
+        }
+        Ok(Raw::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Raw::Other("a map"))
+    }
+}
+
+struct RawSeed;
+
+impl<'de> DeserializeSeed<'de> for RawSeed {
+    type Value = Raw;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        d.deserialize_any(RawVisitor)
+    }
+}
+
+type Check<'c> = dyn Fn(&Raw) -> Result<OptionValue, String> + 'c;
+
+/// Reads one value and checks it while the deserializer is on its node, so
+/// that a problem is located at the value.
+struct ValueSeed<'a, 'c> {
+    cx: &'a Ctx,
+    check: &'a Check<'c>,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = Option<OptionValue>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ValueSeed<'_, '_> {
+    fn finish<E: de::Error>(self, raw: Raw) -> Result<Option<OptionValue>, E> {
+        match (self.check)(&raw) {
+            Ok(v) => Ok(Some(v)),
+            Err(message) => self.cx.report(message).map(|()| None),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = Option<OptionValue>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        self.finish(Raw::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.finish(Raw::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        let raw = RawVisitor.visit_u64::<E>(v)?;
+        self.finish(raw)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        self.finish(Raw::Other("a decimal number"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.finish(Raw::Str(v.to_owned()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.finish(Raw::Other("an empty value"))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.finish(Raw::Other("an empty value"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let raw = RawVisitor.visit_seq(seq)?;
+        self.finish(raw)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let raw = RawVisitor.visit_map(map)?;
+        self.finish(raw)
+    }
+}
+
+fn check_option(rule: &RuleInfo, key: &str, raw: &Raw) -> Result<OptionValue, String> {
+    let Some(spec) = rule.options.iter().find(|o| o.name == key) else {
+        let mut names: Vec<&str> = vec!["rule", "enabled"];
+        if rule.on_unavailable.is_some() {
+            names.push("on_unavailable");
+        }
+        names.extend(rule.options.iter().map(|o| o.name));
+        let extra = if key == "on_unavailable" {
+            format!("; `{}` never finds an unusable instance, so it has no `on_unavailable`", rule.id)
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "rule `{}` has no option `{key}`{}{extra}; its options are: {}",
+            rule.id,
+            diag::suggestion(key, names.iter().copied()),
+            names.join(", ")
+        ));
+    };
+    check_value(&rule.id, spec, raw)
+}
+
+fn check_value(rule: &str, spec: &OptionSpec, raw: &Raw) -> Result<OptionValue, String> {
+    let name = spec.name;
+    match (spec.kind, raw) {
+        (OptionKind::Choice(choices), Raw::Str(s)) if choices.contains(&s.as_str()) => Ok(OptionValue::Str(s.clone())),
+        (OptionKind::Choice(choices), other) => {
+            let hint = match other {
+                Raw::Str(s) => diag::suggestion(s, choices.iter().copied()),
+                _ => String::new(),
+            };
+            Err(format!("`{rule}.{name}` must be one of {}; got {other}{hint}", choices.join(", ")))
+        }
+        (OptionKind::Bool, Raw::Bool(b)) => Ok(OptionValue::Bool(*b)),
+        (OptionKind::Integer, Raw::Int(i)) => Ok(OptionValue::Int(*i)),
+        (OptionKind::String, Raw::Str(s)) => Ok(OptionValue::Str(s.clone())),
+        (OptionKind::StringList, Raw::List(items)) => items
+            .iter()
+            .map(|i| match i {
+                Raw::Str(s) => Ok(s.clone()),
+                other => Err(format!("`{rule}.{name}` is a list of strings; found {other} in it")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(OptionValue::List),
+        (kind, other) => {
+            let want = match kind {
+                OptionKind::Bool => "`true` or `false`",
+                OptionKind::Integer => "a whole number",
+                OptionKind::String => "a string",
+                _ => "a list of strings",
+            };
+            Err(format!("`{rule}.{name}` must be {want}; got {other}"))
+        }
+    }
+}
+
+fn unknown_rule(registry: &Registry, id: &str) -> String {
+    format!(
+        "unknown rule `{id}`{}; registered rules: {}",
+        diag::suggestion(id, registry.rule_ids()),
+        registry.rule_ids().collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// A list of rule entries (the top-level `rules` or a channel's).
+struct ListSeed<'a> {
+    cx: &'a Ctx,
+    registry: &'a Registry,
+}
+
+impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
+    type Value = Vec<Entry>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Vec<Entry>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed<'_> {
+    type Value = Vec<Entry>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of rules (ids, or maps with `rule:` and options)")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Entry>, A::Error> {
+        let seen = RefCell::new(Vec::new());
+        let mut out = Vec::new();
+        while let Some(entry) =
+            seq.next_element_seed(EntrySeed { cx: self.cx, registry: self.registry, seen: &seen })?
+        {
+            out.extend(entry);
+        }
+        Ok(out)
+    }
+}
+
+struct EntrySeed<'a> {
+    cx: &'a Ctx,
+    registry: &'a Registry,
+    seen: &'a RefCell<Vec<String>>,
+}
+
+impl EntrySeed<'_> {
+    fn first_use<E: de::Error>(&self, id: &str) -> Result<bool, E> {
+        if self.seen.borrow().iter().any(|s| s == id) {
+            self.cx.report(format!(
+                "rule `{id}` is listed twice in this list; keep one entry (use `enabled: false` to turn it off)"
+            ))?;
+            return Ok(false);
+        }
+        self.seen.borrow_mut().push(id.to_owned());
+        Ok(true)
+    }
+
+    fn build<E: de::Error>(
+        &self,
+        rule: &RuleInfo,
+        enabled: bool,
+        on_unavailable: Option<OnUnavailable>,
+        options: RuleOptions,
+    ) -> Result<Option<Entry>, E> {
+        let on_unavailable = on_unavailable.or(rule.on_unavailable);
+        let summary = EntrySummary {
+            id: rule.id.clone(),
+            enabled,
+            on_unavailable,
+            options: options.iter().map(|(n, v)| format!("{n}={}", render(v))).collect(),
+        };
+        let built = match (rule.build)(&options) {
+            Ok(built) => built,
+            Err(message) => {
+                self.cx.report(format!("rule `{}`: {message}", rule.id))?;
+                return Ok(None);
+            }
+        };
+        let step = enabled.then(|| Step {
+            id: crate::intern(&rule.id),
+            code: rule.code,
+            on_unavailable,
+            rule: Arc::from(built),
+        });
+        Ok(Some(Entry { summary, step }))
+    }
+}
+
+fn render(v: &OptionValue) -> String {
+    match v {
+        OptionValue::Str(s) => s.clone(),
+        OptionValue::Bool(b) => b.to_string(),
+        OptionValue::Int(i) => i.to_string(),
+        OptionValue::List(l) => format!("[{}]", l.join(", ")),
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = Option<Entry>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = Option<Entry>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a rule id, or a map with `rule:` and options")
+    }
+
+    fn visit_str<E: de::Error>(self, id: &str) -> Result<Self::Value, E> {
+        let Some(rule) = self.registry.rule(id) else {
+            self.cx.report(unknown_rule(self.registry, id))?;
+            return Ok(None);
+        };
+        if !self.first_use(id)? {
+            return Ok(None);
+        }
+        self.build(rule, true, None, RuleOptions::default())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let cx = self.cx;
+        let registry = self.registry;
+        let mut rule: Option<&RuleInfo> = None;
+        let mut named = false;
+        let mut enabled = true;
+        let mut on_unavailable = None;
+        let mut options = Vec::new();
+        // Options read before `rule:` are checked once the rule is known.
+        let mut pending: Vec<(String, Raw)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "rule" && (options.iter().any(|(k, _)| *k == key) || pending.iter().any(|(k, _)| *k == key)) {
+                cx.report(format!("option `{key}` is given twice; keep one"))?;
+            }
+            match key.as_str() {
+                "rule" => {
+                    named = true;
+                    let check = |raw: &Raw| match raw {
+                        Raw::Str(id) if registry.rule(id).is_some() => Ok(OptionValue::Str(id.clone())),
+                        Raw::Str(id) => Err(unknown_rule(registry, id)),
+                        other => Err(format!("`rule` must be a rule id; got {other}")),
+                    };
+                    if let Some(OptionValue::Str(id)) = map.next_value_seed(ValueSeed { cx, check: &check })? {
+                        rule = registry.rule(&id);
+                    }
+                }
+                "enabled" => {
+                    let check = |raw: &Raw| match raw {
+                        Raw::Bool(b) => Ok(OptionValue::Bool(*b)),
+                        other => Err(format!("`enabled` must be `true` or `false`; got {other}")),
+                    };
+                    if let Some(OptionValue::Bool(b)) = map.next_value_seed(ValueSeed { cx, check: &check })? {
+                        enabled = b;
+                    }
+                }
+                "on_unavailable" if rule.is_none_or(|r| r.on_unavailable.is_some()) => {
+                    let check = |raw: &Raw| match raw {
+                        Raw::Str(s) if s == "error" || s == "skip" => Ok(OptionValue::Str(s.clone())),
+                        other => Err(format!("`on_unavailable` must be `error` or `skip`; got {other}")),
+                    };
+                    if let Some(OptionValue::Str(s)) = map.next_value_seed(ValueSeed { cx, check: &check })? {
+                        on_unavailable = Some(if s == "skip" { OnUnavailable::Skip } else { OnUnavailable::Error });
+                        pending.push((key.clone(), Raw::Str(s)));
+                    }
+                }
+                _ => match rule {
+                    Some(r) => {
+                        let check = |raw: &Raw| check_option(r, &key, raw);
+                        if let Some(v) = map.next_value_seed(ValueSeed { cx, check: &check })? {
+                            options.push((key.clone(), v));
+                        }
+                    }
+                    None => pending.push((key.clone(), map.next_value_seed(RawSeed)?)),
+                },
+            }
+        }
+        let Some(rule) = rule else {
+            if !named {
+                cx.report("this entry has no `rule:`; name the rule, e.g. `- rule: contact_tag`")?;
+            }
+            return Ok(None);
+        };
+        for (key, raw) in pending {
+            if key == "on_unavailable" {
+                if rule.on_unavailable.is_none() {
+                    cx.report(check_option(rule, &key, &raw).err().unwrap_or_default())?;
+                }
+                continue;
+            }
+            match check_option(rule, &key, &raw) {
+                Ok(v) => options.push((key, v)),
+                Err(message) => cx.report(message)?,
+            }
+        }
+        if !self.first_use(&rule.id)? {
+            return Ok(None);
+        }
+        self.build(rule, enabled, on_unavailable, RuleOptions { values: options })
+    }
+}
+
+struct ChannelsSeed<'a> {
+    cx: &'a Ctx,
+    registry: &'a Registry,
+}
+
+impl<'de> DeserializeSeed<'de> for ChannelsSeed<'_> {
+    type Value = Vec<(String, Vec<Entry>)>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChannelsSeed<'_> {
+    type Value = Vec<(String, Vec<Entry>)>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map from channel id to `{rules: [...]}`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let cx = self.cx;
+        let registry = self.registry;
+        let mut out: Vec<(String, Vec<Entry>)> = Vec::new();
+        loop {
+            let check = |raw: &Raw| match raw {
+                Raw::Str(id) => match registry.channel_id(id) {
+                    Some(canonical) => Ok(OptionValue::Str(canonical.to_owned())),
+                    None => Err(format!(
+                        "unknown channel `{id}`{}; registered channels: {}",
+                        diag::suggestion(id, registry.channel_ids()),
+                        registry.channel_ids().collect::<Vec<_>>().join(", ")
+                    )),
+                },
+                other => Err(format!("a channel id must be a string; got {other}")),
+            };
+            let Some(key) = map.next_key_seed(ValueSeed { cx, check: &check })? else { break };
+            let entries = map.next_value_seed(ChannelSeed { cx, registry })?;
+            if let Some(OptionValue::Str(channel)) = key {
+                if out.iter().any(|(c, _)| *c == channel) {
+                    cx.report(format!("channel `{channel}` is configured twice; merge the two"))?;
+                    continue;
+                }
+                out.extend(entries.map(|e| (channel, e)));
+            }
+        }
+        Ok(out)
+    }
+}
+
+struct ChannelSeed<'a> {
+    cx: &'a Ctx,
+    registry: &'a Registry,
+}
+
+impl<'de> DeserializeSeed<'de> for ChannelSeed<'_> {
+    type Value = Option<Vec<Entry>>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChannelSeed<'_> {
+    type Value = Option<Vec<Entry>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map with `rules`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut rules = None;
+        while let Some(key) =
+            map.next_key_seed(KeySeed { cx: self.cx, allowed: &["rules"], section: "a channel section" })?
+        {
+            match key {
+                Some(_) => rules = Some(map.next_value_seed(ListSeed { cx: self.cx, registry: self.registry })?),
+                None => drop(map.next_value::<IgnoredAny>()?),
+            }
+        }
+        Ok(rules)
+    }
+}
+
+struct PluginsSeed<'a> {
+    cx: &'a Ctx,
+}
+
+impl<'de> DeserializeSeed<'de> for PluginsSeed<'_> {
+    type Value = Vec<PluginEntry>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PluginsSeed<'_> {
+    type Value = Vec<PluginEntry>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of `{path: ..., sha256: ...}`")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(p) = seq.next_element_seed(PluginSeed { cx: self.cx })? {
+            out.extend(p);
+        }
+        Ok(out)
+    }
+}
+
+struct PluginSeed<'a> {
+    cx: &'a Ctx,
+}
+
+impl<'de> DeserializeSeed<'de> for PluginSeed<'_> {
+    type Value = Option<PluginEntry>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PluginSeed<'_> {
+    type Value = Option<PluginEntry>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a plugin: a map with `path` and an optional `sha256`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut path: Option<String> = None;
+        let mut sha256: Option<String> = None;
+        while let Some(key) =
+            map.next_key_seed(KeySeed { cx: self.cx, allowed: &["path", "sha256"], section: "a plugin entry" })?
+        {
+            match key.as_deref() {
+                Some("path") => path = Some(map.next_value()?),
+                Some(_) => {
+                    let v: String = map.next_value()?;
+                    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        self.cx.report("`sha256` must be 64 hexadecimal digits (run `sha256sum` on the library)")?;
+                    }
+                    sha256 = Some(v.to_ascii_lowercase());
+                }
+                None => drop(map.next_value::<IgnoredAny>()?),
+            }
+        }
+        let Some(path) = path else {
+            self.cx.report("a plugin entry needs `path`")?;
+            return Ok(None);
+        };
+        // Loading shared libraries is the host loader's job (issue: dynamic
+        // plugins); until this build has one, a listed plugin cannot be honoured.
+        self.cx
+            .report(format!("plugin `{path}`: this build of Switchboard cannot load plugins yet; remove the entry"))?;
+        Ok(Some(PluginEntry { path, sha256 }))
+    }
+}

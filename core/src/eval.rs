@@ -1,0 +1,302 @@
+//! The pure evaluator: one request in, one [`Decision`] out. No I/O, no
+//! locks; a [`Plan`] and a [`World`] are shared by every thread that selects.
+
+use std::sync::Arc;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::config::{Plan, Step};
+use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext};
+use crate::{Instance, Location, Request, World};
+
+/// The code of request errors (SPEC §4).
+pub const CODE_INVALID_REQUEST: u32 = 100;
+/// The code of an exhausted chain, shared with `any_available`.
+pub const CODE_NO_INSTANCE: u32 = 106;
+
+/// What one consulted rule answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TraceOutcome {
+    /// It chose the instance.
+    Selected,
+    /// It did not apply.
+    NoMatch,
+    /// It applied, its instance was unusable, and it is set to skip.
+    FellThrough,
+    /// It raised the decision's error.
+    Failed,
+}
+
+impl TraceOutcome {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceOutcome::Selected => "selected",
+            TraceOutcome::NoMatch => "no_match",
+            TraceOutcome::FellThrough => "fell_through",
+            TraceOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// One line of a decision's trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceEntry {
+    /// The rule id.
+    pub rule: &'static str,
+    /// What it answered.
+    pub outcome: TraceOutcome,
+    /// A note for a person.
+    pub detail: Option<String>,
+}
+
+/// A coded selection error (SPEC §4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("error {code} ({kind}): {message}")]
+pub struct SelectionError {
+    /// The stable numeric code.
+    pub code: u32,
+    /// The kind.
+    pub kind: ErrorKind,
+    /// What happened and what to check.
+    pub message: String,
+}
+
+/// The answer for one request: the instance or an error, the cleaned body,
+/// and the trace of the rules consulted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The deciding rule: the one that selected or failed; `None` for
+    /// request errors and an exhausted chain.
+    pub rule: Option<&'static str>,
+    /// The body with every pattern removed; `None` when the request could
+    /// not be read.
+    pub body: Option<String>,
+    /// The chosen instance, or the error.
+    pub result: Result<Arc<Instance>, SelectionError>,
+    /// Every enabled rule consulted, in order.
+    pub trace: Vec<TraceEntry>,
+}
+
+impl Decision {
+    /// A decision for a request that cannot be used (code 100).
+    pub fn request_error(kind: ErrorKind, message: impl Into<String>, body: Option<String>) -> Decision {
+        Decision {
+            rule: None,
+            body,
+            result: Err(SelectionError { code: CODE_INVALID_REQUEST, kind, message: message.into() }),
+            trace: Vec::new(),
+        }
+    }
+
+    /// Whether an instance was selected.
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// The selected instance.
+    pub fn instance(&self) -> Option<&Arc<Instance>> {
+        self.result.as_ref().ok()
+    }
+
+    /// The error.
+    pub fn error(&self) -> Option<&SelectionError> {
+        self.result.as_ref().err()
+    }
+
+    /// The decision as one line of JSON (SPEC §7).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!("{{\"ok\":false,\"error\":{{\"code\":100,\"kind\":\"invalid_request\",\"message\":\"cannot encode decision: {e}\"}}}}")
+        })
+    }
+}
+
+struct InstanceJson<'a>(&'a Instance);
+
+impl Serialize for InstanceJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("id", self.0.id())?;
+        m.serialize_entry("channel", self.0.channel())?;
+        m.serialize_entry("index", &self.0.index())?;
+        m.serialize_entry("phone", self.0.phone())?;
+        m.end()
+    }
+}
+
+struct ErrorJson<'a>(&'a SelectionError);
+
+impl Serialize for ErrorJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("code", &self.0.code)?;
+        m.serialize_entry("kind", self.0.kind.as_str())?;
+        m.serialize_entry("message", &self.0.message)?;
+        m.end()
+    }
+}
+
+impl Serialize for TraceEntry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("rule", self.rule)?;
+        m.serialize_entry("outcome", self.outcome.as_str())?;
+        if let Some(detail) = &self.detail {
+            m.serialize_entry("detail", detail)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for Decision {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("ok", &self.is_ok())?;
+        m.serialize_entry("rule", &self.rule)?;
+        if let Some(body) = &self.body {
+            m.serialize_entry("body", body)?;
+        }
+        match &self.result {
+            Ok(instance) => m.serialize_entry("instance", &InstanceJson(instance))?,
+            Err(error) => m.serialize_entry("error", &ErrorJson(error))?,
+        }
+        m.serialize_entry("trace", &self.trace)?;
+        m.end()
+    }
+}
+
+impl Plan {
+    /// Decides which instance carries `request`.
+    ///
+    /// The body is scanned once for every registered channel's patterns;
+    /// each enabled rule of the channel's chain is consulted in order until
+    /// one selects or fails. A selected instance is always connected.
+    pub fn select(&self, world: &World, request: &Request) -> Decision {
+        let registry = &*self.registry;
+        let Some(position) = registry.channel_position(&request.channel) else {
+            return Decision::request_error(
+                ErrorKind::UnknownChannel,
+                format!(
+                    "unknown channel `{}`; registered channels: {}",
+                    request.channel,
+                    registry.channel_ids().collect::<Vec<_>>().join(", ")
+                ),
+                None,
+            );
+        };
+        let scan = registry.scanner().scan(&request.body);
+        let body = scan.stripped();
+        let inline;
+        let location: &Location = match &request.instances {
+            Some(specs) => match Location::from_specs(&request.location, specs, registry) {
+                Ok(l) => {
+                    inline = l;
+                    &inline
+                }
+                Err(message) => {
+                    return Decision::request_error(ErrorKind::InvalidRequest, message, Some(body));
+                }
+            },
+            None => match world.location(&request.location) {
+                Some(l) => l,
+                None => {
+                    return Decision::request_error(
+                        ErrorKind::UnknownLocation,
+                        format!(
+                            "location `{}` is not in the world file and the request carries no `instances`",
+                            request.location
+                        ),
+                        Some(body),
+                    )
+                }
+            },
+        };
+        let channel = &registry.channels()[position];
+        let cx = RuleContext {
+            request,
+            location: location.id(),
+            channel,
+            channel_position: position,
+            instances: location.channel(channel.id()),
+            scan: &scan,
+        };
+        let Some(chain) = self.chains.get(position) else {
+            return Decision::request_error(ErrorKind::UnknownChannel, "channel has no chain", Some(body));
+        };
+        let mut trace = Vec::with_capacity(chain.steps.len());
+        for step in &chain.steps {
+            let (outcome, detail, result) = match step.rule.evaluate(&cx) {
+                Outcome::NoMatch { detail } => {
+                    trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail });
+                    continue;
+                }
+                Outcome::Selected { instance, detail }
+                    if instance.is_connected() && instance.channel() == channel.id() =>
+                {
+                    (TraceOutcome::Selected, detail, Ok(instance.clone()))
+                }
+                Outcome::Selected { instance, .. } => {
+                    // A rule may not select what cannot carry the message:
+                    // treat it as unusable rather than trust it.
+                    let message = format!(
+                        "rule `{}` chose {} which is {}; only connected {} instances can be used",
+                        step.id,
+                        instance.label(),
+                        if instance.is_connected() { "on another channel" } else { "disconnected" },
+                        channel.id()
+                    );
+                    match unusable(step, ErrorKind::InstanceDisconnected, message, &mut trace) {
+                        Some(failed) => failed,
+                        None => continue,
+                    }
+                }
+                Outcome::Unusable { kind, message } => match unusable(step, kind, message, &mut trace) {
+                    Some(failed) => failed,
+                    None => continue,
+                },
+                Outcome::Failed { kind, message } => (
+                    TraceOutcome::Failed,
+                    Some(kind.as_str().to_owned()),
+                    Err(SelectionError { code: step.code, kind, message }),
+                ),
+            };
+            trace.push(TraceEntry { rule: step.id, outcome, detail });
+            return Decision { rule: Some(step.id), body: Some(body), result, trace };
+        }
+        // Every enabled rule answered no_match or fell_through.
+        Decision {
+            rule: None,
+            body: Some(body),
+            result: Err(SelectionError {
+                code: CODE_NO_INSTANCE,
+                kind: ErrorKind::NoInstanceAvailable,
+                message: format!(
+                    "no rule selected an instance for location `{}` on {} (every enabled rule answered no_match or fell_through); \
+                     connect an instance, set a default, or enable any_available",
+                    location.id(),
+                    channel.id()
+                ),
+            }),
+            trace,
+        }
+    }
+}
+
+type Decided = (TraceOutcome, Option<String>, Result<Arc<Instance>, SelectionError>);
+
+/// An unusable instance: when the step skips, `fell_through` is recorded in
+/// the trace and `None` returned; otherwise the step's failure.
+fn unusable(step: &Step, kind: ErrorKind, message: String, trace: &mut Vec<TraceEntry>) -> Option<Decided> {
+    match step.on_unavailable {
+        Some(OnUnavailable::Skip) => {
+            trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::FellThrough, detail: Some(message) });
+            None
+        }
+        _ => Some((
+            TraceOutcome::Failed,
+            Some(kind.as_str().to_owned()),
+            Err(SelectionError { code: step.code, kind, message }),
+        )),
+    }
+}

@@ -1,0 +1,100 @@
+//! # switchboard-core
+//!
+//! The contract of Switchboard, the engine that decides which sender
+//! instance (a WhatsApp number, an iMessage account, an SMS number) carries
+//! each outbound message. Rule and channel authors compile against this
+//! crate only:
+//!
+//! - [`SelectionRule`] and [`ChannelSyntax`], the two extension traits, and
+//!   the descriptors that register them ([`register_rule!`],
+//!   [`register_channel!`]);
+//! - the data model ([`Request`], [`Contact`], [`InstanceSpec`],
+//!   [`Instance`], [`Location`], [`World`]);
+//! - the [`Registry`] frozen from descriptors;
+//! - the rules.yaml compiler producing an immutable [`Plan`];
+//! - the pure evaluator, [`Plan::select`], returning a [`Decision`].
+//!
+//! File watching and plugin loading are I/O and live in other crates.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use switchboard_core::*;
+//!
+//! struct Sms;
+//! impl ChannelSyntax for Sms {
+//!     fn id(&self) -> &str { "sms" }
+//!     fn code(&self) -> &str { "SMS" }
+//!     fn tag_prefix(&self) -> &str { "sms:" }
+//!     fn has_override(&self) -> bool { false }
+//! }
+//!
+//! // A tiny rule: the lowest-indexed connected instance.
+//! fn first(_: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
+//!     Ok(Box::new(rule_fn(|cx| match cx.instances().iter().find(|i| i.is_connected()) {
+//!         Some(i) => Outcome::selected(i),
+//!         None => Outcome::no_match(),
+//!     })))
+//! }
+//! let descriptor = RuleDescriptor {
+//!     id: "first", summary: "first connected", code: 1000, on_unavailable: None,
+//!     options: &[], build: first, source: "doc",
+//! };
+//! static SMS: Sms = Sms;
+//! let registry = RegistryBuilder::new()
+//!     .rule(RuleInfo::from_descriptor(&descriptor))
+//!     .channel(ChannelInfo::from_descriptor(&ChannelDescriptor { syntax: &SMS, source: "doc" }))
+//!     .build()
+//!     .unwrap();
+//! let registry = Arc::new(registry);
+//! let plan = Plan::compile("rules: [first]", "rules.yaml", registry.clone()).unwrap();
+//! let world = World::from_str(
+//!     "locations: [{id: l1, instances: [{id: s1, channel: sms, phone: '+1 555', connected: true}]}]",
+//!     "world.yaml",
+//!     &registry,
+//! ).unwrap();
+//! let request = Request::from_json(r#"{"location":"l1","channel":"sms","body":"hi"}"#).unwrap();
+//! let decision = plan.select(&world, &request);
+//! assert_eq!(decision.instance().map(|i| i.id()), Some("s1"));
+//! ```
+
+mod channel;
+mod config;
+pub mod diag;
+mod eval;
+mod model;
+pub mod pattern;
+mod registry;
+mod rule;
+mod world;
+
+/// Interns a rule id: rule ids live as `&'static str` so that a decision's
+/// trace copies pointers, not reference counts. The set only grows with
+/// distinct ids ever registered (built-ins and plugins), which is bounded.
+pub(crate) fn intern(id: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static IDS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut ids = IDS.get_or_init(Mutex::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = ids.get(id) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(id.to_owned().into_boxed_str());
+    ids.insert(leaked);
+    leaked
+}
+
+#[doc(hidden)]
+pub use inventory;
+
+pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
+pub use config::{EntrySummary, Plan, PluginEntry};
+pub use diag::{Diagnostic, FileErrors};
+pub use eval::{Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE};
+pub use model::{normalize_phone, normalize_phone_into, Contact, Instance, InstanceSpec, Request};
+pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
+pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};
+pub use rule::{
+    rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, RuleContext,
+    RuleDescriptor, RuleFn, RuleOptions, SelectionRule,
+};
+pub use world::{InstanceView, Location, World};

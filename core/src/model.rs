@@ -1,0 +1,200 @@
+//! The data model: instances, contacts and requests as they arrive, and the
+//! normalized phone numbers rules compare.
+
+use serde::{Deserialize, Serialize};
+
+/// One sender instance as written in a world file or carried inline in a
+/// request (SPEC §7). [`crate::Location`] compiles these into [`Instance`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// Stable identifier, unique within its location.
+    pub id: String,
+    /// The channel id (`whatsapp`, `imessage`, `sms`, or a plugin's).
+    pub channel: String,
+    /// The N in `{ WA#N }`; omitted for all instances of a channel means
+    /// 1, 2, … in file order.
+    #[serde(default)]
+    pub index: Option<u64>,
+    /// The sender's phone number, in any human format.
+    #[serde(default)]
+    pub phone: String,
+    /// Only connected instances are ever selected.
+    #[serde(default)]
+    pub connected: bool,
+    /// The location's default instance for this channel.
+    #[serde(default)]
+    pub default: bool,
+    /// CRM user ids this instance is assigned to.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+/// A compiled instance: the spec with its index resolved and its phone
+/// number normalized once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub(crate) id: String,
+    pub(crate) channel: String,
+    pub(crate) index: u64,
+    pub(crate) phone: String,
+    pub(crate) digits: String,
+    pub(crate) connected: bool,
+    pub(crate) default: bool,
+    pub(crate) users: Vec<String>,
+}
+
+impl Instance {
+    /// The instance id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The channel id, as registered (lower case).
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+    /// The instance index on its channel (1 is the first).
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+    /// The phone number as written.
+    pub fn phone(&self) -> &str {
+        &self.phone
+    }
+    /// The phone number reduced by [`normalize_phone`].
+    pub fn phone_digits(&self) -> &str {
+        &self.digits
+    }
+    /// Whether the instance may be selected at all.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+    /// Whether this is its location's default on its channel.
+    pub fn is_default(&self) -> bool {
+        self.default
+    }
+    /// Whether the instance has a phone number (`any_available` needs one).
+    pub fn has_phone(&self) -> bool {
+        !self.phone.trim().is_empty()
+    }
+    /// The CRM users assigned to this instance.
+    pub fn users(&self) -> &[String] {
+        &self.users
+    }
+    /// A short human label: `wa-support (#2, +1 555 SUPPORT)`.
+    pub fn label(&self) -> String {
+        if self.has_phone() {
+            format!("{} (#{}, {})", self.id, self.index, self.phone)
+        } else {
+            format!("{} (#{}, no phone)", self.id, self.index)
+        }
+    }
+}
+
+/// The recipient of a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// The CRM contact id (the `sticky` strategy hashes it).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The contact's tags, in CRM order.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The CRM user the contact is assigned to.
+    #[serde(default)]
+    pub assigned_user: Option<String>,
+}
+
+/// One outbound message to route (SPEC §7).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The CRM location (sub-account) sending the message.
+    pub location: String,
+    /// The channel id the message is sent on.
+    pub channel: String,
+    /// The message body, patterns included.
+    pub body: String,
+    /// The recipient, when known.
+    #[serde(default)]
+    pub contact: Option<Contact>,
+    /// The location's instances for this request alone; when present the
+    /// world file is not consulted for this location.
+    #[serde(default)]
+    pub instances: Option<Vec<InstanceSpec>>,
+}
+
+impl Request {
+    /// Parses one request from a JSON text.
+    pub fn from_json(text: &str) -> Result<Request, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// The phone-keypad digit of an ASCII letter (`ABC`→2 … `WXYZ`→9).
+fn keypad_digit(letter: u8) -> Option<u8> {
+    Some(match letter.to_ascii_uppercase() {
+        b'A'..=b'C' => b'2',
+        b'D'..=b'F' => b'3',
+        b'G'..=b'I' => b'4',
+        b'J'..=b'L' => b'5',
+        b'M'..=b'O' => b'6',
+        b'P'..=b'S' => b'7',
+        b'T'..=b'V' => b'8',
+        b'W'..=b'Z' => b'9',
+        _ => return None,
+    })
+}
+
+/// Appends the normalized digits of `raw` to `out`: letters become their
+/// phone-keypad digits, every other non-digit is dropped.
+///
+/// ```
+/// let mut out = String::new();
+/// switchboard_core::normalize_phone_into("+1-555-ORDERS", &mut out);
+/// assert_eq!(out, "1555673377");
+/// ```
+pub fn normalize_phone_into(raw: &str, out: &mut String) {
+    for b in raw.bytes() {
+        if b.is_ascii_digit() {
+            out.push(char::from(b));
+        } else if let Some(d) = keypad_digit(b) {
+            out.push(char::from(d));
+        }
+    }
+}
+
+/// The normalized digits of a phone number (see [`normalize_phone_into`]).
+///
+/// ```
+/// assert_eq!(switchboard_core::normalize_phone("+1 555 SUPPORT"), "15557877678");
+/// assert_eq!(switchboard_core::normalize_phone("n/a!"), "62");
+/// ```
+pub fn normalize_phone(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    normalize_phone_into(raw, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keypad_letters_map_to_digits() {
+        assert_eq!(normalize_phone("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), "22233344455566677778889999");
+        assert_eq!(normalize_phone("abc xyz"), "222999");
+    }
+
+    #[test]
+    fn punctuation_and_spaces_are_dropped() {
+        assert_eq!(normalize_phone("+1 (555) 673-377"), "1555673377");
+        assert_eq!(normalize_phone("  --  "), "");
+    }
+
+    #[test]
+    fn spec_example_orders_matches() {
+        assert_eq!(normalize_phone("+1-555-ORDERS"), normalize_phone("+1555673377"));
+    }
+}

@@ -1,0 +1,344 @@
+//! The registry: every rule and channel the engine knows, frozen from
+//! descriptors (inventory's, a plugin's, or a test's) into an owned, sorted
+//! value. Priority never comes from here: only rules.yaml orders rules.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::pattern::Scanner;
+use crate::rule::{BuildFn, OnUnavailable, OptionSpec, RuleDescriptor, RuleOptions, SelectionRule};
+use crate::{ChannelDescriptor, ChannelSyntax};
+
+/// Where a rule or channel comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// Linked into the binary; the crate name.
+    Builtin(String),
+    /// A plugin shared library.
+    Plugin(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Builtin(krate) => write!(f, "built-in ({krate})"),
+            Source::Plugin(path) => write!(f, "plugin {}", path.display()),
+        }
+    }
+}
+
+/// A function building a rule from its options; plugins supply closures.
+pub type SharedBuild = Arc<dyn Fn(&RuleOptions) -> Result<Box<dyn SelectionRule>, String> + Send + Sync>;
+
+/// A registered rule.
+#[derive(Clone)]
+pub struct RuleInfo {
+    /// The rule id.
+    pub id: String,
+    /// One line of description.
+    pub summary: String,
+    /// The error code of its failures.
+    pub code: u32,
+    /// The default of `on_unavailable`, if the rule has that option.
+    pub on_unavailable: Option<OnUnavailable>,
+    /// Its other options.
+    pub options: Vec<OptionSpec>,
+    /// Where it comes from.
+    pub source: Source,
+    /// How to build it.
+    pub build: SharedBuild,
+}
+
+impl fmt::Debug for RuleInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleInfo")
+            .field("id", &self.id)
+            .field("code", &self.code)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl RuleInfo {
+    /// The registry entry for a static descriptor.
+    pub fn from_descriptor(d: &RuleDescriptor) -> RuleInfo {
+        let build: BuildFn = d.build;
+        RuleInfo {
+            id: d.id.to_owned(),
+            summary: d.summary.to_owned(),
+            code: d.code,
+            on_unavailable: d.on_unavailable,
+            options: d.options.to_vec(),
+            source: Source::Builtin(d.source.to_owned()),
+            build: Arc::new(build),
+        }
+    }
+}
+
+/// A registered channel: its syntax, read once from the [`ChannelSyntax`]
+/// that registered it and kept as plain data (the evaluator calls these on
+/// every request; no dynamic dispatch), and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    id: String,
+    code: String,
+    tag_prefix: String,
+    summary: String,
+    has_override: bool,
+    has_temporary_switch: bool,
+    /// Where it comes from.
+    pub source: Source,
+}
+
+impl ChannelInfo {
+    /// Reads a channel's syntax.
+    pub fn new(syntax: &dyn ChannelSyntax, source: Source) -> ChannelInfo {
+        ChannelInfo {
+            id: syntax.id().to_owned(),
+            code: syntax.code().to_owned(),
+            tag_prefix: syntax.tag_prefix().to_owned(),
+            summary: syntax.summary().to_owned(),
+            has_override: syntax.has_override(),
+            has_temporary_switch: syntax.has_temporary_switch(),
+            source,
+        }
+    }
+
+    /// The registry entry for a static descriptor.
+    pub fn from_descriptor(d: &ChannelDescriptor) -> ChannelInfo {
+        ChannelInfo::new(d.syntax, Source::Builtin(d.source.to_owned()))
+    }
+
+    /// See [`ChannelSyntax::id`].
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// See [`ChannelSyntax::code`].
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    /// See [`ChannelSyntax::tag_prefix`].
+    pub fn tag_prefix(&self) -> &str {
+        &self.tag_prefix
+    }
+    /// See [`ChannelSyntax::summary`].
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+    /// See [`ChannelSyntax::has_override`].
+    pub fn has_override(&self) -> bool {
+        self.has_override
+    }
+    /// See [`ChannelSyntax::has_temporary_switch`].
+    pub fn has_temporary_switch(&self) -> bool {
+        self.has_temporary_switch
+    }
+}
+
+impl ChannelSyntax for ChannelInfo {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn code(&self) -> &str {
+        &self.code
+    }
+    fn tag_prefix(&self) -> &str {
+        &self.tag_prefix
+    }
+    fn summary(&self) -> &str {
+        &self.summary
+    }
+    fn has_override(&self) -> bool {
+        self.has_override
+    }
+    fn has_temporary_switch(&self) -> bool {
+        self.has_temporary_switch
+    }
+}
+
+/// Why a set of descriptors cannot form a registry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct RegistryError {
+    /// One line per problem, naming both sources of a duplicate.
+    pub problems: Vec<String>,
+}
+
+/// Collects descriptors, then checks and freezes them.
+#[derive(Default)]
+pub struct RegistryBuilder {
+    rules: Vec<RuleInfo>,
+    channels: Vec<ChannelInfo>,
+}
+
+impl RegistryBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds every rule and channel submitted through `inventory` by the
+    /// crates linked into this binary.
+    pub fn inventory(mut self) -> Self {
+        self.rules.extend(inventory::iter::<RuleDescriptor>.into_iter().map(RuleInfo::from_descriptor));
+        self.channels.extend(inventory::iter::<ChannelDescriptor>.into_iter().map(ChannelInfo::from_descriptor));
+        self
+    }
+
+    /// Adds a rule.
+    pub fn rule(mut self, rule: RuleInfo) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Adds a channel.
+    pub fn channel(mut self, channel: ChannelInfo) -> Self {
+        self.channels.push(channel);
+        self
+    }
+
+    /// Checks names and uniqueness and freezes the registry, sorted by id.
+    pub fn build(mut self) -> Result<Registry, RegistryError> {
+        let mut problems = Vec::new();
+        self.rules.sort_by(|a, b| a.id.cmp(&b.id));
+        self.channels.sort_by(|a, b| a.id.cmp(&b.id));
+        for rule in &self.rules {
+            if !is_identifier(&rule.id) {
+                problems.push(format!(
+                    "rule id `{}` from {} must be lower-case ASCII letters, digits and `_`",
+                    rule.id, rule.source
+                ));
+            }
+        }
+        for pair in self.rules.windows(2) {
+            if pair[0].id == pair[1].id {
+                problems.push(format!(
+                    "rule `{}` is registered twice: by {} and by {}",
+                    pair[0].id, pair[0].source, pair[1].source
+                ));
+            }
+        }
+        for (i, ch) in self.channels.iter().enumerate() {
+            let s = ch;
+            if !is_identifier(s.id()) {
+                problems.push(format!(
+                    "channel id `{}` from {} must be lower-case ASCII letters, digits and `_`",
+                    s.id(),
+                    ch.source
+                ));
+            }
+            if s.code().is_empty() || s.code().len() > 16 || !s.code().bytes().all(|b| b.is_ascii_alphanumeric()) {
+                problems.push(format!(
+                    "channel `{}` from {}: code `{}` must be 1 to 16 ASCII letters or digits",
+                    s.id(),
+                    ch.source,
+                    s.code()
+                ));
+            }
+            if s.tag_prefix().trim().is_empty() {
+                problems.push(format!("channel `{}` from {}: the tag prefix is empty", s.id(), ch.source));
+            }
+            for other in &self.channels[..i] {
+                let o = other;
+                if o.id() == s.id() {
+                    problems.push(format!(
+                        "channel `{}` is registered twice: by {} and by {}",
+                        s.id(),
+                        other.source,
+                        ch.source
+                    ));
+                } else if o.code().eq_ignore_ascii_case(s.code()) {
+                    problems.push(format!(
+                        "channel code `{}` is claimed twice: by `{}` from {} and by `{}` from {}",
+                        s.code(),
+                        o.id(),
+                        other.source,
+                        s.id(),
+                        ch.source
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(RegistryError { problems });
+        }
+        let scanner = Scanner::new(self.channels.iter().map(|c| c as &dyn ChannelSyntax));
+        Ok(Registry { rules: self.rules, channels: self.channels, scanner })
+    }
+}
+
+fn is_identifier(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The frozen set of rules and channels a configuration compiles against.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    rules: Vec<RuleInfo>,
+    channels: Vec<ChannelInfo>,
+    scanner: Scanner,
+}
+
+impl Registry {
+    /// Everything submitted through `inventory` in this binary. The
+    /// `switchboard` crate's `registry()` also makes sure the built-in crates
+    /// are linked.
+    pub fn from_inventory() -> Result<Registry, RegistryError> {
+        RegistryBuilder::new().inventory().build()
+    }
+
+    /// A registry with nothing in it.
+    pub fn empty() -> Registry {
+        Registry { rules: Vec::new(), channels: Vec::new(), scanner: Scanner::new(std::iter::empty()) }
+    }
+
+    /// A builder starting from this registry's entries (to add plugins).
+    pub fn to_builder(&self) -> RegistryBuilder {
+        RegistryBuilder { rules: self.rules.clone(), channels: self.channels.clone() }
+    }
+
+    /// Every rule, sorted by id.
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.rules
+    }
+
+    /// The rule with this id.
+    pub fn rule(&self, id: &str) -> Option<&RuleInfo> {
+        self.rules.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &self.rules[i])
+    }
+
+    /// Every rule id, sorted.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> + Clone {
+        self.rules.iter().map(|r| r.id.as_str())
+    }
+
+    /// Every channel, sorted by id.
+    pub fn channels(&self) -> &[ChannelInfo] {
+        &self.channels
+    }
+
+    /// Every channel id, sorted.
+    pub fn channel_ids(&self) -> impl Iterator<Item = &str> + Clone {
+        self.channels.iter().map(|c| c.id())
+    }
+
+    /// The position of a channel, its id compared case-insensitively.
+    pub fn channel_position(&self, id: &str) -> Option<usize> {
+        let channels = &self.channels;
+        channels
+            .iter()
+            .position(|c| c.id() == id)
+            .or_else(|| channels.iter().position(|c| c.id().eq_ignore_ascii_case(id)))
+    }
+
+    /// The registered spelling of a channel id.
+    pub fn channel_id(&self, id: &str) -> Option<&str> {
+        self.channel_position(id).map(|p| self.channels[p].id())
+    }
+
+    /// The scanner for every registered channel's patterns.
+    pub fn scanner(&self) -> &Scanner {
+        &self.scanner
+    }
+}

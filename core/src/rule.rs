@@ -1,0 +1,399 @@
+//! The selection-rule trait, the four outcomes, the context a rule reads,
+//! and the descriptor that registers a rule with its typed options.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::pattern::{PatternKind, PatternMatch, Scan};
+use crate::{ChannelInfo, Contact, Instance, InstanceView, Request};
+
+/// A link in the selection chain.
+///
+/// One required method. A rule reads the request, the sending channel, the
+/// location's instances on that channel and the patterns found in the body
+/// from its [`RuleContext`], and answers one [`Outcome`]. Rules are built
+/// once per configuration and shared by every thread that selects, so they
+/// are `Send + Sync`; state they keep (a round-robin counter) must be too.
+///
+/// ```
+/// use switchboard_core::{rule_fn, Outcome, SelectionRule};
+///
+/// // Always the lowest-indexed connected instance.
+/// let first = rule_fn(|cx| match cx.instances().iter().find(|i| i.is_connected()) {
+///     Some(instance) => Outcome::selected(instance),
+///     None => Outcome::no_match(),
+/// });
+/// # fn takes(_: &dyn SelectionRule) {}
+/// # takes(&first);
+/// ```
+pub trait SelectionRule: Send + Sync {
+    /// Decides for one request.
+    fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a>;
+}
+
+impl<R: SelectionRule + ?Sized> SelectionRule for Box<R> {
+    fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
+        (**self).evaluate(cx)
+    }
+}
+
+impl<R: SelectionRule + ?Sized> SelectionRule for Arc<R> {
+    fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
+        (**self).evaluate(cx)
+    }
+}
+
+/// A rule made from a closure; see [`rule_fn`].
+#[derive(Clone, Copy)]
+pub struct RuleFn<F>(F);
+
+impl<F> fmt::Debug for RuleFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RuleFn")
+    }
+}
+
+/// Makes a rule of a closure (tests and one-line rules).
+pub fn rule_fn<F>(f: F) -> RuleFn<F>
+where
+    F: for<'a> Fn(&RuleContext<'a>) -> Outcome<'a> + Send + Sync,
+{
+    RuleFn(f)
+}
+
+impl<F> SelectionRule for RuleFn<F>
+where
+    F: for<'a> Fn(&RuleContext<'a>) -> Outcome<'a> + Send + Sync,
+{
+    fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
+        (self.0)(cx)
+    }
+}
+
+/// What a rule answers.
+#[derive(Debug, Clone)]
+pub enum Outcome<'a> {
+    /// This instance carries the message. The evaluator double-checks that
+    /// it is connected.
+    Selected {
+        /// The instance.
+        instance: &'a Arc<Instance>,
+        /// A note for the trace.
+        detail: Option<String>,
+    },
+    /// The rule does not apply; the next one is consulted.
+    NoMatch {
+        /// A note for the trace (ignored tags, …).
+        detail: Option<String>,
+    },
+    /// The rule applies but its instance cannot be used. The rule's
+    /// `on_unavailable` option decides: `error` fails the selection with the
+    /// rule's code, `skip` falls through to the next rule.
+    Unusable {
+        /// `instance_not_found` or `instance_disconnected`.
+        kind: ErrorKind,
+        /// What happened and what to do, for a person.
+        message: String,
+    },
+    /// The selection fails whatever the options say.
+    Failed {
+        /// The error kind.
+        kind: ErrorKind,
+        /// What happened and what to do.
+        message: String,
+    },
+}
+
+impl<'a> Outcome<'a> {
+    /// `Selected` without a note.
+    pub fn selected(instance: &'a Arc<Instance>) -> Outcome<'a> {
+        Outcome::Selected { instance, detail: None }
+    }
+    /// `NoMatch` without a note.
+    pub fn no_match() -> Outcome<'a> {
+        Outcome::NoMatch { detail: None }
+    }
+    /// `NoMatch` with a note for the trace.
+    pub fn no_match_because(detail: impl Into<String>) -> Outcome<'a> {
+        Outcome::NoMatch { detail: Some(detail.into()) }
+    }
+    /// `Unusable`.
+    pub fn unusable(kind: ErrorKind, message: impl Into<String>) -> Outcome<'a> {
+        Outcome::Unusable { kind, message: message.into() }
+    }
+    /// `Failed`.
+    pub fn failed(kind: ErrorKind, message: impl Into<String>) -> Outcome<'a> {
+        Outcome::Failed { kind, message: message.into() }
+    }
+    /// Adds a trace note to `Selected` or `NoMatch`.
+    pub fn with_detail(self, note: impl Into<String>) -> Outcome<'a> {
+        match self {
+            Outcome::Selected { instance, .. } => Outcome::Selected { instance, detail: Some(note.into()) },
+            Outcome::NoMatch { .. } => Outcome::NoMatch { detail: Some(note.into()) },
+            other => other,
+        }
+    }
+}
+
+/// The kind of a selection error (SPEC §4), written in snake case in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request could not be read.
+    InvalidRequest,
+    /// The request names a channel nobody registered.
+    UnknownChannel,
+    /// The request names a location the world does not have.
+    UnknownLocation,
+    /// An index names no instance.
+    InstanceNotFound,
+    /// Every candidate is disconnected.
+    InstanceDisconnected,
+    /// Patterns name different indexes.
+    ConflictingOverride,
+    /// No connected instance with a phone, or the chain ran out.
+    NoInstanceAvailable,
+    /// A kind declared by a plugin rule.
+    Custom(Cow<'static, str>),
+}
+
+impl ErrorKind {
+    /// The snake-case name used in decisions.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::UnknownChannel => "unknown_channel",
+            ErrorKind::UnknownLocation => "unknown_location",
+            ErrorKind::InstanceNotFound => "instance_not_found",
+            ErrorKind::InstanceDisconnected => "instance_disconnected",
+            ErrorKind::ConflictingOverride => "conflicting_override",
+            ErrorKind::NoInstanceAvailable => "no_instance_available",
+            ErrorKind::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a rule does when its instance is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OnUnavailable {
+    /// Fail the selection with the rule's code.
+    Error,
+    /// Record `fell_through` and consult the next rule.
+    Skip,
+}
+
+impl OnUnavailable {
+    /// The rules.yaml spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnavailable::Error => "error",
+            OnUnavailable::Skip => "skip",
+        }
+    }
+}
+
+/// Everything a rule may read about one request.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleContext<'a> {
+    pub(crate) request: &'a Request,
+    pub(crate) location: &'a str,
+    pub(crate) channel: &'a ChannelInfo,
+    pub(crate) channel_position: usize,
+    pub(crate) instances: InstanceView<'a>,
+    pub(crate) scan: &'a Scan<'a>,
+}
+
+impl<'a> RuleContext<'a> {
+    /// Builds a context by hand: for unit tests of a rule, and for hosts
+    /// that evaluate one rule outside a plan.
+    pub fn new(
+        request: &'a Request,
+        channel: &'a ChannelInfo,
+        channel_position: usize,
+        instances: InstanceView<'a>,
+        scan: &'a Scan<'a>,
+    ) -> RuleContext<'a> {
+        RuleContext { request, location: &request.location, channel, channel_position, instances, scan }
+    }
+
+    /// The request being routed.
+    pub fn request(&self) -> &'a Request {
+        self.request
+    }
+    /// The location id.
+    pub fn location(&self) -> &'a str {
+        self.location
+    }
+    /// The original body (patterns included).
+    pub fn body(&self) -> &'a str {
+        &self.request.body
+    }
+    /// The contact, if the request has one.
+    pub fn contact(&self) -> Option<&'a Contact> {
+        self.request.contact.as_ref()
+    }
+    /// The sending channel.
+    pub fn channel(&self) -> &'a ChannelInfo {
+        self.channel
+    }
+    /// The location's instances on the sending channel.
+    pub fn instances(&self) -> InstanceView<'a> {
+        self.instances
+    }
+    /// The sending channel's patterns of one kind, in body order.
+    pub fn patterns(&self, kind: PatternKind) -> impl Iterator<Item = &'a PatternMatch> + 'a {
+        self.scan.of(self.channel_position, kind)
+    }
+    /// The text of a pattern as written.
+    pub fn pattern_text(&self, m: &PatternMatch) -> &'a str {
+        self.scan.text(m)
+    }
+}
+
+/// The type of a rule option's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// `true` or `false`.
+    Bool,
+    /// A whole number.
+    Integer,
+    /// Any string.
+    String,
+    /// A list of strings.
+    StringList,
+}
+
+/// One option a rule accepts in rules.yaml (besides `enabled` and
+/// `on_unavailable`, which every rule has where they apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSpec {
+    /// The key in rules.yaml.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: OptionKind,
+    /// The value used when the option is absent, as written in YAML.
+    pub default: &'static str,
+    /// One line of documentation.
+    pub doc: &'static str,
+}
+
+/// A typed option value from rules.yaml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionValue {
+    /// A `Choice` or `String`.
+    Str(String),
+    /// A `Bool`.
+    Bool(bool),
+    /// An `Integer`.
+    Int(i64),
+    /// A `StringList`.
+    List(Vec<String>),
+}
+
+/// The options given to one rule entry, already checked against its
+/// [`OptionSpec`]s. A rule's `build` function reads them by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleOptions {
+    pub(crate) values: Vec<(String, OptionValue)>,
+}
+
+impl RuleOptions {
+    /// Options from name/value pairs (tests and hosts).
+    pub fn from_pairs(values: impl IntoIterator<Item = (String, OptionValue)>) -> RuleOptions {
+        RuleOptions { values: values.into_iter().collect() }
+    }
+    /// The raw value of an option, if given.
+    pub fn get(&self, name: &str) -> Option<&OptionValue> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+    /// A string or choice option, if given.
+    pub fn str(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            Some(OptionValue::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+    /// A boolean option, if given.
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        match self.get(name) {
+            Some(OptionValue::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+    /// An integer option, if given.
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.get(name) {
+            Some(OptionValue::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+    /// A list option, if given.
+    pub fn list(&self, name: &str) -> Option<&[String]> {
+        match self.get(name) {
+            Some(OptionValue::List(l)) => Some(l),
+            _ => None,
+        }
+    }
+    /// Every option given, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &OptionValue)> {
+        self.values.iter().map(|(n, v)| (n.as_str(), v))
+    }
+}
+
+/// Builds a rule from its checked options; an `Err` is shown to the
+/// operator at the rule's entry in rules.yaml.
+pub type BuildFn = fn(&RuleOptions) -> Result<Box<dyn SelectionRule>, String>;
+
+/// A rule submitted with [`crate::register_rule!`]; collected by `inventory`
+/// and frozen into a [`crate::Registry`] at start-up.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleDescriptor {
+    /// The id used in rules.yaml and in decisions (`snake_case`).
+    pub id: &'static str,
+    /// One line for `switchboard rules`.
+    pub summary: &'static str,
+    /// The error code the rule's failures carry (101–106; plugins ≥ 1000).
+    pub code: u32,
+    /// The default of `on_unavailable`, or `None` when the rule has no
+    /// unusable case (then the option is not accepted).
+    pub on_unavailable: Option<OnUnavailable>,
+    /// The options the rule accepts.
+    pub options: &'static [OptionSpec],
+    /// Builds the rule.
+    pub build: BuildFn,
+    /// The crate that registered it.
+    pub source: &'static str,
+}
+
+inventory::collect!(RuleDescriptor);
+
+/// Registers a rule with every registry built from inventory. Takes the
+/// fields of [`RuleDescriptor`] except `source`, which is the calling crate.
+///
+/// ```ignore
+/// switchboard_core::register_rule! {
+///     id: "first_connected",
+///     summary: "the lowest-indexed connected instance",
+///     code: 1001,
+///     on_unavailable: None,
+///     options: &[],
+///     build: |_| Ok(Box::new(FirstConnected)),
+/// }
+/// ```
+#[macro_export]
+macro_rules! register_rule {
+    ($($field:ident : $value:expr),+ $(,)?) => {
+        $crate::inventory::submit! {
+            $crate::RuleDescriptor { $($field: $value,)+ source: env!("CARGO_PKG_NAME") }
+        }
+    };
+}

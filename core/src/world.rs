@@ -1,0 +1,492 @@
+//! The world: locations and their instances, validated once and indexed by
+//! index, phone digits and user so that selection never scans a location.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use smallvec::SmallVec;
+
+use crate::diag::{self, Ctx, FileErrors, KeySeed};
+use crate::{normalize_phone, Instance, InstanceSpec, Registry};
+
+/// The instances of one location on one channel, with their indexes.
+#[derive(Debug, Clone, Default)]
+struct ChannelInstances {
+    channel: String,
+    /// Positions into `Location::instances`, by ascending index.
+    by_order: Vec<u32>,
+    by_index: FxHashMap<u64, u32>,
+    default: Option<u32>,
+    by_digits: FxHashMap<Box<str>, SmallVec<[u32; 1]>>,
+    by_user: FxHashMap<Box<str>, SmallVec<[u32; 2]>>,
+    /// Connected instances with a phone, by ascending index.
+    available: Vec<u32>,
+}
+
+/// A CRM location and its instances, indexed per channel.
+#[derive(Debug, Clone)]
+pub struct Location {
+    id: String,
+    instances: Vec<Arc<Instance>>,
+    channels: Vec<ChannelInstances>,
+}
+
+impl Location {
+    /// The location id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// All instances, in file order.
+    pub fn instances(&self) -> &[Arc<Instance>] {
+        &self.instances
+    }
+
+    /// The view of this location's instances on one channel (empty when it
+    /// has none there).
+    pub fn channel(&self, channel: &str) -> InstanceView<'_> {
+        InstanceView { instances: &self.instances, slot: self.channels.iter().find(|c| c.channel == channel) }
+    }
+
+    /// Compiles inline instances (a request's `instances`) into a location;
+    /// the first problem is returned as a message.
+    pub fn from_specs(id: &str, specs: &[InstanceSpec], registry: &Registry) -> Result<Location, String> {
+        let mut builder = LocationBuilder::new(registry);
+        for (i, spec) in specs.iter().enumerate() {
+            builder.push(spec.clone()).map_err(|e| format!("instances[{i}]: {e}"))?;
+        }
+        Ok(builder.finish(id.to_owned()))
+    }
+}
+
+/// The instances of one location on one channel, as rules see them.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceView<'a> {
+    instances: &'a [Arc<Instance>],
+    slot: Option<&'a ChannelInstances>,
+}
+
+impl<'a> InstanceView<'a> {
+    fn get(&self, position: u32) -> Option<&'a Arc<Instance>> {
+        self.instances.get(position as usize)
+    }
+
+    fn all<'s>(&self, positions: &'s [u32]) -> impl Iterator<Item = &'a Arc<Instance>> + 's
+    where
+        'a: 's,
+    {
+        let instances = self.instances;
+        positions.iter().filter_map(move |p| instances.get(*p as usize))
+    }
+
+    /// The number of instances on this channel.
+    pub fn len(&self) -> usize {
+        self.slot.map_or(0, |s| s.by_order.len())
+    }
+
+    /// Whether the location has no instance on this channel.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every instance on this channel, by ascending index.
+    pub fn iter(&self) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
+        let instances = self.instances;
+        let order: &'a [u32] = self.slot.map_or(&[], |s| &s.by_order);
+        order.iter().filter_map(move |p| instances.get(*p as usize))
+    }
+
+    /// The instance with this index.
+    pub fn by_index(&self, index: u64) -> Option<&'a Arc<Instance>> {
+        self.slot.and_then(|s| s.by_index.get(&index)).and_then(|p| self.get(*p))
+    }
+
+    /// The location's default instance on this channel.
+    pub fn default_instance(&self) -> Option<&'a Arc<Instance>> {
+        self.slot.and_then(|s| s.default).and_then(|p| self.get(p))
+    }
+
+    /// Instances whose normalized phone equals `digits`, by ascending index.
+    pub fn with_phone_digits(&self, digits: &str) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
+        let found: &'a [u32] = self.slot.and_then(|s| s.by_digits.get(digits)).map_or(&[], |v| v.as_slice());
+        let instances = self.instances;
+        found.iter().filter_map(move |p| instances.get(*p as usize))
+    }
+
+    /// Instances assigned to `user`, by ascending index.
+    pub fn assigned_to(&self, user: &str) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
+        let found: &'a [u32] = self.slot.and_then(|s| s.by_user.get(user)).map_or(&[], |v| v.as_slice());
+        let instances = self.instances;
+        found.iter().filter_map(move |p| instances.get(*p as usize))
+    }
+
+    /// Connected instances with a phone number, by ascending index.
+    pub fn available(&self) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
+        let found: &'a [u32] = self.slot.map_or(&[], |s| &s.available);
+        let instances = self.instances;
+        found.iter().filter_map(move |p| instances.get(*p as usize))
+    }
+
+    /// The `n`th available instance (see [`InstanceView::available`]).
+    pub fn available_nth(&self, n: usize) -> Option<&'a Arc<Instance>> {
+        self.slot.and_then(|s| s.available.get(n)).and_then(|p| self.get(*p))
+    }
+
+    /// The number of available instances.
+    pub fn available_len(&self) -> usize {
+        self.slot.map_or(0, |s| s.available.len())
+    }
+
+    /// A short list of the indexes that exist, for error messages.
+    pub fn describe_indexes(&self) -> String {
+        let order: &[u32] = self.slot.map_or(&[], |s| &s.by_order);
+        if order.is_empty() {
+            return "none".to_owned();
+        }
+        let shown: Vec<String> = self.all(order).take(10).map(|i| format!("#{}", i.index)).collect();
+        let more = order.len().saturating_sub(shown.len());
+        if more > 0 {
+            format!("{} and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
+    }
+}
+
+/// Validates instances one at a time, in file order.
+struct LocationBuilder<'r> {
+    registry: &'r Registry,
+    instances: Vec<Instance>,
+    ids: FxHashSet<String>,
+    /// Per channel: whether the first instance gave an index, the indexes
+    /// taken, the default's id.
+    channels: FxHashMap<String, ChannelState>,
+}
+
+#[derive(Default)]
+struct ChannelState {
+    explicit: Option<(bool, String)>,
+    indexes: FxHashMap<u64, String>,
+    default: Option<String>,
+    next: u64,
+}
+
+impl<'r> LocationBuilder<'r> {
+    fn new(registry: &'r Registry) -> Self {
+        LocationBuilder { registry, instances: Vec::new(), ids: FxHashSet::default(), channels: FxHashMap::default() }
+    }
+
+    fn push(&mut self, spec: InstanceSpec) -> Result<(), String> {
+        let InstanceSpec { id, channel, index, phone, connected, default, users } = spec;
+        if id.trim().is_empty() {
+            return Err("instance `id` is empty; give every instance a unique id".into());
+        }
+        let Some(channel) = self.registry.channel_id(&channel) else {
+            return Err(format!(
+                "instance `{id}`: unknown channel `{channel}`{}; registered channels: {}",
+                diag::suggestion(&channel, self.registry.channel_ids()),
+                self.registry.channel_ids().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        if !self.ids.insert(id.clone()) {
+            return Err(format!("duplicate instance id `{id}` in this location; instance ids must be unique"));
+        }
+        let state = self.channels.entry(channel.to_owned()).or_default();
+        match &state.explicit {
+            None => state.explicit = Some((index.is_some(), id.clone())),
+            Some((explicit, first)) if *explicit != index.is_some() => {
+                let (with, without) = if *explicit { (first, &id) } else { (&id, first) };
+                return Err(format!(
+                    "instance `{without}` has no `index` but `{with}` on {channel} has one; \
+                     give every {channel} instance of this location an index, or none"
+                ));
+            }
+            Some(_) => {}
+        }
+        let index = match index {
+            Some(0) => return Err(format!("instance `{id}`: index 0 is not allowed; indexes start at 1")),
+            Some(n) => n,
+            None => state.next + 1,
+        };
+        state.next = state.next.max(index);
+        if let Some(other) = state.indexes.insert(index, id.clone()) {
+            return Err(format!(
+                "instance `{id}`: index {index} on {channel} is already used by `{other}`; \
+                 indexes must be unique per location and channel"
+            ));
+        }
+        if default {
+            if let Some(other) = &state.default {
+                return Err(format!(
+                    "instance `{id}` is marked `default: true` but `{other}` already is the {channel} \
+                     default of this location; keep one default per channel"
+                ));
+            }
+            state.default = Some(id.clone());
+        }
+        let digits = normalize_phone(&phone);
+        self.instances.push(Instance {
+            id,
+            channel: channel.to_owned(),
+            index,
+            phone,
+            digits,
+            connected,
+            default,
+            users,
+        });
+        Ok(())
+    }
+
+    fn finish(self, id: String) -> Location {
+        let instances: Vec<Arc<Instance>> = self.instances.into_iter().map(Arc::new).collect();
+        let mut channels: Vec<ChannelInstances> = Vec::new();
+        let mut order: Vec<u32> = (0..instances.len() as u32).collect();
+        order.sort_by(|a, b| {
+            let (a, b) = (&instances[*a as usize], &instances[*b as usize]);
+            (a.channel.as_str(), a.index).cmp(&(b.channel.as_str(), b.index))
+        });
+        for p in order {
+            let inst = &instances[p as usize];
+            if channels.last().is_none_or(|c| c.channel != inst.channel) {
+                channels.push(ChannelInstances { channel: inst.channel.clone(), ..Default::default() });
+            }
+            let Some(slot) = channels.last_mut() else { continue };
+            slot.by_order.push(p);
+            slot.by_index.insert(inst.index, p);
+            if inst.default {
+                slot.default = Some(p);
+            }
+            if !inst.digits.is_empty() {
+                slot.by_digits.entry(inst.digits.as_str().into()).or_default().push(p);
+            }
+            for user in &inst.users {
+                let list = slot.by_user.entry(user.as_str().into()).or_default();
+                if !list.contains(&p) {
+                    list.push(p);
+                }
+            }
+            if inst.connected && inst.has_phone() {
+                slot.available.push(p);
+            }
+        }
+        Location { id, instances, channels }
+    }
+}
+
+/// Every location known to the engine.
+#[derive(Debug, Clone, Default)]
+pub struct World {
+    locations: FxHashMap<String, Location>,
+}
+
+impl World {
+    /// A world with no location: requests must carry their `instances`.
+    pub fn empty() -> World {
+        World::default()
+    }
+
+    /// The location with this id.
+    pub fn location(&self, id: &str) -> Option<&Location> {
+        self.locations.get(id)
+    }
+
+    /// The number of locations.
+    pub fn len(&self) -> usize {
+        self.locations.len()
+    }
+
+    /// Whether there is no location.
+    pub fn is_empty(&self) -> bool {
+        self.locations.is_empty()
+    }
+
+    /// Reads a world file. `file` names it in errors; a name ending in
+    /// `.json` is read as JSON, anything else as YAML.
+    pub fn from_str(text: &str, file: &str, registry: &Registry) -> Result<World, FileErrors> {
+        if text.trim().is_empty() {
+            return Err(FileErrors::whole_file(
+                file,
+                "the world file is empty; expected `locations:` with a list of locations",
+            ));
+        }
+        let json = file.to_ascii_lowercase().ends_with(".json");
+        let result = if json {
+            diag::collect(
+                |cx| WorldSeed { cx, registry }.deserialize(&mut serde_json::Deserializer::from_str(text)),
+                diag::Diagnostic::from_json,
+            )
+        } else {
+            diag::collect(
+                |cx| WorldSeed { cx, registry }.deserialize(serde_yaml::Deserializer::from_str(text)),
+                diag::Diagnostic::from_yaml,
+            )
+        };
+        result.map_err(|diagnostics| FileErrors { file: file.to_owned(), diagnostics })
+    }
+}
+
+struct WorldSeed<'a> {
+    cx: &'a Ctx,
+    registry: &'a Registry,
+}
+
+impl<'de> DeserializeSeed<'de> for WorldSeed<'_> {
+    type Value = World;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<World, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for WorldSeed<'_> {
+    type Value = World;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map with `locations`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<World, A::Error> {
+        let mut world = World::default();
+        let mut seen_locations = false;
+        while let Some(key) =
+            map.next_key_seed(KeySeed { cx: self.cx, allowed: &["locations"], section: "a world file" })?
+        {
+            if key.is_some() {
+                seen_locations = true;
+                let seen = RefCell::new(FxHashSet::default());
+                let locations =
+                    map.next_value_seed(LocationsSeed { cx: self.cx, registry: self.registry, seen: &seen })?;
+                world.locations.extend(locations.into_iter().map(|l| (l.id.clone(), l)));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        if !seen_locations {
+            self.cx.report("missing `locations`: a world file is a map with a `locations` list")?;
+        }
+        Ok(world)
+    }
+}
+
+struct LocationsSeed<'a> {
+    cx: &'a Ctx,
+    registry: &'a Registry,
+    seen: &'a RefCell<FxHashSet<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for LocationsSeed<'_> {
+    type Value = Vec<Location>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LocationsSeed<'_> {
+    type Value = Vec<Location>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of locations")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(location) =
+            seq.next_element_seed(LocationSeed { cx: self.cx, registry: self.registry, seen: self.seen })?
+        {
+            out.extend(location);
+        }
+        Ok(out)
+    }
+}
+
+struct LocationSeed<'a> {
+    cx: &'a Ctx,
+    registry: &'a Registry,
+    seen: &'a RefCell<FxHashSet<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for LocationSeed<'_> {
+    type Value = Option<Location>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LocationSeed<'_> {
+    type Value = Option<Location>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a location: a map with `id` and `instances`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let builder = RefCell::new(LocationBuilder::new(self.registry));
+        let mut id: Option<String> = None;
+        let allowed = ["id", "instances"];
+        while let Some(key) = map.next_key_seed(KeySeed { cx: self.cx, allowed: &allowed, section: "a location" })? {
+            match key.as_deref() {
+                Some("id") => id = Some(map.next_value()?),
+                Some(_) => map.next_value_seed(InstancesSeed { cx: self.cx, builder: &builder })?,
+                None => drop(map.next_value::<IgnoredAny>()?),
+            }
+        }
+        let Some(id) = id else {
+            self.cx.report("location has no `id`")?;
+            return Ok(None);
+        };
+        if !self.seen.borrow_mut().insert(id.clone()) {
+            self.cx.report(format!("duplicate location id `{id}`; each location appears once"))?;
+            return Ok(None);
+        }
+        Ok(Some(builder.into_inner().finish(id)))
+    }
+}
+
+struct InstancesSeed<'a, 'r> {
+    cx: &'a Ctx,
+    builder: &'a RefCell<LocationBuilder<'r>>,
+}
+
+impl<'de> DeserializeSeed<'de> for InstancesSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InstancesSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of instances")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(InstanceSeed { cx: self.cx, builder: self.builder })?.is_some() {}
+        Ok(())
+    }
+}
+
+struct InstanceSeed<'a, 'r> {
+    cx: &'a Ctx,
+    builder: &'a RefCell<LocationBuilder<'r>>,
+}
+
+impl<'de> DeserializeSeed<'de> for InstanceSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InstanceSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an instance: a map with `id`, `channel`, `phone`, …")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        // Validation runs inside this visitor so that the deserializer
+        // locates an error at this instance.
+        let spec = InstanceSpec::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        if let Err(message) = self.builder.borrow_mut().push(spec) {
+            self.cx.report(message)?;
+        }
+        Ok(())
+    }
+}

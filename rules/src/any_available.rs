@@ -1,0 +1,238 @@
+//! `any_available` (priority 6, code 106): the last resort, any connected
+//! instance with a phone number, picked by a configurable strategy.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use switchboard_core::{
+    register_rule, ErrorKind, Instance, OptionKind, OptionSpec, Outcome, RuleContext, RuleOptions, SelectionRule,
+};
+
+/// The rule id.
+pub const ID: &str = "any_available";
+/// Its error code.
+pub const CODE: u32 = 106;
+
+/// How `any_available` picks among the available instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// The lowest index (deterministic; the default).
+    #[default]
+    LowestIndex,
+    /// Each (location, channel) cycles through its instances in index order.
+    RoundRobin,
+    /// Rendezvous hashing on the contact id: a contact keeps its instance
+    /// while it stays available; removing an instance moves only the
+    /// contacts that were on it. Without a contact id: lowest index.
+    Sticky,
+    /// Uniformly at random.
+    Random,
+}
+
+const STRATEGIES: &[&str] = &["lowest_index", "round_robin", "sticky", "random"];
+
+impl Strategy {
+    fn parse(name: &str) -> Option<Strategy> {
+        Some(match name {
+            "lowest_index" => Strategy::LowestIndex,
+            "round_robin" => Strategy::RoundRobin,
+            "sticky" => Strategy::Sticky,
+            "random" => Strategy::Random,
+            _ => return None,
+        })
+    }
+}
+
+/// The rule, with its strategy and the state that strategy needs.
+#[derive(Debug, Default)]
+pub struct AnyAvailable {
+    strategy: Strategy,
+    /// Round-robin position per (location, channel).
+    cursors: RwLock<HashMap<(String, String), Arc<AtomicUsize>>>,
+    /// State of the `random` strategy's generator.
+    seed: AtomicU64,
+}
+
+impl AnyAvailable {
+    /// The rule with a given strategy.
+    pub fn new(strategy: Strategy) -> AnyAvailable {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        AnyAvailable { strategy, cursors: RwLock::default(), seed: AtomicU64::new(now) }
+    }
+
+    fn cursor(&self, location: &str, channel: &str) -> Arc<AtomicUsize> {
+        let key = (location.to_owned(), channel.to_owned());
+        if let Ok(map) = self.cursors.read() {
+            if let Some(c) = map.get(&key) {
+                return c.clone();
+            }
+        }
+        match self.cursors.write() {
+            Ok(mut map) => map.entry(key).or_default().clone(),
+            // A poisoned lock only means another thread panicked mid-insert;
+            // a fresh cursor keeps selection going.
+            Err(_) => Arc::default(),
+        }
+    }
+
+    fn random(&self) -> u64 {
+        splitmix64(self.seed.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed))
+    }
+}
+
+/// The splitmix64 finalizer: a good 64-bit mix.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The rendezvous weight of an instance for a contact: stable across runs,
+/// machines and versions (FNV-1a then splitmix64).
+pub fn rendezvous_weight(contact: &str, instance: &str) -> u64 {
+    let fnv = |h: u64, b: &u8| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    let h = contact.as_bytes().iter().fold(0xcbf2_9ce4_8422_2325, fnv);
+    let h = [0xffu8].iter().fold(h, fnv);
+    splitmix64(instance.as_bytes().iter().fold(h, fnv))
+}
+
+impl SelectionRule for AnyAvailable {
+    fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
+        let instances = cx.instances();
+        let count = instances.available_len();
+        if count == 0 {
+            return Outcome::failed(
+                ErrorKind::NoInstanceAvailable,
+                format!(
+                    "location `{}` has no connected {} instance with a phone number; connect one",
+                    cx.location(),
+                    cx.channel().id()
+                ),
+            );
+        }
+        let (picked, how): (Option<&'a Arc<Instance>>, &str) = match self.strategy {
+            Strategy::LowestIndex => (instances.available_nth(0), "lowest index"),
+            Strategy::RoundRobin => {
+                let n = self.cursor(cx.location(), cx.channel().id()).fetch_add(1, Ordering::Relaxed);
+                (instances.available_nth(n % count), "round robin")
+            }
+            Strategy::Random => (instances.available_nth((self.random() % count as u64) as usize), "random"),
+            Strategy::Sticky => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
+                Some(contact) => (
+                    instances
+                        .available()
+                        .max_by_key(|i| (rendezvous_weight(contact, i.id()), std::cmp::Reverse(i.index()))),
+                    "sticky to the contact",
+                ),
+                None => (instances.available_nth(0), "sticky, but the contact has no id: lowest index"),
+            },
+        };
+        match picked {
+            Some(instance) => Outcome::selected(instance).with_detail(format!("{how}, 1 of {count}")),
+            None => Outcome::failed(ErrorKind::NoInstanceAvailable, "no instance available"),
+        }
+    }
+}
+
+fn build(options: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
+    let name = options.str("strategy").unwrap_or("lowest_index");
+    let strategy = Strategy::parse(name).ok_or_else(|| format!("unknown strategy `{name}`"))?;
+    Ok(Box::new(AnyAvailable::new(strategy)))
+}
+
+register_rule! {
+    id: ID,
+    summary: "any connected instance with a phone number, by strategy",
+    code: CODE,
+    on_unavailable: None,
+    options: &[OptionSpec {
+        name: "strategy",
+        kind: OptionKind::Choice(STRATEGIES),
+        default: "lowest_index",
+        doc: "how to pick among the available instances",
+    }],
+    build: build,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{contact, run, Answer, Answer::*};
+
+    const WORLD: &str = r#"[
+        {"id":"wa-3","channel":"whatsapp","index":3,"phone":"+1 555 0003","connected":true},
+        {"id":"wa-1","channel":"whatsapp","index":1,"phone":"+1 555 0001","connected":false},
+        {"id":"wa-2","channel":"whatsapp","index":2,"phone":"","connected":true},
+        {"id":"wa-5","channel":"whatsapp","index":5,"phone":"+1 555 0005","connected":true},
+        {"id":"wa-4","channel":"whatsapp","index":4,"phone":"+1 555 0004","connected":true}
+    ]"#;
+
+    #[test]
+    fn lowest_index_skips_disconnected_and_phoneless() {
+        assert_eq!(run(&AnyAvailable::new(Strategy::LowestIndex), WORLD, "whatsapp", "hi", None), Selected("wa-3"));
+    }
+
+    #[test]
+    fn failed_when_nothing_is_available() {
+        let world = r#"[{"id":"a","channel":"whatsapp","phone":"1"},{"id":"b","channel":"whatsapp","connected":true}]"#;
+        assert_eq!(
+            run(&AnyAvailable::new(Strategy::LowestIndex), world, "whatsapp", "hi", None),
+            Failed("no_instance_available")
+        );
+        assert_eq!(
+            run(&AnyAvailable::new(Strategy::Random), "[]", "whatsapp", "hi", None),
+            Failed("no_instance_available")
+        );
+    }
+
+    #[test]
+    fn round_robin_cycles_in_index_order() {
+        let rule = AnyAvailable::new(Strategy::RoundRobin);
+        let picks: Vec<Answer> = (0..4).map(|_| run(&rule, WORLD, "whatsapp", "hi", None)).collect();
+        assert_eq!(picks, [Selected("wa-3"), Selected("wa-4"), Selected("wa-5"), Selected("wa-3")]);
+    }
+
+    #[test]
+    fn random_only_picks_available_instances() {
+        let rule = AnyAvailable::new(Strategy::Random);
+        for _ in 0..50 {
+            let pick = run(&rule, WORLD, "whatsapp", "hi", None);
+            assert!(matches!(pick, Selected("wa-3" | "wa-4" | "wa-5")), "{pick:?}");
+        }
+    }
+
+    #[test]
+    fn sticky_keeps_a_contact_and_moves_only_the_removed_instances_contacts() {
+        let rule = AnyAvailable::new(Strategy::Sticky);
+        let without_4 = WORLD.replace(
+            r#""id":"wa-4","channel":"whatsapp","index":4,"phone":"+1 555 0004","connected":true"#,
+            r#""id":"wa-4","channel":"whatsapp","index":4,"phone":"+1 555 0004","connected":false"#,
+        );
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..200 {
+            let id = format!("contact-{n}");
+            let before = run(&rule, WORLD, "whatsapp", "hi", contact(&id, &[], None));
+            assert_eq!(before, run(&rule, WORLD, "whatsapp", "hi", contact(&id, &[], None)));
+            let after = run(&rule, &without_4, "whatsapp", "hi", contact(&id, &[], None));
+            if before != Selected("wa-4") {
+                assert_eq!(before, after, "{id} moved although its instance stayed");
+            }
+            seen.insert(before);
+        }
+        assert_eq!(seen.len(), 3, "200 contacts spread over the three instances");
+    }
+
+    #[test]
+    fn sticky_without_contact_id_is_lowest_index() {
+        assert_eq!(run(&AnyAvailable::new(Strategy::Sticky), WORLD, "whatsapp", "hi", None), Selected("wa-3"));
+    }
+
+    #[test]
+    fn rendezvous_weights_are_stable() {
+        assert_eq!(rendezvous_weight("c1", "wa-1"), rendezvous_weight("c1", "wa-1"));
+        assert_ne!(rendezvous_weight("c1", "wa-1"), rendezvous_weight("c1", "wa-2"));
+    }
+}

@@ -1,0 +1,52 @@
+//! # switchboard-rules
+//!
+//! The six built-in selection rules of SPEC §3, each registered through
+//! `inventory` with [`switchboard_core::register_rule!`], exactly as a plugin
+//! would register its own:
+//!
+//! | # | rule id | code | `on_unavailable` default |
+//! |---|---|---|---|
+//! | 1 | [`manual_override`] | 101 | error |
+//! | 2 | [`temporary_switch`] | 102 | error |
+//! | 3 | [`contact_tag`] | 103 | error |
+//! | 4 | [`user_assignment`] | 104 | error |
+//! | 5 | [`default_instance`] | 105 | skip |
+//! | 6 | [`any_available`] | 106 | — |
+//!
+//! ```
+//! switchboard_rules::link();
+//! let registry = switchboard_core::Registry::from_inventory().unwrap();
+//! assert_eq!(registry.rule("contact_tag").map(|r| r.code), Some(103));
+//! ```
+
+pub mod any_available;
+pub mod contact_tag;
+pub mod default_instance;
+pub mod manual_override;
+mod pattern_rule;
+pub mod temporary_switch;
+pub mod user_assignment;
+
+#[cfg(test)]
+mod testing;
+
+/// Makes sure this crate is linked, so that its rules reach inventory.
+/// Call it (or name any item of this crate) from the binary.
+pub fn link() {}
+
+/// Lists instances for a message: `a (#1, …), b (#2, …)`, at most five.
+pub(crate) fn labels<'a>(instances: impl Iterator<Item = &'a std::sync::Arc<switchboard_core::Instance>>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut more = 0usize;
+    for instance in instances {
+        if out.len() < 5 {
+            out.push(instance.label());
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        out.push(format!("and {more} more"));
+    }
+    out.join(", ")
+}

@@ -1,0 +1,64 @@
+//! Test helpers: run one rule on inline instances and summarize its answer.
+
+use std::sync::Arc;
+
+use switchboard_core::{Contact, InstanceSpec, Location, Outcome, Registry, Request, RuleContext, SelectionRule};
+
+/// An owned summary of an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Answer {
+    Selected(&'static str),
+    NoMatch,
+    Unusable(&'static str),
+    Failed(&'static str),
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+pub(crate) fn registry() -> Arc<Registry> {
+    switchboard_channels::link();
+    crate::link();
+    Arc::new(Registry::from_inventory().unwrap())
+}
+
+/// Runs `rule` for a message on `channel` with `body`, the location holding
+/// `instances` (a JSON list of instance specs).
+pub(crate) fn run(
+    rule: &dyn SelectionRule,
+    instances: &str,
+    channel: &str,
+    body: &str,
+    contact: Option<Contact>,
+) -> Answer {
+    let registry = registry();
+    let specs: Vec<InstanceSpec> = serde_json_from(instances);
+    let location = Location::from_specs("loc_1", &specs, &registry).unwrap();
+    let request =
+        Request { location: "loc_1".into(), channel: channel.into(), body: body.into(), contact, instances: None };
+    let position = registry.channel_position(channel).unwrap();
+    let syntax = &registry.channels()[position];
+    let scan = registry.scanner().scan(&request.body);
+    let cx = RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan);
+    match rule.evaluate(&cx) {
+        Outcome::Selected { instance, .. } => Answer::Selected(leak(instance.id())),
+        Outcome::NoMatch { .. } => Answer::NoMatch,
+        Outcome::Unusable { kind, .. } => Answer::Unusable(leak(kind.as_str())),
+        Outcome::Failed { kind, .. } => Answer::Failed(leak(kind.as_str())),
+    }
+}
+
+fn serde_json_from(text: &str) -> Vec<InstanceSpec> {
+    let request = format!(r#"{{"location":"x","channel":"sms","body":"","instances":{text}}}"#);
+    Request::from_json(&request).unwrap().instances.unwrap()
+}
+
+/// A contact with these tags and assigned user.
+pub(crate) fn contact(id: &str, tags: &[&str], user: Option<&str>) -> Option<Contact> {
+    Some(Contact {
+        id: Some(id.to_owned()),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        assigned_user: user.map(str::to_owned),
+    })
+}

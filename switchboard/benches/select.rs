@@ -1,0 +1,215 @@
+//! Selection benchmarks (run: `cargo bench --bench select`). Not a test:
+//! prints medians, gates nothing.
+//!
+//! 1. A typical request (150-byte body, 5 tags, 6 instances, resolves at
+//!    `default_instance`) through the shipped rules.yaml.
+//! 2. The same request through `baseline`, a hand-written function that
+//!    implements the default chain directly for this one shape of data.
+//! 3. The same shape of request on a location with 10,000 instances.
+//! 4. A manual override on that large location.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+use std::sync::Arc;
+
+use switchboard::{Decision, Instance, Plan, Request, TraceEntry, TraceOutcome, World};
+
+const BODY: &str = "Hello Maria, your order #10423 has shipped and will arrive on Thursday. \
+                    Track it any time from your account page. Thanks for shopping with us, see you soon!!";
+
+fn typical_request(location: &str) -> Request {
+    let json = format!(
+        r#"{{"location":"{location}","channel":"whatsapp","body":{},
+            "contact":{{"id":"c_81723","tags":["vip","newsletter","lang:en","im: +1 555 0101","segment:b2b"],
+                        "assigned_user":"u_sales"}}}}"#,
+        serde_json::to_string(&BODY[..150]).unwrap()
+    );
+    Request::from_json(&json).unwrap()
+}
+
+fn world_yaml(location: &str, instances: usize) -> String {
+    let mut s = format!("locations:\n  - id: {location}\n    instances:\n");
+    for i in 1..=instances {
+        let channel = ["whatsapp", "imessage", "sms"][i % 3];
+        let default = if i == 2 || i == 3 || i == 4 { ", default: true" } else { "" };
+        s.push_str(&format!(
+            "      - {{id: inst-{i}, channel: {channel}, phone: \"+1 555 {i:07}\", connected: {}{default}, users: [u_{}]}}\n",
+            i % 5 != 0,
+            i % 7
+        ));
+    }
+    s
+}
+
+/// Median nanoseconds per call over `samples` batches of `batch` calls.
+fn measure(mut f: impl FnMut(), batch: u32, samples: usize) -> f64 {
+    for _ in 0..batch * 10 {
+        f();
+    }
+    let mut per_call: Vec<f64> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..batch {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(batch)
+        })
+        .collect();
+    per_call.sort_by(f64::total_cmp);
+    per_call[samples / 2]
+}
+
+/// The default chain, hand-written for this data shape, producing the very
+/// same [`Decision`] (trace included) with no registry, no plan and no
+/// dynamic dispatch: what an integrator would write without Switchboard.
+struct Baseline {
+    instances: Vec<Arc<Instance>>,
+    by_index: HashMap<u64, usize>,
+    by_phone: HashMap<String, usize>,
+    by_user: HashMap<String, Vec<usize>>,
+    default: Option<usize>,
+}
+
+impl Baseline {
+    fn new(world: &World, location: &str) -> Baseline {
+        let view = world.location(location).unwrap().channel("whatsapp");
+        let mut b = Baseline {
+            instances: Vec::new(),
+            by_index: HashMap::new(),
+            by_phone: HashMap::new(),
+            by_user: HashMap::new(),
+            default: None,
+        };
+        for (n, i) in view.iter().enumerate() {
+            b.by_index.insert(i.index(), n);
+            b.by_phone.insert(i.phone_digits().to_owned(), n);
+            for u in i.users() {
+                b.by_user.entry(u.clone()).or_default().push(n);
+            }
+            if i.is_default() {
+                b.default = Some(n);
+            }
+            b.instances.push(i.clone());
+        }
+        b
+    }
+
+    fn select(&self, req: &Request) -> Decision {
+        let entry = |rule: &'static str, outcome| TraceEntry { rule, outcome, detail: None };
+        let mut trace = Vec::with_capacity(6);
+        let selected = |trace: Vec<TraceEntry>, rule, i: usize, body| Decision {
+            rule: Some(rule),
+            body: Some(body),
+            result: Ok(self.instances[i].clone()),
+            trace,
+        };
+        // Overrides: only bodies with a brace need work.
+        let body = if memchr::memchr(b'{', req.body.as_bytes()).is_none() {
+            req.body.clone()
+        } else {
+            unimplemented!("the benchmark request has no pattern")
+        };
+        trace.push(entry("manual_override", TraceOutcome::NoMatch));
+        trace.push(entry("temporary_switch", TraceOutcome::NoMatch));
+        if let Some(contact) = &req.contact {
+            for tag in &contact.tags {
+                let t = tag.trim();
+                if t.len() > 3 && t[..3].eq_ignore_ascii_case("wa:") {
+                    let digits = switchboard::normalize_phone(&t[3..]);
+                    if let Some(i) = self.by_phone.get(&digits) {
+                        if self.instances[*i].is_connected() {
+                            trace.push(entry("contact_tag", TraceOutcome::Selected));
+                            return selected(trace, "contact_tag", *i, body);
+                        }
+                    }
+                }
+            }
+        }
+        trace.push(entry("contact_tag", TraceOutcome::NoMatch));
+        let user = req.contact.as_ref().and_then(|c| c.assigned_user.as_ref());
+        if let Some(list) = user.and_then(|u| self.by_user.get(u)) {
+            if let Some(i) = list.iter().find(|i| self.instances[**i].is_connected()) {
+                trace.push(entry("user_assignment", TraceOutcome::Selected));
+                return selected(trace, "user_assignment", *i, body);
+            }
+        }
+        trace.push(entry("user_assignment", TraceOutcome::NoMatch));
+        match self.default {
+            Some(d) if self.instances[d].is_connected() => {
+                trace.push(entry("default_instance", TraceOutcome::Selected));
+                selected(trace, "default_instance", d, body)
+            }
+            _ => unimplemented!("the benchmark request resolves at default_instance"),
+        }
+    }
+}
+
+fn main() {
+    let registry = switchboard::registry().unwrap();
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules.yaml")).unwrap();
+    let plan = Plan::compile(&rules, "rules.yaml", registry.clone()).unwrap();
+
+    let small = World::from_str(&world_yaml("shop", 6), "bench.yaml", &registry).unwrap();
+    let request = typical_request("shop");
+    let decision = plan.select(&small, &request);
+    assert_eq!(decision.rule, Some("default_instance"), "{}", decision.to_json());
+    let baseline = Baseline::new(&small, "shop");
+    assert_eq!(baseline.select(&request), decision, "the baseline decides exactly like the engine");
+
+    if std::env::var_os("SWITCHBOARD_BENCH_PROFILE").is_some() {
+        // For `valgrind --tool=callgrind`: only the typical selection.
+        for _ in 0..200_000 {
+            drop(black_box(plan.select(black_box(&small), black_box(&request))));
+        }
+        return;
+    }
+    let engine_ns = measure(|| drop(black_box(plan.select(black_box(&small), black_box(&request)))), 2_000, 301);
+    breakdown(&plan, &small, &request);
+    let base_ns = measure(|| drop(black_box(baseline.select(black_box(&request)))), 2_000, 301);
+    println!("typical request, 6 instances   engine   median {engine_ns:8.1} ns/selection  (target < 300 ns)");
+    println!("typical request, 6 instances   baseline median {base_ns:8.1} ns/selection");
+    println!("engine / baseline                      {:8.2}x              (target <= 1.5x)", engine_ns / base_ns);
+
+    let big = World::from_str(&world_yaml("big", 10_000), "bench.yaml", &registry).unwrap();
+    let request = typical_request("big");
+    assert_eq!(plan.select(&big, &request).rule, Some("default_instance"));
+    let big_ns = measure(|| drop(black_box(plan.select(black_box(&big), black_box(&request)))), 2_000, 301);
+    println!("typical request, 10,000 instances      median {big_ns:8.1} ns/selection  (target < 2000 ns)");
+
+    let mut over = typical_request("big");
+    over.body = format!("{} {{ WA#3000 }}", &BODY[..130]);
+    let d = plan.select(&big, &over);
+    assert_eq!(d.rule, Some("manual_override"), "{}", d.to_json());
+    let over_ns = measure(|| drop(black_box(plan.select(black_box(&big), black_box(&over)))), 2_000, 301);
+    println!("manual override, 10,000 instances      median {over_ns:8.1} ns/selection  (target < 2000 ns)");
+}
+
+#[doc(hidden)]
+pub fn breakdown(plan: &Plan, world: &World, request: &Request) {
+    let registry = plan.registry();
+    let scan_ns = measure(|| drop(black_box(registry.scanner().scan(black_box(&request.body)))), 2_000, 101);
+    let strip_ns =
+        measure(|| drop(black_box(registry.scanner().scan(black_box(&request.body)).stripped())), 2_000, 101);
+    let chan_ns = measure(
+        || {
+            black_box(registry.channel_position(black_box("whatsapp")));
+        },
+        2_000,
+        101,
+    );
+    let loc_ns = measure(
+        || {
+            black_box(world.location(black_box("shop")).map(|l| l.channel("whatsapp").len()));
+        },
+        2_000,
+        101,
+    );
+    let arc: std::sync::Arc<str> = std::sync::Arc::from("x");
+    let arc_ns = measure(|| drop(black_box(arc.clone())), 2_000, 101);
+    let vec_ns = measure(|| drop(black_box(Vec::<[u64; 6]>::with_capacity(6))), 2_000, 101);
+    println!("breakdown: scan {scan_ns:.1}  scan+strip {strip_ns:.1}  channel {chan_ns:.1}  location {loc_ns:.1}  arc clone+drop {arc_ns:.1}  vec alloc {vec_ns:.1}");
+}

@@ -1,0 +1,119 @@
+//! Command-line arguments: what the user typed, checked and resolved.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// One line of usage, shown after an argument error.
+pub const USAGE_SHORT: &str = "usage: switchboard <select|explain|check|rules> [--rules R] [--world W] [--request F]; \
+                               see `switchboard --help`";
+
+const HELP: &str = "\
+switchboard — decide which sender instance carries each outbound message
+
+USAGE:
+  switchboard select  --rules R [--world W] [--request F] [--watch]
+  switchboard explain --rules R [--world W] --request F
+  switchboard check   --rules R [--world W]
+  switchboard rules   [--rules R]
+
+COMMANDS:
+  select   one decision (JSON) for the request in F; without --request, reads
+           JSON Lines on stdin and writes one decision line per request, in order
+  explain  the same decision as a readable table of the rules consulted
+  check    validates the rules file (and world file); every problem with its line
+  rules    lists the registered rules and channels (and the chains of R)
+
+OPTIONS:
+  --rules R     rules.yaml: rule order, enabled flags and options
+  --world W     world file (YAML, or JSON by its .json name): locations and instances
+  --request F   one request as a JSON object
+  --watch       (select) reload R and W when they change (not in this build)
+  -h, --help    this help
+  -V, --version the version
+
+EXIT STATUS:
+  0 selected / valid, 1 selection error / invalid, 2 the command could not run
+";
+
+/// The subcommand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Select,
+    Explain,
+    Check,
+    Rules,
+}
+
+/// A resolved command line.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub kind: Kind,
+    pub rules: Option<PathBuf>,
+    pub world: Option<PathBuf>,
+    pub request: Option<PathBuf>,
+}
+
+/// What to do.
+pub enum Parsed {
+    Run(Command),
+    Help(String),
+}
+
+pub fn parse(argv: &[OsString]) -> Result<Parsed, String> {
+    let mut words = argv.iter();
+    let Some(first) = words.next() else {
+        return Ok(Parsed::Help(HELP.to_owned()));
+    };
+    let kind = match first.to_str() {
+        Some("select") => Kind::Select,
+        Some("explain") => Kind::Explain,
+        Some("check") => Kind::Check,
+        Some("rules") => Kind::Rules,
+        Some("-h" | "--help" | "help") => return Ok(Parsed::Help(HELP.to_owned())),
+        Some("-V" | "--version") => return Ok(Parsed::Help(format!("switchboard {}\n", env!("CARGO_PKG_VERSION")))),
+        Some(other) => return Err(format!("unknown command `{other}`; expected select, explain, check or rules")),
+        None => return Err("the command is not valid UTF-8".into()),
+    };
+    let mut command = Command { kind, rules: None, world: None, request: None };
+    while let Some(word) = words.next() {
+        let text = word.to_str().ok_or_else(|| format!("argument {word:?} is not valid UTF-8"))?;
+        let (flag, inline) = match text.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(OsString::from(v))),
+            _ => (text, None),
+        };
+        let mut value = |name: &str| -> Result<PathBuf, String> {
+            inline
+                .clone()
+                .or_else(|| words.next().cloned())
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("`{name}` needs a file path"))
+        };
+        match flag {
+            "--rules" => command.rules = Some(value("--rules")?),
+            "--world" => command.world = Some(value("--world")?),
+            "--request" => command.request = Some(value("--request")?),
+            "--watch" => {
+                return Err("`--watch` (hot reload) is not available in this build yet".into());
+            }
+            "-h" | "--help" => return Ok(Parsed::Help(HELP.to_owned())),
+            other => return Err(format!("unknown option `{other}`")),
+        }
+    }
+    match kind {
+        Kind::Select | Kind::Explain | Kind::Check if command.rules.is_none() => {
+            return Err("`--rules` is required: the rules.yaml to use".into());
+        }
+        Kind::Explain if command.request.is_none() => {
+            return Err("`explain` needs `--request F`: the request to explain".into());
+        }
+        Kind::Rules if command.world.is_some() || command.request.is_some() => {
+            return Err("`rules` takes only `--rules`".into());
+        }
+        Kind::Check if command.request.is_some() => {
+            return Err("`check` takes `--rules` and `--world` only".into());
+        }
+        _ => {}
+    }
+    Ok(Parsed::Run(command))
+}

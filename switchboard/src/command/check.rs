@@ -1,0 +1,45 @@
+//! `switchboard check`: validates the rules file and the world file and
+//! reports every problem with its line and column.
+
+use switchboard::FileErrors;
+
+use super::{registry, Fatal, Status};
+use crate::args::Command;
+
+pub fn run(command: &Command) -> Result<Status, Fatal> {
+    let registry = registry()?;
+    let mut status = Status::Success;
+    let mut report = |result: Result<String, FileErrors>| -> Result<(), Fatal> {
+        match result {
+            Ok(summary) => println!("{summary}"),
+            // A file that cannot be read at all means the check could not run.
+            Err(e) if e.diagnostics.iter().all(|d| d.line.is_none()) && !readable(&e.file) => return Err(e.into()),
+            Err(e) => {
+                status = Status::Failure;
+                eprintln!("{e}");
+            }
+        }
+        Ok(())
+    };
+    if let Some(path) = &command.rules {
+        report(switchboard::load_rules(path, &registry).map(|plan| {
+            let mut s = format!("{}: ok", path.display());
+            for channel in registry.channel_ids() {
+                let note = if plan.has_channel_order(channel) { " (own order)" } else { "" };
+                s.push_str(&format!("\n  {channel}{note}: {}", plan.order(channel).join(" → ")));
+            }
+            s
+        }))?;
+    }
+    if let Some(path) = &command.world {
+        report(
+            switchboard::load_world(path, &registry)
+                .map(|world| format!("{}: ok ({} locations)", path.display(), world.len())),
+        )?;
+    }
+    Ok(status)
+}
+
+fn readable(file: &str) -> bool {
+    std::fs::File::open(file).is_ok() && !std::path::Path::new(file).is_dir()
+}

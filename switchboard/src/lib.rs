@@ -1,0 +1,72 @@
+//! # switchboard
+//!
+//! The embeddable Switchboard engine: [`switchboard_core`] with the
+//! built-in rules and channels linked in, and file loading with errors that
+//! name the file, line and column. The `switchboard` binary is built on it.
+//!
+//! ```no_run
+//! use switchboard::{load_rules, load_world, registry, Request};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = registry()?;                        // built-ins, frozen once
+//! let plan = load_rules("rules.yaml", &registry)?;   // immutable, shareable
+//! let world = load_world("world.yaml", &registry)?;
+//! let request = Request::from_json(r#"{"location":"loc_1","channel":"whatsapp","body":"Hi { WA#2 }"}"#)?;
+//! let decision = plan.select(&world, &request);      // pure; call from any thread
+//! println!("{}", decision.to_json());
+//! # Ok(()) }
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use switchboard_core::*;
+
+/// Every built-in rule and channel (and anything else submitted through
+/// `inventory` in this binary), frozen into a registry.
+pub fn registry() -> Result<Arc<Registry>, RegistryError> {
+    switchboard_rules::link();
+    switchboard_channels::link();
+    Registry::from_inventory().map(Arc::new)
+}
+
+/// Reads a whole file as UTF-8, with an error a person can act on.
+pub fn read_text(path: &Path) -> Result<String, FileErrors> {
+    let name = path.display().to_string();
+    if path.is_dir() {
+        return Err(FileErrors::whole_file(name, "is a directory; give the path of a file"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file; check the path".to_owned(),
+            std::io::ErrorKind::PermissionDenied => "permission denied; check the file's permissions".to_owned(),
+            _ => format!("cannot be read: {e}"),
+        };
+        FileErrors::whole_file(&name, why)
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        FileErrors::whole_file(&name, format!("is not valid UTF-8 (first bad byte at offset {at}); save it as UTF-8"))
+    })
+}
+
+/// Reads and compiles a rules.yaml.
+pub fn load_rules(path: impl AsRef<Path>, registry: &Arc<Registry>) -> Result<Plan, FileErrors> {
+    let path = path.as_ref();
+    let text = read_text(path)?;
+    Plan::compile(&text, &path.display().to_string(), registry.clone())
+}
+
+/// Reads a world file (YAML, or JSON when the name ends in `.json`).
+pub fn load_world(path: impl AsRef<Path>, registry: &Registry) -> Result<World, FileErrors> {
+    let path = path.as_ref();
+    let text = read_text(path)?;
+    World::from_str(&text, &path.display().to_string(), registry)
+}
+
+/// Parses one request line; a line that cannot be read becomes the code-100
+/// decision the batch prints in its place.
+pub fn parse_request(line: &str) -> Result<Request, Decision> {
+    Request::from_json(line)
+        .map_err(|e| Decision::request_error(ErrorKind::InvalidRequest, format!("cannot read the request: {e}"), None))
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the library against SPEC.md, the rules.yaml and world
+//! loaders' errors, the `switchboard` binary on fixture files, and property
+//! tests of the selection invariants.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod util;
+
+mod cli;
+mod config_errors;
+mod properties;
+mod spec;
+mod world_errors;

@@ -1,0 +1,94 @@
+//! Shared helpers: the registry, fixtures, temp files and the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use switchboard::{Decision, Plan, Registry, Request, World};
+
+pub fn registry() -> Arc<Registry> {
+    switchboard::registry().unwrap()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
+}
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
+}
+
+pub fn repo_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name)
+}
+
+pub fn plan(yaml: &str) -> Plan {
+    Plan::compile(yaml, "rules.yaml", registry()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn default_plan() -> Plan {
+    switchboard::load_rules(repo_file("rules.yaml"), &registry()).unwrap()
+}
+
+pub fn world(yaml: &str) -> World {
+    World::from_str(yaml, "world.yaml", &registry()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn request(json: &str) -> Request {
+    Request::from_json(json).unwrap()
+}
+
+pub fn decide(plan: &Plan, world: &World, json: &str) -> Decision {
+    plan.select(world, &request(json))
+}
+
+/// The selected instance id, or `code/kind`.
+pub fn summary(d: &Decision) -> String {
+    match &d.result {
+        Ok(i) => i.id().to_owned(),
+        Err(e) => format!("{}/{}", e.code, e.kind),
+    }
+}
+
+pub fn outcomes(d: &Decision) -> Vec<String> {
+    d.trace.iter().map(|t| format!("{}:{}", t.rule, t.outcome.as_str())).collect()
+}
+
+/// Runs the binary with `args`, feeding `stdin`.
+pub fn run(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.as_bytes().to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "panic reached the user: {stderr}");
+    out
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A temp dir holding `files`.
+pub fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    dir
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
