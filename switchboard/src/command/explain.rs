@@ -30,14 +30,14 @@ pub(crate) fn render(request: Option<&switchboard::Request>, decision: &Decision
         let _ = writeln!(out);
         let _ = writeln!(out, "  #  {:width$}  {:12}  detail", "rule", "outcome");
         for (i, t) in decision.trace.iter().enumerate() {
-            let _ = writeln!(
-                out,
+            let row = format!(
                 "  {:<2} {:width$}  {:12}  {}",
                 i + 1,
                 t.rule,
                 t.outcome.as_str(),
                 t.detail.as_deref().unwrap_or("")
             );
+            let _ = writeln!(out, "{}", row.trim_end());
         }
         let _ = writeln!(out);
     }
