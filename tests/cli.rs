@@ -61,23 +61,8 @@ fn batch_keeps_order_and_goes_on_past_bad_lines() {
 #[test]
 fn batch_answers_invalid_utf8_with_code_100() {
     let (rules, world) = (repo_file("rules.yaml"), fixture("shop.yaml"));
-    let out = {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(shop_args("select", s(&rules), s(&world)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(b"{\"location\":\"\xff\"}\n{\"location\":\"loc_1\",\"channel\":\"sms\",\"body\":\"x\"}\n")
-            .unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
-    };
+    let input = b"{\"location\":\"\xff\"}\n{\"location\":\"loc_1\",\"channel\":\"sms\",\"body\":\"x\"}\n";
+    let out = run_bytes(&shop_args("select", s(&rules), s(&world)), input);
     let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].contains("\"code\":100") && lines[0].contains("not valid UTF-8"), "{}", lines[0]);

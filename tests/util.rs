@@ -56,6 +56,11 @@ pub fn outcomes(d: &Decision) -> Vec<String> {
 
 /// Runs the binary with `args`, feeding `stdin`.
 pub fn run(args: &[&str], stdin: &str) -> Output {
+    run_bytes(args, stdin.as_bytes())
+}
+
+/// Runs the binary with `args`, feeding raw bytes (invalid UTF-8 included).
+pub fn run_bytes(args: &[&str], stdin: &[u8]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)
@@ -65,7 +70,7 @@ pub fn run(args: &[&str], stdin: &str) -> Output {
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    let data = stdin.as_bytes().to_vec();
+    let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
