@@ -190,3 +190,48 @@ fn help_and_version() {
     assert!(text(&run(&["--help"], "").stdout).contains("USAGE"));
     assert!(text(&run(&["--version"], "").stdout).starts_with("switchboard "));
 }
+
+#[test]
+fn select_watch_reloads_while_serving_and_reports_on_stderr() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let dir = temp_with(&[
+        ("rules.yaml", "rules: [default_instance, any_available]\n"),
+        ("world.yaml", "locations: [{id: l, instances: [{id: a, channel: sms, phone: '1', connected: true}, {id: b, channel: sms, phone: '2', connected: true, default: true}]}]\n"),
+    ]);
+    let (rules, world) = (dir.path().join("rules.yaml"), dir.path().join("world.yaml"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["select", "--watch", "--rules", s(&rules), "--world", s(&world)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let line = r#"{"location":"l","channel":"sms","body":"hi"}"#;
+    let mut ask = |stdin: &mut std::process::ChildStdin| {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        answer
+    };
+    assert!(ask(&mut stdin).contains(r#""id":"b""#));
+    std::fs::write(&rules, "rules: [oops]\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(ask(&mut stdin).contains(r#""id":"b""#), "an invalid file keeps the configuration");
+    std::fs::write(&rules, "rules: [any_available]\n").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ask(&mut stdin).contains(r#""id":"a""#) {
+        assert!(std::time::Instant::now() < deadline, "the new rules were never used");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(err.contains("reload failed, generation 1 stays") && err.contains("rules.yaml:1:"), "{err}");
+    assert!(err.contains("reloaded: generation 2 in force"), "{err}");
+    assert!(!err.contains("panicked"));
+}

@@ -9,5 +9,6 @@ mod util;
 mod cli;
 mod config_errors;
 mod properties;
+mod reload;
 mod spec;
 mod world_errors;

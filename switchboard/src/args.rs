@@ -27,7 +27,8 @@ OPTIONS:
   --rules R     rules.yaml: rule order, enabled flags and options
   --world W     world file (YAML, or JSON by its .json name): locations and instances
   --request F   one request as a JSON object
-  --watch       (select) reload R and W when they change (not in this build)
+  --watch       (select, batch) reload R and W when they change, and on SIGHUP;
+                reload events go to stderr, one line each
   -h, --help    this help
   -V, --version the version
 
@@ -51,6 +52,7 @@ pub struct Command {
     pub rules: Option<PathBuf>,
     pub world: Option<PathBuf>,
     pub request: Option<PathBuf>,
+    pub watch: bool,
 }
 
 /// What to do.
@@ -74,7 +76,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, String> {
         Some(other) => return Err(format!("unknown command `{other}`; expected select, explain, check or rules")),
         None => return Err("the command is not valid UTF-8".into()),
     };
-    let mut command = Command { kind, rules: None, world: None, request: None };
+    let mut command = Command { kind, rules: None, world: None, request: None, watch: false };
     while let Some(word) = words.next() {
         let text = word.to_str().ok_or_else(|| format!("argument {word:?} is not valid UTF-8"))?;
         let (flag, inline) = match text.split_once('=') {
@@ -93,9 +95,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, String> {
             "--rules" => command.rules = Some(value("--rules")?),
             "--world" => command.world = Some(value("--world")?),
             "--request" => command.request = Some(value("--request")?),
-            "--watch" => {
-                return Err("`--watch` (hot reload) is not available in this build yet".into());
-            }
+            "--watch" => command.watch = true,
             "-h" | "--help" => return Ok(Parsed::Help(HELP.to_owned())),
             other => return Err(format!("unknown option `{other}`")),
         }
@@ -109,6 +109,12 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, String> {
         }
         Kind::Rules if command.world.is_some() || command.request.is_some() => {
             return Err("`rules` takes only `--rules`".into());
+        }
+        Kind::Select if command.watch && command.request.is_some() => {
+            return Err("`--watch` serves JSON Lines on stdin; it does not go with `--request`".into());
+        }
+        Kind::Explain | Kind::Check | Kind::Rules if command.watch => {
+            return Err("`--watch` goes with `select` only".into());
         }
         Kind::Check if command.request.is_some() => {
             return Err("`check` takes `--rules` and `--world` only".into());

@@ -22,6 +22,9 @@ use std::sync::Arc;
 
 pub use switchboard_core::*;
 
+mod live;
+pub use live::{Live, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE};
+
 /// Every built-in rule and channel (and anything else submitted through
 /// `inventory` in this binary), frozen into a registry.
 pub fn registry() -> Result<Arc<Registry>, RegistryError> {

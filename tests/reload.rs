@@ -1,0 +1,232 @@
+//! Hot reload against a real filesystem: every way editors and Kubernetes
+//! replace a file, invalid versions, the world file, and selections running
+//! while the file is rewritten.
+
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard::{Live, ReloadEvent, Request};
+
+use crate::util::*;
+
+const WORLD: &str = "locations:
+  - id: l
+    instances:
+      - {id: a, channel: whatsapp, index: 1, phone: '1', connected: true}
+      - {id: b, channel: whatsapp, index: 2, phone: '2', connected: true, default: true}
+";
+/// Selects `b` through default_instance.
+const RULES_DEFAULT: &str = "rules: [default_instance, any_available]\n";
+/// Selects `a` through any_available.
+const RULES_ANY: &str = "rules: [any_available]\n";
+const RULES_BAD: &str = "rules: [defualt_instance]\n";
+
+fn req() -> Request {
+    request(r#"{"location":"l","channel":"whatsapp","body":"hi"}"#)
+}
+
+fn setup(rules: &str) -> (tempfile::TempDir, Live) {
+    let dir = temp_with(&[("rules.yaml", rules), ("world.yaml", WORLD)]);
+    let live = Live::open(registry(), dir.path().join("rules.yaml"), Some(dir.path().join("world.yaml"))).unwrap();
+    (dir, live)
+}
+
+/// Waits (up to 10 s) until `live` selects `want`.
+fn eventually_selects(live: &Live, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = summary(&live.select(&req()));
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still selects {got}, want {want}; status {:?}", live.status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn write_via_rename(dir: &Path, name: &str, text: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+#[test]
+fn in_place_write_and_truncate() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    let _watch = live.watch().unwrap();
+    assert_eq!(summary(&live.select(&req())), "b");
+    fs::write(dir.path().join("rules.yaml"), RULES_ANY).unwrap();
+    eventually_selects(&live, "a");
+}
+
+#[test]
+fn write_to_temp_then_rename() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    let _watch = live.watch().unwrap();
+    write_via_rename(dir.path(), "rules.yaml", RULES_ANY);
+    eventually_selects(&live, "a");
+}
+
+#[test]
+fn vim_backup_then_write() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    let _watch = live.watch().unwrap();
+    let (file, backup) = (dir.path().join("rules.yaml"), dir.path().join("rules.yaml~"));
+    fs::rename(&file, &backup).unwrap();
+    fs::write(&file, RULES_ANY).unwrap();
+    fs::remove_file(&backup).unwrap();
+    eventually_selects(&live, "a");
+}
+
+#[test]
+fn delete_then_recreate() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    let _watch = live.watch().unwrap();
+    let file = dir.path().join("rules.yaml");
+    fs::remove_file(&file).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(summary(&live.select(&req())), "b", "a missing file keeps the last good configuration");
+    fs::write(&file, RULES_ANY).unwrap();
+    eventually_selects(&live, "a");
+}
+
+#[test]
+fn kubernetes_configmap_symlink_swap() {
+    use std::os::unix::fs::symlink;
+    let dir = temp_with(&[("world.yaml", WORLD)]);
+    let d = dir.path();
+    fs::create_dir(d.join("..2026_11_24_v1")).unwrap();
+    fs::write(d.join("..2026_11_24_v1/rules.yaml"), RULES_DEFAULT).unwrap();
+    symlink("..2026_11_24_v1", d.join("..data")).unwrap();
+    symlink("..data/rules.yaml", d.join("rules.yaml")).unwrap();
+    let live = Live::open(registry(), d.join("rules.yaml"), Some(d.join("world.yaml"))).unwrap();
+    let _watch = live.watch().unwrap();
+    assert_eq!(summary(&live.select(&req())), "b");
+    // What the kubelet does: a new timestamped dir, a new `..data_tmp`
+    // link renamed over `..data` (atomic), the old dir removed.
+    fs::create_dir(d.join("..2026_11_24_v2")).unwrap();
+    fs::write(d.join("..2026_11_24_v2/rules.yaml"), RULES_ANY).unwrap();
+    symlink("..2026_11_24_v2", d.join("..data_tmp")).unwrap();
+    fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    fs::remove_dir_all(d.join("..2026_11_24_v1")).unwrap();
+    eventually_selects(&live, "a");
+}
+
+#[test]
+fn invalid_file_keeps_the_last_good_plan_then_valid_is_picked_up() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    let events = live.subscribe();
+    let _watch = live.watch().unwrap();
+    fs::write(dir.path().join("rules.yaml"), RULES_BAD).unwrap();
+    // A reload may catch the file half-written (empty) first: that fails
+    // too. Wait for the failure that names the bad rule.
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)).unwrap() {
+            ReloadEvent::Failed { generation: 1, error } if error.contains("did you mean `default_instance`") => {
+                assert!(error.contains("rules.yaml:1:"), "{error}");
+                break;
+            }
+            ReloadEvent::Failed { generation: 1, .. } => {}
+            other => panic!("expected a failed reload, got {other:?}"),
+        }
+    }
+    let status = live.status();
+    assert_eq!(status.generation, 1);
+    assert!(status.last_error.is_some());
+    assert_eq!(summary(&live.select(&req())), "b", "the last good configuration stays");
+    write_via_rename(dir.path(), "rules.yaml", RULES_ANY);
+    eventually_selects(&live, "a");
+    let status = live.status();
+    assert_eq!(status.generation, 2);
+    assert_eq!(status.last_error, None);
+    assert!(status.order.contains(&("whatsapp".to_owned(), vec!["any_available".to_owned()])));
+}
+
+#[test]
+fn world_file_changes_are_picked_up() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    let _watch = live.watch().unwrap();
+    let disconnected = WORLD
+        .replace("default: true}", "default: true, connected: false}")
+        .replace("connected: true, default", "default");
+    write_via_rename(dir.path(), "world.yaml", &disconnected);
+    eventually_selects(&live, "a");
+    fs::write(
+        dir.path().join("world.yaml"),
+        "locations: [{id: l, instances: [{id: a, channel: whatsapp}, {id: a, channel: whatsapp}]}]",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !live.status().last_error.is_some_and(|e| e.contains("duplicate instance id")) {
+        assert!(Instant::now() < deadline, "the invalid world was not reported: {:?}", live.status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(live.status().last_error.unwrap().contains("world.yaml:1:"));
+    assert_eq!(summary(&live.select(&req())), "a", "an invalid world keeps the last good one");
+}
+
+#[test]
+fn manual_reload_and_unchanged_content() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    assert_eq!(live.reload(), ReloadEvent::Unchanged { generation: 1 });
+    fs::write(dir.path().join("rules.yaml"), RULES_ANY).unwrap();
+    assert_eq!(live.reload(), ReloadEvent::Reloaded { generation: 2 });
+    assert_eq!(summary(&live.select(&req())), "a");
+    assert!(live.status().last_success.is_some());
+}
+
+#[test]
+fn open_reports_invalid_files() {
+    let dir = temp_with(&[("rules.yaml", RULES_BAD), ("world.yaml", "locations: 5")]);
+    let err = Live::open(registry(), dir.path().join("rules.yaml"), Some(dir.path().join("world.yaml"))).unwrap_err();
+    assert!(err.contains("rules.yaml:1:") && err.contains("world.yaml:1:"), "{err}");
+}
+
+#[test]
+fn selections_never_fail_or_mix_while_the_file_is_rewritten() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    let _watch = live.watch().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let (live, stop) = (live.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let d = live.select(&req());
+                    // Each valid configuration answers one way, whole.
+                    match (summary(&d).as_str(), outcomes(&d).as_slice()) {
+                        ("b", [only]) if only == "default_instance:selected" => {}
+                        ("a", [only]) if only == "any_available:selected" => {}
+                        _ => panic!("a decision no valid configuration gives: {}", d.to_json()),
+                    }
+                    seen += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    let versions = [RULES_ANY, RULES_BAD, RULES_DEFAULT, "rules: [any_available", RULES_ANY, RULES_DEFAULT];
+    for i in 0..300 {
+        let text = versions[i % versions.len()];
+        if i % 2 == 0 {
+            write_via_rename(dir.path(), "rules.yaml", text);
+        } else {
+            fs::write(dir.path().join("rules.yaml"), text).unwrap();
+        }
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+    write_via_rename(dir.path(), "rules.yaml", RULES_ANY);
+    eventually_selects(&live, "a");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(total > 100, "the workers selected {total} times");
+    assert_eq!(live.status().order[2].1, ["any_available"], "the final state is the last valid file");
+    assert_eq!(summary(&live.select(&req())), "a");
+}
