@@ -182,6 +182,8 @@ fn manual_reload_and_unchanged_content() {
 fn open_reports_invalid_files() {
     let dir = temp_with(&[("rules.yaml", RULES_BAD), ("world.yaml", "locations: 5")]);
     let err = Live::open(registry(), dir.path().join("rules.yaml"), Some(dir.path().join("world.yaml"))).unwrap_err();
+    assert_eq!(err.0.len(), 2);
+    let err = err.to_string();
     assert!(err.contains("rules.yaml:1:") && err.contains("world.yaml:1:"), "{err}");
 }
 
@@ -229,4 +231,20 @@ fn selections_never_fail_or_mix_while_the_file_is_rewritten() {
     assert!(total > 100, "the workers selected {total} times");
     assert_eq!(live.status().order[2].1, ["any_available"], "the final state is the last valid file");
     assert_eq!(summary(&live.select(&req())), "a");
+}
+
+#[test]
+fn a_world_change_keeps_the_compiled_plan_and_vice_versa() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    let first = live.snapshot();
+    fs::write(dir.path().join("world.yaml"), WORLD.replace("phone: '1'", "phone: '11'")).unwrap();
+    assert_eq!(live.reload(), ReloadEvent::Reloaded { generation: 2 });
+    let second = live.snapshot();
+    assert!(Arc::ptr_eq(&first.plan, &second.plan), "the rules did not change: same plan (round-robin state kept)");
+    assert!(!Arc::ptr_eq(&first.world, &second.world));
+    fs::write(dir.path().join("rules.yaml"), RULES_ANY).unwrap();
+    assert_eq!(live.reload(), ReloadEvent::Reloaded { generation: 3 });
+    let third = live.snapshot();
+    assert!(Arc::ptr_eq(&second.world, &third.world));
+    assert_eq!(third.generation, 3);
 }

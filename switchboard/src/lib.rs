@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use switchboard_core::*;
 
 mod live;
-pub use live::{Live, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE};
+pub use live::{Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
 
 /// Every built-in rule and channel (and anything else submitted through
 /// `inventory` in this binary), frozen into a registry.

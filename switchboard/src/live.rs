@@ -37,13 +37,22 @@ use switchboard_core::{Decision, FileErrors, Plan, Registry, Request, World};
 /// bursts (truncate, write, chmod, rename).
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
+/// The longest a burst of events can postpone a reload: a file rewritten
+/// continuously is still reloaded this often.
+pub const MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// The files could not be loaded; every problem of every file, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct LoadErrors(pub Vec<FileErrors>);
+
 /// One consistent configuration: the plan and the world it selects over.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The compiled rules file.
-    pub plan: Plan,
+    pub plan: Arc<Plan>,
     /// The world.
-    pub world: World,
+    pub world: Arc<World>,
     /// Increases by one with each successful reload (the first is 1).
     pub generation: u64,
 }
@@ -121,88 +130,106 @@ fn hash(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-struct Loaded {
-    plan: Plan,
-    world: World,
-    rules_hash: u64,
-    world_hash: u64,
+/// The texts of the files as read for one reload attempt.
+struct Texts {
+    rules: Result<String, FileErrors>,
+    world: Result<Option<String>, FileErrors>,
+}
+
+impl Texts {
+    fn hashes(&self) -> Option<(u64, u64)> {
+        let rules = self.rules.as_deref().ok().map(hash)?;
+        let world = self.world.as_ref().ok()?.as_deref().map_or(0, hash);
+        Some((rules, world))
+    }
 }
 
 impl Inner {
-    /// Reads and compiles both files; all problems of both are reported.
-    fn load(&self) -> Result<Loaded, String> {
-        let rules_text = crate::read_text(&self.rules);
-        let world_text = self.world.as_deref().map(crate::read_text).transpose();
+    fn read(&self) -> Texts {
+        Texts { rules: crate::read_text(&self.rules), world: self.world.as_deref().map(crate::read_text).transpose() }
+    }
+
+    /// Compiles what changed; reuses the half of the current snapshot whose
+    /// file did not. All problems of both files are reported together.
+    fn compile(&self, texts: Texts, before: &ReloadStatus) -> Result<(Arc<Plan>, Arc<World>), LoadErrors> {
+        let current = self.current.load();
         let mut errors: Vec<FileErrors> = Vec::new();
-        let plan = rules_text.as_ref().map_err(|e| errors.push(e.clone())).ok().and_then(|text| {
-            Plan::compile(text, &self.rules.display().to_string(), self.registry.clone())
+        let plan = match texts.rules {
+            Ok(text) if before.last_success.is_some() && hash(&text) == before.rules_hash => Some(current.plan.clone()),
+            Ok(text) => Plan::compile(&text, &self.rules.display().to_string(), self.registry.clone())
+                .map(Arc::new)
                 .map_err(|e| errors.push(e))
-                .ok()
-        });
-        let world = match (&world_text, &self.world) {
-            (Ok(Some(text)), Some(path)) => {
-                World::from_str(text, &path.display().to_string(), &self.registry).map_err(|e| errors.push(e)).ok()
-            }
-            (Err(e), _) => {
-                errors.push(e.clone());
+                .ok(),
+            Err(e) => {
+                errors.push(e);
                 None
             }
-            _ => Some(World::empty()),
+        };
+        let world = match (texts.world, &self.world) {
+            (Ok(Some(text)), _) if before.last_success.is_some() && hash(&text) == before.world_hash => {
+                Some(current.world.clone())
+            }
+            (Ok(Some(text)), Some(path)) => World::from_str(&text, &path.display().to_string(), &self.registry)
+                .map(Arc::new)
+                .map_err(|e| errors.push(e))
+                .ok(),
+            (Err(e), _) => {
+                errors.push(e);
+                None
+            }
+            _ => Some(Arc::new(World::empty())),
         };
         match (plan, world) {
-            (Some(plan), Some(world)) if errors.is_empty() => Ok(Loaded {
-                plan,
-                world,
-                rules_hash: rules_text.as_deref().map_or(0, hash),
-                world_hash: world_text.ok().flatten().as_deref().map_or(0, hash),
-            }),
-            _ => Err(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
+            (Some(plan), Some(world)) if errors.is_empty() => Ok((plan, world)),
+            _ => Err(LoadErrors(errors)),
         }
     }
 
-    fn texts_unchanged(&self, status: &ReloadStatus) -> bool {
-        let rules = crate::read_text(&self.rules).ok().map(|t| hash(&t));
-        let world = match &self.world {
-            Some(path) => crate::read_text(path).ok().map(|t| hash(&t)),
-            None => Some(0),
-        };
-        rules == Some(status.rules_hash) && world == Some(status.world_hash)
+    fn reload(&self) -> ReloadEvent {
+        self.reload_reporting().0
     }
 
-    fn reload(&self) -> ReloadEvent {
+    /// Reloads; also returns the typed errors of a failure.
+    fn reload_reporting(&self) -> (ReloadEvent, Option<LoadErrors>) {
         let _one_at_a_time = lock(&self.reloading);
         let now = SystemTime::now();
         let before = lock(&self.status).clone();
-        let event = if before.last_error.is_none() && self.texts_unchanged(&before) {
+        let texts = self.read();
+        let hashes = texts.hashes();
+        let mut failure = None;
+        let event = if before.last_error.is_none() && hashes == Some((before.rules_hash, before.world_hash)) {
             lock(&self.status).last_attempt = Some(now);
             ReloadEvent::Unchanged { generation: before.generation }
         } else {
-            match self.load() {
-                Ok(loaded) => {
+            match self.compile(texts, &before) {
+                Ok((plan, world)) => {
                     let generation = before.generation + 1;
-                    let order = orders(&self.registry, &loaded.plan);
-                    self.current.store(Arc::new(Snapshot { plan: loaded.plan, world: loaded.world, generation }));
+                    let order = orders(&self.registry, &plan);
+                    let (rules_hash, world_hash) = hashes.unwrap_or_default();
+                    self.current.store(Arc::new(Snapshot { plan, world, generation }));
                     *lock(&self.status) = ReloadStatus {
                         generation,
                         last_attempt: Some(now),
                         last_success: Some(now),
                         last_error: None,
-                        rules_hash: loaded.rules_hash,
-                        world_hash: loaded.world_hash,
+                        rules_hash,
+                        world_hash,
                         order,
                     };
                     ReloadEvent::Reloaded { generation }
                 }
-                Err(error) => {
+                Err(errors) => {
+                    let error = errors.to_string();
                     let mut status = lock(&self.status);
                     status.last_attempt = Some(now);
                     status.last_error = Some(error.clone());
+                    failure = Some(errors);
                     ReloadEvent::Failed { generation: before.generation, error }
                 }
             }
         };
         lock(&self.subscribers).retain(|s| s.send(event.clone()).is_ok());
-        event
+        (event, failure)
     }
 }
 
@@ -217,14 +244,11 @@ impl Live {
         registry: Arc<Registry>,
         rules: impl Into<PathBuf>,
         world: Option<impl Into<PathBuf>>,
-    ) -> Result<Live, String> {
+    ) -> Result<Live, LoadErrors> {
         let rules = rules.into();
         let world = world.map(Into::into);
-        let placeholder = Snapshot {
-            plan: Plan::compile("rules: []", "-", registry.clone()).map_err(|e| e.to_string())?,
-            world: World::empty(),
-            generation: 0,
-        };
+        let empty = Plan::compile("rules: []", "-", registry.clone()).map_err(|e| LoadErrors(vec![e]))?;
+        let placeholder = Snapshot { plan: Arc::new(empty), world: Arc::new(World::empty()), generation: 0 };
         let inner = Inner {
             registry,
             rules,
@@ -242,8 +266,8 @@ impl Live {
             subscribers: Mutex::new(Vec::new()),
             reloading: Mutex::new(()),
         };
-        match inner.reload() {
-            ReloadEvent::Failed { error, .. } => Err(error),
+        match inner.reload_reporting() {
+            (_, Some(errors)) => Err(errors),
             _ => Ok(Live { inner: Arc::new(inner) }),
         }
     }
@@ -313,7 +337,8 @@ impl Live {
 
 fn debounce_loop(events: &Receiver<()>, inner: &Inner) {
     while events.recv().is_ok() {
-        loop {
+        let first = std::time::Instant::now();
+        while first.elapsed() < MAX_DELAY {
             match events.recv_timeout(DEBOUNCE) {
                 Ok(()) => continue,
                 Err(RecvTimeoutError::Timeout) => break,

@@ -29,7 +29,7 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
 fn watch(command: &Command) -> Result<Status, Fatal> {
     let registry = super::registry()?;
     let rules = command.rules.clone().ok_or_else(|| Fatal("`--rules` is required".into()))?;
-    let live = Live::open(registry, rules, command.world.clone()).map_err(Fatal)?;
+    let live = Live::open(registry, rules, command.world.clone()).map_err(|e| Fatal(e.to_string()))?;
     let events = live.subscribe();
     std::thread::spawn(move || {
         for event in events {
