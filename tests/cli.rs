@@ -235,3 +235,34 @@ fn select_watch_reloads_while_serving_and_reports_on_stderr() {
     assert!(err.contains("reloaded: generation 2 in force"), "{err}");
     assert!(!err.contains("panicked"));
 }
+
+#[test]
+fn select_watch_reloads_on_sighup() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let dir = temp_with(&[("rules.yaml", "rules: [any_available]\n")]);
+    let rules = dir.path().join("rules.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["select", "--watch", "--rules", s(&rules)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // One answered request proves the signal handler is installed.
+    writeln!(stdin, r#"{{"location":"l","channel":"sms","body":"x","instances":[{{"id":"s","channel":"sms","phone":"1","connected":true}}]}}"#).unwrap();
+    stdin.flush().unwrap();
+    let mut answer = String::new();
+    stdout.read_line(&mut answer).unwrap();
+    assert!(answer.contains(r#""ok":true"#), "{answer}");
+    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(err.contains("files unchanged: generation 1 stays"), "SIGHUP reloads: {err}");
+}
