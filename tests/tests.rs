@@ -8,6 +8,7 @@ mod util;
 
 mod cli;
 mod config_errors;
+mod plugins;
 mod properties;
 mod reload;
 mod spec;

@@ -97,3 +97,39 @@ pub fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Builds the example and fixture plugins once (into their own target
+/// directory, so the outer `cargo test` lock is never contended) and
+/// returns the directory holding the `.so` files.
+pub fn plugin_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = repo_file("");
+        let target = root.join("target/plugin-tests");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "switchboard-plugin-business-hours", "-p", "switchboard-plugin-telegram"])
+            .args(["-p", "switchboard-plugin-misbehave"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(&root)
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the plugins failed");
+        target.join("debug")
+    })
+    .clone()
+}
+
+/// The path of a built plugin: `business_hours`, `telegram`, `misbehave`.
+pub fn plugin(name: &str) -> PathBuf {
+    plugin_dir().join(format!("libswitchboard_{name}.so"))
+}
+
+/// Compiles C source into a shared library in `dir` (for crafted bad plugins).
+pub fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    let so = dir.join(format!("lib{name}.so"));
+    std::fs::write(&c, source).unwrap();
+    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&so).arg(&c).status().unwrap();
+    assert!(status.success(), "cc failed on {name}.c");
+    so
+}

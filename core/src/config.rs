@@ -55,6 +55,23 @@ pub struct PluginEntry {
     pub sha256: Option<String>,
 }
 
+/// What one plugin adds to the registry.
+#[derive(Debug, Clone, Default)]
+pub struct Contribution {
+    /// Its rules.
+    pub rules: Vec<crate::RuleInfo>,
+    /// Its channels.
+    pub channels: Vec<crate::ChannelInfo>,
+}
+
+/// Loads the plugins a rules file lists (the host loader implements this;
+/// core does no I/O). `rules_file` is the file as named, for resolving
+/// relative paths.
+pub trait PluginLoader {
+    /// Loads one plugin; the error names the file and what to do.
+    fn load(&self, entry: &PluginEntry, rules_file: &str) -> Result<Contribution, String>;
+}
+
 /// The rule chain of one channel.
 #[derive(Clone)]
 pub(crate) struct Chain {
@@ -84,8 +101,57 @@ impl fmt::Debug for Plan {
 }
 
 impl Plan {
-    /// Compiles the text of a rules file. `file` names it in errors.
+    /// Compiles the text of a rules file. `file` names it in errors. A
+    /// `plugins:` entry is an error here (no loader); see [`Plan::compile_with`].
     pub fn compile(text: &str, file: &str, registry: Arc<Registry>) -> Result<Plan, FileErrors> {
+        Plan::compile_with(text, file, registry, None)
+    }
+
+    /// Compiles a rules file, first loading the plugins it lists with
+    /// `loader` and adding their rules and channels to `base`: the plan's
+    /// registry is then `base` plus the plugins. Plugin errors (a library
+    /// that cannot be loaded, a duplicate rule id or channel code) are
+    /// located at their entry.
+    pub fn compile_with(
+        text: &str,
+        file: &str,
+        base: Arc<Registry>,
+        loader: Option<&dyn PluginLoader>,
+    ) -> Result<Plan, FileErrors> {
+        let fail = |diagnostics| FileErrors { file: file.to_owned(), diagnostics };
+        if text.trim().is_empty() {
+            return Err(FileErrors::whole_file(
+                file,
+                "the rules file is empty; expected at least `rules:` with a list of rule ids",
+            ));
+        }
+        let contributions = diag::collect(
+            |cx| {
+                PluginsOnlySeed { cx, loader, file, base: &base }.deserialize(serde_yaml::Deserializer::from_str(text))
+            },
+            Diagnostic::from_yaml,
+        )
+        .map_err(fail)?;
+        let registry = if contributions.is_empty() {
+            base
+        } else {
+            let mut builder = base.to_builder();
+            for c in contributions {
+                for rule in c.rules {
+                    builder = builder.rule(rule);
+                }
+                for channel in c.channels {
+                    builder = builder.channel(channel);
+                }
+            }
+            let registry =
+                builder.build().map_err(|e| fail(e.problems.into_iter().map(Diagnostic::unlocated).collect()))?;
+            Arc::new(registry)
+        };
+        Plan::compile_against(text, file, registry)
+    }
+
+    fn compile_against(text: &str, file: &str, registry: Arc<Registry>) -> Result<Plan, FileErrors> {
         if text.trim().is_empty() {
             return Err(FileErrors::whole_file(
                 file,
@@ -198,7 +264,10 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
                     };
                     map.next_value_seed(ValueSeed { cx, check: &check })?;
                 }
-                "plugins" => raw.plugins = map.next_value_seed(PluginsSeed { cx })?,
+                "plugins" => {
+                    raw.plugins =
+                        map.next_value_seed(PluginsSeed { cx, load: None })?.into_iter().map(|(e, _)| e).collect();
+                }
                 "rules" => {
                     seen_rules = true;
                     raw.rules = map.next_value_seed(ListSeed { cx, registry: self.registry })?;
@@ -682,25 +751,29 @@ impl<'de> Visitor<'de> for ChannelSeed<'_> {
     }
 }
 
+type LoadFn<'a> = dyn Fn(&PluginEntry) -> Result<Contribution, String> + 'a;
+
 struct PluginsSeed<'a> {
     cx: &'a Ctx,
+    /// Set in the first phase only: load each entry where it stands.
+    load: Option<&'a LoadFn<'a>>,
 }
 
 impl<'de> DeserializeSeed<'de> for PluginsSeed<'_> {
-    type Value = Vec<PluginEntry>;
+    type Value = Vec<(PluginEntry, Contribution)>;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for PluginsSeed<'_> {
-    type Value = Vec<PluginEntry>;
+    type Value = Vec<(PluginEntry, Contribution)>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of `{path: ..., sha256: ...}`")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(p) = seq.next_element_seed(PluginSeed { cx: self.cx })? {
+        while let Some(p) = seq.next_element_seed(PluginSeed { cx: self.cx, load: self.load })? {
             out.extend(p);
         }
         Ok(out)
@@ -709,17 +782,18 @@ impl<'de> Visitor<'de> for PluginsSeed<'_> {
 
 struct PluginSeed<'a> {
     cx: &'a Ctx,
+    load: Option<&'a LoadFn<'a>>,
 }
 
 impl<'de> DeserializeSeed<'de> for PluginSeed<'_> {
-    type Value = Option<PluginEntry>;
+    type Value = Option<(PluginEntry, Contribution)>;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for PluginSeed<'_> {
-    type Value = Option<PluginEntry>;
+    type Value = Option<(PluginEntry, Contribution)>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a plugin: a map with `path` and an optional `sha256`")
     }
@@ -745,10 +819,99 @@ impl<'de> Visitor<'de> for PluginSeed<'_> {
             self.cx.report("a plugin entry needs `path`")?;
             return Ok(None);
         };
-        // Loading shared libraries is the host loader's job (issue: dynamic
-        // plugins); until this build has one, a listed plugin cannot be honoured.
-        self.cx
-            .report(format!("plugin `{path}`: this build of Switchboard cannot load plugins yet; remove the entry"))?;
-        Ok(Some(PluginEntry { path, sha256 }))
+        let entry = PluginEntry { path, sha256 };
+        if let Some(load) = &self.load {
+            match load(&entry) {
+                Ok(contribution) => return Ok(Some((entry, contribution))),
+                Err(message) => self.cx.report(message)?,
+            }
+        }
+        Ok(Some((entry, Contribution::default())))
+    }
+}
+
+/// The first phase: reads only `plugins:` and loads each entry (errors
+/// located at the entry); everything else is left to the second phase.
+struct PluginsOnlySeed<'a> {
+    cx: &'a Ctx,
+    loader: Option<&'a dyn PluginLoader>,
+    file: &'a str,
+    base: &'a Registry,
+}
+
+impl<'de> DeserializeSeed<'de> for PluginsOnlySeed<'_> {
+    type Value = Vec<Contribution>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PluginsOnlySeed<'_> {
+    type Value = Vec<Contribution>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map with `version`, `plugins`, `rules` and `channels`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (file, base) = (self.file, self.base);
+        let seen: RefCell<Vec<(String, String)>> = RefCell::new(Vec::new());
+        let load = |entry: &PluginEntry| -> Result<Contribution, String> {
+            let Some(loader) = self.loader else {
+                return Err(format!(
+                    "plugin `{}`: this program cannot load plugins (it embeds switchboard-core without a loader)",
+                    entry.path
+                ));
+            };
+            let c = loader.load(entry, file)?;
+            // Duplicates are located here, at the plugin that brings them.
+            let mut seen = seen.borrow_mut();
+            for r in &c.rules {
+                if let Some(other) = base.rule(&r.id) {
+                    return Err(format!("rule `{}` from {} is already registered by {}", r.id, r.source, other.source));
+                }
+                if let Some((_, other)) = seen.iter().find(|(id, _)| *id == format!("rule {}", r.id)) {
+                    return Err(format!("rule `{}` from {} is already registered by {other}", r.id, r.source));
+                }
+                seen.push((format!("rule {}", r.id), r.source.to_string()));
+            }
+            for ch in &c.channels {
+                let clash =
+                    base.channels().iter().find(|o| o.id() == ch.id() || o.code().eq_ignore_ascii_case(ch.code()));
+                if let Some(other) = clash {
+                    return Err(format!(
+                        "channel `{}` (code `{}`) from {} clashes with channel `{}` (code `{}`) of {}",
+                        ch.id(),
+                        ch.code(),
+                        ch.source,
+                        other.id(),
+                        other.code(),
+                        other.source
+                    ));
+                }
+                let key = format!("channel {}", ch.code().to_ascii_uppercase());
+                if let Some((_, other)) =
+                    seen.iter().find(|(k, _)| *k == key || *k == format!("channel-id {}", ch.id()))
+                {
+                    return Err(format!(
+                        "channel `{}` (code `{}`) from {} clashes with one from {other}",
+                        ch.id(),
+                        ch.code(),
+                        ch.source
+                    ));
+                }
+                seen.push((key, ch.source.to_string()));
+                seen.push((format!("channel-id {}", ch.id()), ch.source.to_string()));
+            }
+            Ok(c)
+        };
+        let mut out = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "plugins" {
+                let loaded = map.next_value_seed(PluginsSeed { cx: self.cx, load: Some(&load) })?;
+                out.extend(loaded.into_iter().map(|(_, c)| c));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
     }
 }

@@ -183,19 +183,23 @@ pub fn suggestion<'c>(input: &str, candidates: impl IntoIterator<Item = &'c str>
     did_you_mean(input, candidates).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
 }
 
+/// Edit distance where swapping two neighbours counts as one edit
+/// (optimal string alignment): `opne` is one edit from `open`.
 fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d: Vec<Vec<usize>> =
+        (0..=a.len()).map(|i| (0..=b.len()).map(|j| if i == 0 { j } else { i }).collect()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// Reads a map key and checks it against the keys a section allows, while
@@ -246,6 +250,7 @@ mod tests {
         assert_eq!(did_you_mean("manul_override", names), Some("manual_override"));
         assert_eq!(did_you_mean("Contact_Tags", names), Some("contact_tag"));
         assert_eq!(did_you_mean("zzz", names), None);
+        assert_eq!(did_you_mean("opne", ["open", "close"]), Some("open"));
     }
 
     #[test]

@@ -100,6 +100,17 @@ impl<'a> InstanceView<'a> {
         order.iter().filter_map(move |p| instances.get(*p as usize))
     }
 
+    /// The `rank`th instance by ascending index (0 is the lowest index).
+    pub fn nth(&self, rank: usize) -> Option<&'a Arc<Instance>> {
+        self.slot.and_then(|s| s.by_order.get(rank)).and_then(|p| self.get(*p))
+    }
+
+    /// The rank (see [`InstanceView::nth`]) of the instance with this index.
+    pub fn rank_of_index(&self, index: u64) -> Option<usize> {
+        let order: &[u32] = self.slot.map_or(&[], |s| &s.by_order);
+        order.binary_search_by_key(&index, |p| self.instances.get(*p as usize).map_or(u64::MAX, |i| i.index)).ok()
+    }
+
     /// The instance with this index.
     pub fn by_index(&self, index: u64) -> Option<&'a Arc<Instance>> {
         self.slot.and_then(|s| s.by_index.get(&index)).and_then(|p| self.get(*p))

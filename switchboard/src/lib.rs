@@ -53,14 +53,22 @@ pub fn read_text(path: &Path) -> Result<String, FileErrors> {
     })
 }
 
-/// Reads and compiles a rules.yaml.
+/// Reads and compiles a rules.yaml, loading the plugins it lists (paths
+/// relative to the file): the plan's registry is `registry` plus the
+/// plugins' rules and channels.
 pub fn load_rules(path: impl AsRef<Path>, registry: &Arc<Registry>) -> Result<Plan, FileErrors> {
     let path = path.as_ref();
     let text = read_text(path)?;
-    Plan::compile(&text, &path.display().to_string(), registry.clone())
+    compile_rules(&text, path, registry)
 }
 
-/// Reads a world file (YAML, or JSON when the name ends in `.json`).
+/// Compiles the text of a rules file found at `path` (see [`load_rules`]).
+pub fn compile_rules(text: &str, path: &Path, registry: &Arc<Registry>) -> Result<Plan, FileErrors> {
+    Plan::compile_with(text, &path.display().to_string(), registry.clone(), Some(&switchboard_plugin_host::Loader))
+}
+
+/// Reads a world file (YAML, or JSON when the name ends in `.json`). Pass
+/// the plan's registry (`plan.registry()`) so that plugin channels are known.
 pub fn load_world(path: impl AsRef<Path>, registry: &Registry) -> Result<World, FileErrors> {
     let path = path.as_ref();
     let text = read_text(path)?;

@@ -156,20 +156,25 @@ impl Inner {
         let mut errors: Vec<FileErrors> = Vec::new();
         let plan = match texts.rules {
             Ok(text) if before.last_success.is_some() && hash(&text) == before.rules_hash => Some(current.plan.clone()),
-            Ok(text) => Plan::compile(&text, &self.rules.display().to_string(), self.registry.clone())
-                .map(Arc::new)
-                .map_err(|e| errors.push(e))
-                .ok(),
+            Ok(text) => {
+                crate::compile_rules(&text, &self.rules, &self.registry).map(Arc::new).map_err(|e| errors.push(e)).ok()
+            }
             Err(e) => {
                 errors.push(e);
                 None
             }
         };
+        // The world is compiled against the plan's registry (plugins add
+        // channels); it is reused only while that channel set is the same.
+        let registry = plan.as_ref().map_or(&self.registry, |p| p.registry());
+        let same_channels = registry.channel_ids().eq(current.plan.registry().channel_ids());
         let world = match (texts.world, &self.world) {
-            (Ok(Some(text)), _) if before.last_success.is_some() && hash(&text) == before.world_hash => {
+            (Ok(Some(text)), _)
+                if before.last_success.is_some() && hash(&text) == before.world_hash && same_channels =>
+            {
                 Some(current.world.clone())
             }
-            (Ok(Some(text)), Some(path)) => World::from_str(&text, &path.display().to_string(), &self.registry)
+            (Ok(Some(text)), Some(path)) => World::from_str(&text, &path.display().to_string(), registry)
                 .map(Arc::new)
                 .map_err(|e| errors.push(e))
                 .ok(),

@@ -21,8 +21,13 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
         }
         Ok(())
     };
+    let mut registry = registry;
     if let Some(path) = &command.rules {
-        report(switchboard::load_rules(path, &registry).map(|plan| {
+        let loaded = switchboard::load_rules(path, &registry);
+        if let Ok(plan) = &loaded {
+            registry = plan.registry().clone();
+        }
+        report(loaded.map(|plan| {
             let mut s = format!("{}: ok", path.display());
             for channel in registry.channel_ids() {
                 let note = if plan.has_channel_order(channel) { " (own order)" } else { "" };

@@ -7,9 +7,9 @@ use crate::args::Command;
 
 pub fn run(command: &Command) -> Result<Status, Fatal> {
     let registry = registry()?;
-    print!("{}", describe(&registry));
-    if let Some(path) = &command.rules {
-        let plan = switchboard::load_rules(path, &registry)?;
+    let plan = command.rules.as_ref().map(|path| switchboard::load_rules(path, &registry)).transpose()?;
+    print!("{}", describe(plan.as_ref().map_or(&registry, |p| p.registry())));
+    if let (Some(path), Some(plan)) = (&command.rules, &plan) {
         println!("\nCHAINS ({})", path.display());
         for channel in registry.channel_ids() {
             println!("  {channel}:");

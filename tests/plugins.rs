@@ -1,0 +1,262 @@
+//! Dynamic plugins as real shared libraries: selection through a plugin
+//! rule, a plugin channel, contained misbehaviour, and every load error.
+
+use std::fs;
+use std::path::Path;
+
+use switchboard::{Live, ReloadEvent};
+
+use crate::util::*;
+
+const WORLD: &str = "locations:
+  - id: l
+    instances:
+      - {id: wa-1, channel: whatsapp, index: 1, phone: '+1 555 0001', connected: true}
+      - {id: wa-2, channel: whatsapp, index: 2, phone: '+1 555 0002', connected: true}
+      - {id: wa-3, channel: whatsapp, index: 3, phone: '+1 555 0003', connected: false}
+      - {id: wa-4, channel: whatsapp, index: 4, phone: '+1 555 0004', connected: true, default: true}
+";
+
+/// A temp dir with `plugins/<copies of the named plugins>`, `world.yaml` and
+/// `rules.yaml`; returns it with the rules path.
+fn setup(plugins: &[&str], rules: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = temp_with(&[("world.yaml", WORLD), ("rules.yaml", rules)]);
+    fs::create_dir(dir.path().join("plugins")).unwrap();
+    for name in plugins {
+        fs::copy(plugin(name), dir.path().join(format!("plugins/lib{name}.so"))).unwrap();
+    }
+    let rules = dir.path().join("rules.yaml");
+    (dir, rules)
+}
+
+fn select(rules: &Path, world: &Path, req: &str) -> switchboard::Decision {
+    let registry = registry();
+    let plan = switchboard::load_rules(rules, &registry).unwrap_or_else(|e| panic!("{e}"));
+    let world = switchboard::load_world(world, plan.registry()).unwrap_or_else(|e| panic!("{e}"));
+    decide(&plan, &world, req)
+}
+
+fn load_error(rules: &Path) -> String {
+    switchboard::load_rules(rules, &registry()).map(|_| ()).unwrap_err().to_string()
+}
+
+const WA: &str = r#"{"location":"l","channel":"whatsapp","body":"Hi"}"#;
+
+#[test]
+fn a_plugin_rule_selects_with_options_from_rules_yaml() {
+    let closed = "plugins:\n  - path: plugins/libbusiness_hours.so\nrules:\n  - manual_override\n  - rule: business_hours\n    days: []\n    after_hours_instance: 2\n  - default_instance\n";
+    let (dir, rules) = setup(&["business_hours"], closed);
+    let d = select(&rules, &dir.path().join("world.yaml"), WA);
+    assert_eq!((summary(&d), d.rule), ("wa-2".to_owned(), Some("business_hours")));
+    // Always open: the rule does not apply, the default decides.
+    let open =
+        closed.replace("days: []", "days: [sun, mon, tue, wed, thu, fri, sat]\n    open: '00:00'\n    close: '24:00'");
+    fs::write(&rules, open).unwrap();
+    let d = select(&rules, &dir.path().join("world.yaml"), WA);
+    assert_eq!(summary(&d), "wa-4");
+    assert_eq!(outcomes(&d), ["manual_override:no_match", "business_hours:no_match", "default_instance:selected"]);
+    // Unusable after-hours instance: the plugin's code.
+    fs::write(&rules, closed.replace("after_hours_instance: 2", "after_hours_instance: 3")).unwrap();
+    let d = select(&rules, &dir.path().join("world.yaml"), WA);
+    assert_eq!(summary(&d), "1001/instance_disconnected");
+}
+
+#[test]
+fn plugin_options_are_checked_with_line_and_column() {
+    let (_dir, rules) = setup(
+        &["business_hours"],
+        "plugins:\n  - path: plugins/libbusiness_hours.so\nrules:\n  - rule: business_hours\n    opne: '08:00'\n    after_hours_instance: 2\n  - default_instance\nchannels:\n  sms:\n    rules:\n      - rule: business_hours\n        days: []\n      - rule: business_hours\n",
+    );
+    let e = load_error(&rules);
+    assert!(e.contains("rules.yaml:5:") && e.contains("no option `opne`; did you mean `open`?"), "{e}");
+    assert!(e.contains("rules.yaml:11:") && e.contains("`after_hours_instance` is required"), "{e}");
+    assert!(e.contains("rules.yaml:13:") && e.contains("listed twice"), "{e}");
+}
+
+#[test]
+fn a_plugin_channel_routes_strips_and_tags() {
+    let world = "locations:\n  - id: l\n    instances:\n      - {id: tg-1, channel: telegram, phone: '+44 7700 900001', connected: true}\n      - {id: tg-2, channel: telegram, phone: '+44 7700 900002', connected: true}\n      - {id: wa-1, channel: whatsapp, phone: '+1 555 0001', connected: true}\n";
+    let (dir, rules) = setup(&["telegram"], "plugins: [{path: plugins/libtelegram.so}]\nrules: [manual_override, temporary_switch, contact_tag, any_available]\n");
+    fs::write(dir.path().join("world.yaml"), world).unwrap();
+    let w = dir.path().join("world.yaml");
+    let d = select(&rules, &w, r#"{"location":"l","channel":"telegram","body":"Hello { tg#2 }"}"#);
+    assert_eq!((summary(&d), d.body.as_deref()), ("tg-2".to_owned(), Some("Hello")));
+    let d = select(&rules, &w, r#"{"location":"l","channel":"telegram","body":"x {TEMP-TG#1}"}"#);
+    assert_eq!((summary(&d), d.rule), ("tg-1".to_owned(), Some("temporary_switch")));
+    let d = select(
+        &rules,
+        &w,
+        r#"{"location":"l","channel":"telegram","body":"x","contact":{"id":"c","tags":["TG: +44 7700 900002"]}}"#,
+    );
+    assert_eq!((summary(&d), d.rule), ("tg-2".to_owned(), Some("contact_tag")));
+    // Its patterns are stripped from other channels' bodies too.
+    let d = select(&rules, &w, r#"{"location":"l","channel":"whatsapp","body":"Hi {TG#1} there"}"#);
+    assert_eq!((summary(&d), d.body.as_deref()), ("wa-1".to_owned(), Some("Hi there")));
+}
+
+#[test]
+fn misbehaving_plugin_rules_fail_with_their_own_code() {
+    let (dir, rules) = setup(&["misbehave"], "plugins: [{path: plugins/libmisbehave.so}]\nrules: [always_panics]\n");
+    let w = dir.path().join("world.yaml");
+    let d = select(&rules, &w, WA);
+    let e = d.error().unwrap();
+    assert_eq!((e.code, e.kind.as_str()), (1900, "plugin_panic"));
+    assert!(e.message.contains("deliberate panic for l"), "{}", e.message);
+    // The host survives and the next call works the same.
+    assert_eq!(summary(&select(&rules, &w, WA)), "1900/plugin_panic");
+    fs::write(&rules, "plugins: [{path: plugins/libmisbehave.so}]\nrules: [phantom_instance, default_instance]\n")
+        .unwrap();
+    let d = select(&rules, &w, WA);
+    assert_eq!(summary(&d), "1901/plugin_invalid_answer");
+    assert!(d.error().unwrap().message.contains("#999999"));
+    fs::write(&rules, "plugins: [{path: plugins/libmisbehave.so}]\nrules: [selects_disconnected, default_instance]\n")
+        .unwrap();
+    assert_eq!(summary(&select(&rules, &w, WA)), "1902/instance_disconnected", "never a disconnected selection");
+}
+
+#[test]
+fn a_panic_in_a_plugin_never_reaches_the_cli_user() {
+    let (dir, rules) = setup(&["misbehave"], "plugins: [{path: plugins/libmisbehave.so}]\nrules: [always_panics]\n");
+    let out =
+        run(&["select", "--rules", s(&rules), "--world", s(&dir.path().join("world.yaml"))], &format!("{WA}\n{WA}\n"));
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.contains(r#""code":1900"#)).count(), 2, "{stdout}");
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+}
+
+const NO_SYMBOL: &str = "int helper(void) { return 42; }\n";
+const HEADER: &str = "struct header { unsigned long long magic; unsigned short major, minor; const void *plugin; };\n";
+
+fn crafted(magic: &str, major: u16) -> String {
+    format!("{HEADER}static const struct header h = {{ {magic}ULL, {major}, 0, 0 }};\nconst struct header *switchboard_plugin_entry(void) {{ return &h; }}\n")
+}
+
+#[test]
+fn each_load_error_names_the_file_and_what_to_do() {
+    let (dir, rules) = setup(&["telegram", "business_hours"], "rules: [any_available]\n");
+    let p = dir.path().join("plugins");
+    fs::write(p.join("notes.so"), "this is a text file, not a library").unwrap();
+    c_library(&p, "nosymbol", NO_SYMBOL);
+    c_library(&p, "badmagic", &crafted("0x1122334455667788", 1));
+    c_library(&p, "future", &crafted("0x3147554c50425753", 2));
+    fs::copy(plugin("telegram"), p.join("libtelegram_copy.so")).unwrap();
+    fs::copy(plugin("business_hours"), p.join("libbusiness_hours_copy.so")).unwrap();
+    let cases = [
+        ("plugins/missing.so", "no such file; plugin paths are relative to the rules file"),
+        ("plugins/notes.so", "is not a shared library (no ELF header)"),
+        ("plugins/libnosymbol.so", "has no `switchboard_plugin_entry` symbol"),
+        ("plugins/libbadmagic.so", "wrong magic number 0x1122334455667788"),
+        (
+            "plugins/libfuture.so",
+            "speaks plugin ABI 2.0 but this Switchboard speaks 1.0; rebuild the plugin against switchboard-plugin-sdk",
+        ),
+    ];
+    for (path, want) in cases {
+        fs::write(&rules, format!("plugins:\n  - path: {path}\nrules: [any_available]\n")).unwrap();
+        let e = load_error(&rules);
+        assert!(
+            e.contains("rules.yaml:2:") && e.contains(&format!("plugin `{path}`")) && e.contains(want),
+            "{path}: {e}"
+        );
+    }
+    // Two libraries claiming the same channel code or rule id: both named.
+    fs::write(
+        &rules,
+        "plugins:\n  - path: plugins/libtelegram.so\n  - path: plugins/libtelegram_copy.so\nrules: [any_available]\n",
+    )
+    .unwrap();
+    let e = load_error(&rules);
+    assert!(
+        e.contains("rules.yaml:3:")
+            && e.contains("libtelegram_copy.so")
+            && e.contains("clashes with one from plugin")
+            && e.contains("libtelegram.so"),
+        "{e}"
+    );
+    fs::write(&rules, "plugins:\n  - path: plugins/libbusiness_hours.so\n  - path: plugins/libbusiness_hours_copy.so\nrules: [any_available]\n").unwrap();
+    let e = load_error(&rules);
+    assert!(e.contains("rule `business_hours` from plugin") && e.contains("is already registered by plugin"), "{e}");
+}
+
+#[test]
+fn sha256_pins_and_world_writable_files() {
+    use sha2_hex::sha256_hex;
+    let (_dir, rules) = setup(&["telegram"], "rules: [any_available]\n");
+    let lib = rules.parent().unwrap().join("plugins/libtelegram.so");
+    let good = sha256_hex(&fs::read(&lib).unwrap());
+    fs::write(
+        &rules,
+        format!("plugins:\n  - path: plugins/libtelegram.so\n    sha256: {good}\nrules: [any_available]\n"),
+    )
+    .unwrap();
+    assert!(switchboard::load_rules(&rules, &registry()).is_ok());
+    let bad = "0".repeat(64);
+    fs::write(
+        &rules,
+        format!("plugins:\n  - path: plugins/libtelegram.so\n    sha256: {bad}\nrules: [any_available]\n"),
+    )
+    .unwrap();
+    let e = load_error(&rules);
+    assert!(e.contains(&format!("sha256 mismatch: the file's is {good} but rules.yaml pins {bad}")), "{e}");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&lib, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::write(&rules, "plugins: [{path: plugins/libtelegram.so}]\nrules: [any_available]\n").unwrap();
+    assert!(load_error(&rules).contains("is world-writable (mode 777)"));
+}
+
+/// A tiny SHA-256 through the system's `sha256sum`, so the test does not
+/// share the loader's implementation.
+mod sha2_hex {
+    pub fn sha256_hex(bytes: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+    }
+}
+
+#[test]
+fn check_and_rules_commands_show_plugins() {
+    let (dir, rules) = setup(&["business_hours", "telegram"], "plugins:\n  - path: plugins/libbusiness_hours.so\n  - path: plugins/libtelegram.so\nrules:\n  - rule: business_hours\n    after_hours_instance: 1\n  - any_available\n");
+    let out = run(&["rules", "--rules", s(&rules)], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    let bh = listing.lines().find(|l| l.trim_start().starts_with("business_hours")).unwrap();
+    assert!(bh.contains("code 1001") && bh.contains("plugin ") && bh.contains("libbusiness_hours.so"), "{bh}");
+    let tg = listing.lines().find(|l| l.trim_start().starts_with("telegram")).unwrap();
+    assert!(tg.contains("code TG") && tg.contains("{TG#N} {TEMP-TG#N}") && tg.contains("libtelegram.so"), "{tg}");
+    assert!(listing.contains("option after_hours_instance: integer"));
+    let out = run(&["check", "--rules", s(&rules), "--world", s(&dir.path().join("world.yaml"))], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    fs::write(&rules, "plugins:\n  - path: plugins/nothing.so\nrules: [any_available]\n").unwrap();
+    let out = run(&["check", "--rules", s(&rules)], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("rules.yaml:2:") && text(&out.stderr).contains("no such file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn hot_reload_adds_a_plugin_and_a_failed_load_keeps_the_last_good_plan() {
+    let (dir, rules) = setup(&["business_hours"], "rules: [default_instance]\n");
+    let live = Live::open(registry(), &rules, Some(dir.path().join("world.yaml"))).unwrap();
+    assert_eq!(summary(&live.select(&request(WA))), "wa-4");
+    fs::write(&rules, "plugins: [{path: plugins/libbusiness_hours.so}]\nrules: [{rule: business_hours, days: [], after_hours_instance: 1}, default_instance]\n").unwrap();
+    assert_eq!(live.reload(), ReloadEvent::Reloaded { generation: 2 });
+    assert_eq!(summary(&live.select(&request(WA))), "wa-1");
+    fs::write(&rules, "plugins: [{path: plugins/gone.so}]\nrules: [default_instance]\n").unwrap();
+    assert!(matches!(live.reload(), ReloadEvent::Failed { generation: 2, .. }));
+    assert_eq!(summary(&live.select(&request(WA))), "wa-1", "the last good plan, plugin included, stays");
+    // A reload that drops the plugin no longer uses it (the library stays loaded).
+    fs::write(&rules, "rules: [default_instance]\n").unwrap();
+    assert_eq!(live.reload(), ReloadEvent::Reloaded { generation: 3 });
+    assert_eq!(summary(&live.select(&request(WA))), "wa-4");
+}
