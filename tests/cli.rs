@@ -193,22 +193,13 @@ fn help_and_version() {
 
 #[test]
 fn select_watch_reloads_while_serving_and_reports_on_stderr() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
+    use std::io::{BufRead, Write};
     let dir = temp_with(&[
         ("rules.yaml", "rules: [default_instance, any_available]\n"),
         ("world.yaml", "locations: [{id: l, instances: [{id: a, channel: sms, phone: '1', connected: true}, {id: b, channel: sms, phone: '2', connected: true, default: true}]}]\n"),
     ]);
     let (rules, world) = (dir.path().join("rules.yaml"), dir.path().join("world.yaml"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["select", "--watch", "--rules", s(&rules), "--world", s(&world)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (child, mut stdin, mut stdout) = spawn(&["select", "--watch", "--rules", s(&rules), "--world", s(&world)]);
     let line = r#"{"location":"l","channel":"sms","body":"hi"}"#;
     let mut ask = |stdin: &mut std::process::ChildStdin| {
         writeln!(stdin, "{line}").unwrap();
@@ -238,26 +229,17 @@ fn select_watch_reloads_while_serving_and_reports_on_stderr() {
 
 #[test]
 fn select_watch_reloads_on_sighup() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
+    use std::io::{BufRead, Write};
     let dir = temp_with(&[("rules.yaml", "rules: [any_available]\n")]);
     let rules = dir.path().join("rules.yaml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["select", "--watch", "--rules", s(&rules)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (child, mut stdin, mut stdout) = spawn(&["select", "--watch", "--rules", s(&rules)]);
     // One answered request proves the signal handler is installed.
     writeln!(stdin, r#"{{"location":"l","channel":"sms","body":"x","instances":[{{"id":"s","channel":"sms","phone":"1","connected":true}}]}}"#).unwrap();
     stdin.flush().unwrap();
     let mut answer = String::new();
     stdout.read_line(&mut answer).unwrap();
     assert!(answer.contains(r#""ok":true"#), "{answer}");
-    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    let hup = std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
     assert!(hup.success());
     std::thread::sleep(std::time::Duration::from_millis(300));
     drop(stdin);

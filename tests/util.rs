@@ -133,3 +133,20 @@ pub fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
     assert!(status.success(), "cc failed on {name}.c");
     so
 }
+
+/// A running `switchboard` with piped stdin/stdout/stderr, for interactive
+/// tests (`select --watch`): its stdin and a line reader on its stdout.
+pub fn spawn(
+    args: &[&str],
+) -> (std::process::Child, std::process::ChildStdin, std::io::BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    (child, stdin, stdout)
+}

@@ -110,6 +110,17 @@ impl ChannelInfo {
         ChannelInfo::new(d.syntax, Source::Builtin(d.source.to_owned()))
     }
 
+    /// A channel from plain data (a plugin's descriptor): id, code, tag
+    /// prefix, summary, and the two pattern capabilities.
+    pub fn from_parts(
+        [id, code, tag_prefix, summary]: [String; 4],
+        has_override: bool,
+        has_temporary_switch: bool,
+        source: Source,
+    ) -> ChannelInfo {
+        ChannelInfo { id, code, tag_prefix, summary, has_override, has_temporary_switch, source }
+    }
+
     /// See [`ChannelSyntax::id`].
     pub fn id(&self) -> &str {
         &self.id

@@ -8,30 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+use common::measure;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchboard::{rule_fn, Outcome, Plan, Request, RuleInfo, Source, World};
 use switchboard_business_hours::BusinessHours;
-
-fn measure(mut f: impl FnMut(), batch: u32, samples: usize) -> f64 {
-    for _ in 0..batch * 10 {
-        f();
-    }
-    let mut v: Vec<f64> = (0..samples)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..batch {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(batch)
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[samples / 2]
-}
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -10,9 +10,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+use common::measure;
+
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::time::Instant;
 
 use std::sync::Arc;
 
@@ -43,24 +45,6 @@ fn world_yaml(location: &str, instances: usize) -> String {
         ));
     }
     s
-}
-
-/// Median nanoseconds per call over `samples` batches of `batch` calls.
-fn measure(mut f: impl FnMut(), batch: u32, samples: usize) -> f64 {
-    for _ in 0..batch * 10 {
-        f();
-    }
-    let mut per_call: Vec<f64> = (0..samples)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..batch {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(batch)
-        })
-        .collect();
-    per_call.sort_by(f64::total_cmp);
-    per_call[samples / 2]
 }
 
 /// The default chain, hand-written for this data shape, producing the very

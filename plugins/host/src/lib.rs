@@ -35,8 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use sha2::{Digest, Sha256};
 use switchboard_core::{
-    ChannelInfo, ChannelSyntax, Contribution, OnUnavailable, OptionKind, OptionSpec, PluginEntry, PluginLoader,
-    RuleInfo, Source,
+    ChannelInfo, Contribution, OnUnavailable, OptionKind, OptionSpec, PluginEntry, PluginLoader, RuleInfo, Source,
 };
 use switchboard_plugin_sdk::abi;
 
@@ -199,50 +198,20 @@ fn open(path: &Path) -> Result<Contribution, String> {
     let source = Source::Plugin(path.to_path_buf());
     let mut contribution = Contribution::default();
     for ch in descriptors(plugin.channels, plugin.channel_count) {
-        let syntax = PluginChannel {
-            id: owned(ch.id, "channel id")?,
-            code: owned(ch.code, "channel code")?,
-            tag_prefix: owned(ch.tag_prefix, "tag prefix")?,
-            summary: owned(ch.summary, "channel summary")?,
-            has_override: ch.has_override != 0,
-            has_temporary_switch: ch.has_temporary_switch != 0,
-        };
-        contribution.channels.push(ChannelInfo::new(&syntax, source.clone()));
+        let parts = [
+            owned(ch.id, "channel id")?,
+            owned(ch.code, "channel code")?,
+            owned(ch.tag_prefix, "tag prefix")?,
+            owned(ch.summary, "channel summary")?,
+        ];
+        let channel =
+            ChannelInfo::from_parts(parts, ch.has_override != 0, ch.has_temporary_switch != 0, source.clone());
+        contribution.channels.push(channel);
     }
     for r in descriptors(plugin.rules, plugin.rule_count) {
         contribution.rules.push(rule_info(r, &source)?);
     }
     Ok(contribution)
-}
-
-struct PluginChannel {
-    id: String,
-    code: String,
-    tag_prefix: String,
-    summary: String,
-    has_override: bool,
-    has_temporary_switch: bool,
-}
-
-impl ChannelSyntax for PluginChannel {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn code(&self) -> &str {
-        &self.code
-    }
-    fn tag_prefix(&self) -> &str {
-        &self.tag_prefix
-    }
-    fn summary(&self) -> &str {
-        &self.summary
-    }
-    fn has_override(&self) -> bool {
-        self.has_override
-    }
-    fn has_temporary_switch(&self) -> bool {
-        self.has_temporary_switch
-    }
 }
 
 fn rule_info(r: &'static abi::RuleV1, source: &Source) -> Result<RuleInfo, String> {
