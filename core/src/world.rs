@@ -13,18 +13,30 @@ use smallvec::SmallVec;
 use crate::diag::{self, Ctx, FileErrors, KeySeed};
 use crate::{normalize_phone, Instance, InstanceSpec, Registry};
 
+/// Channels with more instances than this get hash indexes; smaller ones
+/// (nearly all) are scanned, which is as fast at that size and keeps a
+/// world of 100,000 locations small.
+const INDEXED_ABOVE: usize = 16;
+
+/// Hash indexes of a large channel.
+#[derive(Debug, Clone, Default)]
+struct Indexes {
+    by_index: FxHashMap<u64, u32>,
+    by_digits: FxHashMap<Box<str>, SmallVec<[u32; 1]>>,
+    by_user: FxHashMap<Box<str>, SmallVec<[u32; 2]>>,
+}
+
 /// The instances of one location on one channel, with their indexes.
 #[derive(Debug, Clone, Default)]
 struct ChannelInstances {
     channel: String,
     /// Positions into `Location::instances`, by ascending index.
     by_order: Vec<u32>,
-    by_index: FxHashMap<u64, u32>,
     default: Option<u32>,
-    by_digits: FxHashMap<Box<str>, SmallVec<[u32; 1]>>,
-    by_user: FxHashMap<Box<str>, SmallVec<[u32; 2]>>,
     /// Connected instances with a phone, by ascending index.
     available: Vec<u32>,
+    /// Present above [`INDEXED_ABOVE`] instances.
+    indexes: Option<Box<Indexes>>,
 }
 
 /// A CRM location and its instances, indexed per channel.
@@ -113,7 +125,33 @@ impl<'a> InstanceView<'a> {
 
     /// The instance with this index.
     pub fn by_index(&self, index: u64) -> Option<&'a Arc<Instance>> {
-        self.slot.and_then(|s| s.by_index.get(&index)).and_then(|p| self.get(*p))
+        let slot = self.slot?;
+        match &slot.indexes {
+            Some(ix) => ix.by_index.get(&index).and_then(|p| self.get(*p)),
+            None => self.rank_of_index(index).and_then(|rank| self.nth(rank)),
+        }
+    }
+
+    /// The instances matching `keep`, by ascending index: the hash index's
+    /// list when the channel has one (every entry matches), else a scan of
+    /// the channel with `keep`. Nothing is collected either way.
+    fn find<'k>(
+        &self,
+        indexed: impl FnOnce(&'a Indexes) -> Option<&'a [u32]>,
+        keep: impl Fn(&Instance) -> bool + 'k,
+    ) -> impl Iterator<Item = &'a Arc<Instance>> + 'k
+    where
+        'a: 'k,
+    {
+        let (positions, scan): (&'a [u32], bool) = match self.slot {
+            Some(slot) => match &slot.indexes {
+                Some(ix) => (indexed(ix).unwrap_or(&[]), false),
+                None => (&slot.by_order, true),
+            },
+            None => (&[], false),
+        };
+        let instances = self.instances;
+        positions.iter().filter_map(move |p| instances.get(*p as usize)).filter(move |i| !scan || keep(i))
     }
 
     /// The location's default instance on this channel.
@@ -122,17 +160,21 @@ impl<'a> InstanceView<'a> {
     }
 
     /// Instances whose normalized phone equals `digits`, by ascending index.
-    pub fn with_phone_digits(&self, digits: &str) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
-        let found: &'a [u32] = self.slot.and_then(|s| s.by_digits.get(digits)).map_or(&[], |v| v.as_slice());
-        let instances = self.instances;
-        found.iter().filter_map(move |p| instances.get(*p as usize))
+    pub fn with_phone_digits<'k>(&self, digits: &'k str) -> impl Iterator<Item = &'a Arc<Instance>> + 'k
+    where
+        'a: 'k,
+    {
+        let indexed = |ix: &'a Indexes| ix.by_digits.get(digits).map(|v| v.as_slice());
+        self.find(indexed, move |i| !digits.is_empty() && i.digits == digits)
     }
 
     /// Instances assigned to `user`, by ascending index.
-    pub fn assigned_to(&self, user: &str) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
-        let found: &'a [u32] = self.slot.and_then(|s| s.by_user.get(user)).map_or(&[], |v| v.as_slice());
-        let instances = self.instances;
-        found.iter().filter_map(move |p| instances.get(*p as usize))
+    pub fn assigned_to<'k>(&self, user: &'k str) -> impl Iterator<Item = &'a Arc<Instance>> + 'k
+    where
+        'a: 'k,
+    {
+        let indexed = |ix: &'a Indexes| ix.by_user.get(user).map(|v| v.as_slice());
+        self.find(indexed, move |i| i.users.iter().any(|u| u == user))
     }
 
     /// Connected instances with a phone number, by ascending index.
@@ -268,25 +310,40 @@ impl<'r> LocationBuilder<'r> {
             }
             let Some(slot) = channels.last_mut() else { continue };
             slot.by_order.push(p);
-            slot.by_index.insert(inst.index, p);
             if inst.default {
                 slot.default = Some(p);
-            }
-            if !inst.digits.is_empty() {
-                slot.by_digits.entry(inst.digits.as_str().into()).or_default().push(p);
-            }
-            for user in &inst.users {
-                let list = slot.by_user.entry(user.as_str().into()).or_default();
-                if !list.contains(&p) {
-                    list.push(p);
-                }
             }
             if inst.connected && inst.has_phone() {
                 slot.available.push(p);
             }
         }
+        for slot in &mut channels {
+            slot.by_order.shrink_to_fit();
+            slot.available.shrink_to_fit();
+            if slot.by_order.len() > INDEXED_ABOVE {
+                slot.indexes = Some(Box::new(index(&instances, &slot.by_order)));
+            }
+        }
         Location { id, instances, channels }
     }
+}
+
+fn index(instances: &[Arc<Instance>], order: &[u32]) -> Indexes {
+    let mut ix = Indexes::default();
+    for &p in order {
+        let Some(inst) = instances.get(p as usize) else { continue };
+        ix.by_index.insert(inst.index, p);
+        if !inst.digits.is_empty() {
+            ix.by_digits.entry(inst.digits.as_str().into()).or_default().push(p);
+        }
+        for user in &inst.users {
+            let list = ix.by_user.entry(user.as_str().into()).or_default();
+            if !list.contains(&p) {
+                list.push(p);
+            }
+        }
+    }
+    ix
 }
 
 /// Every location known to the engine.
@@ -499,5 +556,65 @@ impl<'de> Visitor<'de> for InstanceSeed<'_, '_> {
             self.cx.report(message)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChannelInfo, RegistryBuilder, Source};
+
+    struct Wa;
+    impl crate::ChannelSyntax for Wa {
+        fn id(&self) -> &str {
+            "whatsapp"
+        }
+        fn code(&self) -> &str {
+            "WA"
+        }
+        fn tag_prefix(&self) -> &str {
+            "wa:"
+        }
+    }
+
+    /// Small channels are scanned, large ones hashed: both must answer
+    /// exactly as a naive search does.
+    #[test]
+    fn scanned_and_indexed_lookups_agree_with_a_naive_search() {
+        let registry =
+            RegistryBuilder::new().channel(ChannelInfo::new(&Wa, Source::Builtin("t".into()))).build().unwrap();
+        for n in [3usize, 16, 17, 60] {
+            let specs: Vec<InstanceSpec> = (0..n)
+                .map(|i| InstanceSpec {
+                    id: format!("i{i}"),
+                    channel: "whatsapp".into(),
+                    index: Some((n - i) as u64 * 2),
+                    phone: format!("+1 555 {}", i % 4),
+                    connected: i % 3 != 0,
+                    default: i == 1,
+                    users: vec![format!("u{}", i % 5)],
+                })
+                .collect();
+            let location = Location::from_specs("l", &specs, &registry).unwrap();
+            let view = location.channel("whatsapp");
+            let ids = |it: &mut dyn Iterator<Item = &Arc<Instance>>| it.map(|i| i.id.clone()).collect::<Vec<_>>();
+            let mut naive: Vec<&InstanceSpec> = specs.iter().collect();
+            naive.sort_by_key(|s| s.index);
+            for index in 0..=(2 * n as u64 + 1) {
+                let want = naive.iter().find(|s| s.index == Some(index)).map(|s| s.id.clone());
+                assert_eq!(view.by_index(index).map(|i| i.id.clone()), want, "n={n} index={index}");
+            }
+            for d in 0..5 {
+                let digits = normalize_phone(&format!("+1 555 {d}"));
+                let want: Vec<String> =
+                    naive.iter().filter(|s| normalize_phone(&s.phone) == digits).map(|s| s.id.clone()).collect();
+                assert_eq!(ids(&mut view.with_phone_digits(&digits)), want, "n={n} digits={digits}");
+                let user = format!("u{d}");
+                let want: Vec<String> =
+                    naive.iter().filter(|s| s.users.contains(&user)).map(|s| s.id.clone()).collect();
+                assert_eq!(ids(&mut view.assigned_to(&user)), want, "n={n} user={user}");
+            }
+            assert_eq!(view.default_instance().map(|i| i.id.clone()), Some("i1".to_owned()));
+        }
     }
 }
