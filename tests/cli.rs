@@ -248,3 +248,45 @@ fn select_watch_reloads_on_sighup() {
     let err = text(&out.stderr);
     assert!(err.contains("files unchanged: generation 1 stays"), "SIGHUP reloads: {err}");
 }
+
+#[test]
+fn parallel_batch_keeps_input_order() {
+    let (rules, world) = (repo_file("rules.yaml"), fixture("shop.yaml"));
+    // 5,000 lines cycling through four answers, so any reordering shows.
+    let bodies = ["{WA#1}", "{WA#2}", "{WA#3}", "plain"];
+    let want = ["wa-orders", "wa-support", "wa-billing", "wa-support"];
+    let input: String = (0..5000)
+        .map(|n| format!("{{\"location\":\"loc_1\",\"channel\":\"whatsapp\",\"body\":\"{} #{n}\"}}\n", bodies[n % 4]))
+        .collect();
+    let out = run(&["select", "--rules", s(&rules), "--world", s(&world)], &input);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5000);
+    for (n, line) in lines.iter().enumerate() {
+        assert!(
+            line.contains(&format!(r#""id":"{}""#, want[n % 4])) && line.contains(&format!("#{n}\"")),
+            "line {n}: {line}"
+        );
+    }
+}
+
+#[test]
+fn an_overlong_line_is_answered_with_code_100_without_being_stored() {
+    let (rules, world) = (repo_file("rules.yaml"), fixture("shop.yaml"));
+    let good = r#"{"location":"loc_1","channel":"sms","body":"x"}"#;
+    let mut input = format!("{good}\n").into_bytes();
+    input.extend(std::iter::repeat_n(b'{', 3_000_000));
+    input.extend(format!("\n{good}\n").as_bytes());
+    let out = run_bytes(&["select", "--rules", s(&rules), "--world", s(&world), "--max-line-bytes", "1000000"], &input);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[1].contains(r#""code":100"#) && lines[1].contains("line 2 is longer than the 1000000-byte limit"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[0].contains("sms-2") && lines[2].contains("sms-2"));
+}

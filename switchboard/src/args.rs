@@ -27,6 +27,8 @@ OPTIONS:
   --rules R     rules.yaml: rule order, enabled flags and options
   --world W     world file (YAML, or JSON by its .json name): locations and instances
   --request F   one request as a JSON object
+  --max-line-bytes N  (select, batch) the longest request line read (default 16 MiB);
+                a longer line is answered with code 100 without being stored
   --watch       (select, batch) reload R and W when they change, and on SIGHUP;
                 reload events go to stderr, one line each
   -h, --help    this help
@@ -53,7 +55,12 @@ pub struct Command {
     pub world: Option<PathBuf>,
     pub request: Option<PathBuf>,
     pub watch: bool,
+    pub max_line_bytes: usize,
 }
+
+/// The default `--max-line-bytes`: 16 MiB, room for a request carrying a
+/// large location's instances, far below what would strain memory.
+pub const DEFAULT_MAX_LINE: usize = 16 << 20;
 
 /// What to do.
 pub enum Parsed {
@@ -76,7 +83,8 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, String> {
         Some(other) => return Err(format!("unknown command `{other}`; expected select, explain, check or rules")),
         None => return Err("the command is not valid UTF-8".into()),
     };
-    let mut command = Command { kind, rules: None, world: None, request: None, watch: false };
+    let mut command =
+        Command { kind, rules: None, world: None, request: None, watch: false, max_line_bytes: DEFAULT_MAX_LINE };
     while let Some(word) = words.next() {
         let text = word.to_str().ok_or_else(|| format!("argument {word:?} is not valid UTF-8"))?;
         let (flag, inline) = match text.split_once('=') {
@@ -96,6 +104,13 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, String> {
             "--world" => command.world = Some(value("--world")?),
             "--request" => command.request = Some(value("--request")?),
             "--watch" => command.watch = true,
+            "--max-line-bytes" => {
+                let v = value("--max-line-bytes")?;
+                command.max_line_bytes =
+                    v.to_str().and_then(|t| t.parse().ok()).filter(|n: &usize| *n > 0).ok_or_else(|| {
+                        format!("`--max-line-bytes` takes a positive number of bytes; got `{}`", v.display())
+                    })?;
+            }
             "-h" | "--help" => return Ok(Parsed::Help(HELP.to_owned())),
             other => return Err(format!("unknown option `{other}`")),
         }

@@ -1,6 +1,7 @@
 //! `switchboard select`: one decision, or a JSON Lines batch on stdin.
 
 use std::io::{self, BufRead, BufWriter, Write};
+use std::sync::{mpsc, Mutex};
 
 use switchboard::{Decision, ErrorKind, Live, Plan, ReloadEvent, World};
 
@@ -19,7 +20,10 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
             println!("{}", decision.to_json());
             Ok(if decision.is_ok() { Status::Success } else { Status::Failure })
         }
-        None => batch(&plan, &world, io::stdin().lock(), &mut BufWriter::new(io::stdout().lock())),
+        None => {
+            let input = io::BufReader::with_capacity(1 << 16, io::stdin());
+            batch(&plan, &world, input, &mut BufWriter::new(io::stdout().lock()), command.max_line_bytes)
+        }
     }
 }
 
@@ -50,7 +54,7 @@ fn watch(command: &Command) -> Result<Status, Fatal> {
         Ok(request) => live.select(&request),
         Err(decision) => decision,
     };
-    each_line(io::stdin().lock(), &mut out, &mut decide_line, true)
+    each_line(io::stdin().lock(), &mut out, &mut decide_line, command.max_line_bytes)
 }
 
 /// One line for stderr per reload event.
@@ -73,47 +77,176 @@ pub(crate) fn decide(plan: &Plan, world: &World, text: &str) -> Decision {
 }
 
 /// Reads JSON Lines, writes one decision line per non-blank input line, in
-/// order. A line that cannot be read (bad JSON, bad UTF-8) gets a code-100
-/// decision and the batch goes on.
-fn batch(plan: &Plan, world: &World, input: impl BufRead, out: &mut impl Write) -> Result<Status, Fatal> {
-    each_line(input, out, &mut |text| decide(plan, world, text), false)
+/// order, using every core: a reader cuts the input into numbered chunks,
+/// workers decide chunks in parallel, and the writer puts them back in
+/// order. A line that cannot be read (bad JSON, bad UTF-8, longer than the
+/// limit) gets a code-100 decision and the batch goes on.
+fn batch(
+    plan: &Plan,
+    world: &World,
+    input: impl BufRead + Send,
+    out: &mut impl Write,
+    max_line: usize,
+) -> Result<Status, Fatal> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<Line>)>(workers * 2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, String)>(workers * 2);
+    let work_rx = Mutex::new(work_rx);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_chunks(input, max_line, &work_tx));
+        for _ in 0..workers {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            scope.spawn(move || loop {
+                let job = work_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+                let Ok((seq, lines)) = job else { break };
+                let mut text = String::with_capacity(lines.len() * 256);
+                for line in lines {
+                    let decision = match line {
+                        Line::Text(t) => decide(plan, world, &t),
+                        Line::Unreadable(message) => Decision::request_error(ErrorKind::InvalidRequest, message, None),
+                    };
+                    text.push_str(&decision.to_json());
+                    text.push('\n');
+                }
+                if done_tx.send((seq, text)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        // The writer: chunks arrive in any order and leave in input order.
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        let mut closed = false;
+        for (seq, text) in done_rx {
+            pending.insert(seq, text);
+            while let Some(text) = pending.remove(&next) {
+                if !closed && out.write_all(text.as_bytes()).is_err() {
+                    closed = true; // the reader went away (a closed pipe)
+                }
+                next += 1;
+            }
+        }
+        if !closed {
+            let _ = out.flush();
+        }
+        match reader.join() {
+            Ok(Ok(())) => Ok(Status::Success),
+            Ok(Err(e)) => Err(Fatal(format!("<stdin>: cannot read input: {e}"))),
+            Err(_) => Err(Fatal("<stdin>: the reader thread failed".into())),
+        }
+    })
 }
 
-/// The JSON Lines loop: one decision line per non-blank input line.
+/// One input line, read.
+enum Line {
+    Text(String),
+    Unreadable(String),
+}
+
+const CHUNK: usize = 256;
+
+fn read_chunks(mut input: impl BufRead, max_line: usize, work: &mpsc::SyncSender<(u64, Vec<Line>)>) -> io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let (mut number, mut seq) = (0usize, 0u64);
+    while let Some(overlong) = read_capped(&mut input, &mut buf, max_line)? {
+        number += 1;
+        let line = if overlong {
+            Line::Unreadable(format!(
+                "line {number} is longer than the {max_line}-byte limit (--max-line-bytes); it was skipped"
+            ))
+        } else {
+            match String::from_utf8(std::mem::take(&mut buf)) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => Line::Text(text),
+                Err(e) => Line::Unreadable(format!(
+                    "line {number} is not valid UTF-8 (first bad byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                )),
+            }
+        };
+        chunk.push(line);
+        if chunk.len() == CHUNK {
+            if work.send((seq, std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
+                return Ok(());
+            }
+            seq += 1;
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = work.send((seq, chunk));
+    }
+    Ok(())
+}
+
+/// Reads one line (without its `\n`) into `buf`, keeping at most `max`
+/// bytes: a longer line is consumed to its end without being stored, and
+/// reported as overlong. `None` at the end of the input.
+fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
+    buf.clear();
+    let (mut overlong, mut any) = (false, false);
+    loop {
+        let available = match input.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(any.then_some(overlong));
+        }
+        any = true;
+        let (end, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i, true),
+            None => (available.len(), false),
+        };
+        if !overlong {
+            if buf.len() + end > max {
+                overlong = true;
+                buf.clear();
+                buf.shrink_to(64 * 1024);
+            } else {
+                buf.extend_from_slice(&available[..end]);
+            }
+        }
+        input.consume(if done { end + 1 } else { end });
+        if done {
+            return Ok(Some(overlong));
+        }
+    }
+}
+
+/// The sequential JSON Lines loop of `--watch`: one decision line per
+/// non-blank input line, flushed at once (a live stream).
 fn each_line(
     mut input: impl BufRead,
     out: &mut impl Write,
     decide_text: &mut dyn FnMut(&str) -> Decision,
-    flush_each: bool,
+    max_line: usize,
 ) -> Result<Status, Fatal> {
-    let mut line = Vec::new();
+    let mut buf = Vec::new();
     let mut number = 0usize;
-    loop {
-        line.clear();
-        match input.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => return Err(Fatal(format!("<stdin>: cannot read input: {e}"))),
-        }
+    while let Some(overlong) =
+        read_capped(&mut input, &mut buf, max_line).map_err(|e| Fatal(format!("<stdin>: cannot read input: {e}")))?
+    {
         number += 1;
-        let decision = match std::str::from_utf8(&line) {
-            Ok(text) if text.trim().is_empty() => continue,
-            Ok(text) => decide_text(text),
-            Err(e) => Decision::request_error(
+        let decision = match (overlong, std::str::from_utf8(&buf)) {
+            (true, _) => Decision::request_error(
+                ErrorKind::InvalidRequest,
+                format!("line {number} is longer than the {max_line}-byte limit (--max-line-bytes); it was skipped"),
+                None,
+            ),
+            (false, Ok(text)) if text.trim().is_empty() => continue,
+            (false, Ok(text)) => decide_text(text),
+            (false, Err(e)) => Decision::request_error(
                 ErrorKind::InvalidRequest,
                 format!("line {number} is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
                 None,
             ),
         };
-        let written =
-            writeln!(out, "{}", decision.to_json()).and_then(|()| if flush_each { out.flush() } else { Ok(()) });
-        if written.is_err() {
-            // The reader went away (a closed pipe): nothing more to say.
-            return Ok(Status::Success);
+        if writeln!(out, "{}", decision.to_json()).and_then(|()| out.flush()).is_err() {
+            return Ok(Status::Success); // the reader went away
         }
-    }
-    if out.flush().is_err() {
-        return Ok(Status::Success);
     }
     Ok(Status::Success)
 }
