@@ -6,6 +6,7 @@
 
 mod util;
 
+mod bad_inputs;
 mod cli;
 mod config_errors;
 mod plugins;

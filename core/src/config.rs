@@ -72,6 +72,36 @@ pub trait PluginLoader {
     fn load(&self, entry: &PluginEntry, rules_file: &str) -> Result<Contribution, String>;
 }
 
+/// Input limits (rules.yaml `limits:`): what a request or a data file may
+/// hold before it is refused with a clear error rather than processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest message body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most tags on one contact.
+    pub max_tags: usize,
+    /// Longest tag, in bytes.
+    pub max_tag_bytes: usize,
+    /// Most override / temporary-switch patterns in one body.
+    pub max_patterns: usize,
+    /// Largest world file, in bytes.
+    pub max_world_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            max_tags: 1000,
+            max_tag_bytes: 1024,
+            max_patterns: 100,
+            max_world_bytes: 1 << 30,
+        }
+    }
+}
+
+const LIMIT_KEYS: [&str; 5] = ["max_body_bytes", "max_tags", "max_tag_bytes", "max_patterns", "max_world_bytes"];
+
 /// The rule chain of one channel.
 #[derive(Clone)]
 pub(crate) struct Chain {
@@ -88,6 +118,7 @@ pub struct Plan {
     pub(crate) chains: Vec<Chain>,
     plugins: Vec<PluginEntry>,
     content_hash: u64,
+    pub(crate) limits: Limits,
 }
 
 impl fmt::Debug for Plan {
@@ -175,7 +206,12 @@ impl Plan {
                 None => assemble(&raw.rules, false),
             })
             .collect();
-        Ok(Plan { registry, chains, plugins: raw.plugins, content_hash: fnv1a(text.as_bytes()) })
+        Ok(Plan { registry, chains, plugins: raw.plugins, content_hash: fnv1a(text.as_bytes()), limits: raw.limits })
+    }
+
+    /// The input limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The registry this plan was compiled against.
@@ -221,9 +257,10 @@ struct RawConfig {
     rules: Vec<Entry>,
     channels: Vec<(String, Vec<Entry>)>,
     plugins: Vec<PluginEntry>,
+    limits: Limits,
 }
 
-const TOP_KEYS: [&str; 4] = ["version", "plugins", "rules", "channels"];
+const TOP_KEYS: [&str; 5] = ["version", "plugins", "rules", "channels", "limits"];
 
 struct ConfigSeed<'a> {
     cx: &'a Ctx,
@@ -244,7 +281,8 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawConfig, A::Error> {
         let cx = self.cx;
-        let mut raw = RawConfig { rules: Vec::new(), channels: Vec::new(), plugins: Vec::new() };
+        let mut raw =
+            RawConfig { rules: Vec::new(), channels: Vec::new(), plugins: Vec::new(), limits: Limits::default() };
         let mut seen_rules = false;
         let mut seen_keys: Vec<String> = Vec::new();
         while let Some(key) = map.next_key_seed(KeySeed { cx, allowed: &TOP_KEYS, section: "rules.yaml" })? {
@@ -272,6 +310,7 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
                     seen_rules = true;
                     raw.rules = map.next_value_seed(ListSeed { cx, registry: self.registry })?;
                 }
+                "limits" => raw.limits = map.next_value_seed(LimitsSeed { cx })?,
                 _ => raw.channels = map.next_value_seed(ChannelsSeed { cx, registry: self.registry })?,
             }
         }
@@ -913,5 +952,48 @@ impl<'de> Visitor<'de> for PluginsOnlySeed<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+struct LimitsSeed<'a> {
+    cx: &'a Ctx,
+}
+
+impl<'de> DeserializeSeed<'de> for LimitsSeed<'_> {
+    type Value = Limits;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Limits, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LimitsSeed<'_> {
+    type Value = Limits;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a map of limits: {}", LIMIT_KEYS.join(", "))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Limits, A::Error> {
+        let mut limits = Limits::default();
+        while let Some(key) = map.next_key_seed(KeySeed { cx: self.cx, allowed: &LIMIT_KEYS, section: "limits" })? {
+            let Some(key) = key else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let check = |raw: &Raw| match raw {
+                Raw::Int(n) if *n > 0 => Ok(OptionValue::Int(*n)),
+                other => Err(format!("`limits.{key}` must be a whole number above 0; got {other}")),
+            };
+            if let Some(OptionValue::Int(n)) = map.next_value_seed(ValueSeed { cx: self.cx, check: &check })? {
+                let n = n.unsigned_abs();
+                let as_usize = usize::try_from(n).unwrap_or(usize::MAX);
+                match key.as_str() {
+                    "max_body_bytes" => limits.max_body_bytes = as_usize,
+                    "max_tags" => limits.max_tags = as_usize,
+                    "max_tag_bytes" => limits.max_tag_bytes = as_usize,
+                    "max_patterns" => limits.max_patterns = as_usize,
+                    _ => limits.max_world_bytes = n,
+                }
+            }
+        }
+        Ok(limits)
     }
 }

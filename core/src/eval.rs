@@ -185,7 +185,21 @@ impl Plan {
                 None,
             );
         };
-        let scan = registry.scanner().scan(&request.body);
+        if let Some(problem) = self.over_limits(request) {
+            return Decision::request_error(ErrorKind::InvalidRequest, problem, None);
+        }
+        let limits = &self.limits;
+        let scan = registry.scanner().scan_at_most(&request.body, limits.max_patterns + 1);
+        if scan.matches().len() > limits.max_patterns {
+            return Decision::request_error(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the body has more than {} override/switch patterns (limits.max_patterns in rules.yaml)",
+                    limits.max_patterns
+                ),
+                None,
+            );
+        }
         let body = scan.stripped();
         let inline;
         let location: &Location = match &request.instances {
@@ -280,6 +294,37 @@ impl Plan {
             }),
             trace,
         }
+    }
+}
+
+impl Plan {
+    /// The first input limit the request exceeds, as a message.
+    fn over_limits(&self, request: &Request) -> Option<String> {
+        let l = &self.limits;
+        if request.body.len() > l.max_body_bytes {
+            return Some(format!(
+                "the body is {} bytes; the limit is {} (limits.max_body_bytes in rules.yaml)",
+                request.body.len(),
+                l.max_body_bytes
+            ));
+        }
+        let tags = request.contact.as_ref().map_or(&[][..], |c| &c.tags);
+        if tags.len() > l.max_tags {
+            return Some(format!(
+                "the contact has {} tags; the limit is {} (limits.max_tags in rules.yaml)",
+                tags.len(),
+                l.max_tags
+            ));
+        }
+        if let Some((i, tag)) = tags.iter().enumerate().find(|(_, t)| t.len() > l.max_tag_bytes) {
+            return Some(format!(
+                "tag {} is {} bytes; the limit is {} (limits.max_tag_bytes in rules.yaml)",
+                i + 1,
+                tag.len(),
+                l.max_tag_bytes
+            ));
+        }
+        None
     }
 }
 

@@ -1,7 +1,39 @@
 //! The data model: instances, contacts and requests as they arrive, and the
 //! normalized phone numbers rules compare.
 
-use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Reads `T` from a map only. serde's derived struct impls also accept a
+/// sequence (fields by position), which would let `["loc", "sms", "hi"]`
+/// pass for a request; requests, contacts and instances are JSON objects.
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapOnly<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for MapOnly<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(MapOnly(PhantomData)).map(Obj)
+    }
+}
+
+fn contact_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Contact>, D::Error> {
+    Ok(Option::<Obj<Contact>>::deserialize(d)?.map(|o| o.0))
+}
+
+fn instance_objects<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<InstanceSpec>>, D::Error> {
+    Ok(Option::<Vec<Obj<InstanceSpec>>>::deserialize(d)?.map(|v| v.into_iter().map(|o| o.0).collect()))
+}
 
 /// One sender instance as written in a world file or carried inline in a
 /// request (SPEC §7). [`crate::Location`] compiles these into [`Instance`]s.
@@ -117,18 +149,18 @@ pub struct Request {
     /// The message body, patterns included.
     pub body: String,
     /// The recipient, when known.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "contact_object")]
     pub contact: Option<Contact>,
     /// The location's instances for this request alone; when present the
     /// world file is not consulted for this location.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "instance_objects")]
     pub instances: Option<Vec<InstanceSpec>>,
 }
 
 impl Request {
-    /// Parses one request from a JSON text.
+    /// Parses one request from a JSON text: one JSON object.
     pub fn from_json(text: &str) -> Result<Request, serde_json::Error> {
-        serde_json::from_str(text)
+        serde_json::from_str::<Obj<Request>>(text).map(|o| o.0)
     }
 }
 
@@ -191,6 +223,20 @@ mod tests {
     fn punctuation_and_spaces_are_dropped() {
         assert_eq!(normalize_phone("+1 (555) 673-377"), "1555673377");
         assert_eq!(normalize_phone("  --  "), "");
+    }
+
+    #[test]
+    fn requests_contacts_and_instances_must_be_objects() {
+        let ok = r#"{"location":"l","channel":"sms","body":"x","contact":{"id":"c"},"instances":[{"id":"a","channel":"sms"}]}"#;
+        assert!(Request::from_json(ok).is_ok());
+        for bad in [
+            r#"["l","sms","x"]"#,
+            r#"{"location":"l","channel":"sms","body":"x","contact":["c",["vip"],null]}"#,
+            r#"{"location":"l","channel":"sms","body":"x","instances":[["a","sms"]]}"#,
+        ] {
+            let e = Request::from_json(bad).unwrap_err().to_string();
+            assert!(e.contains("expected a JSON object"), "{bad}: {e}");
+        }
     }
 
     #[test]

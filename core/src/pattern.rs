@@ -71,11 +71,20 @@ impl Scanner {
 
     /// Finds every pattern in `body`, left to right, without overlaps.
     pub fn scan<'b>(&self, body: &'b str) -> Scan<'b> {
+        self.scan_at_most(body, usize::MAX)
+    }
+
+    /// Like [`Scanner::scan`], stopping after `limit` patterns (a hostile
+    /// body cannot make the scan allocate without bound).
+    pub fn scan_at_most<'b>(&self, body: &'b str, limit: usize) -> Scan<'b> {
         let mut matches = SmallVec::new();
         // Every pattern starts with `{`: most bodies have none (memchr).
         let first = memchr::memchr(b'{', body.as_bytes());
         if let (Some(regex), Some(_)) = (&self.regex, first) {
             for m in regex.find_iter(body) {
+                if matches.len() >= limit {
+                    break;
+                }
                 if let Some(found) = self.interpret(m.as_str(), m.start(), m.end()) {
                     matches.push(found);
                 }

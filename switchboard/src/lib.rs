@@ -35,11 +35,31 @@ pub fn registry() -> Result<Arc<Registry>, RegistryError> {
 
 /// Reads a whole file as UTF-8, with an error a person can act on.
 pub fn read_text(path: &Path) -> Result<String, FileErrors> {
+    read_text_limited(path, u64::MAX, "")
+}
+
+/// Like [`read_text`], refusing a file larger than `max` bytes (without
+/// reading it); `setting` names the limit in the message.
+pub fn read_text_limited(path: &Path, max: u64, setting: &str) -> Result<String, FileErrors> {
+    use std::io::Read;
+    let too_big = |size: u64| {
+        FileErrors::whole_file(path.display().to_string(), format!("is {size} bytes; the limit is {max} ({setting})"))
+    };
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_file() && meta.len() > max {
+            return Err(too_big(meta.len()));
+        }
+    }
     let name = path.display().to_string();
     if path.is_dir() {
         return Err(FileErrors::whole_file(name, "is a directory; give the path of a file"));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
+    let read = || -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    let bytes = read().map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "no such file; check the path".to_owned(),
             std::io::ErrorKind::PermissionDenied => "permission denied; check the file's permissions".to_owned(),
@@ -47,6 +67,9 @@ pub fn read_text(path: &Path) -> Result<String, FileErrors> {
         };
         FileErrors::whole_file(&name, why)
     })?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         FileErrors::whole_file(&name, format!("is not valid UTF-8 (first bad byte at offset {at}); save it as UTF-8"))
@@ -67,8 +90,20 @@ pub fn compile_rules(text: &str, path: &Path, registry: &Arc<Registry>) -> Resul
     Plan::compile_with(text, &path.display().to_string(), registry.clone(), Some(&switchboard_plugin_host::Loader))
 }
 
+/// Reads a world file for a plan: against its registry (plugin channels
+/// included) and within its `limits.max_world_bytes`.
+pub fn load_world_for(path: impl AsRef<Path>, plan: &Plan) -> Result<World, FileErrors> {
+    let path = path.as_ref();
+    let text = read_text_limited(path, plan.limits().max_world_bytes, WORLD_LIMIT)?;
+    World::from_str(&text, &path.display().to_string(), plan.registry())
+}
+
+/// Where the world size limit is set, for messages.
+pub(crate) const WORLD_LIMIT: &str = "limits.max_world_bytes in rules.yaml";
+
 /// Reads a world file (YAML, or JSON when the name ends in `.json`). Pass
-/// the plan's registry (`plan.registry()`) so that plugin channels are known.
+/// the plan's registry (`plan.registry()`) so that plugin channels are known;
+/// [`load_world_for`] also applies the plan's size limit.
 pub fn load_world(path: impl AsRef<Path>, registry: &Registry) -> Result<World, FileErrors> {
     let path = path.as_ref();
     let text = read_text(path)?;

@@ -21,11 +21,11 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
         }
         Ok(())
     };
-    let mut registry = registry;
+    let mut plan_for_world = None;
     if let Some(path) = &command.rules {
         let loaded = switchboard::load_rules(path, &registry);
         if let Ok(plan) = &loaded {
-            registry = plan.registry().clone();
+            plan_for_world = Some(plan.clone());
         }
         report(loaded.map(|plan| {
             let mut s = format!("{}: ok", path.display());
@@ -37,10 +37,11 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
         }))?;
     }
     if let Some(path) = &command.world {
-        report(
-            switchboard::load_world(path, &registry)
-                .map(|world| format!("{}: ok ({} locations)", path.display(), world.len())),
-        )?;
+        let world = match &plan_for_world {
+            Some(plan) => switchboard::load_world_for(path, plan),
+            None => switchboard::load_world(path, &registry),
+        };
+        report(world.map(|world| format!("{}: ok ({} locations)", path.display(), world.len())))?;
     }
     Ok(status)
 }

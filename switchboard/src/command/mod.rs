@@ -61,7 +61,7 @@ pub(crate) fn load(command: &Command) -> Result<(Plan, World), Fatal> {
     let rules = command.rules.as_deref().ok_or_else(|| Fatal("`--rules` is required".into()))?;
     let plan = switchboard::load_rules(rules, &registry)?;
     let world = match &command.world {
-        Some(path) => switchboard::load_world(path, plan.registry())?,
+        Some(path) => switchboard::load_world_for(path, &plan)?,
         None => World::empty(),
     };
     Ok((plan, world))
