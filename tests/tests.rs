@@ -9,6 +9,7 @@ mod util;
 mod bad_inputs;
 mod cli;
 mod config_errors;
+mod fuzz_regressions;
 mod plugins;
 mod properties;
 mod reload;

@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 pub use switchboard_core::*;
 
+#[doc(hidden)]
+pub mod fuzz;
 mod live;
 pub use live::{Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
 

@@ -1,0 +1,73 @@
+//! The bodies of the fuzz targets (`fuzz/`), kept in the library so that
+//! the seed corpus and every input a fuzzer ever crashed on are replayed as
+//! ordinary tests (`tests/fuzz_regressions.rs`) on the stable toolchain.
+//! Each function must return normally for any input: a panic is a bug.
+
+use std::sync::{Arc, OnceLock};
+
+use switchboard_core::{Plan, Registry, World};
+
+fn registry() -> Option<&'static Arc<Registry>> {
+    static REGISTRY: OnceLock<Option<Arc<Registry>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| crate::registry().ok()).as_ref()
+}
+
+fn plan() -> Option<&'static Plan> {
+    static PLAN: OnceLock<Option<Plan>> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let text =
+            "rules: [manual_override, temporary_switch, contact_tag, user_assignment, default_instance, any_available]";
+        Plan::compile(text, "rules.yaml", registry()?.clone()).ok()
+    })
+    .as_ref()
+}
+
+/// The pattern scanner and stripper on any text: matches are in order and
+/// disjoint, the stripped body is never longer, and a body without `{`
+/// comes back unchanged.
+pub fn scan_and_strip(data: &[u8]) {
+    let (Some(registry), Ok(body)) = (registry(), std::str::from_utf8(data)) else { return };
+    let scan = registry.scanner().scan(body);
+    let mut end = 0;
+    for m in scan.matches() {
+        assert!(m.start >= end && m.end > m.start && m.end <= body.len(), "overlapping or out-of-range match");
+        end = m.end;
+    }
+    let stripped = scan.stripped();
+    assert!(stripped.len() <= body.len());
+    if !body.contains('{') {
+        assert_eq!(stripped, body);
+    }
+}
+
+/// rules.yaml compilation on any text: a plan or located errors.
+pub fn rules_yaml(data: &[u8]) {
+    let (Some(registry), Ok(text)) = (registry(), std::str::from_utf8(data)) else { return };
+    if let Err(e) = Plan::compile(text, "rules.yaml", registry.clone()) {
+        assert!(!e.diagnostics.is_empty());
+    }
+}
+
+/// World loading on any text, as YAML and as JSON.
+pub fn world(data: &[u8]) {
+    let (Some(registry), Ok(text)) = (registry(), std::str::from_utf8(data)) else { return };
+    for file in ["world.yaml", "world.json"] {
+        if let Err(e) = World::from_str(text, file, registry) {
+            assert!(!e.diagnostics.is_empty());
+        }
+    }
+}
+
+/// One request line through parsing and selection (inline instances
+/// included): a decision whose selected instance is connected.
+pub fn request(data: &[u8]) {
+    let (Some(plan), Ok(text)) = (plan(), std::str::from_utf8(data)) else { return };
+    let decision = match crate::parse_request(text) {
+        Ok(request) => plan.select(&World::empty(), &request),
+        Err(decision) => decision,
+    };
+    if let Some(instance) = decision.instance() {
+        assert!(instance.is_connected());
+    }
+    let _ = decision.to_json();
+}
