@@ -59,3 +59,19 @@ fn odd_values() {
     assert!(bad("locations: [{id: l}, {id: l}]").contains("duplicate location id `l`"));
     assert!(bad("places: []").contains("unknown field `places`"));
 }
+
+#[test]
+fn a_large_file_reports_a_few_errors_not_one_pass_per_error() {
+    // > 1 MiB with an error in each of 2,000 locations: five are reported.
+    let mut text = String::from("locations:\n");
+    for n in 0..20_000 {
+        let channel = if n % 10 == 0 { "fax" } else { "sms" };
+        text.push_str(&format!(
+            "  - {{id: l{n}, instances: [{{id: a, channel: {channel}, phone: '+1 555 {n:07}'}}]}}\n"
+        ));
+    }
+    assert!(text.len() > switchboard::diag::LARGE_FILE);
+    let e = World::from_str(&text, "big.yaml", &registry()).unwrap_err();
+    assert_eq!(e.diagnostics.len(), switchboard::diag::MAX_DIAGNOSTICS_LARGE + 1);
+    assert!(e.to_string().ends_with("big.yaml: stopped after 5 errors; fix these and check again"), "{e}");
+}

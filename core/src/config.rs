@@ -157,6 +157,7 @@ impl Plan {
             ));
         }
         let contributions = diag::collect(
+            diag::max_diagnostics(text),
             |cx| {
                 PluginsOnlySeed { cx, loader, file, base: &base }.deserialize(serde_yaml::Deserializer::from_str(text))
             },
@@ -190,6 +191,7 @@ impl Plan {
             ));
         }
         let raw = diag::collect(
+            diag::max_diagnostics(text),
             |cx| ConfigSeed { cx, registry: &registry }.deserialize(serde_yaml::Deserializer::from_str(text)),
             Diagnostic::from_yaml,
         )

@@ -14,6 +14,22 @@ use std::fmt;
 /// The most errors one file reports before the rest are summarized.
 pub const MAX_DIAGNOSTICS: usize = 50;
 
+/// Past this size a file is read again for at most [`MAX_DIAGNOSTICS_LARGE`]
+/// errors: each pass re-reads the whole file.
+pub const LARGE_FILE: usize = 1 << 20;
+
+/// The most errors reported for a file larger than [`LARGE_FILE`].
+pub const MAX_DIAGNOSTICS_LARGE: usize = 5;
+
+/// How many errors to report for a text of this size.
+pub fn max_diagnostics(text: &str) -> usize {
+    if text.len() > LARGE_FILE {
+        MAX_DIAGNOSTICS_LARGE
+    } else {
+        MAX_DIAGNOSTICS
+    }
+}
+
 /// One problem in a file, with its position when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -141,6 +157,7 @@ impl Ctx {
 /// located diagnostic per pass. A syntax or type error (one serde raised, not
 /// [`Ctx::report`]) ends the search, since nothing after it can be read.
 pub fn collect<T, E>(
+    max: usize,
     mut pass: impl FnMut(&Ctx) -> Result<T, E>,
     locate: impl Fn(&E) -> Diagnostic,
 ) -> Result<T, Vec<Diagnostic>> {
@@ -155,10 +172,9 @@ pub fn collect<T, E>(
                 if !ctx.raised.get() {
                     return Err(diagnostics);
                 }
-                if diagnostics.len() >= MAX_DIAGNOSTICS {
-                    diagnostics.push(Diagnostic::unlocated(format!(
-                        "stopped after {MAX_DIAGNOSTICS} errors; fix these and check again"
-                    )));
+                if diagnostics.len() >= max {
+                    diagnostics
+                        .push(Diagnostic::unlocated(format!("stopped after {max} errors; fix these and check again")));
                     return Err(diagnostics);
                 }
             }

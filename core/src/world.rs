@@ -385,11 +385,13 @@ impl World {
         let json = file.to_ascii_lowercase().ends_with(".json");
         let result = if json {
             diag::collect(
+                diag::max_diagnostics(text),
                 |cx| WorldSeed { cx, registry }.deserialize(&mut serde_json::Deserializer::from_str(text)),
                 diag::Diagnostic::from_json,
             )
         } else {
             diag::collect(
+                diag::max_diagnostics(text),
                 |cx| WorldSeed { cx, registry }.deserialize(serde_yaml::Deserializer::from_str(text)),
                 diag::Diagnostic::from_yaml,
             )

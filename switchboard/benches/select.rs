@@ -15,6 +15,7 @@ use common::measure;
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::time::Instant;
 
 use std::sync::Arc;
 
@@ -163,6 +164,24 @@ fn main() {
     assert_eq!(plan.select(&big, &request).rule, Some("default_instance"));
     let big_ns = measure(|| drop(black_box(plan.select(black_box(&big), black_box(&request)))), 2_000, 301);
     println!("typical request, 10,000 instances      median {big_ns:8.1} ns/selection  (target < 2000 ns)");
+
+    // Throughput on 1 and 2 threads sharing one plan and world (no lock).
+    let shop_request = typical_request("shop");
+    for threads in [1usize, 2] {
+        let per_thread = 2_000_000u64;
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    for _ in 0..per_thread {
+                        drop(black_box(plan.select(black_box(&small), black_box(&shop_request))));
+                    }
+                });
+            }
+        });
+        let rate = (per_thread * threads as u64) as f64 / start.elapsed().as_secs_f64();
+        println!("throughput, {threads} thread(s)                {:8.2} M selections/s", rate / 1e6);
+    }
 
     let mut over = typical_request("big");
     over.body = format!("{} {{ WA#3000 }}", &BODY[..130]);
