@@ -59,16 +59,21 @@ pub fn run(args: &[&str], stdin: &str) -> Output {
     run_bytes(args, stdin.as_bytes())
 }
 
-/// Runs the binary with `args`, feeding raw bytes (invalid UTF-8 included).
-pub fn run_bytes(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+/// The binary started with `args` and every stream piped.
+fn child(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs the binary with `args`, feeding raw bytes (invalid UTF-8 included).
+pub fn run_bytes(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = child(args);
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
@@ -139,13 +144,7 @@ pub fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
 pub fn spawn(
     args: &[&str],
 ) -> (std::process::Child, std::process::ChildStdin, std::io::BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = child(args);
     let stdin = child.stdin.take().unwrap();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     (child, stdin, stdout)
