@@ -20,12 +20,12 @@ fn all_errors_of_a_file_are_reported_with_line_and_column() {
     let e = switchboard::load_rules(fixture("rules-bad.yaml"), &registry()).unwrap_err();
     let found = lines(&e);
     let expect = [
-        (3, "unknown rule `manul_override`; did you mean `manual_override`?"),
+        (3, "unknown rule `manul_override` (did you mean `manual_override`?)"),
         (5, "`on_unavailable` must be `error` or `skip`; got `skipp`"),
         (7, "did you mean `round_robin`?"),
         (9, "rule `default_instance` has no option `colour`"),
         (10, "rule `contact_tag` is listed twice"),
-        (12, "unknown channel `smss`; did you mean `sms`?"),
+        (12, "unknown channel `smss` (did you mean `sms`?)"),
     ];
     assert_eq!(found.len(), expect.len(), "{e}");
     for ((line, message), (want_line, want)) in found.iter().zip(expect) {
@@ -51,7 +51,7 @@ fn wrong_types_and_unknown_keys() {
     assert!(text.contains("rules.yaml:1:"), "{text}");
     assert!(text.contains("unsupported `version`"), "{text}");
     assert!(
-        text.contains("rules.yaml:3:") && text.contains("unknown field `rulez` in rules.yaml; did you mean `rules`?"),
+        text.contains("rules.yaml:3:") && text.contains("unknown field `rulez` in rules.yaml (did you mean `rules`?)"),
         "{text}"
     );
     let e = errors("rules: [{rule: any_available, enabled: maybe}]");

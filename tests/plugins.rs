@@ -68,7 +68,7 @@ fn plugin_options_are_checked_with_line_and_column() {
         "plugins:\n  - path: plugins/libbusiness_hours.so\nrules:\n  - rule: business_hours\n    opne: '08:00'\n    after_hours_instance: 2\n  - default_instance\nchannels:\n  sms:\n    rules:\n      - rule: business_hours\n        days: []\n      - rule: business_hours\n",
     );
     let e = load_error(&rules);
-    assert!(e.contains("rules.yaml:5:") && e.contains("no option `opne`; did you mean `open`?"), "{e}");
+    assert!(e.contains("rules.yaml:5:") && e.contains("no option `opne` (did you mean `open`?)"), "{e}");
     assert!(e.contains("rules.yaml:11:") && e.contains("`after_hours_instance` is required"), "{e}");
     assert!(e.contains("rules.yaml:13:") && e.contains("listed twice"), "{e}");
 }

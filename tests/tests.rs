@@ -13,5 +13,6 @@ mod fuzz_regressions;
 mod plugins;
 mod properties;
 mod reload;
+mod snapshots;
 mod spec;
 mod world_errors;

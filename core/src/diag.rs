@@ -194,9 +194,9 @@ pub fn did_you_mean<'c>(input: &str, candidates: impl IntoIterator<Item = &'c st
         .map(|(_, c)| c)
 }
 
-/// ` did you mean `x`?` or nothing, for appending to a message.
+/// ` (did you mean `x`?)` or nothing, for appending to a message.
 pub fn suggestion<'c>(input: &str, candidates: impl IntoIterator<Item = &'c str>) -> String {
-    did_you_mean(input, candidates).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
+    did_you_mean(input, candidates).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default()
 }
 
 /// Edit distance where swapping two neighbours counts as one edit
