@@ -52,5 +52,5 @@ fn check_lists_every_error_located() {
 #[test]
 fn rules_listing() {
     let out = run(&["rules", "--rules", s(&fixture("rules-skip.yaml"))], "");
-    insta::assert_snapshot!(text(&out.stdout));
+    insta::assert_snapshot!(portable(&text(&out.stdout)));
 }
