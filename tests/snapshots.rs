@@ -9,38 +9,21 @@ fn portable(out: &str) -> String {
         .replace(&repo_file("").display().to_string(), "<repo>/")
 }
 
+/// `explain` of the disconnected-tag request on the shop world.
+fn explain(rules: &std::path::Path) -> String {
+    let (world, request) = (fixture("shop.yaml"), fixture("request-disconnected-tag.json"));
+    let out = run(&["explain", "--rules", s(rules), "--world", s(&world), "--request", s(&request)], "");
+    text(&out.stdout)
+}
+
 #[test]
 fn explain_table_for_a_disconnected_tag() {
-    let out = run(
-        &[
-            "explain",
-            "--rules",
-            s(&repo_file("rules.yaml")),
-            "--world",
-            s(&fixture("shop.yaml")),
-            "--request",
-            s(&fixture("request-disconnected-tag.json")),
-        ],
-        "",
-    );
-    insta::assert_snapshot!(text(&out.stdout));
+    insta::assert_snapshot!(explain(&repo_file("rules.yaml")));
 }
 
 #[test]
 fn explain_table_for_a_fall_through() {
-    let out = run(
-        &[
-            "explain",
-            "--rules",
-            s(&fixture("rules-skip.yaml")),
-            "--world",
-            s(&fixture("shop.yaml")),
-            "--request",
-            s(&fixture("request-disconnected-tag.json")),
-        ],
-        "",
-    );
-    insta::assert_snapshot!(text(&out.stdout));
+    insta::assert_snapshot!(explain(&fixture("rules-skip.yaml")));
 }
 
 #[test]
