@@ -170,7 +170,7 @@ fn each_load_error_names_the_file_and_what_to_do() {
     assert!(
         e.contains("rules.yaml:3:")
             && e.contains("libtelegram_copy.so")
-            && e.contains("clashes with one from plugin")
+            && e.contains("clashes with channel `telegram` (code `TG`) of plugin")
             && e.contains("libtelegram.so"),
         "{e}"
     );
@@ -249,9 +249,12 @@ fn hot_reload_adds_a_plugin_and_a_failed_load_keeps_the_last_good_plan() {
     let (dir, rules) = setup(&["business_hours"], "rules: [default_instance]\n");
     let live = Live::open(registry(), &rules, Some(dir.path().join("world.yaml"))).unwrap();
     assert_eq!(summary(&live.select(&request(WA))), "wa-4");
+    assert!(!live.status().order.iter().any(|(c, _)| c == "telegram"));
     fs::write(&rules, "plugins: [{path: plugins/libbusiness_hours.so}]\nrules: [{rule: business_hours, days: [], after_hours_instance: 1}, default_instance]\n").unwrap();
     assert_eq!(live.reload(), ReloadEvent::Reloaded { generation: 2 });
     assert_eq!(summary(&live.select(&request(WA))), "wa-1");
+    let whatsapp = live.status().order.into_iter().find(|(c, _)| c == "whatsapp").unwrap().1;
+    assert_eq!(whatsapp, ["business_hours", "default_instance"]);
     fs::write(&rules, "plugins: [{path: plugins/gone.so}]\nrules: [default_instance]\n").unwrap();
     assert!(matches!(live.reload(), ReloadEvent::Failed { generation: 2, .. }));
     assert_eq!(summary(&live.select(&request(WA))), "wa-1", "the last good plan, plugin included, stays");
@@ -259,4 +262,13 @@ fn hot_reload_adds_a_plugin_and_a_failed_load_keeps_the_last_good_plan() {
     fs::write(&rules, "rules: [default_instance]\n").unwrap();
     assert_eq!(live.reload(), ReloadEvent::Reloaded { generation: 3 });
     assert_eq!(summary(&live.select(&request(WA))), "wa-4");
+}
+
+#[test]
+fn reload_status_lists_the_chains_of_plugin_channels() {
+    let (dir, rules) =
+        setup(&["telegram"], "plugins: [{path: plugins/libtelegram.so}]\nrules: [manual_override, any_available]\n");
+    let live = Live::open(registry(), &rules, Some(dir.path().join("world.yaml"))).unwrap();
+    let telegram = live.status().order.into_iter().find(|(c, _)| c == "telegram").map(|(_, order)| order);
+    assert_eq!(telegram, Some(vec!["manual_override".to_owned(), "any_available".to_owned()]));
 }

@@ -251,3 +251,17 @@ fn a_world_change_keeps_the_compiled_plan_and_vice_versa() {
     assert!(Arc::ptr_eq(&second.world, &third.world));
     assert_eq!(third.generation, 3);
 }
+
+#[test]
+fn a_reload_refuses_a_world_over_its_size_limit() {
+    let rules = "rules: [default_instance, any_available]\nlimits: {max_world_bytes: 400}\n";
+    let (dir, live) = setup(rules);
+    fs::write(dir.path().join("world.yaml"), format!("{WORLD}# {}\n", "x".repeat(500))).unwrap();
+    match live.reload() {
+        ReloadEvent::Failed { generation: 1, error } => {
+            assert!(error.contains("the limit is 400 (limits.max_world_bytes in rules.yaml)"), "{error}")
+        }
+        other => panic!("expected the oversized world to be refused, got {other:?}"),
+    }
+    assert_eq!(summary(&live.select(&req())), "b");
+}

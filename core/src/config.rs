@@ -156,7 +156,8 @@ impl Plan {
                 "the rules file is empty; expected at least `rules:` with a list of rule ids",
             ));
         }
-        let contributions = diag::collect(
+        // Phase 1: the plugins, each admitted into the registry where it stands.
+        let with_plugins = diag::collect(
             diag::max_diagnostics(text),
             |cx| {
                 PluginsOnlySeed { cx, loader, file, base: &base }.deserialize(serde_yaml::Deserializer::from_str(text))
@@ -164,32 +165,18 @@ impl Plan {
             Diagnostic::from_yaml,
         )
         .map_err(fail)?;
-        let registry = if contributions.is_empty() {
-            base
-        } else {
-            let mut builder = base.to_builder();
-            for c in contributions {
-                for rule in c.rules {
-                    builder = builder.rule(rule);
-                }
-                for channel in c.channels {
-                    builder = builder.channel(channel);
-                }
-            }
-            let registry =
-                builder.build().map_err(|e| fail(e.problems.into_iter().map(Diagnostic::unlocated).collect()))?;
-            Arc::new(registry)
+        let registry = match with_plugins {
+            None => base,
+            Some(builder) => Arc::new(
+                builder.build().map_err(|e| fail(e.problems.into_iter().map(Diagnostic::unlocated).collect()))?,
+            ),
         };
+        // Phase 2: everything else, against that registry.
         Plan::compile_against(text, file, registry)
     }
 
+    /// The second phase of [`Plan::compile_with`] (the text is not empty).
     fn compile_against(text: &str, file: &str, registry: Arc<Registry>) -> Result<Plan, FileErrors> {
-        if text.trim().is_empty() {
-            return Err(FileErrors::whole_file(
-                file,
-                "the rules file is empty; expected at least `rules:` with a list of rule ids",
-            ));
-        }
         let raw = diag::collect(
             diag::max_diagnostics(text),
             |cx| ConfigSeed { cx, registry: &registry }.deserialize(serde_yaml::Deserializer::from_str(text)),
@@ -208,7 +195,13 @@ impl Plan {
                 None => assemble(&raw.rules, false),
             })
             .collect();
-        Ok(Plan { registry, chains, plugins: raw.plugins, content_hash: fnv1a(text.as_bytes()), limits: raw.limits })
+        Ok(Plan {
+            registry,
+            chains,
+            plugins: raw.plugins,
+            content_hash: content_hash(text.as_bytes()),
+            limits: raw.limits,
+        })
     }
 
     /// The input limits in force.
@@ -250,8 +243,9 @@ impl Plan {
     }
 }
 
-/// FNV-1a, 64 bits: a stable hash for content fingerprints.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits: a stable fingerprint of a file's content (what
+/// [`Plan::content_hash`] and reload status report).
+pub fn content_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
@@ -305,8 +299,7 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
                     map.next_value_seed(ValueSeed { cx, check: &check })?;
                 }
                 "plugins" => {
-                    raw.plugins =
-                        map.next_value_seed(PluginsSeed { cx, load: None })?.into_iter().map(|(e, _)| e).collect();
+                    raw.plugins = map.next_value_seed(PluginsSeed { cx, load: None })?;
                 }
                 "rules" => {
                     seen_rules = true;
@@ -792,7 +785,7 @@ impl<'de> Visitor<'de> for ChannelSeed<'_> {
     }
 }
 
-type LoadFn<'a> = dyn Fn(&PluginEntry) -> Result<Contribution, String> + 'a;
+type LoadFn<'a> = dyn Fn(&PluginEntry) -> Result<(), String> + 'a;
 
 struct PluginsSeed<'a> {
     cx: &'a Ctx,
@@ -801,14 +794,14 @@ struct PluginsSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for PluginsSeed<'_> {
-    type Value = Vec<(PluginEntry, Contribution)>;
+    type Value = Vec<PluginEntry>;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for PluginsSeed<'_> {
-    type Value = Vec<(PluginEntry, Contribution)>;
+    type Value = Vec<PluginEntry>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of `{path: ..., sha256: ...}`")
     }
@@ -827,14 +820,14 @@ struct PluginSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for PluginSeed<'_> {
-    type Value = Option<(PluginEntry, Contribution)>;
+    type Value = Option<PluginEntry>;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for PluginSeed<'_> {
-    type Value = Option<(PluginEntry, Contribution)>;
+    type Value = Option<PluginEntry>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a plugin: a map with `path` and an optional `sha256`")
     }
@@ -861,18 +854,17 @@ impl<'de> Visitor<'de> for PluginSeed<'_> {
             return Ok(None);
         };
         let entry = PluginEntry { path, sha256 };
-        if let Some(load) = &self.load {
-            match load(&entry) {
-                Ok(contribution) => return Ok(Some((entry, contribution))),
-                Err(message) => self.cx.report(message)?,
-            }
+        if let Some(Err(message)) = self.load.map(|load| load(&entry)) {
+            self.cx.report(message)?;
         }
-        Ok(Some((entry, Contribution::default())))
+        Ok(Some(entry))
     }
 }
 
-/// The first phase: reads only `plugins:` and loads each entry (errors
-/// located at the entry); everything else is left to the second phase.
+/// The first phase: reads only `plugins:`, loads each entry and admits
+/// its rules and channels into a builder started from the base registry
+/// (errors, duplicates included, located at the entry); everything else is
+/// left to the second phase. `None` when the file lists no plugin.
 struct PluginsOnlySeed<'a> {
     cx: &'a Ctx,
     loader: Option<&'a dyn PluginLoader>,
@@ -881,79 +873,38 @@ struct PluginsOnlySeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for PluginsOnlySeed<'_> {
-    type Value = Vec<Contribution>;
+    type Value = Option<crate::RegistryBuilder>;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for PluginsOnlySeed<'_> {
-    type Value = Vec<Contribution>;
+    type Value = Option<crate::RegistryBuilder>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a map with `version`, `plugins`, `rules` and `channels`")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (file, base) = (self.file, self.base);
-        let seen: RefCell<Vec<(String, String)>> = RefCell::new(Vec::new());
-        let load = |entry: &PluginEntry| -> Result<Contribution, String> {
+        let builder = RefCell::new(self.base.to_builder());
+        let load = |entry: &PluginEntry| -> Result<(), String> {
             let Some(loader) = self.loader else {
                 return Err(format!(
                     "plugin `{}`: this program cannot load plugins (it embeds switchboard-core without a loader)",
                     entry.path
                 ));
             };
-            let c = loader.load(entry, file)?;
-            // Duplicates are located here, at the plugin that brings them.
-            let mut seen = seen.borrow_mut();
-            for r in &c.rules {
-                if let Some(other) = base.rule(&r.id) {
-                    return Err(format!("rule `{}` from {} is already registered by {}", r.id, r.source, other.source));
-                }
-                if let Some((_, other)) = seen.iter().find(|(id, _)| *id == format!("rule {}", r.id)) {
-                    return Err(format!("rule `{}` from {} is already registered by {other}", r.id, r.source));
-                }
-                seen.push((format!("rule {}", r.id), r.source.to_string()));
-            }
-            for ch in &c.channels {
-                let clash =
-                    base.channels().iter().find(|o| o.id() == ch.id() || o.code().eq_ignore_ascii_case(ch.code()));
-                if let Some(other) = clash {
-                    return Err(format!(
-                        "channel `{}` (code `{}`) from {} clashes with channel `{}` (code `{}`) of {}",
-                        ch.id(),
-                        ch.code(),
-                        ch.source,
-                        other.id(),
-                        other.code(),
-                        other.source
-                    ));
-                }
-                let key = format!("channel {}", ch.code().to_ascii_uppercase());
-                if let Some((_, other)) =
-                    seen.iter().find(|(k, _)| *k == key || *k == format!("channel-id {}", ch.id()))
-                {
-                    return Err(format!(
-                        "channel `{}` (code `{}`) from {} clashes with one from {other}",
-                        ch.id(),
-                        ch.code(),
-                        ch.source
-                    ));
-                }
-                seen.push((key, ch.source.to_string()));
-                seen.push((format!("channel-id {}", ch.id()), ch.source.to_string()));
-            }
-            Ok(c)
+            builder.borrow_mut().admit(loader.load(entry, self.file)?)
         };
-        let mut out = Vec::new();
+        let mut listed = false;
         while let Some(key) = map.next_key::<String>()? {
             if key == "plugins" {
-                let loaded = map.next_value_seed(PluginsSeed { cx: self.cx, load: Some(&load) })?;
-                out.extend(loaded.into_iter().map(|(_, c)| c));
+                listed = true;
+                map.next_value_seed(PluginsSeed { cx: self.cx, load: Some(&load) })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(out)
+        Ok(listed.then(|| builder.into_inner()))
     }
 }
 

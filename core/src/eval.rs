@@ -189,7 +189,7 @@ impl Plan {
             return Decision::request_error(ErrorKind::InvalidRequest, problem, None);
         }
         let limits = &self.limits;
-        let scan = registry.scanner().scan_at_most(&request.body, limits.max_patterns + 1);
+        let scan = registry.scanner().scan_at_most(&request.body, limits.max_patterns.saturating_add(1));
         if scan.matches().len() > limits.max_patterns {
             return Decision::request_error(
                 ErrorKind::InvalidRequest,

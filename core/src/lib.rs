@@ -87,7 +87,7 @@ pub(crate) fn intern(id: &str) -> &'static str {
 pub use inventory;
 
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
-pub use config::{Contribution, EntrySummary, Limits, Plan, PluginEntry, PluginLoader};
+pub use config::{content_hash, Contribution, EntrySummary, Limits, Plan, PluginEntry, PluginLoader};
 pub use diag::{Diagnostic, FileErrors};
 pub use eval::{Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE};
 pub use model::{normalize_phone, normalize_phone_into, Contact, Instance, InstanceSpec, Request};

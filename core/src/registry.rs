@@ -209,73 +209,107 @@ impl RegistryBuilder {
         self
     }
 
-    /// Checks names and uniqueness and freezes the registry, sorted by id.
-    pub fn build(mut self) -> Result<Registry, RegistryError> {
+    /// Whether `rule` may join the entries so far: a well-formed id that
+    /// no entry has yet. The error names both sources of a duplicate.
+    pub fn admit_rule(&self, rule: &RuleInfo) -> Result<(), String> {
+        if !is_identifier(&rule.id) {
+            return Err(format!(
+                "rule id `{}` from {} must be lower-case ASCII letters, digits and `_`",
+                rule.id, rule.source
+            ));
+        }
+        match self.rules.iter().find(|r| r.id == rule.id) {
+            Some(other) => {
+                Err(format!("rule `{}` from {} is already registered by {}", rule.id, rule.source, other.source))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `channel` may join the entries so far: a well-formed id,
+    /// code and tag prefix, and an id and code (case-insensitive) that no
+    /// entry has yet. The error names both sources of a clash.
+    pub fn admit_channel(&self, ch: &ChannelInfo) -> Result<(), String> {
+        if !is_identifier(ch.id()) {
+            return Err(format!(
+                "channel id `{}` from {} must be lower-case ASCII letters, digits and `_`",
+                ch.id(),
+                ch.source
+            ));
+        }
+        if ch.code().is_empty() || ch.code().len() > 16 || !ch.code().bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "channel `{}` from {}: code `{}` must be 1 to 16 ASCII letters or digits",
+                ch.id(),
+                ch.source,
+                ch.code()
+            ));
+        }
+        if ch.tag_prefix().trim().is_empty() {
+            return Err(format!("channel `{}` from {}: the tag prefix is empty", ch.id(), ch.source));
+        }
+        match self.channels.iter().find(|o| o.id() == ch.id() || o.code().eq_ignore_ascii_case(ch.code())) {
+            Some(o) => Err(format!(
+                "channel `{}` (code `{}`) from {} clashes with channel `{}` (code `{}`) of {}",
+                ch.id(),
+                ch.code(),
+                ch.source,
+                o.id(),
+                o.code(),
+                o.source
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds every rule and channel of a plugin, or none: the first entry
+    /// that [`RegistryBuilder::admit_rule`] or [`RegistryBuilder::admit_channel`]
+    /// refuses is the error.
+    pub fn admit(&mut self, contribution: crate::Contribution) -> Result<(), String> {
+        let (rules, channels) = (self.rules.len(), self.channels.len());
+        let result = (|| {
+            for rule in contribution.rules {
+                self.admit_rule(&rule)?;
+                self.rules.push(rule);
+            }
+            for channel in contribution.channels {
+                self.admit_channel(&channel)?;
+                self.channels.push(channel);
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            self.rules.truncate(rules);
+            self.channels.truncate(channels);
+        }
+        result
+    }
+
+    /// Checks every entry with the `admit_*` checks, in the order added, and
+    /// freezes the registry, sorted by id.
+    pub fn build(self) -> Result<Registry, RegistryError> {
         let mut problems = Vec::new();
-        self.rules.sort_by(|a, b| a.id.cmp(&b.id));
-        self.channels.sort_by(|a, b| a.id.cmp(&b.id));
-        for rule in &self.rules {
-            if !is_identifier(&rule.id) {
-                problems.push(format!(
-                    "rule id `{}` from {} must be lower-case ASCII letters, digits and `_`",
-                    rule.id, rule.source
-                ));
+        let mut checked = RegistryBuilder::new();
+        for rule in self.rules {
+            match checked.admit_rule(&rule) {
+                Ok(()) => checked.rules.push(rule),
+                Err(problem) => problems.push(problem),
             }
         }
-        for pair in self.rules.windows(2) {
-            if pair[0].id == pair[1].id {
-                problems.push(format!(
-                    "rule `{}` is registered twice: by {} and by {}",
-                    pair[0].id, pair[0].source, pair[1].source
-                ));
-            }
-        }
-        for (i, ch) in self.channels.iter().enumerate() {
-            let s = ch;
-            if !is_identifier(s.id()) {
-                problems.push(format!(
-                    "channel id `{}` from {} must be lower-case ASCII letters, digits and `_`",
-                    s.id(),
-                    ch.source
-                ));
-            }
-            if s.code().is_empty() || s.code().len() > 16 || !s.code().bytes().all(|b| b.is_ascii_alphanumeric()) {
-                problems.push(format!(
-                    "channel `{}` from {}: code `{}` must be 1 to 16 ASCII letters or digits",
-                    s.id(),
-                    ch.source,
-                    s.code()
-                ));
-            }
-            if s.tag_prefix().trim().is_empty() {
-                problems.push(format!("channel `{}` from {}: the tag prefix is empty", s.id(), ch.source));
-            }
-            for other in &self.channels[..i] {
-                let o = other;
-                if o.id() == s.id() {
-                    problems.push(format!(
-                        "channel `{}` is registered twice: by {} and by {}",
-                        s.id(),
-                        other.source,
-                        ch.source
-                    ));
-                } else if o.code().eq_ignore_ascii_case(s.code()) {
-                    problems.push(format!(
-                        "channel code `{}` is claimed twice: by `{}` from {} and by `{}` from {}",
-                        s.code(),
-                        o.id(),
-                        other.source,
-                        s.id(),
-                        ch.source
-                    ));
-                }
+        for channel in self.channels {
+            match checked.admit_channel(&channel) {
+                Ok(()) => checked.channels.push(channel),
+                Err(problem) => problems.push(problem),
             }
         }
         if !problems.is_empty() {
             return Err(RegistryError { problems });
         }
-        let scanner = Scanner::new(self.channels.iter().map(|c| c as &dyn ChannelSyntax));
-        Ok(Registry { rules: self.rules, channels: self.channels, scanner })
+        let RegistryBuilder { mut rules, mut channels } = checked;
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
+        channels.sort_by(|a, b| a.id.cmp(&b.id));
+        let scanner = Scanner::new(channels.iter().map(|c| c as &dyn ChannelSyntax));
+        Ok(Registry { rules, channels, scanner })
     }
 }
 

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
-use switchboard_core::{Decision, FileErrors, Plan, Registry, Request, World};
+use switchboard_core::{content_hash, Decision, FileErrors, Plan, Registry, Request, World};
 
 /// How long the files must be quiet before a reload: editors write in
 /// bursts (truncate, write, chmod, rename).
@@ -126,27 +126,31 @@ impl std::fmt::Debug for Live {
     }
 }
 
-fn hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// The texts of the files as read for one reload attempt.
+/// The texts of the files as read for one reload attempt, each with its
+/// content hash (0 for no world file).
 struct Texts {
-    rules: Result<String, FileErrors>,
-    world: Result<Option<String>, FileErrors>,
+    rules: Result<(String, u64), FileErrors>,
+    world: Result<Option<(String, u64)>, FileErrors>,
 }
 
 impl Texts {
     fn hashes(&self) -> Option<(u64, u64)> {
-        let rules = self.rules.as_deref().ok().map(hash)?;
-        let world = self.world.as_ref().ok()?.as_deref().map_or(0, hash);
+        let rules = self.rules.as_ref().ok()?.1;
+        let world = self.world.as_ref().ok()?.as_ref().map_or(0, |(_, h)| *h);
         Some((rules, world))
     }
 }
 
+fn hashed(text: String) -> (String, u64) {
+    let hash = content_hash(text.as_bytes());
+    (text, hash)
+}
+
 impl Inner {
     fn read(&self) -> Texts {
-        Texts { rules: crate::read_text(&self.rules), world: self.world.as_deref().map(crate::read_text).transpose() }
+        let max_world = self.current.load().plan.limits().max_world_bytes;
+        let world = self.world.as_deref().map(|path| crate::read_text_limited(path, max_world, crate::WORLD_LIMIT));
+        Texts { rules: crate::read_text(&self.rules).map(hashed), world: world.transpose().map(|w| w.map(hashed)) }
     }
 
     /// Compiles what changed; reuses the half of the current snapshot whose
@@ -155,8 +159,8 @@ impl Inner {
         let current = self.current.load();
         let mut errors: Vec<FileErrors> = Vec::new();
         let plan = match texts.rules {
-            Ok(text) if before.last_success.is_some() && hash(&text) == before.rules_hash => Some(current.plan.clone()),
-            Ok(text) => {
+            Ok((_, hash)) if before.last_success.is_some() && hash == before.rules_hash => Some(current.plan.clone()),
+            Ok((text, _)) => {
                 crate::compile_rules(&text, &self.rules, &self.registry).map(Arc::new).map_err(|e| errors.push(e)).ok()
             }
             Err(e) => {
@@ -169,12 +173,10 @@ impl Inner {
         let registry = plan.as_ref().map_or(&self.registry, |p| p.registry());
         let same_channels = registry.channel_ids().eq(current.plan.registry().channel_ids());
         let world = match (texts.world, &self.world) {
-            (Ok(Some(text)), _)
-                if before.last_success.is_some() && hash(&text) == before.world_hash && same_channels =>
-            {
+            (Ok(Some((_, hash))), _) if before.last_success.is_some() && hash == before.world_hash && same_channels => {
                 Some(current.world.clone())
             }
-            (Ok(Some(text)), Some(path)) => World::from_str(&text, &path.display().to_string(), registry)
+            (Ok(Some((text, _))), Some(path)) => World::from_str(&text, &path.display().to_string(), registry)
                 .map(Arc::new)
                 .map_err(|e| errors.push(e))
                 .ok(),
@@ -209,7 +211,7 @@ impl Inner {
             match self.compile(texts, &before) {
                 Ok((plan, world)) => {
                     let generation = before.generation + 1;
-                    let order = orders(&self.registry, &plan);
+                    let order = orders(&plan);
                     let (rules_hash, world_hash) = hashes.unwrap_or_default();
                     self.current.store(Arc::new(Snapshot { plan, world, generation }));
                     *lock(&self.status) = ReloadStatus {
@@ -238,8 +240,13 @@ impl Inner {
     }
 }
 
-fn orders(registry: &Registry, plan: &Plan) -> Vec<(String, Vec<String>)> {
-    registry.channel_ids().map(|c| (c.to_owned(), plan.order(c).into_iter().map(str::to_owned).collect())).collect()
+/// The enabled rules of each channel of the plan's registry (plugin
+/// channels included), in priority order.
+fn orders(plan: &Plan) -> Vec<(String, Vec<String>)> {
+    plan.registry()
+        .channel_ids()
+        .map(|c| (c.to_owned(), plan.order(c).into_iter().map(str::to_owned).collect()))
+        .collect()
 }
 
 impl Live {
