@@ -62,10 +62,7 @@ pub fn world(data: &[u8]) {
 /// included): a decision whose selected instance is connected.
 pub fn request(data: &[u8]) {
     let (Some(plan), Ok(text)) = (plan(), std::str::from_utf8(data)) else { return };
-    let decision = match crate::parse_request(text) {
-        Ok(request) => plan.select(&World::empty(), &request),
-        Err(decision) => decision,
-    };
+    let decision = crate::decide_text(text, |r| plan.select(&World::empty(), r));
     if let Some(instance) = decision.instance() {
         assert!(instance.is_connected());
     }

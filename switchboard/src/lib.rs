@@ -112,6 +112,15 @@ pub fn load_world(path: impl AsRef<Path>, registry: &Registry) -> Result<World, 
     World::from_str(&text, &path.display().to_string(), registry)
 }
 
+/// One decision for one request text: `select` on the parsed request, or
+/// the code-100 decision when the text cannot be read.
+pub fn decide_text(text: &str, select: impl FnOnce(&Request) -> Decision) -> Decision {
+    match parse_request(text) {
+        Ok(request) => select(&request),
+        Err(decision) => decision,
+    }
+}
+
 /// Parses one request line; a line that cannot be read becomes the code-100
 /// decision the batch prints in its place.
 pub fn parse_request(line: &str) -> Result<Request, Decision> {

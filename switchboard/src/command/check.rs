@@ -21,29 +21,30 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
         }
         Ok(())
     };
-    let mut plan_for_world = None;
+    let mut plan = None;
     if let Some(path) = &command.rules {
         let loaded = switchboard::load_rules(path, &registry);
-        if let Ok(plan) = &loaded {
-            plan_for_world = Some(plan.clone());
-        }
-        report(loaded.map(|plan| {
-            let mut s = format!("{}: ok", path.display());
-            for channel in registry.channel_ids() {
-                let note = if plan.has_channel_order(channel) { " (own order)" } else { "" };
-                s.push_str(&format!("\n  {channel}{note}: {}", plan.order(channel).join(" → ")));
-            }
-            s
-        }))?;
+        report(loaded.as_ref().map(|plan| summary(path, plan)).map_err(Clone::clone))?;
+        plan = loaded.ok();
     }
     if let Some(path) = &command.world {
-        let world = match &plan_for_world {
+        let world = match &plan {
             Some(plan) => switchboard::load_world_for(path, plan),
             None => switchboard::load_world(path, &registry),
         };
         report(world.map(|world| format!("{}: ok ({} locations)", path.display(), world.len())))?;
     }
     Ok(status)
+}
+
+/// `rules.yaml: ok` and each channel's chain (plugin channels included).
+fn summary(path: &std::path::Path, plan: &switchboard::Plan) -> String {
+    let mut s = format!("{}: ok", path.display());
+    for channel in plan.registry().channel_ids() {
+        let note = if plan.has_channel_order(channel) { " (own order)" } else { "" };
+        s.push_str(&format!("\n  {channel}{note}: {}", plan.order(channel).join(" → ")));
+    }
+    s
 }
 
 fn readable(file: &str) -> bool {

@@ -4,15 +4,20 @@ use std::fmt::Write as _;
 
 use switchboard::Decision;
 
-use super::{load, read_request, select::decide, Fatal, Status};
+use super::{load, read_request, Fatal, Status};
 use crate::args::Command;
 
 pub fn run(command: &Command) -> Result<Status, Fatal> {
     let (plan, world) = load(command)?;
     let path = command.request.as_deref().ok_or_else(|| Fatal("`--request` is required".into()))?;
     let text = read_request(path)?;
-    let decision = decide(&plan, &world, &text);
-    let request = switchboard::parse_request(&text).ok();
+    let (request, decision) = match switchboard::parse_request(&text) {
+        Ok(request) => {
+            let decision = plan.select(&world, &request);
+            (Some(request), decision)
+        }
+        Err(decision) => (None, decision),
+    };
     print!("{}", render(request.as_ref(), &decision));
     Ok(if decision.is_ok() { Status::Success } else { Status::Failure })
 }

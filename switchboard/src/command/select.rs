@@ -3,7 +3,7 @@
 use std::io::{self, BufRead, BufWriter, Write};
 use std::sync::{mpsc, Mutex};
 
-use switchboard::{Decision, ErrorKind, Live, Plan, ReloadEvent, World};
+use switchboard::{Decision, ErrorKind, Live, Plan, ReloadEvent, Request, World};
 
 use super::{load, read_request, Fatal, Status};
 use crate::args::Command;
@@ -16,7 +16,7 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
     match &command.request {
         Some(path) => {
             let text = read_request(path)?;
-            let decision = decide(&plan, &world, &text);
+            let decision = switchboard::decide_text(&text, |r| plan.select(&world, r));
             println!("{}", decision.to_json());
             Ok(if decision.is_ok() { Status::Success } else { Status::Failure })
         }
@@ -50,11 +50,7 @@ fn watch(command: &Command) -> Result<Status, Fatal> {
         }
     });
     let mut out = io::stdout().lock();
-    let mut decide_line = |text: &str| match switchboard::parse_request(text) {
-        Ok(request) => live.select(&request),
-        Err(decision) => decision,
-    };
-    each_line(io::stdin().lock(), &mut out, &mut decide_line, command.max_line_bytes)
+    each_line(io::stdin().lock(), &mut out, &|r| live.select(r), command.max_line_bytes)
 }
 
 /// One line for stderr per reload event.
@@ -65,14 +61,6 @@ fn describe(event: &ReloadEvent) -> String {
         ReloadEvent::Failed { generation, error } => {
             format!("reload failed, generation {generation} stays: {}", error.replace('\n', " | "))
         }
-    }
-}
-
-/// One decision for one request text.
-pub(crate) fn decide(plan: &Plan, world: &World, text: &str) -> Decision {
-    match switchboard::parse_request(text) {
-        Ok(request) => plan.select(world, &request),
-        Err(decision) => decision,
     }
 }
 
@@ -101,10 +89,7 @@ fn batch(
                 let Ok((seq, lines)) = job else { break };
                 let mut text = String::with_capacity(lines.len() * 256);
                 for line in lines {
-                    let decision = match line {
-                        Line::Text(t) => decide(plan, world, &t),
-                        Line::Unreadable(message) => Decision::request_error(ErrorKind::InvalidRequest, message, None),
-                    };
+                    let decision = line.decide(|r| plan.select(world, r));
                     text.push_str(&decision.to_json());
                     text.push('\n');
                 }
@@ -146,26 +131,11 @@ enum Line {
 
 const CHUNK: usize = 256;
 
-fn read_chunks(mut input: impl BufRead, max_line: usize, work: &mpsc::SyncSender<(u64, Vec<Line>)>) -> io::Result<()> {
-    let mut buf = Vec::new();
+fn read_chunks(input: impl BufRead, max_line: usize, work: &mpsc::SyncSender<(u64, Vec<Line>)>) -> io::Result<()> {
+    let mut lines = Lines::new(input, max_line);
     let mut chunk = Vec::with_capacity(CHUNK);
-    let (mut number, mut seq) = (0usize, 0u64);
-    while let Some(overlong) = read_capped(&mut input, &mut buf, max_line)? {
-        number += 1;
-        let line = if overlong {
-            Line::Unreadable(format!(
-                "line {number} is longer than the {max_line}-byte limit (--max-line-bytes); it was skipped"
-            ))
-        } else {
-            match String::from_utf8(std::mem::take(&mut buf)) {
-                Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => Line::Text(text),
-                Err(e) => Line::Unreadable(format!(
-                    "line {number} is not valid UTF-8 (first bad byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                )),
-            }
-        };
+    let mut seq = 0u64;
+    while let Some(line) = lines.next_line()? {
         chunk.push(line);
         if chunk.len() == CHUNK {
             if work.send((seq, std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
@@ -178,6 +148,56 @@ fn read_chunks(mut input: impl BufRead, max_line: usize, work: &mpsc::SyncSender
         let _ = work.send((seq, chunk));
     }
     Ok(())
+}
+
+/// JSON Lines input: numbered lines of at most `max` bytes, blank lines
+/// skipped, each read as a request text or as the reason it cannot be.
+struct Lines<R> {
+    input: R,
+    buf: Vec<u8>,
+    max: usize,
+    number: usize,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn new(input: R, max: usize) -> Self {
+        Lines { input, buf: Vec::new(), max, number: 0 }
+    }
+
+    fn next_line(&mut self) -> io::Result<Option<Line>> {
+        while let Some(overlong) = read_capped(&mut self.input, &mut self.buf, self.max)? {
+            self.number += 1;
+            let number = self.number;
+            if overlong {
+                return Ok(Some(Line::Unreadable(format!(
+                    "line {number} is longer than the {}-byte limit (--max-line-bytes); it was skipped",
+                    self.max
+                ))));
+            }
+            match String::from_utf8(std::mem::take(&mut self.buf)) {
+                Ok(text) if text.trim().is_empty() => self.buf = text.into_bytes(),
+                Ok(text) => return Ok(Some(Line::Text(text))),
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to();
+                    self.buf = e.into_bytes();
+                    return Ok(Some(Line::Unreadable(format!(
+                        "line {number} is not valid UTF-8 (first bad byte at offset {at})"
+                    ))));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Line {
+    /// The decision for this line: `select` on its request, or code 100.
+    fn decide(&self, select: impl FnOnce(&Request) -> Decision) -> Decision {
+        match self {
+            Line::Text(text) => switchboard::decide_text(text, select),
+            Line::Unreadable(message) => Decision::request_error(ErrorKind::InvalidRequest, message.clone(), None),
+        }
+    }
 }
 
 /// Reads one line (without its `\n`) into `buf`, keeping at most `max`
@@ -219,31 +239,14 @@ fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::R
 /// The sequential JSON Lines loop of `--watch`: one decision line per
 /// non-blank input line, flushed at once (a live stream).
 fn each_line(
-    mut input: impl BufRead,
+    input: impl BufRead,
     out: &mut impl Write,
-    decide_text: &mut dyn FnMut(&str) -> Decision,
+    select: &dyn Fn(&Request) -> Decision,
     max_line: usize,
 ) -> Result<Status, Fatal> {
-    let mut buf = Vec::new();
-    let mut number = 0usize;
-    while let Some(overlong) =
-        read_capped(&mut input, &mut buf, max_line).map_err(|e| Fatal(format!("<stdin>: cannot read input: {e}")))?
-    {
-        number += 1;
-        let decision = match (overlong, std::str::from_utf8(&buf)) {
-            (true, _) => Decision::request_error(
-                ErrorKind::InvalidRequest,
-                format!("line {number} is longer than the {max_line}-byte limit (--max-line-bytes); it was skipped"),
-                None,
-            ),
-            (false, Ok(text)) if text.trim().is_empty() => continue,
-            (false, Ok(text)) => decide_text(text),
-            (false, Err(e)) => Decision::request_error(
-                ErrorKind::InvalidRequest,
-                format!("line {number} is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
-                None,
-            ),
-        };
+    let mut lines = Lines::new(input, max_line);
+    while let Some(line) = lines.next_line().map_err(|e| Fatal(format!("<stdin>: cannot read input: {e}")))? {
+        let decision = line.decide(select);
         if writeln!(out, "{}", decision.to_json()).and_then(|()| out.flush()).is_err() {
             return Ok(Status::Success); // the reader went away
         }
