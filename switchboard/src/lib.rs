@@ -25,7 +25,7 @@ pub use switchboard_core::*;
 #[doc(hidden)]
 pub mod fuzz;
 mod live;
-pub use live::{Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
+pub use live::{sha256_hex, Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
 
 /// Every built-in rule and channel (and anything else submitted through
 /// `inventory` in this binary), frozen into a registry.

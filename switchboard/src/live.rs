@@ -1,17 +1,24 @@
 //! Live configuration: a rules file and a world file compiled into one
 //! [`Snapshot`], swapped atomically when the files change (SPEC §6).
 //!
-//! Every selection loads one snapshot (an `arc-swap` load, no lock) and
-//! runs entirely on it; a reload builds a new snapshot off the selection
-//! path and swaps it in only when both files are valid, so a bad edit never
-//! drops the working configuration.
+//! Two parts, as tracing-subscriber splits `reload::Handle` from what drives
+//! it: [`Live`] is the *handle* (select on the snapshot in force, reload now,
+//! report status, subscribe to events); [`Watch`] is the *driver* that only
+//! decides *when* to reload. Every selection loads one snapshot (an
+//! `arc-swap` load, no lock) and runs entirely on it; a reload builds a new
+//! snapshot off the selection path and swaps it in only when both files are
+//! valid, so a bad edit never drops the working configuration.
 //!
 //! [`Live::watch`] watches the files' *parent directories* with `notify`,
 //! because editors and Kubernetes replace files rather than write them: a
 //! write to a temporary file then `rename`, vim's backup-then-write, delete
 //! then create, and a ConfigMap's `..data` symlink swap all show up as
-//! events in the directory. Events are debounced; a reload whose file
-//! contents did not change is skipped.
+//! events in the directory. Only events that can change content (create,
+//! data modification, rename, removal) of a watched file name or of a
+//! `..`-prefixed ConfigMap entry schedule a reload: opening and reading a
+//! file (which every reload does) never does, so a watcher at rest stays at
+//! rest. Events are debounced; a reload whose file contents did not change
+//! is skipped.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -30,8 +38,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
-use switchboard_core::{content_hash, Decision, FileErrors, Plan, Registry, Request, World};
+use switchboard_core::{Decision, Diagnostic, FileErrors, Plan, Registry, Request, World};
 
 /// How long the files must be quiet before a reload: editors write in
 /// bursts (truncate, write, chmod, rename).
@@ -46,7 +55,15 @@ pub const MAX_DELAY: Duration = Duration::from_millis(500);
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct LoadErrors(pub Vec<FileErrors>);
 
-/// One consistent configuration: the plan and the world it selects over.
+impl LoadErrors {
+    /// Every problem as `(file, diagnostic)`, in file order.
+    pub fn diagnostics(&self) -> impl Iterator<Item = (&str, &Diagnostic)> {
+        self.0.iter().flat_map(|f| f.diagnostics.iter().map(move |d| (f.file.as_str(), d)))
+    }
+}
+
+/// One consistent configuration: the plan and the world it selects over,
+/// with the sha256 of the file contents they were compiled from.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The compiled rules file.
@@ -55,6 +72,11 @@ pub struct Snapshot {
     pub world: Arc<World>,
     /// Increases by one with each successful reload (the first is 1).
     pub generation: u64,
+    /// sha256 (lowercase hex) of the rules file's bytes.
+    pub rules_sha256: String,
+    /// sha256 (lowercase hex) of the world file's bytes; `None` without a
+    /// world file.
+    pub world_sha256: Option<String>,
 }
 
 /// What a reload attempt did.
@@ -90,12 +112,20 @@ pub struct ReloadStatus {
     pub last_success: Option<SystemTime>,
     /// The error of the last attempt, if it failed.
     pub last_error: Option<String>,
-    /// Hash of the rules file text in force.
-    pub rules_hash: u64,
-    /// Hash of the world file text in force (0 without a world file).
-    pub world_hash: u64,
+    /// sha256 (hex) of the rules file in force.
+    pub rules_sha256: String,
+    /// sha256 (hex) of the world file in force; `None` without one.
+    pub world_sha256: Option<String>,
     /// The enabled rules of each channel, in priority order.
     pub order: Vec<(String, Vec<String>)>,
+}
+
+/// Reload bookkeeping that is not part of a snapshot.
+#[derive(Debug, Default)]
+struct Attempts {
+    last_attempt: Option<SystemTime>,
+    last_success: Option<SystemTime>,
+    last_error: Option<String>,
 }
 
 struct Inner {
@@ -103,7 +133,7 @@ struct Inner {
     rules: PathBuf,
     world: Option<PathBuf>,
     current: ArcSwap<Snapshot>,
-    status: Mutex<ReloadStatus>,
+    attempts: Mutex<Attempts>,
     subscribers: Mutex<Vec<Sender<ReloadEvent>>>,
     /// Serializes reloads (the watcher, SIGHUP, manual calls).
     reloading: Mutex<()>,
@@ -114,7 +144,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The engine with a reloadable configuration; cheap to clone and share.
+/// The handle on a reloadable configuration; cheap to clone and share.
 #[derive(Clone)]
 pub struct Live {
     inner: Arc<Inner>,
@@ -126,117 +156,106 @@ impl std::fmt::Debug for Live {
     }
 }
 
-/// The texts of the files as read for one reload attempt, each with its
-/// content hash (0 for no world file).
-struct Texts {
-    rules: Result<(String, u64), FileErrors>,
-    world: Result<Option<(String, u64)>, FileErrors>,
-}
-
-impl Texts {
-    fn hashes(&self) -> Option<(u64, u64)> {
-        let rules = self.rules.as_ref().ok()?.1;
-        let world = self.world.as_ref().ok()?.as_ref().map_or(0, |(_, h)| *h);
-        Some((rules, world))
+/// sha256 of `bytes` as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
     }
-}
-
-fn hashed(text: String) -> (String, u64) {
-    let hash = content_hash(text.as_bytes());
-    (text, hash)
+    hex
 }
 
 impl Inner {
-    fn read(&self) -> Texts {
-        let max_world = self.current.load().plan.limits().max_world_bytes;
-        let world = self.world.as_deref().map(|path| crate::read_text_limited(path, max_world, crate::WORLD_LIMIT));
-        Texts { rules: crate::read_text(&self.rules).map(hashed), world: world.transpose().map(|w| w.map(hashed)) }
-    }
-
-    /// Compiles what changed; reuses the half of the current snapshot whose
-    /// file did not. All problems of both files are reported together.
-    fn compile(&self, texts: Texts, before: &ReloadStatus) -> Result<(Arc<Plan>, Arc<World>), LoadErrors> {
-        let current = self.current.load();
+    /// Reads both files and compiles what changed, reusing the half of the
+    /// current snapshot whose file did not change. The world is read under
+    /// the size limit of the plan being loaded (so a rules file that changes
+    /// `limits.max_world_bytes` applies it to the world read with it). All
+    /// problems of both files are reported together.
+    fn attempt(&self, current: &Snapshot, loaded: bool) -> Result<Option<Snapshot>, LoadErrors> {
         let mut errors: Vec<FileErrors> = Vec::new();
-        let plan = match texts.rules {
-            Ok((_, hash)) if before.last_success.is_some() && hash == before.rules_hash => Some(current.plan.clone()),
-            Ok((text, _)) => {
-                crate::compile_rules(&text, &self.rules, &self.registry).map(Arc::new).map_err(|e| errors.push(e)).ok()
+        let rules = crate::read_text(&self.rules).map_err(|e| errors.push(e)).ok();
+        let rules_sha256 = rules.as_deref().map(|t| sha256_hex(t.as_bytes()));
+        let plan = match (&rules, &rules_sha256) {
+            (_, Some(hash)) if loaded && *hash == current.rules_sha256 => Some(current.plan.clone()),
+            (Some(text), _) => {
+                crate::compile_rules(text, &self.rules, &self.registry).map(Arc::new).map_err(|e| errors.push(e)).ok()
             }
-            Err(e) => {
-                errors.push(e);
-                None
-            }
+            _ => None,
         };
+        let limits = plan.as_deref().map_or(current.plan.limits(), Plan::limits);
+        let world_text = self
+            .world
+            .as_deref()
+            .map(|path| crate::read_text_limited(path, limits.max_world_bytes, crate::WORLD_LIMIT))
+            .transpose()
+            .map_err(|e| errors.push(e))
+            .ok();
+        let world_sha256 = world_text.as_ref().map(|w| w.as_deref().map(|t| sha256_hex(t.as_bytes())));
+        if loaded
+            && rules_sha256.as_ref() == Some(&current.rules_sha256)
+            && world_sha256.as_ref() == Some(&current.world_sha256)
+        {
+            return Ok(None);
+        }
         // The world is compiled against the plan's registry (plugins add
         // channels); it is reused only while that channel set is the same.
         let registry = plan.as_ref().map_or(&self.registry, |p| p.registry());
         let same_channels = registry.channel_ids().eq(current.plan.registry().channel_ids());
-        let world = match (texts.world, &self.world) {
-            (Ok(Some((_, hash))), _) if before.last_success.is_some() && hash == before.world_hash && same_channels => {
+        let world = match (world_text, &world_sha256, &self.world) {
+            (Some(_), Some(hash), _) if loaded && *hash == current.world_sha256 && same_channels => {
                 Some(current.world.clone())
             }
-            (Ok(Some((text, _))), Some(path)) => World::from_str(&text, &path.display().to_string(), registry)
+            (Some(Some(text)), _, Some(path)) => World::from_str(&text, &path.display().to_string(), registry)
                 .map(Arc::new)
                 .map_err(|e| errors.push(e))
                 .ok(),
-            (Err(e), _) => {
-                errors.push(e);
-                None
-            }
-            _ => Some(Arc::new(World::empty())),
+            (Some(None), _, _) => Some(Arc::new(World::empty())),
+            _ => None,
         };
-        match (plan, world) {
-            (Some(plan), Some(world)) if errors.is_empty() => Ok((plan, world)),
+        match (plan, world, rules_sha256, world_sha256) {
+            (Some(plan), Some(world), Some(rules_sha256), Some(world_sha256)) if errors.is_empty() => {
+                Ok(Some(Snapshot { plan, world, generation: current.generation + 1, rules_sha256, world_sha256 }))
+            }
             _ => Err(LoadErrors(errors)),
         }
     }
 
-    fn reload(&self) -> ReloadEvent {
-        self.reload_reporting().0
-    }
-
-    /// Reloads; also returns the typed errors of a failure.
-    fn reload_reporting(&self) -> (ReloadEvent, Option<LoadErrors>) {
+    /// Reloads: swaps in a new snapshot when the files changed and are
+    /// valid, and tells every subscriber what happened.
+    fn reload(&self) -> Result<ReloadEvent, (ReloadEvent, LoadErrors)> {
         let _one_at_a_time = lock(&self.reloading);
         let now = SystemTime::now();
-        let before = lock(&self.status).clone();
-        let texts = self.read();
-        let hashes = texts.hashes();
-        let mut failure = None;
-        let event = if before.last_error.is_none() && hashes == Some((before.rules_hash, before.world_hash)) {
-            lock(&self.status).last_attempt = Some(now);
-            ReloadEvent::Unchanged { generation: before.generation }
-        } else {
-            match self.compile(texts, &before) {
-                Ok((plan, world)) => {
-                    let generation = before.generation + 1;
-                    let order = orders(&plan);
-                    let (rules_hash, world_hash) = hashes.unwrap_or_default();
-                    self.current.store(Arc::new(Snapshot { plan, world, generation }));
-                    *lock(&self.status) = ReloadStatus {
-                        generation,
-                        last_attempt: Some(now),
-                        last_success: Some(now),
-                        last_error: None,
-                        rules_hash,
-                        world_hash,
-                        order,
-                    };
-                    ReloadEvent::Reloaded { generation }
-                }
-                Err(errors) => {
-                    let error = errors.to_string();
-                    let mut status = lock(&self.status);
-                    status.last_attempt = Some(now);
-                    status.last_error = Some(error.clone());
-                    failure = Some(errors);
-                    ReloadEvent::Failed { generation: before.generation, error }
-                }
+        let current = self.current.load_full();
+        // A configuration that failed last time is compiled again even if
+        // the files equal the snapshot's (a revert clears the error).
+        let loaded = lock(&self.attempts).last_error.is_none();
+        let outcome = match self.attempt(&current, loaded && current.generation > 0) {
+            Ok(None) => {
+                lock(&self.attempts).last_attempt = Some(now);
+                Ok(ReloadEvent::Unchanged { generation: current.generation })
+            }
+            Ok(Some(snapshot)) => {
+                let generation = snapshot.generation;
+                self.current.store(Arc::new(snapshot));
+                *lock(&self.attempts) = Attempts { last_attempt: Some(now), last_success: Some(now), last_error: None };
+                Ok(ReloadEvent::Reloaded { generation })
+            }
+            Err(errors) => {
+                let error = errors.to_string();
+                let mut attempts = lock(&self.attempts);
+                attempts.last_attempt = Some(now);
+                attempts.last_error = Some(error.clone());
+                Err((ReloadEvent::Failed { generation: current.generation, error }, errors))
             }
         };
+        let event = match &outcome {
+            Ok(event) | Err((event, _)) => event.clone(),
+        };
         lock(&self.subscribers).retain(|s| s.send(event.clone()).is_ok());
-        (event, failure)
+        outcome
     }
 }
 
@@ -251,7 +270,8 @@ fn orders(plan: &Plan) -> Vec<(String, Vec<String>)> {
 
 impl Live {
     /// Loads the rules file (and world file) once; fails, naming every
-    /// problem, if either is invalid.
+    /// problem, if either is invalid. The world is read under the rules
+    /// file's `limits.max_world_bytes`.
     pub fn open(
         registry: Arc<Registry>,
         rules: impl Into<PathBuf>,
@@ -260,27 +280,25 @@ impl Live {
         let rules = rules.into();
         let world = world.map(Into::into);
         let empty = Plan::compile("rules: []", "-", registry.clone()).map_err(|e| LoadErrors(vec![e]))?;
-        let placeholder = Snapshot { plan: Arc::new(empty), world: Arc::new(World::empty()), generation: 0 };
+        let placeholder = Snapshot {
+            plan: Arc::new(empty),
+            world: Arc::new(World::empty()),
+            generation: 0,
+            rules_sha256: String::new(),
+            world_sha256: None,
+        };
         let inner = Inner {
             registry,
             rules,
             world,
             current: ArcSwap::from_pointee(placeholder),
-            status: Mutex::new(ReloadStatus {
-                generation: 0,
-                last_attempt: None,
-                last_success: None,
-                last_error: Some("not loaded yet".into()),
-                rules_hash: 0,
-                world_hash: 0,
-                order: Vec::new(),
-            }),
+            attempts: Mutex::new(Attempts::default()),
             subscribers: Mutex::new(Vec::new()),
             reloading: Mutex::new(()),
         };
-        match inner.reload_reporting() {
-            (_, Some(errors)) => Err(errors),
-            _ => Ok(Live { inner: Arc::new(inner) }),
+        match inner.reload() {
+            Err((_, errors)) => Err(errors),
+            Ok(_) => Ok(Live { inner: Arc::new(inner) }),
         }
     }
 
@@ -298,12 +316,30 @@ impl Live {
 
     /// Reloads now (also what SIGHUP does in the CLI).
     pub fn reload(&self) -> ReloadEvent {
-        self.inner.reload()
+        match self.inner.reload() {
+            Ok(event) | Err((event, _)) => event,
+        }
+    }
+
+    /// Reloads now; a failure comes back with every located problem (the
+    /// previous configuration stays in force).
+    pub fn try_reload(&self) -> Result<ReloadEvent, LoadErrors> {
+        self.inner.reload().map_err(|(_, errors)| errors)
     }
 
     /// The reload status.
     pub fn status(&self) -> ReloadStatus {
-        lock(&self.inner.status).clone()
+        let snapshot = self.snapshot();
+        let attempts = lock(&self.inner.attempts);
+        ReloadStatus {
+            generation: snapshot.generation,
+            last_attempt: attempts.last_attempt,
+            last_success: attempts.last_success,
+            last_error: attempts.last_error.clone(),
+            rules_sha256: snapshot.rules_sha256.clone(),
+            world_sha256: snapshot.world_sha256.clone(),
+            order: orders(&snapshot.plan),
+        }
     }
 
     /// Every reload attempt from now on, as it happens.
@@ -321,14 +357,44 @@ impl Live {
     /// Starts watching the files; reloads happen on a background thread
     /// until the returned handle is dropped.
     pub fn watch(&self) -> Result<Watch, notify::Error> {
+        Watch::start(self.clone())
+    }
+}
+
+/// Whether a filesystem event can change what a reload would read: a
+/// change of content, name or existence (never an open, read or close, nor
+/// a permission change) of one of `names` or of a ConfigMap's `..` entry.
+fn schedules_reload(event: &notify::Event, names: &[OsString]) -> bool {
+    let kind = match event.kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+    };
+    kind && event
+        .paths
+        .iter()
+        .any(|p| p.file_name().is_some_and(|n| names.iter().any(|w| w == n) || n.as_encoded_bytes().starts_with(b"..")))
+}
+
+/// The driver of a [`Live`] handle: watches the files and decides *when*
+/// to reload; dropping it stops the watcher and its thread.
+pub struct Watch {
+    watcher: Option<notify::RecommendedWatcher>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watch {
+    fn start(live: Live) -> Result<Watch, notify::Error> {
+        let names: Vec<OsString> = live.paths().filter_map(|p| p.file_name().map(ToOwned::to_owned)).collect();
         let (tx, rx) = mpsc::channel::<()>();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            if event.is_ok_and(|e| schedules_reload(&e, &names)) {
                 let _ = tx.send(());
             }
         })?;
         let mut dirs: Vec<PathBuf> = Vec::new();
-        for path in self.paths() {
+        for path in live.paths() {
             let dir = match path.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
@@ -338,16 +404,15 @@ impl Live {
                 dirs.push(dir);
             }
         }
-        let inner = self.inner.clone();
         let thread = std::thread::Builder::new()
             .name("switchboard-reload".into())
-            .spawn(move || debounce_loop(&rx, &inner))
+            .spawn(move || debounce_loop(&rx, &live))
             .map_err(|e| notify::Error::generic(&format!("cannot start the reload thread: {e}")))?;
         Ok(Watch { watcher: Some(watcher), thread: Some(thread) })
     }
 }
 
-fn debounce_loop(events: &Receiver<()>, inner: &Inner) {
+fn debounce_loop(events: &Receiver<()>, live: &Live) {
     while events.recv().is_ok() {
         let first = std::time::Instant::now();
         while first.elapsed() < MAX_DELAY {
@@ -357,14 +422,8 @@ fn debounce_loop(events: &Receiver<()>, inner: &Inner) {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        inner.reload();
+        live.reload();
     }
-}
-
-/// Watching in progress; dropping it stops the watcher and its thread.
-pub struct Watch {
-    watcher: Option<notify::RecommendedWatcher>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Watch {
