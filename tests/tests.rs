@@ -8,6 +8,7 @@ mod util;
 
 mod bad_inputs;
 mod cli;
+mod cli_ux;
 mod config_errors;
 mod fuzz_regressions;
 mod plugins;
