@@ -149,7 +149,7 @@ fn each_load_error_names_the_file_and_what_to_do() {
         ("plugins/libbadmagic.so", "wrong magic number 0x1122334455667788"),
         (
             "plugins/libfuture.so",
-            "speaks plugin ABI 2.0 but this Switchboard speaks 1.0; rebuild the plugin against switchboard-plugin-sdk",
+            "speaks plugin ABI 2.0 but this Switchboard speaks 1.0 to 1.1; rebuild the plugin against switchboard-plugin-sdk",
         ),
     ];
     for (path, want) in cases {
@@ -199,6 +199,12 @@ fn sha256_pins_and_world_writable_files() {
     .unwrap();
     let e = load_error(&rules);
     assert!(e.contains(&format!("sha256 mismatch: the file's is {good} but rules.yaml pins {bad}")), "{e}");
+    // The message names the rules file as it is called.
+    let routing = rules.with_file_name("routing.yaml");
+    fs::copy(&rules, &routing).unwrap();
+    let e = load_error(&routing);
+    assert!(e.contains(&format!("the file's is {good} but routing.yaml pins {bad}")), "{e}");
+    assert!(!e.contains("rules.yaml"), "{e}");
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&lib, fs::Permissions::from_mode(0o777)).unwrap();
     fs::write(&rules, "plugins: [{path: plugins/libtelegram.so}]\nrules: [any_available]\n").unwrap();
