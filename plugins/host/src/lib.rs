@@ -249,7 +249,7 @@ fn contents_v1_1(plugin: &'static abi::PluginV1) -> Result<Contents, String> {
         let calls = match (r.build, r.evaluate) {
             (None, _) => Err("build"),
             (_, None) => Err("evaluate"),
-            (Some(build), Some(evaluate)) => Ok(rule::Calls {
+            (build, evaluate) => Ok(rule::Calls {
                 build: rule::Build::V1_1(build, r.user_data),
                 evaluate: rule::Evaluate::V1_1(evaluate),
                 free: r.free,
@@ -293,7 +293,7 @@ fn contents_v1_0(plugin: &'static v1_0::PluginV1_0) -> Result<Contents, String> 
         let calls = match (r.build, r.evaluate) {
             (None, _) => Err("build"),
             (_, None) => Err("evaluate"),
-            (Some(build), Some(evaluate)) => Ok(rule::Calls {
+            (build, evaluate) => Ok(rule::Calls {
                 build: rule::Build::V1_0(build),
                 evaluate: rule::Evaluate::V1_0(evaluate),
                 free: r.free,

@@ -33,12 +33,13 @@ pub(crate) enum Evaluate {
     V1_1(abi::EvaluateFn),
 }
 
-/// A plugin rule's functions, checked non-null at load.
+/// A plugin rule's functions; `build` and `evaluate` were checked non-null
+/// at load.
 #[derive(Clone, Copy)]
 pub(crate) struct Calls {
     pub(crate) build: Build,
     pub(crate) evaluate: Evaluate,
-    pub(crate) free: Option<abi::FreeFn>,
+    pub(crate) free: abi::FreeFn,
 }
 
 // SAFETY: function pointers into a library that is never unloaded, and the
@@ -92,8 +93,11 @@ pub(crate) fn build(d: Calls, id: &str, options: &RuleOptions) -> Result<Box<dyn
     let mut message = String::new();
     let sink: *mut String = &mut message;
     let object = match d.build {
-        Build::V1_0(build) => build(values.as_ptr(), values.len(), sink.cast(), write_sink),
-        Build::V1_1(build, user_data) => build(user_data, values.as_ptr(), values.len(), sink.cast(), write_sink),
+        Build::V1_0(Some(build)) => build(values.as_ptr(), values.len(), sink.cast(), Some(write_sink)),
+        Build::V1_1(Some(build), user_data) => {
+            build(user_data, values.as_ptr(), values.len(), sink.cast(), Some(write_sink))
+        }
+        Build::V1_0(None) | Build::V1_1(None, _) => return Err("the plugin's `build` function pointer is NULL".into()),
     };
     if object.is_null() {
         return Err(if message.is_empty() { "the plugin refused these options".into() } else { message });
@@ -224,15 +228,18 @@ impl SelectionRule for PluginRule {
             message_sink: message_sink.cast(),
             write: Some(write_sink),
         };
+        let id = &self.id;
         let mut answer = abi::AnswerV1 { outcome: u8::MAX, instance_index: 0 };
         let status = match self.d.evaluate {
-            Evaluate::V1_1(evaluate) => evaluate(self.object, &context, &mut answer),
-            Evaluate::V1_0(evaluate) => {
+            Evaluate::V1_1(Some(evaluate)) => evaluate(self.object, &context, &mut answer),
+            Evaluate::V1_0(Some(evaluate)) => {
                 let legacy = v1_0::ContextV1_0::from_current(&context);
                 evaluate(self.object, &legacy, &mut answer)
             }
+            Evaluate::V1_0(None) | Evaluate::V1_1(None) => {
+                return invalid(id, "has a NULL `evaluate` function pointer".into())
+            }
         };
-        let id = &self.id;
         if status == abi::status::PANICKED {
             return Outcome::failed(
                 ErrorKind::Custom(Cow::Borrowed("plugin_panic")),

@@ -5,7 +5,7 @@
 
 use std::ffi::c_void;
 
-use switchboard_plugin_sdk::abi::{AnswerV1, OptionValueV1, PatternV1, SinkFn, Str};
+use switchboard_plugin_sdk::abi::{AnswerV1, FreeFn, OptionValueV1, PatternV1, SinkFn, Str};
 use switchboard_plugin_sdk::abi::{FindIndexFn, InstanceAtFn, InstanceCountFn, UserAtFn};
 
 /// A 1.0 plugin's contents.
@@ -43,11 +43,11 @@ pub(crate) struct OptionV1_0 {
 
 /// A 1.0 builder: no `user_data`.
 pub(crate) type BuildFnV1_0 =
-    extern "C" fn(options: *const OptionValueV1, count: usize, sink: *mut c_void, write: SinkFn) -> *mut c_void;
+    Option<extern "C" fn(options: *const OptionValueV1, count: usize, sink: *mut c_void, write: SinkFn) -> *mut c_void>;
 
 /// A 1.0 evaluator: takes the 1.0 context.
 pub(crate) type EvaluateFnV1_0 =
-    extern "C" fn(rule: *const c_void, cx: *const ContextV1_0, answer: *mut AnswerV1) -> u32;
+    Option<extern "C" fn(rule: *const c_void, cx: *const ContextV1_0, answer: *mut AnswerV1) -> u32>;
 
 /// A 1.0 rule.
 #[repr(C)]
@@ -58,9 +58,9 @@ pub(crate) struct RuleV1_0 {
     pub(crate) on_unavailable: u8,
     pub(crate) options: *const OptionV1_0,
     pub(crate) option_count: usize,
-    pub(crate) build: Option<BuildFnV1_0>,
-    pub(crate) evaluate: Option<EvaluateFnV1_0>,
-    pub(crate) free: Option<extern "C" fn(rule: *mut c_void)>,
+    pub(crate) build: BuildFnV1_0,
+    pub(crate) evaluate: EvaluateFnV1_0,
+    pub(crate) free: FreeFn,
 }
 
 /// The 1.0 context: the 1.1 one without `struct_size`.
@@ -78,13 +78,13 @@ pub(crate) struct ContextV1_0 {
     pub(crate) patterns: *const PatternV1,
     pub(crate) pattern_count: usize,
     pub(crate) host: *const c_void,
-    pub(crate) instance_count: Option<InstanceCountFn>,
-    pub(crate) instance_at: Option<InstanceAtFn>,
-    pub(crate) find_index: Option<FindIndexFn>,
-    pub(crate) user_at: Option<UserAtFn>,
+    pub(crate) instance_count: InstanceCountFn,
+    pub(crate) instance_at: InstanceAtFn,
+    pub(crate) find_index: FindIndexFn,
+    pub(crate) user_at: UserAtFn,
     pub(crate) kind_sink: *mut c_void,
     pub(crate) message_sink: *mut c_void,
-    pub(crate) write: Option<SinkFn>,
+    pub(crate) write: SinkFn,
 }
 
 impl ContextV1_0 {

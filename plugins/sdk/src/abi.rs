@@ -203,28 +203,32 @@ pub mod on_unavailable {
     pub const SKIP: u8 = 2;
 }
 
-/// Hands text to the host, which copies it before returning.
-pub type SinkFn = extern "C" fn(sink: *mut c_void, text: Str);
+/// Hands text to the host, which copies it before returning. (Every
+/// function pointer type of the ABI is nullable, so that C can spell it;
+/// the host checks at load which ones a plugin must provide.)
+pub type SinkFn = Option<extern "C" fn(sink: *mut c_void, text: Str)>;
 
 /// Builds a rule object from its options: called with the rule's
 /// [`RuleV1::user_data`]. Returns the rule object (any non-null pointer the
 /// plugin chooses), or null with a message written to `sink` (shown at the
 /// rule's entry in rules.yaml). May run on any thread.
-pub type BuildFn = extern "C" fn(
-    user_data: *const c_void,
-    options: *const OptionValueV1,
-    count: usize,
-    sink: *mut c_void,
-    write: SinkFn,
-) -> *mut c_void;
+pub type BuildFn = Option<
+    extern "C" fn(
+        user_data: *const c_void,
+        options: *const OptionValueV1,
+        count: usize,
+        sink: *mut c_void,
+        write: SinkFn,
+    ) -> *mut c_void,
+>;
 
 /// Evaluates a rule object for one request: returns a [`status`] and fills
 /// `answer`. Called from many threads at once, on the same object too.
-pub type EvaluateFn = extern "C" fn(rule: *const c_void, cx: *const ContextV1, answer: *mut AnswerV1) -> u32;
+pub type EvaluateFn = Option<extern "C" fn(rule: *const c_void, cx: *const ContextV1, answer: *mut AnswerV1) -> u32>;
 
 /// Frees a rule object built by this plugin; called once per object, on
 /// any thread, never while the object is being evaluated.
-pub type FreeFn = extern "C" fn(rule: *mut c_void);
+pub type FreeFn = Option<extern "C" fn(rule: *mut c_void)>;
 
 /// A rule descriptor (ABI 1.1).
 #[repr(C)]
@@ -247,11 +251,11 @@ pub struct RuleV1 {
     /// Anything the plugin wants `build` to receive (may be null).
     pub user_data: *const c_void,
     /// Builds a rule object. Required: null is a load error.
-    pub build: Option<BuildFn>,
+    pub build: BuildFn,
     /// Evaluates one. Required: null is a load error.
-    pub evaluate: Option<EvaluateFn>,
+    pub evaluate: EvaluateFn,
     /// Frees one. Optional: null when rule objects need no freeing.
-    pub free: Option<FreeFn>,
+    pub free: FreeFn,
 }
 
 /// Return values of `evaluate`.
@@ -318,14 +322,14 @@ pub struct PatternV1 {
 }
 
 /// The number of instances on the sending channel.
-pub type InstanceCountFn = extern "C" fn(host: *const c_void) -> usize;
+pub type InstanceCountFn = Option<extern "C" fn(host: *const c_void) -> usize>;
 /// Fills `out` with the `position`th instance (by ascending index); returns
 /// 0 past the end.
-pub type InstanceAtFn = extern "C" fn(host: *const c_void, position: usize, out: *mut InstanceV1) -> u8;
+pub type InstanceAtFn = Option<extern "C" fn(host: *const c_void, position: usize, out: *mut InstanceV1) -> u8>;
 /// The position of the instance with this index, or `SIZE_MAX`.
-pub type FindIndexFn = extern "C" fn(host: *const c_void, index: u64) -> usize;
+pub type FindIndexFn = Option<extern "C" fn(host: *const c_void, index: u64) -> usize>;
 /// Fills `out` with user `k` of the `position`th instance; returns 0 if none.
-pub type UserAtFn = extern "C" fn(host: *const c_void, position: usize, k: usize, out: *mut Str) -> u8;
+pub type UserAtFn = Option<extern "C" fn(host: *const c_void, position: usize, k: usize, out: *mut Str) -> u8>;
 
 /// Everything a rule may read about one request, borrowed for the call
 /// (ABI 1.1). Instances are reached through callbacks so that a large
@@ -362,19 +366,19 @@ pub struct ContextV1 {
     /// Opaque host state for the callbacks below.
     pub host: *const c_void,
     /// See [`InstanceCountFn`].
-    pub instance_count: Option<InstanceCountFn>,
+    pub instance_count: InstanceCountFn,
     /// See [`InstanceAtFn`].
-    pub instance_at: Option<InstanceAtFn>,
+    pub instance_at: InstanceAtFn,
     /// See [`FindIndexFn`].
-    pub find_index: Option<FindIndexFn>,
+    pub find_index: FindIndexFn,
     /// See [`UserAtFn`].
-    pub user_at: Option<UserAtFn>,
+    pub user_at: UserAtFn,
     /// Where a failing answer's kind goes (`write(kind_sink, ...)`).
     pub kind_sink: *mut c_void,
     /// Where a failing answer's message (or a panic message) goes.
     pub message_sink: *mut c_void,
     /// Writes to a sink.
-    pub write: Option<SinkFn>,
+    pub write: SinkFn,
 }
 
 #[cfg(test)]

@@ -494,14 +494,16 @@ extern "C" fn build_rule(
     match result {
         Ok(Ok(rule)) => Box::into_raw(Box::new(rule)).cast(),
         Ok(Err(message)) => {
-            write(sink, Str::new(&message));
+            if let Some(write) = write {
+                write(sink, Str::new(&message));
+            }
             std::ptr::null_mut()
         }
         Err(payload) => {
-            write(
-                sink,
-                Str::new(&format!("the plugin panicked while building the rule: {}", panic_message(&*payload))),
-            );
+            if let Some(write) = write {
+                let message = format!("the plugin panicked while building the rule: {}", panic_message(&*payload));
+                write(sink, Str::new(&message));
+            }
             std::ptr::null_mut()
         }
     }
