@@ -180,6 +180,36 @@ fn each_load_error_names_the_file_and_what_to_do() {
 }
 
 #[test]
+fn the_same_plugin_listed_twice_is_named_with_both_lines() {
+    let (_dir, rules) = setup(
+        &["telegram", "business_hours"],
+        "plugins:\n  - path: plugins/libtelegram.so\n  - path: plugins/libbusiness_hours.so\n  - path: plugins/libtelegram.so\nrules: [any_available]\n",
+    );
+    let e = load_error(&rules);
+    assert!(
+        e.contains("rules.yaml:4:")
+            && e.contains(
+                "plugin `plugins/libtelegram.so` is listed twice: the entry at line 2 already lists it (plugin "
+            )
+            && e.contains("remove one of the two entries"),
+        "{e}"
+    );
+    assert!(!e.contains("already registered"), "{e}");
+    // Written another way, the same file is still the same plugin.
+    fs::write(
+        &rules,
+        "plugins:\n  - {path: plugins/libtelegram.so}\n  - {path: ./plugins/libtelegram.so}\nrules: [any_available]\n",
+    )
+    .unwrap();
+    let e = load_error(&rules);
+    assert!(
+        e.contains("rules.yaml:3:")
+            && e.contains("plugin `./plugins/libtelegram.so` is listed twice: the entry at line 2 already lists it as `plugins/libtelegram.so`"),
+        "{e}"
+    );
+}
+
+#[test]
 fn sha256_pins_and_world_writable_files() {
     use sha2_hex::sha256_hex;
     let (_dir, rules) = setup(&["telegram"], "rules: [any_available]\n");
@@ -255,7 +285,8 @@ fn hot_reload_adds_a_plugin_and_a_failed_load_keeps_the_last_good_plan() {
     let (dir, rules) = setup(&["business_hours"], "rules: [default_instance]\n");
     let live = Live::open(registry(), &rules, Some(dir.path().join("world.yaml"))).unwrap();
     assert_eq!(summary(&live.select(&request(WA))), "wa-4");
-    assert!(!live.status().order.iter().any(|(c, _)| c == "telegram"));
+    let whatsapp = live.status().order.into_iter().find(|(c, _)| c == "whatsapp").unwrap().1;
+    assert_eq!(whatsapp, ["default_instance"], "no plugin rule before the plugin is listed");
     fs::write(&rules, "plugins: [{path: plugins/libbusiness_hours.so}]\nrules: [{rule: business_hours, days: [], after_hours_instance: 1}, default_instance]\n").unwrap();
     assert_eq!(live.reload(), ReloadEvent::Reloaded { generation: 2 });
     assert_eq!(summary(&live.select(&request(WA))), "wa-1");
