@@ -539,3 +539,43 @@ fn every_outcome_and_kind_crosses_the_abi_and_back() {
         assert_eq!(outcomes(&d), ["echo:failed"], "failed ignores on_unavailable: {name}");
     }
 }
+
+/// The fenced block of `lang` that follows `marker` in the README.
+fn readme_block(readme: &str, marker: &str, lang: &str) -> String {
+    let from = readme.find(marker).unwrap_or_else(|| panic!("README has no `{marker}`"));
+    let open = format!("```{lang}\n");
+    let start = from + readme[from..].find(&open).unwrap() + open.len();
+    let end = start + readme[start..].find("```").unwrap();
+    readme[start..end].to_owned()
+}
+
+#[test]
+fn the_readme_plugin_example_builds_outside_the_repository() {
+    let readme = fs::read_to_string(repo_file("README.md")).unwrap();
+    let manifest = readme_block(&readme, "## Writing a plugin\n", "toml");
+    let source = readme_block(&readme, "## Writing a plugin\n", "rust");
+    let written = r#"path = "/src/switchboard/plugins/sdk""#;
+    assert!(manifest.contains(written), "the README's SDK line changed:\n{manifest}");
+    let sdk = repo_file("plugins/sdk").canonicalize().unwrap();
+    let crate_dir = tempfile::tempdir().unwrap();
+    fs::write(crate_dir.path().join("Cargo.toml"), manifest.replace(written, &format!("path = {:?}", s(&sdk))))
+        .unwrap();
+    fs::create_dir(crate_dir.path().join("src")).unwrap();
+    fs::write(crate_dir.path().join("src/lib.rs"), source).unwrap();
+    let target = repo_file("target/plugin-tests/readme");
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "--offline"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(crate_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the README's plugin does not build:\n{}", text(&out.stderr));
+    let (dir, rules) = setup(
+        &[],
+        "plugins: [{path: plugins/libfirst_connected.so}]\nrules: [{rule: first_connected, skip_default: true}]\n",
+    );
+    fs::copy(target.join("debug/libfirst_connected.so"), dir.path().join("plugins/libfirst_connected.so")).unwrap();
+    fs::write(dir.path().join("world.yaml"), C_WORLD).unwrap();
+    let d = select(&rules, &dir.path().join("world.yaml"), WA);
+    assert_eq!((summary(&d), d.rule), ("wa-3".to_owned(), Some("first_connected")));
+}
