@@ -579,3 +579,33 @@ fn the_readme_plugin_example_builds_outside_the_repository() {
     let d = select(&rules, &dir.path().join("world.yaml"), WA);
     assert_eq!((summary(&d), d.rule), ("wa-3".to_owned(), Some("first_connected")));
 }
+
+/// A plugin from a later minor version, as ABI 1.1 lets it grow: its rule
+/// descriptors carry a field this host does not know, so their
+/// `struct_size` (the array's stride) is larger than the host's `SbRule`.
+/// (It declares minor 1, since this host refuses minors it does not speak.)
+const GROWN_RULES: &str = r#"#include "switchboard_plugin.h"
+struct grown_rule { SbRule known; uint64_t added_later; };
+static void *build(const void *u, const SbOptionValue *o, size_t n, void *s, SbSinkFn w) { (void)o; (void)n; (void)s; (void)w; return (void *)u; }
+static uint32_t evaluate(const void *r, const SbContext *cx, SbAnswer *a) { (void)cx; a->outcome = SB_OUTCOME_SELECTED; a->instance_index = *(const uint64_t *)r; return SB_STATUS_OK; }
+static const uint64_t one = 1, two = 2;
+static const struct grown_rule rules[] = {
+    { { sizeof(struct grown_rule), SB_STR("pick_one"), SB_STR("picks #1"), 1300, SB_ON_UNAVAILABLE_NONE, NULL, 0, &one, build, evaluate, NULL }, 7 },
+    { { sizeof(struct grown_rule), SB_STR("pick_two"), SB_STR("picks #2"), 1301, SB_ON_UNAVAILABLE_NONE, NULL, 0, &two, build, evaluate, NULL }, 7 },
+};
+static const SbPlugin plugin = { sizeof(SbPlugin), SB_STR("grown"), SB_STR("0"), &rules[0].known, 2, NULL, 0 };
+static const SbHeader header = { SB_MAGIC, SB_ABI_MAJOR, SB_ABI_MINOR, &plugin };
+const SbHeader *switchboard_plugin_entry(void) { return &header; }
+"#;
+
+#[test]
+fn descriptors_grown_by_a_later_minor_version_are_read_by_their_struct_size() {
+    let (dir, rules) = setup(&[], "plugins: [{path: plugins/libgrown.so}]\nrules: [pick_two]\n");
+    c_library(&dir.path().join("plugins"), "grown", GROWN_RULES);
+    let w = dir.path().join("world.yaml");
+    // The second rule is found at the plugin's stride, and `user_data`
+    // reaches each rule's own builder.
+    assert_eq!(summary(&select(&rules, &w, WA)), "wa-2");
+    fs::write(&rules, "plugins: [{path: plugins/libgrown.so}]\nrules: [pick_one]\n").unwrap();
+    assert_eq!(summary(&select(&rules, &w, WA)), "wa-1");
+}

@@ -190,6 +190,16 @@ fn sized<T>(ptr: *const T, count: usize, what: &str) -> Result<Vec<&'static T>, 
         // bytes apart (its `struct_size`), each at least as large as `T`
         // and suitably aligned (checked above); they live in its static data.
         let item = unsafe { &*ptr.cast::<u8>().add(n * stride).cast::<T>() };
+        // SAFETY: `item` is a `T` read above, whose first field is its
+        // `struct_size`.
+        let size = unsafe { std::ptr::from_ref(item).cast::<usize>().read() };
+        if size != stride {
+            return Err(format!(
+                "its {what} descriptor {} says `struct_size` {size}, but the first says {stride}; every element of \
+                 an array has the same size; {REBUILD}",
+                n + 1
+            ));
+        }
         out.push(item);
     }
     Ok(out)
