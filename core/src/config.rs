@@ -160,7 +160,8 @@ impl Plan {
         let with_plugins = diag::collect(
             diag::max_diagnostics(text),
             |cx| {
-                PluginsOnlySeed { cx, loader, file, base: &base }.deserialize(serde_yaml::Deserializer::from_str(text))
+                PluginsOnlySeed { cx, loader, file, text, base: &base }
+                    .deserialize(serde_yaml::Deserializer::from_str(text))
             },
             Diagnostic::from_yaml,
         )
@@ -869,6 +870,8 @@ struct PluginsOnlySeed<'a> {
     cx: &'a Ctx,
     loader: Option<&'a dyn PluginLoader>,
     file: &'a str,
+    /// The file's text, to find the line of an earlier entry.
+    text: &'a str,
     base: &'a Registry,
 }
 
@@ -886,6 +889,10 @@ impl<'de> Visitor<'de> for PluginsOnlySeed<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let builder = RefCell::new(self.base.to_builder());
+        // The library each entry loaded (its rules' and channels' source)
+        // and the path it was listed as: a second entry for the same
+        // library is "listed twice", not a clash of the plugin with itself.
+        let loaded: RefCell<Vec<(crate::Source, String)>> = RefCell::default();
         let load = |entry: &PluginEntry| -> Result<(), String> {
             let Some(loader) = self.loader else {
                 return Err(format!(
@@ -893,7 +900,22 @@ impl<'de> Visitor<'de> for PluginsOnlySeed<'_> {
                     entry.path
                 ));
             };
-            builder.borrow_mut().admit(loader.load(entry, self.file)?)
+            let contribution = loader.load(entry, self.file)?;
+            let source = contribution.rules.first().map(|r| &r.source);
+            let source = source.or_else(|| contribution.channels.first().map(|c| &c.source)).cloned();
+            if let Some(source) = source {
+                if let Some((_, first)) = loaded.borrow().iter().find(|(s, _)| *s == source) {
+                    let line = plugin_entry_line(self.text, first).map_or(String::new(), |l| format!(" at line {l}"));
+                    let same = if *first == entry.path { "it".to_owned() } else { format!("it as `{first}`") };
+                    return Err(format!(
+                        "plugin `{}` is listed twice: the entry{line} already lists {same} ({source}); \
+                         remove one of the two entries",
+                        entry.path
+                    ));
+                }
+                loaded.borrow_mut().push((source, entry.path.clone()));
+            }
+            builder.borrow_mut().admit(contribution)
         };
         let mut listed = false;
         while let Some(key) = map.next_key::<String>()? {
@@ -906,6 +928,85 @@ impl<'de> Visitor<'de> for PluginsOnlySeed<'_> {
         }
         Ok(listed.then(|| builder.into_inner()))
     }
+}
+
+/// The line of the first `plugins:` entry whose `path` is `path`, found by
+/// reading the file again up to that entry (only when reporting an error).
+fn plugin_entry_line(text: &str, path: &str) -> Option<usize> {
+    struct Top<'a>(&'a str);
+    struct List<'a>(&'a str);
+    struct Item<'a>(&'a str);
+    /// Raised at the entry sought, so that the deserializer locates it.
+    const FOUND: &str = "the plugin entry sought is here";
+    impl<'de> DeserializeSeed<'de> for Top<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Top<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "plugins" {
+                    map.next_value_seed(List(self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for List<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for List<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Item(self.0))?.is_some() {}
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Item<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Item<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a plugin entry")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut found = false;
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "path" {
+                    found |= map.next_value::<String>().is_ok_and(|p| p == self.0);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            if found {
+                return Err(de::Error::custom(FOUND));
+            }
+            Ok(())
+        }
+    }
+    let err = Top(path).deserialize(serde_yaml::Deserializer::from_str(text)).err()?;
+    if !err.to_string().contains(FOUND) {
+        return None;
+    }
+    err.location().map(|l| l.line())
 }
 
 struct LimitsSeed<'a> {
