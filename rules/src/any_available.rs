@@ -231,8 +231,11 @@ mod tests {
     }
 
     #[test]
-    fn rendezvous_weights_are_stable() {
-        assert_eq!(rendezvous_weight("c1", "wa-1"), rendezvous_weight("c1", "wa-1"));
-        assert_ne!(rendezvous_weight("c1", "wa-1"), rendezvous_weight("c1", "wa-2"));
+    fn rendezvous_weights_are_pinned_across_builds_and_processes() {
+        // Golden values: `sticky` must send a contact to the same instance on
+        // every process and after every restart, so the hash may never change.
+        assert_eq!(rendezvous_weight("c1", "wa-1"), 6_211_918_018_842_709_069);
+        assert_eq!(rendezvous_weight("c1", "wa-2"), 17_195_964_792_051_510_283);
+        assert_eq!(rendezvous_weight("contact-42", "sms-3"), 5_562_669_613_861_985_499);
     }
 }
