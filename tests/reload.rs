@@ -289,3 +289,18 @@ fn a_watched_directory_at_rest_schedules_no_reload() {
     assert!(after.is_empty(), "a directory at rest produced reloads: {after:?}");
     assert_eq!(live.status().generation, 2);
 }
+
+#[test]
+fn the_world_is_read_under_the_limits_of_the_rules_file_loaded_with_it() {
+    // The first load: a world over the rules file's limit is refused, as `select` refuses it.
+    let small = "limits: {max_world_bytes: 100}\nrules: [default_instance, any_available]\n";
+    let dir = temp_with(&[("rules.yaml", small), ("world.yaml", WORLD)]);
+    let err = Live::open(registry(), dir.path().join("rules.yaml"), Some(dir.path().join("world.yaml"))).unwrap_err();
+    assert!(err.to_string().contains("the limit is 100 (limits.max_world_bytes"), "{err}");
+    // A reload that raises the limit and changes the world together applies the new limit.
+    let (dir, live) = setup(small.replace("100", "100000").as_str());
+    write_via_rename(dir.path(), "world.yaml", &WORLD.replace("default: true", "default: false"));
+    write_via_rename(dir.path(), "rules.yaml", &small.replace("100", "1000"));
+    assert!(matches!(live.reload(), ReloadEvent::Reloaded { .. }), "{:?}", live.status());
+    assert_eq!(summary(&live.select(&req())), "a");
+}
