@@ -25,7 +25,10 @@ pub use switchboard_core::*;
 #[doc(hidden)]
 pub mod fuzz;
 mod live;
+pub mod replay;
 pub mod report;
+pub mod scenario;
+pub mod schema;
 pub use live::{sha256_hex, Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
 
 /// Every built-in rule and channel (and anything else submitted through

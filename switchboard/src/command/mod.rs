@@ -11,8 +11,11 @@ use crate::args::{Command, Kind};
 
 mod check;
 mod explain;
+mod replay;
 mod rules;
+mod schema;
 mod select;
+mod test;
 
 /// How a command that ran ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,9 @@ pub fn run(command: Command) -> Result<Status, Fatal> {
         Kind::Explain => explain::run(&command),
         Kind::Check => check::run(&command),
         Kind::Rules => rules::run(&command),
+        Kind::Test => test::run(&command),
+        Kind::Replay => replay::run(&command),
+        Kind::Schema => schema::run(&command),
     }
 }
 
