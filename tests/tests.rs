@@ -14,6 +14,7 @@ mod plugins;
 mod properties;
 mod reload;
 mod scenarios;
+mod schema;
 mod snapshots;
 mod spec;
 mod world_errors;
