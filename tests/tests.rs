@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod plugins;
 mod properties;
 mod reload;
+mod replay;
 mod scenarios;
 mod schema;
 mod snapshots;
