@@ -59,6 +59,8 @@ fn bad_rules_files_fail_the_schema_and_the_loader() {
     let v = rules_validator();
     let good = "rules: [manual_override, {rule: contact_tag, on_unavailable: skip}, {rule: any_available, strategy: sticky}]\nchannels:\n  sms:\n    rules: [contact_tag, any_available]\nlimits: {max_tags: 10}\nversion: 1\n";
     assert!(v.is_valid(&yaml(good)) && loads_rules(good));
+    let upper = "rules: [manual_override]\nchannels: {SMS: {rules: [contact_tag]}}";
+    assert!(v.is_valid(&yaml(upper)) && loads_rules(upper));
     for bad in [
         "rules: [manul_override]",
         "rules: [{rule: any_available, strategy: stiky}]",

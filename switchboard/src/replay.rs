@@ -92,11 +92,8 @@ struct LogLine<'a> {
     #[serde(borrow)]
     request: &'a RawValue,
     decision: LoggedDecision,
-    /// RFC 3339 UTC: when the decision was made. Replay will decide "as of"
-    /// this time once requests carry a clock (`now`, SPEC §10); today no rule
-    /// reads the time, so it is only checked to be present.
+    /// RFC 3339 UTC: when the decision was made (see [`decide_as_of`]).
     #[serde(default)]
-    #[allow(dead_code)]
     time: Option<String>,
 }
 
@@ -292,9 +289,7 @@ impl Tally {
             Ok(raw) => std::borrow::Cow::Owned(raw),
             Err(_) => std::borrow::Cow::Borrowed(parsed.request.get()),
         };
-        // Capacity is never counted here (Plan::select counts nothing), and
-        // "as of the logged time" needs no clock while no rule reads one.
-        let decision = crate::decide_text(&request_text, |r| plan.select(world, r));
+        let decision = decide_as_of(plan, world, &request_text, parsed.time.as_deref());
         let new = Outcome::of(&decision);
         self.decisions += 1;
         if new != old {
@@ -343,6 +338,18 @@ impl Tally {
             transitions,
         }
     }
+}
+
+/// Decides a logged request again, as of the time it was logged, without
+/// counting against capacity.
+///
+/// Today no rule reads a clock and [`Plan::select`] counts nothing, so the
+/// time is not used. When requests carry `now` (SPEC §10), this is the one
+/// place that sets it from the logged `time` (unless the request has its own)
+/// and selects without reserving capacity.
+fn decide_as_of(plan: &Plan, world: &World, request: &str, time: Option<&str>) -> Decision {
+    let _as_of = time;
+    crate::decide_text(request, |r| plan.select(world, r))
 }
 
 fn located(number: u64, e: &serde_json::Error) -> Diagnostic {

@@ -325,17 +325,19 @@ pub fn rules_schema(registry: &Registry) -> Value {
         "rule_list".into(),
         json!({"type": "array", "items": {"$ref": "#/$defs/rule_entry"}, "description": "rules in priority order; each at most once"}),
     );
+    // Channel keys: the registered ids (offered by editors), and the same
+    // ids in any letter case, as the loader reads them.
     let mut channels = Map::new();
+    let mut any_case = Map::new();
     for id in registry.channel_ids() {
-        channels.insert(
-            id.to_owned(),
-            json!({
-                "type": "object",
-                "properties": {"rules": {"$ref": "#/$defs/rule_list"}},
-                "additionalProperties": false,
-                "description": format!("the {id} channel's own order; it replaces `rules` for {id}"),
-            }),
-        );
+        let section = json!({
+            "type": "object",
+            "properties": {"rules": {"$ref": "#/$defs/rule_list"}},
+            "additionalProperties": false,
+            "description": format!("the {id} channel's own order; it replaces `rules` for {id}"),
+        });
+        any_case.insert(format!("^{}$", case_insensitive(id)), section.clone());
+        channels.insert(id.to_owned(), section);
     }
     let limits: Map<String, Value> = limits()
         .iter()
@@ -369,6 +371,7 @@ pub fn rules_schema(registry: &Registry) -> Value {
                 "type": "object",
                 "description": "optional per-channel orders",
                 "properties": channels,
+                "patternProperties": any_case,
                 "additionalProperties": false,
             },
             "limits": {
