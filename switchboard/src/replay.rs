@@ -65,6 +65,15 @@ impl Outcome {
         }
     }
 
+    /// Whether `decision` has this outcome (without building its own).
+    pub fn is(&self, decision: &Decision) -> bool {
+        match (self, &decision.result) {
+            (Outcome::Selected { rule, instance }, Ok(i)) => rule.as_deref() == decision.rule && instance == i.id(),
+            (Outcome::Error { code, kind }, Err(e)) => *code == e.code && kind == e.kind.as_str(),
+            _ => false,
+        }
+    }
+
     /// As JSON: `{"rule","instance"}` or `{"error","kind"}`.
     pub fn to_json(&self) -> Value {
         match self {
@@ -93,8 +102,8 @@ struct LogLine<'a> {
     request: &'a RawValue,
     decision: LoggedDecision,
     /// RFC 3339 UTC: when the decision was made (see [`decide_as_of`]).
-    #[serde(default)]
-    time: Option<String>,
+    #[serde(default, borrow)]
+    time: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -285,14 +294,15 @@ impl Tally {
         };
         // A request logged as a string is the raw line a batch could not
         // read; it is decided again from that text.
-        let request_text = match serde_json::from_str::<String>(parsed.request.get()) {
-            Ok(raw) => std::borrow::Cow::Owned(raw),
-            Err(_) => std::borrow::Cow::Borrowed(parsed.request.get()),
+        let raw = parsed.request.get();
+        let request_text = match raw.starts_with('"').then(|| serde_json::from_str::<String>(raw)) {
+            Some(Ok(text)) => std::borrow::Cow::Owned(text),
+            _ => std::borrow::Cow::Borrowed(raw),
         };
         let decision = decide_as_of(plan, world, &request_text, parsed.time.as_deref());
-        let new = Outcome::of(&decision);
         self.decisions += 1;
-        if new != old {
+        if !old.is(&decision) {
+            let new = Outcome::of(&decision);
             self.changed += 1;
             let entry = self.transitions.entry((old, new)).or_insert_with(|| (0, number, String::new()));
             entry.0 += 1;
