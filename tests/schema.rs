@@ -284,3 +284,17 @@ fn bad_worlds_fail_the_schema_and_the_loader() {
         "locations: [{id: l, instances: [{id: a, channel: sms, index: 1}, {id: b, channel: sms, index: 1}]}]";
     assert!(v.is_valid(&yaml(semantic)) && !loads_world(semantic));
 }
+
+#[test]
+fn plugin_channels_are_in_the_world_schema_when_rules_lists_the_plugin() {
+    let dir = temp_with(&[]);
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, format!("plugins:\n  - path: {}\nrules: [any_available]\n", plugin("telegram").display()))
+        .unwrap();
+    let world = "locations: [{id: l, instances: [{id: t1, channel: telegram, phone: '+1 555', connected: true}]}]";
+    let out = run(&["schema", "world", "--rules", s(&rules)], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let with_plugin: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(errors(&validator(&with_plugin), &yaml(world)), Vec::<String>::new());
+    assert!(!world_validator().is_valid(&yaml(world)), "telegram is not a built-in channel");
+}
