@@ -37,7 +37,7 @@ OPTIONS:
   --rules R     rules.yaml: rule order, enabled flags and options
   --world W     world file (YAML, or JSON by its .json name): locations and instances
   --request F   one request as a JSON object
-  --max-line-bytes N  (select, batch) the longest request line read (default 16 MiB);
+  --max-line-bytes N  (select batch, replay) the longest line read (default 16 MiB);
                 a longer line is answered with code 100 without being stored
   --watch       (select, batch) reload R and W when they change, and on SIGHUP;
                 reload events go to stderr, one line each

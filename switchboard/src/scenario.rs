@@ -498,3 +498,51 @@ impl Report {
         Value::Object(map)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expect(yaml: &str) -> Result<Expect, String> {
+        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rule_null_differs_from_rule_absent() {
+        assert_eq!(expect("{rule: null}").unwrap().rule, Some(None));
+        assert_eq!(expect("{error: 106}").unwrap().rule, None);
+        assert_eq!(expect("{rule: contact_tag}").unwrap().rule, Some(Some("contact_tag".into())));
+    }
+
+    #[test]
+    fn an_expectation_must_say_something_and_not_contradict_itself() {
+        assert!(expect("{}").unwrap_err().contains("`expect` is empty"));
+        assert!(expect("{instance: a, error: 101}").unwrap_err().contains("one or the other"));
+        assert!(expect("{error: high}").is_err());
+    }
+
+    #[test]
+    fn mismatches_name_each_unmet_key() {
+        let decision =
+            Decision::request_error(crate::ErrorKind::UnknownLocation, "no such location", Some("Hi".into()));
+        let e = expect("{rule: null, body: Hi, error: 100, kind: unknown_location}").unwrap();
+        assert!(e.mismatches(&decision).is_empty());
+        let e = expect("{instance: a, rule: default_instance, body: Ho, error: 101, kind: x}");
+        assert!(e.is_err());
+        let e = expect("{rule: default_instance, body: Ho, error: 101, kind: x}").unwrap();
+        assert_eq!(e.mismatches(&decision), ["rule", "body", "error", "kind"]);
+        assert_eq!(expect("{instance: a}").unwrap().mismatches(&decision), ["instance"]);
+    }
+
+    #[test]
+    fn scenario_paths_are_relative_to_the_file() {
+        let s = Scenario::parse(
+            "rules: ../rules.yaml\ncases: [{name: n, request: {}, expect: {error: 100}}]",
+            Path::new("dir/sub/s.yaml"),
+        )
+        .unwrap();
+        assert_eq!(s.rules, Some(PathBuf::from("dir/sub/../rules.yaml")));
+        assert_eq!(s.world, None);
+        assert_eq!(s.cases[0].request, "{}");
+    }
+}

@@ -384,3 +384,25 @@ pub fn rules_schema(registry: &Registry) -> Value {
         "$defs": defs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_patterns_match_any_letter_case_only() {
+        assert_eq!(case_insensitive("sms"), "[sS][mM][sS]");
+        assert_eq!(case_insensitive("x-1"), "[xX]\\-1");
+    }
+
+    #[test]
+    fn option_defaults_are_typed_values() {
+        let spec = |kind, default| OptionSpec { name: "o", kind, default, doc: "" };
+        assert_eq!(option_default(&spec(OptionKind::Bool, "false")), Some(json!(false)));
+        assert_eq!(option_default(&spec(OptionKind::Integer, "60")), Some(json!(60)));
+        assert_eq!(option_default(&spec(OptionKind::StringList, "[mon, tue]")), Some(json!(["mon", "tue"])));
+        assert_eq!(option_default(&spec(OptionKind::String, "09:00")), Some(json!("09:00")));
+        assert_eq!(option_default(&spec(OptionKind::Integer, "")), None);
+        assert_eq!(option_default(&spec(OptionKind::Bool, "maybe")), None);
+    }
+}

@@ -39,7 +39,7 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
             bar.set_position(bytes);
         }
     };
-    let options = Options { file: name.clone(), ..Options::default() };
+    let options = Options { file: name.clone(), max_line_bytes: command.max_line_bytes, ..Options::default() };
     let input = std::io::BufReader::with_capacity(1 << 16, file);
     let summary = replay(&plan, &world, input, &options, &progress)
         .map_err(|e| Fatal(format!("{name}: cannot read the log: {e}")))?;
