@@ -170,7 +170,8 @@ fn max_changed_gates_and_json_reports_the_same() {
         report["unchanged"].as_u64().unwrap() + report["changed"].as_u64().unwrap()
     );
     let t = &report["transitions"][0];
-    assert!(t["count"].as_u64().unwrap() > 0 && t["from"].is_object() && t["to"].is_object());
+    assert!(t["count"].as_u64().unwrap() > 0 && t["old"].is_object() && t["new"].is_object());
+    assert_eq!(t["label"], format!("{} → {}", t["from"].as_str().unwrap(), t["to"].as_str().unwrap()));
     assert!(t["example"]["location"].is_string(), "{t}");
 
     let below = format!("{}", pct.floor() - 1.0);

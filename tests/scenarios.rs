@@ -164,6 +164,7 @@ fn json_format_prints_one_object_per_case() {
     assert_eq!(cases[0]["name"], "override picks instance 1");
     assert_eq!(cases[0]["ok"], true);
     assert_eq!(cases[1]["ok"], false);
+    assert_eq!(cases[1]["status"], "FAILED");
     assert_eq!(cases[1]["expected"], serde_json::json!({"instance": "wa-support", "rule": "default_instance"}));
     assert_eq!(cases[1]["got"]["error"], 103);
     assert_eq!(cases[1]["mismatches"], serde_json::json!(["instance", "rule"]));

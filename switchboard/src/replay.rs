@@ -229,8 +229,9 @@ impl Summary {
 
     /// The report as one JSON object: `decisions`, `unchanged`, `changed`,
     /// `changed_percent`, `unreadable`, `first_unreadable`, and
-    /// `transitions` (`from`, `to`, `count`, `example_line`, `example`: the
-    /// logged request).
+    /// `transitions` (`from` and `to` as `rule/instance` or `error CODE
+    /// KIND`, `old` and `new` as objects, `label`, `count`, `example_line`,
+    /// `example`: the logged request).
     pub fn to_json(&self, file: &str) -> Value {
         let transitions: Vec<Value> = self
             .transitions
@@ -238,8 +239,10 @@ impl Summary {
             .map(|t| {
                 let example: Value = serde_json::from_str(&t.example).unwrap_or_else(|_| json!(t.example));
                 json!({
-                    "from": t.from.to_json(),
-                    "to": t.to.to_json(),
+                    "from": t.from.to_string(),
+                    "to": t.to.to_string(),
+                    "old": t.from.to_json(),
+                    "new": t.to.to_json(),
                     "label": format!("{} → {}", t.from, t.to),
                     "count": t.count,
                     "example_line": t.example_line,

@@ -418,7 +418,8 @@ impl CaseResult {
         out
     }
 
-    /// The case as one JSON object: `file`, `name`, `ok`, `expected`, `got`
+    /// The case as one JSON object: `file`, `name`, `ok`, `status` (`ok` or
+    /// `FAILED`, as on the text line), `expected`, `got`
     /// (the five keys as observed), `mismatches`, and the full `decision`
     /// (SPEC §7).
     pub fn to_json(&self) -> Value {
@@ -427,6 +428,7 @@ impl CaseResult {
             "file": self.file.display().to_string(),
             "name": self.name,
             "ok": self.passed,
+            "status": if self.passed { "ok" } else { "FAILED" },
             "expected": self.expect.to_json(),
             "got": observed(&self.decision),
             "mismatches": self.mismatches,
