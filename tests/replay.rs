@@ -196,7 +196,11 @@ fn unreadable_lines_are_counted_and_skipped_and_unreadable_logs_exit_2() {
     let good = log_line(1, &plan, &world, inline);
     let unparsable_request = log_line(2, &plan, &world, "this line is not JSON");
     let log = dir.path().join("log.jsonl");
-    let content = format!("{good}\nnot json at all\n\n{{\"request\":{{}}}}\n{unparsable_request}\n");
+    let null_request = r#"{"request":null,"decision":{"ok":false,"rule":null,"error":{"code":100,"kind":"invalid_request","message":"x"},"trace":[]}}"#;
+    let no_instance = r#"{"request":{},"decision":{"ok":true}}"#;
+    let content = format!(
+        "{good}\nnot json at all\n\n{{\"request\":{{}}}}\n{unparsable_request}\n{null_request}\n{no_instance}\n"
+    );
     std::fs::write(&log, content).unwrap();
     let rules = repo_file("rules.yaml");
     let mut args = replay_args(s(&rules), s(&log));
@@ -205,10 +209,10 @@ fn unreadable_lines_are_counted_and_skipped_and_unreadable_logs_exit_2() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "2 decisions, 2 unchanged, 0 changed (0.0%)");
+    assert_eq!(lines[0], "3 decisions, 3 unchanged, 0 changed (0.0%)");
     assert!(
         lines[1].starts_with(&format!(
-            "2 unreadable lines skipped; the first: {}:2:2: not a decision log line",
+            "3 unreadable lines skipped; the first: {}:2:2: not a decision log line",
             log.display()
         )),
         "{}",

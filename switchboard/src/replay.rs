@@ -94,12 +94,13 @@ impl fmt::Display for Outcome {
 }
 
 /// One line of a decision log, as SPEC §9 writes it. Unknown keys are
-/// ignored (a newer writer may add some); `request` and `decision` are
-/// required.
+/// ignored (a newer writer may add some); `decision` is required.
 #[derive(Deserialize)]
 struct LogLine<'a> {
-    #[serde(borrow)]
-    request: &'a RawValue,
+    /// Missing or `null` for a line that could not be read as a request
+    /// (as a writer may log it): decided again, that is code 100.
+    #[serde(borrow, default)]
+    request: Option<&'a RawValue>,
     decision: LoggedDecision,
     /// RFC 3339 UTC: when the decision was made (see [`decide_as_of`]).
     #[serde(default, borrow)]
@@ -108,7 +109,8 @@ struct LogLine<'a> {
 
 #[derive(Deserialize)]
 struct LoggedDecision {
-    ok: bool,
+    #[serde(default)]
+    ok: Option<bool>,
     #[serde(default)]
     rule: Option<String>,
     #[serde(default)]
@@ -131,10 +133,9 @@ struct LoggedError {
 impl LoggedDecision {
     fn outcome(self) -> Result<Outcome, String> {
         match (self.ok, self.instance, self.error) {
-            (true, Some(i), _) => Ok(Outcome::Selected { rule: self.rule, instance: i.id }),
-            (false, _, Some(e)) => Ok(Outcome::Error { code: e.code, kind: e.kind }),
-            (true, None, _) => Err("`decision` has `ok: true` but no `instance`".to_owned()),
-            (false, _, None) => Err("`decision` has `ok: false` but no `error`".to_owned()),
+            (Some(true) | None, Some(i), None) => Ok(Outcome::Selected { rule: self.rule, instance: i.id }),
+            (Some(false) | None, None, Some(e)) => Ok(Outcome::Error { code: e.code, kind: e.kind }),
+            _ => Err("`decision` must have either `instance` (`ok: true`) or `error` (`ok: false`)".to_owned()),
         }
     }
 }
@@ -297,7 +298,7 @@ impl Tally {
         };
         // A request logged as a string is the raw line a batch could not
         // read; it is decided again from that text.
-        let raw = parsed.request.get();
+        let raw = parsed.request.map_or("null", RawValue::get);
         let request_text = match raw.starts_with('"').then(|| serde_json::from_str::<String>(raw)) {
             Some(Ok(text)) => std::borrow::Cow::Owned(text),
             _ => std::borrow::Cow::Borrowed(raw),
@@ -311,7 +312,7 @@ impl Tally {
             entry.0 += 1;
             if entry.2.is_empty() || number < entry.1 {
                 entry.1 = number;
-                entry.2 = parsed.request.get().to_owned();
+                entry.2 = raw.to_owned();
             }
         }
     }
