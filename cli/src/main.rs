@@ -41,6 +41,9 @@ enum Command {
     Explain(command::explain::Args),
     Check(command::check::Args),
     Rules(command::rules::Args),
+    Test(command::test::Args),
+    Replay(command::replay::Args),
+    Schema(command::schema::Args),
     Completions(command::completions::Args),
     Man(command::man::Args),
 }
@@ -52,6 +55,9 @@ fn main() -> ExitCode {
         Command::Explain(args) => command::explain::run(args),
         Command::Check(args) => command::check::run(args),
         Command::Rules(args) => command::rules::run(args),
+        Command::Test(args) => command::test::run(args),
+        Command::Replay(args) => command::replay::run(args),
+        Command::Schema(args) => command::schema::run(args),
         Command::Completions(args) => command::completions::run(args, &mut Cli::command()),
         Command::Man(args) => command::man::run(args, Cli::command()),
     };

@@ -27,7 +27,10 @@ pub use switchboard_core::*;
 pub mod fuzz;
 pub mod lines;
 mod live;
+pub mod replay;
 pub mod report;
+pub mod scenario;
+pub mod schema;
 pub use live::{sha256_hex, Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
 
 /// Every built-in rule and channel (and anything else submitted through

@@ -12,8 +12,11 @@ pub mod check;
 pub mod completions;
 pub mod explain;
 pub mod man;
+pub mod replay;
 pub mod rules;
+pub mod schema;
 pub mod select;
+pub mod test;
 
 /// How a command that ran ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
