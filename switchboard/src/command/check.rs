@@ -24,6 +24,14 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
     let mut plan = None;
     if let Some(path) = &command.rules {
         let loaded = switchboard::load_rules(path, &registry);
+        if let Ok(plan) = &loaded {
+            // Warnings: valid, but surely not what was meant; the check still passes.
+            let file = path.display().to_string();
+            let warnings = FileErrors { file, diagnostics: plan.warnings().to_vec() };
+            if !warnings.diagnostics.is_empty() {
+                eprintln!("{warnings}");
+            }
+        }
         report(loaded.as_ref().map(|plan| summary(path, plan)).map_err(Clone::clone))?;
         plan = loaded.ok();
     }
