@@ -7,6 +7,7 @@
 mod util;
 
 mod bad_inputs;
+mod catalogue;
 mod cli;
 mod config_errors;
 mod fuzz_regressions;

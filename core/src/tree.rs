@@ -171,7 +171,7 @@ pub(crate) fn parse(text: &str) -> (Option<Node<'_>>, Vec<Diagnostic>) {
         .collect();
     // The width a tab stood for is unknown: try the usual ones.
     let mut first_error = None;
-    for width in [2, 4, 8] {
+    for width in [8, 4, 2] {
         let expanded = expand_tabs(text, width);
         let columns = Columns { shift: tabs.iter().map(|&(line, _, n)| (line, n * (width - 1))).collect() };
         match build(&expanded, &columns) {

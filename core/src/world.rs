@@ -461,11 +461,14 @@ fn read_location(node: &Node<'_>, registry: &Registry, path: &str, out: &mut Vec
     Some(builder.finish(id?))
 }
 
-/// One instance's fields, each type checked; `None` after any problem.
+/// One instance's fields, each type checked; `None` when one is missing or
+/// has the wrong type.
 fn read_instance(node: &Node<'_>, path: &str, out: &mut Vec<Diagnostic>) -> Option<InstanceSpec> {
     let expecting = "an instance: a map with `id`, `channel`, `phone`, …";
-    let before = out.len();
+    // An unknown or repeated key does not spoil the fields read: the
+    // instance is still checked against the others (indexes, defaults).
     let fields = tree::fields(node, Some(&INSTANCE_KEYS), "an instance", expecting, path, out)?;
+    let before = out.len();
     let mut spec = InstanceSpec {
         id: String::new(),
         channel: String::new(),
