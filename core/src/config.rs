@@ -153,7 +153,7 @@ impl Plan {
         let (root, mut out) = tree::parse(text);
         let Some(root) = root else { return Err(fail(out)) };
         let expecting = "a map with `version`, `plugins`, `rules` and `channels`";
-        let Some(top) = tree::fields(&root, Some(&TOP_KEYS), "rules.yaml", expecting, "", &mut out) else {
+        let Some(top) = tree::fields(&root, Some(&TOP_KEYS), "rules.yaml", expecting, &"", &mut out) else {
             return Err(fail(out));
         };
         let get = |name: &str| top.iter().find(|(k, _, _)| *k == name).map(|(_, _, v)| *v);
@@ -322,7 +322,7 @@ fn read_plugins(
     let Some(node) = node else { return (Vec::new(), None) };
     let mut builder = base.to_builder();
     let mut plugins = Vec::new();
-    for (i, item) in tree::items(node, "a list of `{path: ..., sha256: ...}`", "plugins", out).iter().enumerate() {
+    for (i, item) in tree::items(node, "a list of `{path: ..., sha256: ...}`", &"plugins", out).iter().enumerate() {
         let path = format!("plugins[{i}]");
         let expecting = "a plugin: a map with `path` and an optional `sha256`";
         let Some(fields) = tree::fields(item, Some(&["path", "sha256"]), "a plugin entry", expecting, &path, out)
@@ -340,13 +340,13 @@ fn read_plugins(
                 ("sha256", _) => {
                     ok = false;
                     let message = "`sha256` must be 64 hexadecimal digits (run `sha256sum` on the library)";
-                    out.push(value.error(message).at_path(&tree::join(&path, key)));
+                    out.push(value.error(message).at_path(tree::join(&path, key)));
                 }
                 (_, Some(p)) => entry.path = p,
                 (_, None) => {
                     ok = false;
                     let message = format!("`path` must be a file path; got {}", value.value);
-                    out.push(value.error(message).at_path(&tree::join(&path, key)));
+                    out.push(value.error(message).at_path(tree::join(&path, key)));
                 }
             }
         }
@@ -374,7 +374,7 @@ fn read_plugins(
 fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> Limits {
     let mut limits = Limits::default();
     let expecting = format!("a map of limits: {}", LIMIT_KEYS.join(", "));
-    let Some(fields) = tree::fields(node, Some(&LIMIT_KEYS), "limits", &expecting, "limits", out) else {
+    let Some(fields) = tree::fields(node, Some(&LIMIT_KEYS), "limits", &expecting, &"limits", out) else {
         return limits;
     };
     for (key, _, value) in fields {
@@ -382,7 +382,7 @@ fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> Limits {
             Value::Int(n) if n > 0 => n.unsigned_abs(),
             _ => {
                 let message = format!("`limits.{key}` must be a whole number above 0; got {}", value.value);
-                out.push(value.error(message).at_path(&tree::join("limits", key)));
+                out.push(value.error(message).at_path(tree::join("limits", key)));
                 continue;
             }
         };
@@ -405,7 +405,7 @@ fn read_channels<'n, 'a>(
 ) -> Vec<ChannelOrder<'n, 'a>> {
     let mut orders: Vec<ChannelOrder<'n, 'a>> = Vec::new();
     let expecting = "a map from channel id to `{rules: [...]}`";
-    let Some(fields) = tree::fields(node, None, "channels", expecting, "channels", out) else {
+    let Some(fields) = tree::fields(node, None, "channels", expecting, &"channels", out) else {
         return orders;
     };
     for (key, key_node, value) in fields {
@@ -441,7 +441,7 @@ fn read_list(node: &Node<'_>, registry: &Registry, path: &str, out: &mut Vec<Dia
     let expecting = "a list of rules (ids, or maps with `rule:` and options)";
     let mut entries: Vec<Entry> = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
-    for (i, item) in tree::items(node, expecting, path, out).iter().enumerate() {
+    for (i, item) in tree::items(node, expecting, &path, out).iter().enumerate() {
         let path = format!("{path}[{i}]");
         let before = out.len();
         let Some((rule, enabled, on_unavailable, options)) = read_entry(item, registry, &path, out) else { continue };
@@ -500,7 +500,7 @@ fn read_entry<'r>(
         return rule.map(|rule| (rule, true, None, Vec::new()));
     }
     let expecting = "a rule id, or a map with `rule:` and options";
-    let pairs = tree::fields(item, None, "a rule entry", expecting, path, out)?;
+    let pairs = tree::fields(item, None, "a rule entry", expecting, &path, out)?;
     let rule = match pairs.iter().find(|(k, _, _)| *k == "rule") {
         None => {
             out.push(item.error("this entry has no `rule:`; name the rule, e.g. `- rule: contact_tag`").at_path(path));

@@ -60,7 +60,8 @@ impl Diagnostic {
     }
 
     /// The same diagnostic with `prefix: ` (an item path) before its message.
-    pub(crate) fn at_path(mut self, prefix: &str) -> Diagnostic {
+    pub(crate) fn at_path(mut self, prefix: impl fmt::Display) -> Diagnostic {
+        let prefix = prefix.to_string();
         if !prefix.is_empty() {
             self.message = format!("{prefix}: {}", self.message);
         }

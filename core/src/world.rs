@@ -1,6 +1,7 @@
 //! The world: locations and their instances, validated once and indexed by
 //! index, phone digits and user so that selection never scans a location.
 
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use smallvec::SmallVec;
 
 use crate::diag::{self, Diagnostic, FileErrors};
 use crate::model::Obj;
-use crate::tree::{self, Node, Value};
+use crate::tree::{self, Node, Path, Value};
 use crate::{normalize_phone, Instance, InstanceSpec, Registry};
 
 /// Channels with more instances than this get hash indexes; smaller ones
@@ -386,7 +387,8 @@ impl World {
         // The fast path: plain serde, building each location as it is read.
         // Any problem sends the file to the slow path, which reads it into a
         // positioned tree and reports every problem at its line and column.
-        let fast = if file.to_ascii_lowercase().ends_with(".json") {
+        let json = file.to_ascii_lowercase().ends_with(".json");
+        let fast = if json {
             let mut de = serde_json::Deserializer::from_str(text);
             Fast { registry, top: true }.deserialize(&mut de).ok().filter(|_| de.end().is_ok())
         } else {
@@ -394,29 +396,39 @@ impl World {
         };
         match fast {
             Some(world) => Ok(world),
-            None => World::check(text, registry).map_err(|diagnostics| FileErrors::sorted(file, diagnostics)),
+            None => World::check(text, json, registry, false)
+                .and_then(|_| World::check(text, json, registry, true))
+                .map_err(|diagnostics| FileErrors::sorted(file, diagnostics)),
         }
     }
 
-    /// The slow path: every problem of the file, located.
-    fn check(text: &str, registry: &Registry) -> Result<World, Vec<Diagnostic>> {
-        let (root, mut out) = tree::parse(text);
-        let Some(root) = root else { return Err(out) };
+    /// The slow path: every problem of the file, located. Locations are
+    /// checked one at a time as the parser reads them (see
+    /// [`tree::parse_streaming`]), and kept only with `keep`: the first pass
+    /// only checks, and a second pass builds the world when the first found
+    /// nothing (a file serde refused that is valid all the same).
+    fn check(text: &str, json: bool, registry: &Registry, keep: bool) -> Result<World, Vec<Diagnostic>> {
+        let mut out = Vec::new();
         let mut world = World::default();
-        let top = tree::fields(&root, Some(&["locations"]), "a world file", "a map with `locations`", "", &mut out);
-        match top.as_ref().and_then(|top| top.first()) {
-            Some((_, _, list)) => {
-                for (i, node) in tree::items(list, "a list of locations", "locations", &mut out).iter().enumerate() {
-                    let path = format!("locations[{i}]");
-                    let Some(location) = read_location(node, registry, &path, &mut out) else { continue };
-                    if world.locations.contains_key(&location.id) {
-                        let message = format!("duplicate location id `{}`; each location appears once", location.id);
-                        out.push(node.error(message).at_path(&path));
-                        continue;
-                    }
-                    world.locations.insert(location.id.clone(), location);
-                }
+        let mut ids: FxHashSet<String> = FxHashSet::default();
+        let mut location = |i: usize, node: Node<'_>| {
+            let top = Path::Root;
+            let locations = top.key("locations");
+            let path = locations.index(i);
+            let Some((id, builder)) = read_location(&node, registry, &path, &mut out) else { return };
+            if !ids.insert(id.clone()) {
+                out.push(node.error(format!("duplicate location id `{id}`; each location appears once")).at_path(path));
+            } else if keep {
+                world.locations.insert(id.clone(), builder.finish(id));
             }
+        };
+        let (root, mut parsed) = tree::parse_streaming(text, json, Some(("locations", &mut location)));
+        out.append(&mut parsed);
+        let Some(root) = root else { return Err(out) };
+        let top = tree::fields(&root, Some(&["locations"]), "a world file", "a map with `locations`", &"", &mut out);
+        match top.as_ref().and_then(|top| top.first()) {
+            // Streamed above when a list; anything else is reported here.
+            Some((_, _, list)) => drop(tree::items(list, "a list of locations", &"locations", &mut out)),
             None if top.is_some() => {
                 out.push(root.error("missing `locations`: a world file is a map with a `locations` list"));
             }
@@ -432,7 +444,13 @@ impl World {
 
 const INSTANCE_KEYS: [&str; 7] = ["id", "channel", "index", "phone", "connected", "default", "users"];
 
-fn read_location(node: &Node<'_>, registry: &Registry, path: &str, out: &mut Vec<Diagnostic>) -> Option<Location> {
+/// A location's id and its checked instances; `None` without a usable id.
+fn read_location<'r>(
+    node: &Node<'_>,
+    registry: &'r Registry,
+    path: &Path<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(String, LocationBuilder<'r>)> {
     let expecting = "a location: a map with `id` and `instances`";
     let fields = tree::fields(node, Some(&["id", "instances"]), "a location", expecting, path, out)?;
     let mut builder = LocationBuilder::new(registry);
@@ -444,26 +462,27 @@ fn read_location(node: &Node<'_>, registry: &Registry, path: &str, out: &mut Vec
         if key == "id" {
             match value.as_text() {
                 Some(s) => id = Some(s.to_owned()),
-                None => out.push(
-                    value.error(format!("`id` must be a string; got {}", value.value)).at_path(&tree::join(path, key)),
-                ),
+                None => {
+                    out.push(value.error(format!("`id` must be a string; got {}", value.value)).at_path(path.key(key)))
+                }
             }
             continue;
         }
-        for (j, item) in tree::items(value, "a list of instances", &tree::join(path, key), out).iter().enumerate() {
-            let path = format!("{path}.instances[{j}]");
+        let list = path.key(key);
+        for (j, item) in tree::items(value, "a list of instances", &list, out).iter().enumerate() {
+            let path = list.index(j);
             let Some(spec) = read_instance(item, &path, out) else { continue };
             if let Err(message) = builder.push(spec) {
-                out.push(item.error(message).at_path(&path));
+                out.push(item.error(message).at_path(path));
             }
         }
     }
-    Some(builder.finish(id?))
+    Some((id?, builder))
 }
 
 /// One instance's fields, each type checked; `None` when one is missing or
 /// has the wrong type.
-fn read_instance(node: &Node<'_>, path: &str, out: &mut Vec<Diagnostic>) -> Option<InstanceSpec> {
+fn read_instance(node: &Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic>) -> Option<InstanceSpec> {
     let expecting = "an instance: a map with `id`, `channel`, `phone`, …";
     // An unknown or repeated key does not spoil the fields read: the
     // instance is still checked against the others (indexes, defaults).
@@ -479,7 +498,7 @@ fn read_instance(node: &Node<'_>, path: &str, out: &mut Vec<Diagnostic>) -> Opti
         users: Vec::new(),
     };
     for (key, _, value) in &fields {
-        let at = tree::join(path, key);
+        let at = path.key(key);
         let want = match (*key, &value.value, value.as_text()) {
             ("id" | "channel" | "phone", _, Some(text)) => {
                 let field = match *key {
@@ -507,7 +526,7 @@ fn read_instance(node: &Node<'_>, path: &str, out: &mut Vec<Diagnostic>) -> Opti
                         Some(u) => spec.users.push(u.to_owned()),
                         None => {
                             let message = format!("a user id must be a string; got {}", user.value);
-                            out.push(user.error(message).at_path(&at));
+                            out.push(user.error(message).at_path(at));
                         }
                     }
                 }
@@ -515,7 +534,7 @@ fn read_instance(node: &Node<'_>, path: &str, out: &mut Vec<Diagnostic>) -> Opti
             }
             _ => "a list of user ids",
         };
-        out.push(value.error(format!("`{key}` must be {want}; got {}", value.value)).at_path(&at));
+        out.push(value.error(format!("`{key}` must be {want}; got {}", value.value)).at_path(at));
     }
     for required in ["id", "channel"] {
         if !fields.iter().any(|(k, _, _)| *k == required) {
@@ -577,10 +596,13 @@ impl<'de> Visitor<'de> for Fast<'_> {
             for Obj(spec) in location.instances {
                 builder.push(spec).map_err(de::Error::custom)?;
             }
-            if world.locations.contains_key(&location.id) {
-                return Err(de::Error::custom(""));
+            match world.locations.entry(location.id) {
+                Entry::Occupied(_) => return Err(de::Error::custom("")),
+                Entry::Vacant(slot) => {
+                    let id = slot.key().clone();
+                    slot.insert(builder.finish(id));
+                }
             }
-            world.locations.insert(location.id.clone(), builder.finish(location.id));
         }
         Ok(world)
     }
