@@ -314,6 +314,31 @@ impl Node<'_> {
     }
 }
 
+/// The deepest nesting of lists and maps read (as serde's own limit):
+/// deeper input is refused rather than risking the stack.
+const MAX_DEPTH: usize = 128;
+
+/// The most nodes that aliases may copy in one document, so that a few
+/// lines of nested aliases cannot expand to gigabytes.
+const ALIAS_BUDGET: usize = 1_000_000;
+
+impl Node<'_> {
+    /// The number of nodes in this subtree.
+    fn size(&self) -> usize {
+        let mut n = 0;
+        let mut todo = vec![self];
+        while let Some(node) = todo.pop() {
+            n += 1;
+            match &node.value {
+                Value::Seq(items) => todo.extend(items),
+                Value::Map(pairs) => todo.extend(pairs.iter().flat_map(|(k, v)| [k, v])),
+                _ => {}
+            }
+        }
+        n
+    }
+}
+
 /// A container being filled.
 enum Open<'a> {
     Seq(Node<'a>, usize),
@@ -334,7 +359,10 @@ enum Event2<'a> {
 /// Builds the tree from parse events; see [`parse_streaming`].
 struct Builder<'a, 's> {
     stack: Vec<Open<'a>>,
-    anchors: FxHashMap<usize, Node<'a>>,
+    /// Anchored nodes and how many nodes each holds.
+    anchors: FxHashMap<usize, (Node<'a>, usize)>,
+    /// How many more nodes aliases may copy (see [`ALIAS_BUDGET`]).
+    alias_budget: usize,
     root: Option<Node<'a>>,
     stream: Option<(&'s str, Stream<'s>)>,
     /// Whether the streamed list was already seen (a repeated key is kept).
@@ -349,6 +377,7 @@ impl<'a, 's> Builder<'a, 's> {
         Builder {
             stack: Vec::new(),
             anchors: FxHashMap::default(),
+            alias_budget: ALIAS_BUDGET,
             root: None,
             stream,
             streamed: false,
@@ -372,9 +401,20 @@ impl<'a, 's> Builder<'a, 's> {
                 (Node { line, column, value, plain }, anchor)
             }
             Event2::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => (Node { line, column, ..node.clone() }, 0),
+                Some((_, size)) if *size > self.alias_budget => {
+                    let message = "aliases here copy too much data (more than a million values in all)";
+                    return Err(Diagnostic::error(line, column, message));
+                }
+                Some((node, size)) => {
+                    self.alias_budget -= size;
+                    (Node { line, column, ..node.clone() }, 0)
+                }
                 None => return Err(Diagnostic::error(line, column, "this alias names no anchor")),
             },
+            Event2::SeqStart(_) | Event2::MapStart(_) if self.stack.len() >= MAX_DEPTH => {
+                let message = format!("lists and maps nest more than {MAX_DEPTH} deep here");
+                return Err(Diagnostic::error(line, column, message));
+            }
             Event2::SeqStart(anchor) => {
                 // The list under the first top-level `key` is streamed.
                 let under_key = match (self.stack.as_slice(), &self.stream) {
@@ -405,7 +445,7 @@ impl<'a, 's> Builder<'a, 's> {
             },
         };
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), node.size()));
         }
         let streaming = self.streaming && self.stack.len() == 2;
         match self.stack.last_mut() {
@@ -768,6 +808,38 @@ mod tests {
             let kept: Vec<String> = pairs.iter().map(|(_, v)| format!("{:?}", v.value)).collect();
             assert_eq!(kept[0], "Seq([])", "streamed items are not kept");
             assert!(kept[1].contains("Int(3)") && kept[2].contains("Int(4)"), "{kept:?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_alias_bombs_are_refused_not_followed() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let (node, d) = parse_streaming(&deep, true, None);
+        assert!(node.is_none());
+        assert_eq!((d[0].line, d[0].column), (Some(1), Some(129)), "{}", d[0].message);
+        assert!(d[0].message.contains("nest more than 128 deep"), "{}", d[0].message);
+        // The YAML parser has a limit of its own.
+        let (node, d) = parse(&deep);
+        assert!(node.is_none() && d.len() == 1 && d[0].line == Some(1), "{d:?}");
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for n in 1..9 {
+            let prev = n - 1;
+            let refs = vec![format!("*a{prev}"); 10].join(", ").replace("*a0", "*a");
+            bomb.push_str(&format!("a{n}: &a{n} [{refs}]\n"));
+        }
+        let (node, d) = parse(&bomb);
+        assert!(node.is_none());
+        assert!(d[0].message.contains("aliases here copy too much data"), "{}", d[0].message);
+    }
+
+    proptest::proptest! {
+        /// Any text, however broken, gives a tree or located errors; never a panic.
+        #[test]
+        fn any_text_is_read_or_refused_with_a_position(text in "[\\[\\]{}:,\"\\\\ \t\nax1é&*!-]{0,60}") {
+            for json in [true, false] {
+                let (node, d) = parse_streaming(&text, json, None);
+                proptest::prop_assert!(node.is_some() || d.iter().all(|d| d.line.is_some()));
+            }
         }
     }
 }
