@@ -226,7 +226,8 @@ impl Plan {
                 [one] => format!("channel {one}"),
                 _ => format!("channels {}", ids.join(", ")),
             };
-            let empty = chains.iter().zip(registry.channel_ids()).any(|(c, id)| id == ids[0] && c.steps.is_empty());
+            let empty =
+                chains.iter().zip(registry.channel_ids()).any(|(c, id)| ids.first() == Some(&id) && c.steps.is_empty());
             out.push(node.warning(if empty {
                 format!(
                     "no rule is enabled for {on}: every request there gets error 106 (no_instance_available) \

@@ -1,7 +1,7 @@
 //! Located diagnostics for data files: what is wrong, where, and how bad.
 //!
 //! The compilers read a file once into a positioned tree
-//! ([`crate::tree`]) and validate it with plain functions that push every
+//! (`core/src/tree.rs`) and validate it with plain functions that push every
 //! problem they find into a list: nothing stops at the first error.
 
 use std::fmt;
