@@ -138,7 +138,8 @@ impl SelectionRule for AnyAvailable {
 }
 
 fn build(options: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
-    let name = options.str("strategy").unwrap_or("lowest_index");
+    // The compiler applies the declared default (`lowest_index`).
+    let name = options.str("strategy").ok_or("`strategy` is not set")?;
     let strategy = Strategy::parse(name).ok_or_else(|| format!("unknown strategy `{name}`"))?;
     Ok(Box::new(AnyAvailable::new(strategy)))
 }

@@ -293,7 +293,8 @@ impl Tally {
         let old = match parsed.decision.outcome() {
             Ok(o) => o,
             Err(message) => {
-                return self.unreadable(number, Diagnostic { line: Some(number as usize), column: None, message })
+                return self
+                    .unreadable(number, Diagnostic { line: Some(number as usize), ..Diagnostic::unlocated(message) })
             }
         };
         // A request logged as a string is the raw line a batch could not
@@ -370,8 +371,8 @@ fn located(number: u64, e: &serde_json::Error) -> Diagnostic {
     let d = Diagnostic::from_json(e);
     Diagnostic {
         line: Some(number as usize),
-        column: d.column,
         message: format!("not a decision log line (SPEC §9): {}", d.message),
+        ..d
     }
 }
 
@@ -413,7 +414,7 @@ pub fn replay(
                             match line {
                                 Line::Text(n, text) => tally.line(plan, world, n, &text),
                                 Line::Unreadable(n, why) => tally
-                                    .unreadable(n, Diagnostic { line: Some(n as usize), column: None, message: why }),
+                                    .unreadable(n, Diagnostic { line: Some(n as usize), ..Diagnostic::unlocated(why) }),
                             }
                         }
                     }

@@ -26,8 +26,13 @@ pub struct Args {
 
 /// What checking one file found.
 enum Checked {
-    Valid(String),
+    /// Valid: the summary, and the warnings (valid but surely not meant).
+    Valid(String, FileErrors),
     Invalid(FileErrors),
+}
+
+fn no_warnings(path: &Path) -> FileErrors {
+    FileErrors { file: path.display().to_string(), diagnostics: Vec::new() }
 }
 
 pub fn run(args: &Args) -> Result<Status, Fatal> {
@@ -36,7 +41,8 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
     let loaded = switchboard::load_rules(&args.files.rules, &registry);
     let plan = match loaded {
         Ok(plan) => {
-            results.push(Checked::Valid(summary(&args.files.rules, &plan)));
+            let warnings = FileErrors { diagnostics: plan.warnings().to_vec(), ..no_warnings(&args.files.rules) };
+            results.push(Checked::Valid(summary(&args.files.rules, &plan), warnings));
             Some(plan)
         }
         Err(e) => {
@@ -50,7 +56,9 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
             None => switchboard::load_world(path, &registry),
         };
         results.push(match world {
-            Ok(world) => Checked::Valid(format!("{}: ok ({} locations)", path.display(), world.len())),
+            Ok(world) => {
+                Checked::Valid(format!("{}: ok ({} locations)", path.display(), world.len()), no_warnings(path))
+            }
             Err(e) => checked_err(e)?,
         });
     }
@@ -61,13 +69,13 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
         Format::Json => {
             let problems: Vec<_> = results
                 .iter()
-                .filter_map(|r| match r {
-                    Checked::Invalid(e) => Some(e),
-                    Checked::Valid(_) => None,
+                .map(|r| match r {
+                    Checked::Invalid(e) | Checked::Valid(_, e) => e,
                 })
                 .flat_map(|e| {
                     e.diagnostics.iter().map(|d| {
-                        json!({"file": e.file, "line": d.line, "column": d.column, "severity": "error", "message": d.message})
+                        let severity = d.severity.as_str();
+                        json!({"file": e.file, "line": d.line, "column": d.column, "severity": severity, "message": d.message})
                     })
                 })
                 .collect();
@@ -77,14 +85,20 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
             let mut err = anstream::stderr();
             for result in &results {
                 match result {
-                    Checked::Valid(summary) if !args.quiet => {
-                        let (first, rest) = summary.split_once('\n').unwrap_or((summary, ""));
-                        writeln!(out, "{}", paint(GOOD, first))?;
-                        if !rest.is_empty() {
-                            writeln!(out, "{rest}")?;
+                    Checked::Valid(summary, warnings) => {
+                        if !args.quiet {
+                            let (first, rest) = summary.split_once('\n').unwrap_or((summary, ""));
+                            writeln!(out, "{}", paint(GOOD, first))?;
+                            if !rest.is_empty() {
+                                writeln!(out, "{rest}")?;
+                            }
+                        }
+                        if !warnings.diagnostics.is_empty() {
+                            for line in warnings.to_string().lines() {
+                                writeln!(err, "{}", located(line))?;
+                            }
                         }
                     }
-                    Checked::Valid(_) => {}
                     Checked::Invalid(e) => {
                         for line in e.to_string().lines() {
                             writeln!(err, "{}", located(line))?;
