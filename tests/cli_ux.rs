@@ -227,3 +227,17 @@ fn an_unreadable_request_file_is_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).starts_with("/nonexistent/request.json: no such file"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn select_without_a_world_file_says_so() {
+    let out = run(
+        &["select", "--rules", s(&repo_file("rules.yaml"))],
+        "{\"location\":\"shop\",\"channel\":\"sms\",\"body\":\"hi\"}\n",
+    );
+    let line = text(&out.stdout);
+    assert!(line.contains("no world file was given (`--world`) and the request carries no `instances`"), "{line}");
+    let mut argv = shop("select");
+    argv.extend(["--request".into(), "-".into()]);
+    let out = run(&args(&argv), "{\"location\":\"nowhere\",\"channel\":\"sms\",\"body\":\"hi\"}");
+    assert!(text(&out.stdout).contains("location `nowhere` is not in the world file"), "{}", text(&out.stdout));
+}

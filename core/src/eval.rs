@@ -227,10 +227,18 @@ impl Plan {
                 None => {
                     return Decision::request_error(
                         ErrorKind::UnknownLocation,
-                        format!(
-                            "location `{}` is not in the world file and the request carries no `instances`",
-                            request.location
-                        ),
+                        if world.is_no_file() {
+                            format!(
+                                "location `{}`: no world file was given (`--world`) and the request carries no \
+                                 `instances`; give a world file or put the location's instances in the request",
+                                request.location
+                            )
+                        } else {
+                            format!(
+                                "location `{}` is not in the world file and the request carries no `instances`",
+                                request.location
+                            )
+                        },
                         Some(body),
                     )
                 }

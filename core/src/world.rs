@@ -352,12 +352,20 @@ fn index(instances: &[Arc<Instance>], order: &[u32]) -> Indexes {
 #[derive(Debug, Clone, Default)]
 pub struct World {
     locations: FxHashMap<String, Location>,
+    /// `true` for [`World::empty`]: no world file was given.
+    no_file: bool,
 }
 
 impl World {
-    /// A world with no location: requests must carry their `instances`.
+    /// No world file: requests must carry their `instances` (a request that
+    /// does not is told so).
     pub fn empty() -> World {
-        World::default()
+        World { no_file: true, ..World::default() }
+    }
+
+    /// Whether this world stands for "no world file was given".
+    pub fn is_no_file(&self) -> bool {
+        self.no_file
     }
 
     /// The location with this id.
