@@ -268,6 +268,16 @@ fn check_and_rules_commands_show_plugins() {
     let tg = listing.lines().find(|l| l.trim_start().starts_with("telegram")).unwrap();
     assert!(tg.contains("code TG") && tg.contains("{TG#N} {TEMP-TG#N}") && tg.contains("libtelegram.so"), "{tg}");
     assert!(listing.contains("option after_hours_instance: integer"));
+    // The chains of plugin channels, and each plugin's name and version.
+    let chains = &listing[listing.find("CHAINS").unwrap()..];
+    assert!(chains.contains("  telegram:\n    1. business_hours"), "{chains}");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(listing.contains(&format!("  telegram {version}  plugins/libtelegram.so")), "{listing}");
+    let json = run(&["rules", "--format", "json", "--rules", s(&rules)], "");
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["plugins"][1]["name"], "telegram");
+    assert_eq!(json["plugins"][1]["version"], version);
+    assert_eq!(json["order"]["telegram"][0], "business_hours");
     let out = run(&["check", "--rules", s(&rules), "--world", s(&dir.path().join("world.yaml"))], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     fs::write(&rules, "plugins:\n  - path: plugins/nothing.so\nrules: [any_available]\n").unwrap();

@@ -46,11 +46,17 @@ pub struct PluginEntry {
     pub path: String,
     /// The expected SHA-256 of the file, lower-case hex.
     pub sha256: Option<String>,
+    /// The plugin's name and version, as it declares them (once loaded).
+    pub loaded: Option<(String, String)>,
 }
 
 /// What one plugin adds to the registry.
 #[derive(Debug, Clone, Default)]
 pub struct Contribution {
+    /// The plugin's name, as it declares it.
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
     /// Its rules.
     pub rules: Vec<crate::RuleInfo>,
     /// Its channels.
@@ -334,7 +340,7 @@ fn read_plugins(
         else {
             continue;
         };
-        let mut entry = PluginEntry { path: String::new(), sha256: None };
+        let mut entry = PluginEntry { path: String::new(), sha256: None, loaded: None };
         let mut ok = true;
         for (key, _, value) in &fields {
             let text = value.as_text().map(str::to_owned);
@@ -379,6 +385,7 @@ fn read_plugins(
                         }
                         loaded_from.push((source, item.line, entry.path.clone()));
                     }
+                    entry.loaded = Some((c.name.clone(), c.version.clone()));
                     builder.admit(c)
                 }),
             };

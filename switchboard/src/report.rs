@@ -140,6 +140,14 @@ pub fn rules_json(registry: &Registry, plan: Option<&Plan>) -> Value {
             order.insert(channel.to_owned(), json!(plan.order(channel)));
         }
         out["chains"] = Value::Object(chains);
+        out["plugins"] = plan
+            .plugins()
+            .iter()
+            .map(|p| {
+                let (name, version) = p.loaded.clone().unzip();
+                json!({"path": p.path, "sha256": p.sha256, "name": name, "version": version})
+            })
+            .collect();
         out["order"] = Value::Object(order);
     }
     out

@@ -57,11 +57,9 @@ fn chains(path: &std::path::Path, plan: &Plan) -> String {
     if !plan.plugins().is_empty() {
         out.push_str(&format!("\n{}\n", paint(BOLD, "PLUGINS")));
         for p in plan.plugins() {
-            out.push_str(&format!(
-                "  {}{}\n",
-                p.path,
-                p.sha256.as_ref().map_or(String::new(), |h| format!(" sha256 {h}"))
-            ));
+            let (name, version) = p.loaded.clone().unwrap_or_default();
+            let pin = p.sha256.as_ref().map_or(String::new(), |h| format!(" (sha256 {h})"));
+            out.push_str(&format!("  {name} {version}  {}{pin}\n", p.path));
         }
     }
     out

@@ -207,6 +207,8 @@ fn sized<T>(ptr: *const T, count: usize, what: &str) -> Result<Vec<&'static T>, 
 
 /// A plugin's descriptors in one shape, whatever its minor version.
 struct Contents {
+    name: abi::Str,
+    version: abi::Str,
     channels: Vec<abi::ChannelV1>,
     rules: Vec<RuleDesc>,
 }
@@ -274,7 +276,7 @@ fn contents_v1_1(plugin: &'static abi::PluginV1) -> Result<Contents, String> {
             calls,
         });
     }
-    Ok(Contents { channels, rules })
+    Ok(Contents { name: plugin.name, version: plugin.version, channels, rules })
 }
 
 /// Reads the contents of an ABI 1.0 plugin (no `struct_size`, no `user_data`).
@@ -318,7 +320,7 @@ fn contents_v1_0(plugin: &'static v1_0::PluginV1_0) -> Result<Contents, String> 
             calls,
         });
     }
-    Ok(Contents { channels, rules })
+    Ok(Contents { name: plugin.name, version: plugin.version, channels, rules })
 }
 
 fn open(path: &Path) -> Result<Contribution, String> {
@@ -383,7 +385,11 @@ fn open(path: &Path) -> Result<Contribution, String> {
         contents_v1_1(unsafe { &*contents })?
     };
     let source = Source::Plugin(path.to_path_buf());
-    let mut contribution = Contribution::default();
+    let mut contribution = Contribution {
+        name: owned(contents.name, "plugin name")?,
+        version: owned(contents.version, "plugin version")?,
+        ..Contribution::default()
+    };
     for ch in &contents.channels {
         let parts = [
             owned(ch.id, "channel id")?,
