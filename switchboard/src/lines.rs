@@ -203,18 +203,30 @@ pub struct Lines<R> {
     buf: Vec<u8>,
     max: usize,
     number: usize,
+    bytes: u64,
 }
 
 impl<R: BufRead> Lines<R> {
     /// Lines of `input`, each at most `max` bytes.
     pub fn new(input: R, max: usize) -> Self {
-        Lines { input, buf: Vec::new(), max, number: 0 }
+        Lines { input, buf: Vec::new(), max, number: 0, bytes: 0 }
+    }
+
+    /// The 1-based number of the line last returned (blank lines count).
+    pub fn number(&self) -> usize {
+        self.number
+    }
+
+    /// The bytes of input consumed so far (for progress).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// The next non-blank line, `None` at the end of the input.
     pub fn next_line(&mut self) -> io::Result<Option<Line>> {
-        while let Some(overlong) = read_capped(&mut self.input, &mut self.buf, self.max)? {
+        while let Some((overlong, consumed)) = read_capped(&mut self.input, &mut self.buf, self.max)? {
             self.number += 1;
+            self.bytes += consumed;
             let number = self.number;
             if overlong {
                 return Ok(Some(Line::Unreadable(format!(
@@ -240,10 +252,11 @@ impl<R: BufRead> Lines<R> {
 
 /// Reads one line (without its `\n`) into `buf`, keeping at most `max`
 /// bytes: a longer line is consumed to its end without being stored, and
-/// reported as overlong. `None` at the end of the input.
-fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
+/// reported as overlong; also returns the bytes consumed. `None` at the
+/// end of the input.
+fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<(bool, u64)>> {
     buf.clear();
-    let (mut overlong, mut any) = (false, false);
+    let (mut overlong, mut any, mut consumed) = (false, false, 0u64);
     loop {
         let available = match input.fill_buf() {
             Ok(a) => a,
@@ -251,7 +264,7 @@ fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::R
             Err(e) => return Err(e),
         };
         if available.is_empty() {
-            return Ok(any.then_some(overlong));
+            return Ok(any.then_some((overlong, consumed)));
         }
         any = true;
         let (end, done) = match memchr::memchr(b'\n', available) {
@@ -267,9 +280,11 @@ fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::R
                 buf.extend_from_slice(&available[..end]);
             }
         }
-        input.consume(if done { end + 1 } else { end });
+        let step = if done { end + 1 } else { end };
+        input.consume(step);
+        consumed += step as u64;
         if done {
-            return Ok(Some(overlong));
+            return Ok(Some((overlong, consumed)));
         }
     }
 }

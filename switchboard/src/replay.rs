@@ -436,37 +436,22 @@ pub fn replay(
 }
 
 fn read_lines(
-    mut input: impl BufRead,
+    input: impl BufRead,
     max: usize,
     chunk: usize,
     work: &mpsc::SyncSender<Vec<Line>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<()> {
+    let mut lines = crate::lines::Lines::new(input, max);
     let mut batch = Vec::with_capacity(chunk);
-    let mut buf = Vec::new();
-    let (mut number, mut bytes) = (0u64, 0u64);
-    loop {
-        buf.clear();
-        let (read, overlong) = read_capped(&mut input, &mut buf, max)?;
-        if read == 0 {
-            break;
-        }
-        number += 1;
-        bytes += read as u64;
-        let line = if overlong {
-            Line::Unreadable(number, format!("longer than {max} bytes; skipped"))
-        } else {
-            match std::str::from_utf8(&buf) {
-                Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => Line::Text(number, text.to_owned()),
-                Err(e) => {
-                    Line::Unreadable(number, format!("not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()))
-                }
-            }
-        };
-        batch.push(line);
+    while let Some(line) = lines.next_line()? {
+        let number = lines.number() as u64;
+        batch.push(match line {
+            crate::lines::Line::Text(text) => Line::Text(number, text),
+            crate::lines::Line::Unreadable(why) => Line::Unreadable(number, why),
+        });
         if batch.len() == chunk {
-            progress(bytes);
+            progress(lines.bytes());
             if work.send(std::mem::replace(&mut batch, Vec::with_capacity(chunk))).is_err() {
                 return Ok(());
             }
@@ -475,63 +460,13 @@ fn read_lines(
     if !batch.is_empty() {
         let _ = work.send(batch);
     }
-    progress(bytes);
+    progress(lines.bytes());
     Ok(())
-}
-
-/// Reads one line (without its `\n`) into `buf`, keeping at most `max`
-/// bytes: a longer line is consumed without being stored. Returns the
-/// bytes consumed (0 at the end) and whether the line was too long.
-fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
-    let (mut consumed, mut overlong) = (0usize, false);
-    loop {
-        let available = match input.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok((consumed, overlong));
-        }
-        let (end, done) = match memchr::memchr(b'\n', available) {
-            Some(i) => (i, true),
-            None => (available.len(), false),
-        };
-        if !overlong {
-            if buf.len() + end > max {
-                overlong = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(&available[..end]);
-            }
-        }
-        let step = if done { end + 1 } else { end };
-        input.consume(step);
-        consumed += step;
-        if done {
-            return Ok((consumed, overlong));
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capped_reader_skips_long_lines_without_storing_them() {
-        let mut input = io::Cursor::new(b"short\nthis line is long\nend".to_vec());
-        let mut buf = Vec::new();
-        assert_eq!(read_capped(&mut input, &mut buf, 8).unwrap(), (6, false));
-        assert_eq!(buf, b"short");
-        buf.clear();
-        assert_eq!(read_capped(&mut input, &mut buf, 8).unwrap(), (18, true));
-        assert!(buf.is_empty());
-        assert_eq!(read_capped(&mut input, &mut buf, 8).unwrap(), (3, false));
-        assert_eq!(buf, b"end");
-        buf.clear();
-        assert_eq!(read_capped(&mut input, &mut buf, 8).unwrap(), (0, false));
-    }
 
     #[test]
     fn outcomes_render_as_rule_and_instance_or_error() {
