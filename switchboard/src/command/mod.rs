@@ -13,6 +13,7 @@ mod check;
 mod explain;
 mod rules;
 mod select;
+mod serve;
 
 /// How a command that ran ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,7 @@ pub fn run(command: Command) -> Result<Status, Fatal> {
         Kind::Explain => explain::run(&command),
         Kind::Check => check::run(&command),
         Kind::Rules => rules::run(&command),
+        Kind::Serve => serve::run(&command),
     }
 }
 
