@@ -1,9 +1,10 @@
 //! `switchboard select`: one decision, or a JSON Lines batch on stdin.
 
 use std::io::{self, BufRead, BufWriter, Write};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
-use switchboard::{Decision, ErrorKind, Live, Plan, ReloadEvent, Request, World};
+use switchboard::decision_log::{DecisionIds, DecisionLog, Entry, Overflow, Target};
+use switchboard::{Decision, ErrorKind, Live, Plan, ReloadEvent, Request, Snapshot, World};
 
 use super::{load, read_request, Fatal, Status};
 use crate::args::Command;
@@ -11,6 +12,9 @@ use crate::args::Command;
 pub fn run(command: &Command) -> Result<Status, Fatal> {
     if command.watch {
         return watch(command);
+    }
+    if command.decision_log.is_some() {
+        return logged(command);
     }
     let (plan, world) = load(command)?;
     match &command.request {
@@ -22,9 +26,68 @@ pub fn run(command: &Command) -> Result<Status, Fatal> {
         }
         None => {
             let input = io::BufReader::with_capacity(1 << 16, io::stdin());
-            batch(&plan, &world, input, &mut BufWriter::new(io::stdout().lock()), command.max_line_bytes)
+            batch(&plan, &world, input, &mut BufWriter::new(io::stdout().lock()), command.max_line_bytes, None)
         }
     }
+}
+
+/// `--decision-log FILE`: where decisions are logged, with their ids. A
+/// batch must lose no line, so a recorder waits for the writer when it is
+/// behind ([`Overflow::Block`]).
+struct Recorder {
+    log: DecisionLog,
+    ids: DecisionIds,
+}
+
+impl Recorder {
+    fn open(command: &Command) -> Result<Option<Recorder>, Fatal> {
+        let Some(path) = &command.decision_log else { return Ok(None) };
+        let target = Target::parse(path);
+        let log = DecisionLog::open(&target, 4096, Overflow::Block)
+            .map_err(|e| Fatal(format!("--decision-log {target}: cannot open: {e}")))?;
+        Ok(Some(Recorder { log, ids: DecisionIds::new() }))
+    }
+
+    fn record(&self, snapshot: &Arc<Snapshot>, request: &str, decision: String) {
+        self.log.record(Entry::new(self.ids.next(), snapshot.clone(), request.trim(), decision));
+    }
+
+    /// Flushes the log; every line recorded is on disk when this returns.
+    fn close(&self) -> Result<(), Fatal> {
+        self.log.close().map(|_| ()).map_err(|e| Fatal(format!("--decision-log {}: {e}", self.log.target())))
+    }
+}
+
+/// `select --decision-log`: the configuration is loaded as a snapshot (for
+/// the files' hashes and its generation, 1), and each decision is logged.
+fn logged(command: &Command) -> Result<Status, Fatal> {
+    let registry = super::registry()?;
+    let rules = command.rules.clone().ok_or_else(|| Fatal("`--rules` is required".into()))?;
+    let live = Live::open(registry, rules, command.world.clone()).map_err(|e| Fatal(e.to_string()))?;
+    let snapshot = live.snapshot();
+    let request = command.request.as_deref().map(read_request).transpose()?;
+    let recorder = Recorder::open(command)?.ok_or_else(|| Fatal("`--decision-log` is required".into()))?;
+    let status = match request {
+        Some(text) => {
+            let decision = switchboard::decide_text(&text, |r| snapshot.plan.select(&snapshot.world, r));
+            let json = decision.to_json();
+            println!("{json}");
+            recorder.record(&snapshot, &text, json);
+            if decision.is_ok() {
+                Status::Success
+            } else {
+                Status::Failure
+            }
+        }
+        None => {
+            let input = io::BufReader::with_capacity(1 << 16, io::stdin());
+            let mut out = BufWriter::new(io::stdout().lock());
+            let log = Some((&recorder, &snapshot));
+            batch(&snapshot.plan, &snapshot.world, input, &mut out, command.max_line_bytes, log)?
+        }
+    };
+    recorder.close()?;
+    Ok(status)
 }
 
 /// `select --watch`: the batch loop on a live configuration that reloads
@@ -49,8 +112,13 @@ fn watch(command: &Command) -> Result<Status, Fatal> {
             on_hup.reload();
         }
     });
+    let recorder = Recorder::open(command)?;
     let mut out = io::stdout().lock();
-    each_line(io::stdin().lock(), &mut out, &|r| live.select(r), command.max_line_bytes)
+    let status = each_line(io::stdin().lock(), &mut out, &live, recorder.as_ref(), command.max_line_bytes)?;
+    if let Some(recorder) = &recorder {
+        recorder.close()?;
+    }
+    Ok(status)
 }
 
 /// One line for stderr per reload event.
@@ -75,10 +143,12 @@ fn batch(
     input: impl BufRead + Send,
     out: &mut impl Write,
     max_line: usize,
+    log: Option<(&Recorder, &Arc<Snapshot>)>,
 ) -> Result<Status, Fatal> {
+    let logging = log.is_some();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<Line>)>(workers * 2);
-    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, String)>(workers * 2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, String, Vec<(String, String)>)>(workers * 2);
     let work_rx = Mutex::new(work_rx);
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || read_chunks(input, max_line, &work_tx));
@@ -88,12 +158,17 @@ fn batch(
                 let job = work_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
                 let Ok((seq, lines)) = job else { break };
                 let mut text = String::with_capacity(lines.len() * 256);
+                let mut logged = Vec::new();
                 for line in lines {
                     let decision = line.decide(|r| plan.select(world, r));
-                    text.push_str(&decision.to_json());
+                    let json = decision.to_json();
+                    text.push_str(&json);
                     text.push('\n');
+                    if logging {
+                        logged.push((line.request_text(), json));
+                    }
                 }
-                if done_tx.send((seq, text)).is_err() {
+                if done_tx.send((seq, text, logged)).is_err() {
                     break;
                 }
             });
@@ -103,11 +178,16 @@ fn batch(
         let mut pending = std::collections::BTreeMap::new();
         let mut next = 0u64;
         let mut closed = false;
-        for (seq, text) in done_rx {
-            pending.insert(seq, text);
-            while let Some(text) = pending.remove(&next) {
+        for (seq, text, logged) in done_rx {
+            pending.insert(seq, (text, logged));
+            while let Some((text, logged)) = pending.remove(&next) {
                 if !closed && out.write_all(text.as_bytes()).is_err() {
                     closed = true; // the reader went away (a closed pipe)
+                }
+                if let Some((recorder, snapshot)) = log {
+                    for (request, decision) in logged {
+                        recorder.record(snapshot, &request, decision);
+                    }
                 }
                 next += 1;
             }
@@ -191,6 +271,15 @@ impl<R: BufRead> Lines<R> {
 }
 
 impl Line {
+    /// The request as the decision log keeps it: the line's text, or why
+    /// it could not be read.
+    fn request_text(&self) -> String {
+        match self {
+            Line::Text(text) => text.trim().to_owned(),
+            Line::Unreadable(message) => message.clone(),
+        }
+    }
+
     /// The decision for this line: `select` on its request, or code 100.
     fn decide(&self, select: impl FnOnce(&Request) -> Decision) -> Decision {
         match self {
@@ -241,14 +330,20 @@ fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::R
 fn each_line(
     input: impl BufRead,
     out: &mut impl Write,
-    select: &dyn Fn(&Request) -> Decision,
+    live: &Live,
+    recorder: Option<&Recorder>,
     max_line: usize,
 ) -> Result<Status, Fatal> {
     let mut lines = Lines::new(input, max_line);
     while let Some(line) = lines.next_line().map_err(|e| Fatal(format!("<stdin>: cannot read input: {e}")))? {
-        let decision = line.decide(select);
-        if writeln!(out, "{}", decision.to_json()).and_then(|()| out.flush()).is_err() {
+        let snapshot = live.snapshot();
+        let decision = line.decide(|r| snapshot.plan.select(&snapshot.world, r));
+        let json = decision.to_json();
+        if writeln!(out, "{json}").and_then(|()| out.flush()).is_err() {
             return Ok(Status::Success); // the reader went away
+        }
+        if let Some(recorder) = recorder {
+            recorder.record(&snapshot, &line.request_text(), json);
         }
     }
     Ok(Status::Success)
