@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod plugins;
 mod properties;
 mod reload;
+mod serve;
 mod snapshots;
 mod spec;
 mod world_errors;

@@ -98,6 +98,10 @@ impl Metrics {
             last_reload_successful.clone(),
         );
         let reloads = Family::<ReloadLabels, Counter>::default();
+        // Every result from the start, at 0: a rate over them needs the series.
+        for result in ["success", "failure", "unchanged"] {
+            drop(reloads.get_or_create(&ReloadLabels { result }));
+        }
         registry.register("switchboard_config_reloads", "Reload attempts, by result", reloads.clone());
         let log_dropped = Counter::default();
         registry.register(

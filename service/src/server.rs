@@ -40,10 +40,6 @@ pub(crate) async fn serve(addr: SocketAddr, state: State, options: &ServeOptions
     let mut int = signal(SignalKind::interrupt()).map_err(|e| runtime_err("handle SIGINT", e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| runtime_err("handle SIGHUP", e))?;
 
-    // The first line on stderr, before any log line.
-    eprintln!("switchboard: listening on http://{bound}");
-    init_logging(options.log_format);
-
     let events = state.live().subscribe();
     let on_event = state.clone();
     std::thread::Builder::new()
@@ -63,6 +59,11 @@ pub(crate) async fn serve(addr: SocketAddr, state: State, options: &ServeOptions
             let _ = tokio::task::spawn_blocking(move || live.reload()).await;
         }
     });
+
+    // Everything is armed (watcher, signals): the first line on stderr,
+    // before any log line, says so.
+    eprintln!("switchboard: listening on http://{bound}");
+    init_logging(options.log_format);
 
     let router = app(state.clone(), options.max_body_bytes, options.request_timeout);
     let mut builder = auto::Builder::new(TokioExecutor::new());
