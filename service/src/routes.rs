@@ -441,3 +441,25 @@ pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration
         .layer(middleware::from_fn_with_state(state.clone(), json_errors))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_fields_adds_the_id_and_generation_to_the_decision_object() {
+        let out = with_fields(r#"{"ok":true,"rule":null}"#, Some("abc-1"), 7);
+        assert_eq!(out, r#"{"decision_id":"abc-1","generation":7,"ok":true,"rule":null}"#);
+        assert_eq!(with_fields("{}", None, 2), r#"{"generation":2}"#);
+    }
+
+    #[test]
+    fn bearer_token_must_match_exactly() {
+        let mut headers = HeaderMap::new();
+        assert!(!bearer_matches(&headers, "t0k"));
+        for (given, ok) in [("Bearer t0k", true), ("Bearer t0k ", true), ("Bearer t0", false), ("Basic t0k", false)] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(given));
+            assert_eq!(bearer_matches(&headers, "t0k"), ok, "{given}");
+        }
+    }
+}
