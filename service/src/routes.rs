@@ -392,8 +392,9 @@ async fn count_http(axum::extract::State(state): St, request: Request, next: Nex
     response
 }
 
-/// Gives the errors produced by layers and the router (405, 408, 413, …)
-/// a JSON body like every other error.
+/// Gives the errors produced by layers and the router (405, 408, 413, …,
+/// and the 500 of a caught panic, which no input should cause) a JSON body
+/// like every other error.
 async fn json_errors(axum::extract::State(state): St, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
@@ -437,6 +438,7 @@ pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), limit_concurrency))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::from_fn_with_state(state.clone(), count_http))
         .layer(middleware::from_fn_with_state(state.clone(), json_errors))
         .with_state(state)
