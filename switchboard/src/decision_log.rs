@@ -181,12 +181,23 @@ impl DecisionLog {
             Target::Stdout => Box::new(io::stdout()),
             Target::File(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
         };
+        Self::with_writer(target.clone(), out, capacity, overflow)
+    }
+
+    /// Like [`open`](Self::open), writing to `out` (named `target` in
+    /// messages): a pipe, a socket, a test's writer.
+    pub fn with_writer(
+        target: Target,
+        out: Box<dyn Write + Send>,
+        capacity: usize,
+        overflow: Overflow,
+    ) -> io::Result<DecisionLog> {
         let (sender, receiver) = mpsc::sync_channel(capacity.max(1));
         let writer = std::thread::Builder::new()
             .name("decision-log".into())
             .spawn(move || write_lines(&receiver, BufWriter::with_capacity(1 << 16, out)))?;
         Ok(DecisionLog {
-            target: target.clone(),
+            target,
             overflow,
             sender: Mutex::new(Some(sender)),
             dropped: AtomicU64::new(0),
@@ -273,6 +284,111 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.split('-').next(), b.split('-').next());
         assert_ne!(DecisionIds::new().next(), a, "another sequence draws another prefix");
+    }
+
+    /// A writer that blocks until the test lets it go, and keeps the lines.
+    struct Gate {
+        open: Arc<(Mutex<bool>, std::sync::Condvar)>,
+        lines: Arc<Mutex<Vec<u8>>>,
+        entered: Arc<AtomicU64>,
+    }
+
+    impl Write for Gate {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (lock, opened) = &*self.open;
+            let mut open = lock.lock().unwrap();
+            self.entered.fetch_add(1, Ordering::SeqCst);
+            while !*open {
+                open = opened.wait(open).unwrap();
+            }
+            self.lines.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn snapshot() -> Arc<Snapshot> {
+        let plan = crate::Plan::compile("rules: [any_available]\n", "rules.yaml", crate::registry().unwrap()).unwrap();
+        Arc::new(Snapshot {
+            plan: Arc::new(plan),
+            world: Arc::new(crate::World::empty()),
+            generation: 3,
+            rules_sha256: "ab".into(),
+            world_sha256: None,
+        })
+    }
+
+    type Gated = (DecisionLog, Arc<(Mutex<bool>, std::sync::Condvar)>, Arc<Mutex<Vec<u8>>>, Arc<AtomicU64>);
+
+    fn log_with_gate(overflow: Overflow) -> Gated {
+        let open = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let entered = Arc::new(AtomicU64::new(0));
+        let gate = Gate { open: open.clone(), lines: lines.clone(), entered: entered.clone() };
+        // The BufWriter in front passes lines through at 64 KiB; these are
+        // small, so the gate is met at the first flush.
+        let log = DecisionLog::with_writer(Target::Stdout, Box::new(gate), 2, overflow).unwrap();
+        (log, open, lines, entered)
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_with_drop_and_loses_nothing_on_close() {
+        let (log, open, lines, entered) = log_with_gate(Overflow::Drop);
+        let snap = snapshot();
+        let entry = |i: usize| Entry::new(format!("id-{i}"), snap.clone(), "{\"a\":1}", "{\"ok\":false}");
+        log.record(entry(0));
+        // Wait (bounded) until the writer is stuck in the gate with entry 0.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while entered.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "the writer never wrote");
+            std::thread::yield_now();
+        }
+        for i in 1..50 {
+            log.record(entry(i));
+        }
+        // The queue holds two; the other 47 are dropped, and counted.
+        assert_eq!(log.dropped(), 47);
+        *open.0.lock().unwrap() = true;
+        open.1.notify_all();
+        let written = log.close().unwrap();
+        assert_eq!(written, 3);
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count() as u64, written);
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["decision_id"], "id-0");
+        assert_eq!(first["generation"], 3);
+        assert_eq!(first["request"], serde_json::json!({"a": 1}));
+        assert_eq!(first["world_sha256"], serde_json::Value::Null);
+        assert_eq!(log.close().unwrap(), 0, "a second close is a no-op");
+    }
+
+    #[test]
+    fn block_waits_for_the_writer_and_drops_nothing() {
+        let (log, open, lines, _) = log_with_gate(Overflow::Block);
+        let log = Arc::new(log);
+        let snap = snapshot();
+        let recorder = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    log.record(Entry::new(format!("id-{i}"), snap.clone(), "not json", "{}"));
+                }
+            })
+        };
+        *open.0.lock().unwrap() = true;
+        open.1.notify_all();
+        recorder.join().unwrap();
+        assert_eq!(log.close().unwrap(), 20);
+        assert_eq!(log.dropped(), 0);
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["decision_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, (0..20).map(|i| format!("id-{i}")).collect::<Vec<_>>(), "in record order");
+        assert!(text.contains(r#""request":"not json""#));
     }
 
     #[test]
