@@ -606,3 +606,40 @@ fn select_decision_log_matches_its_output_line_for_line() {
     args.extend(["--decision-log".into(), "-".into()]);
     assert_eq!(run(&strs(&args), "").status.code(), Some(2));
 }
+
+/// Requests sent just before SIGTERM (some still in the kernel's accept
+/// queue, some not yet parsed) are each answered completely.
+#[test]
+fn serve_sigterm_answers_every_request_already_sent() {
+    let mut server = Server::start(&strs(&example_args()));
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let request = r#"{"location":"shop","channel":"sms","body":"hi"}"#;
+    let sent = std::sync::Arc::new(std::sync::Barrier::new(33));
+    let clients: Vec<_> = (0..32)
+        .map(|_| {
+            let (addr, sent) = (addr.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+                stream.set_read_timeout(Some(DEADLINE)).unwrap();
+                write!(
+                    stream,
+                    "POST /v1/select HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{request}",
+                    request.len()
+                )
+                .unwrap();
+                sent.wait();
+                let mut response = String::new();
+                stream.read_to_string(&mut response).unwrap();
+                response
+            })
+        })
+        .collect();
+    sent.wait();
+    server.signal("TERM");
+    for client in clients {
+        let response = client.join().unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
+        assert!(response.contains(r#""instance":{"id":"sms-main""#), "{response}");
+    }
+    assert_eq!(server.wait_exit().code(), Some(0));
+}

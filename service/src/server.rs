@@ -13,6 +13,10 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::routes::{app, State};
 use crate::{LogFormat, ServeError, ServeOptions, DRAIN_TIMEOUT};
 
+/// How long connections keep going after a shutdown signal before they
+/// are told to close once their request is answered.
+const SHUTDOWN_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+
 fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -69,36 +73,44 @@ pub(crate) async fn serve(addr: SocketAddr, state: State, options: &ServeOptions
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true).timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    let serve_connection = |stream: tokio::net::TcpStream| {
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    };
     let signal_name = loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _peer)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a moment, go on.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => serve_connection(stream),
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
         }
     };
+    // Stop accepting; connections the kernel already accepted are clients
+    // that have sent their request: serve them too.
+    while let Ok(Ok((stream, _peer))) = tokio::time::timeout(std::time::Duration::ZERO, listener.accept()).await {
+        serve_connection(stream);
+    }
     drop(listener);
     tracing::info!(
         signal = signal_name,
         "shutting down: {signal_name} received; finishing the requests in flight ({} connections)",
         graceful.count()
     );
+    // A connection just accepted may not have parsed its request yet, and
+    // hyper closes a connection that is idle when told to shut down: give
+    // them a moment to start, then close each once its request is answered.
+    tokio::time::sleep(SHUTDOWN_LINGER).await;
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(DRAIN_TIMEOUT) => {
