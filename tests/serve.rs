@@ -325,6 +325,11 @@ fn serve_metrics_count_decisions_requests_and_configuration() {
         assert_eq!(post(&server.url("/v1/select"), ok).0, 200);
     }
     assert_eq!(post(&server.url("/v1/select"), "nope").0, 400);
+    // Invented channels do not become label values.
+    for channel in ["zz1", "zz2", "WhatsApp"] {
+        let request = format!(r#"{{"location":"shop","channel":"{channel}","body":"hi"}}"#);
+        post(&server.url("/v1/select"), &request);
+    }
     let (status, page) = get_text(&server.url("/metrics"));
     assert_eq!(status, 200);
     let m = parse_metrics(&page);
@@ -332,10 +337,14 @@ fn serve_metrics_count_decisions_requests_and_configuration() {
         r#"switchboard_decisions_total{channel="whatsapp",rule="manual_override",outcome="selected",code="101"}"#;
     assert_eq!(m.get(selected), Some(&3.0), "{page}");
     let bad = r#"switchboard_decisions_total{channel="",rule="",outcome="error",code="100"}"#;
-    assert_eq!(m.get(bad), Some(&1.0), "{page}");
-    assert_eq!(metric_sum(&m, "switchboard_decision_duration_seconds_count", &[]), 3.0, "{page}");
-    assert_eq!(m.get(r#"switchboard_http_requests_total{route="/v1/select",status="200"}"#), Some(&3.0));
-    assert_eq!(m.get(r#"switchboard_http_requests_total{route="/v1/select",status="400"}"#), Some(&1.0));
+    assert_eq!(m.get(bad), Some(&3.0), "{page}");
+    assert!(!page.contains("zz1") && !page.contains("WhatsApp"), "{page}");
+    let default =
+        r#"switchboard_decisions_total{channel="whatsapp",rule="default_instance",outcome="selected",code="105"}"#;
+    assert_eq!(m.get(default), Some(&1.0), "{page}");
+    assert_eq!(metric_sum(&m, "switchboard_decision_duration_seconds_count", &[]), 6.0, "{page}");
+    assert_eq!(m.get(r#"switchboard_http_requests_total{route="/v1/select",status="200"}"#), Some(&4.0));
+    assert_eq!(m.get(r#"switchboard_http_requests_total{route="/v1/select",status="400"}"#), Some(&3.0));
     assert_eq!(m.get("switchboard_config_generation"), Some(&1.0));
     assert_eq!(m.get("switchboard_config_last_reload_successful"), Some(&1.0));
     for result in ["success", "failure", "unchanged"] {

@@ -12,7 +12,8 @@ use switchboard::Decision;
 /// Labels of `switchboard_decisions_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
-    /// The request's channel (empty when the request could not be read).
+    /// The request's channel, as registered (empty when the request could
+    /// not be read or names no registered channel).
     pub channel: String,
     /// The deciding rule; empty for chain exhaustion and code 100.
     pub rule: String,

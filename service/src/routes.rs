@@ -100,7 +100,10 @@ impl State {
                 let decision = snapshot.plan.select(&snapshot.world, &request);
                 self.0.metrics.decision_duration.observe(started.elapsed().as_secs_f64());
                 let registry = snapshot.plan.registry();
-                self.0.metrics.count_decision(&request.channel, &decision, |id| registry.rule(id).map(|r| r.code));
+                // Only registered channels become label values: a client
+                // cannot grow the metrics by inventing channels.
+                let channel = registry.channel_id(&request.channel).unwrap_or("");
+                self.0.metrics.count_decision(channel, &decision, |id| registry.rule(id).map(|r| r.code));
                 decision
             }
             Err(decision) => {
