@@ -311,7 +311,7 @@ fn serve_answers_every_route_with_its_status_code() {
         assert!(doc["paths"].get(route).is_some(), "{route} missing from the OpenAPI document");
     }
     // The schema names every field a decision answer has.
-    let props = &doc["components"]["schemas"]["DecisionDoc"]["properties"];
+    let props = &doc["components"]["schemas"]["Decision"]["properties"];
     for key in decision.as_object().unwrap().keys() {
         assert!(props.get(key).is_some(), "the Decision schema lacks `{key}`: {props}");
     }
@@ -429,7 +429,7 @@ fn serve_admin_routes_need_the_token_when_a_token_file_is_given() {
     let (dir, rules, world) = temp_config();
     let token = dir.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
-    let server = Server::start(&["--rules", s(&rules), "--world", s(&world), "--admin-token-file", s(&token)]);
+    let mut server = Server::start(&["--rules", s(&rules), "--world", s(&world), "--admin-token-file", s(&token)]);
     let reload = |auth: Option<&str>| {
         let mut request = agent().post(&server.url("/v1/reload"));
         if let Some(auth) = auth {
@@ -445,6 +445,9 @@ fn serve_admin_routes_need_the_token_when_a_token_file_is_given() {
     assert_eq!(post(&server.url("/v1/select"), r#"{"location":"shop","channel":"sms","body":"x"}"#).0, 200);
     assert_eq!(get(&server.url("/v1/status")).0, 200);
     assert_eq!(get_text(&server.url("/metrics")).0, 200);
+    // SIGINT stops it as SIGTERM does.
+    server.signal("INT");
+    assert_eq!(server.wait_exit().code(), Some(0));
 }
 
 #[test]

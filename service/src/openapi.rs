@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 /// An instance carried inline by a request (same shape as in the world file).
 #[derive(ToSchema)]
-#[schema(title = "InstanceSpec")]
+#[schema(as = InstanceSpec)]
 pub(crate) struct InstanceSpecDoc {
     id: String,
     channel: String,
@@ -28,7 +28,7 @@ pub(crate) struct InstanceSpecDoc {
 
 /// The recipient.
 #[derive(ToSchema)]
-#[schema(title = "Contact")]
+#[schema(as = Contact)]
 pub(crate) struct ContactDoc {
     id: Option<String>,
     tags: Option<Vec<String>>,
@@ -37,7 +37,7 @@ pub(crate) struct ContactDoc {
 
 /// One outbound message to route (SPEC §7).
 #[derive(ToSchema)]
-#[schema(title = "Request", example = json!({"location":"shop","channel":"whatsapp","body":"Hi { WA#2 }","contact":{"id":"c1","tags":["vip"]}}))]
+#[schema(as = Request, example = json!({"location":"shop","channel":"whatsapp","body":"Hi { WA#2 }","contact":{"id":"c1","tags":["vip"]}}))]
 pub(crate) struct RequestDoc {
     location: String,
     channel: String,
@@ -49,7 +49,7 @@ pub(crate) struct RequestDoc {
 
 /// The selected instance.
 #[derive(ToSchema)]
-#[schema(title = "Instance")]
+#[schema(as = Instance)]
 pub(crate) struct InstanceDoc {
     id: String,
     channel: String,
@@ -59,7 +59,7 @@ pub(crate) struct InstanceDoc {
 
 /// A coded selection error (SPEC §4).
 #[derive(ToSchema)]
-#[schema(title = "SelectionError")]
+#[schema(as = SelectionError)]
 pub(crate) struct SelectionErrorDoc {
     /// 100 request, 101–108 rules, ≥ 1000 plugins.
     code: u32,
@@ -69,7 +69,7 @@ pub(crate) struct SelectionErrorDoc {
 
 /// What a rule answered.
 #[derive(ToSchema)]
-#[schema(title = "Outcome")]
+#[schema(as = Outcome)]
 #[allow(non_camel_case_types, reason = "the JSON spelling")]
 pub(crate) enum OutcomeDoc {
     selected,
@@ -80,7 +80,7 @@ pub(crate) enum OutcomeDoc {
 
 /// One rule consulted.
 #[derive(ToSchema)]
-#[schema(title = "TraceEntry")]
+#[schema(as = TraceEntry)]
 pub(crate) struct TraceDoc {
     rule: String,
     outcome: OutcomeDoc,
@@ -89,7 +89,7 @@ pub(crate) struct TraceDoc {
 
 /// A decision (SPEC §7) with the service's `decision_id` and `generation`.
 #[derive(ToSchema)]
-#[schema(title = "Decision")]
+#[schema(as = Decision)]
 pub(crate) struct DecisionDoc {
     /// Unique per decision (absent in explain answers, which are not decisions made).
     decision_id: Option<String>,
@@ -109,7 +109,7 @@ pub(crate) struct DecisionDoc {
 
 /// `POST /v1/explain`.
 #[derive(ToSchema)]
-#[schema(title = "Explain")]
+#[schema(as = Explain)]
 pub(crate) struct ExplainDoc {
     decision: DecisionDoc,
     /// The explain table, as `switchboard explain` prints it.
@@ -118,7 +118,7 @@ pub(crate) struct ExplainDoc {
 
 /// The decision log's writer, when `--decision-log` is given.
 #[derive(ToSchema)]
-#[schema(title = "DecisionLogStatus")]
+#[schema(as = DecisionLogStatus)]
 pub(crate) struct DecisionLogDoc {
     target: String,
     /// Lines dropped because the writer was behind.
@@ -127,7 +127,7 @@ pub(crate) struct DecisionLogDoc {
 
 /// `GET /v1/status` (and `POST /v1/reload`).
 #[derive(ToSchema)]
-#[schema(title = "Status")]
+#[schema(as = Status)]
 pub(crate) struct StatusDoc {
     generation: u64,
     /// RFC 3339 UTC.
@@ -150,7 +150,7 @@ pub(crate) struct StatusDoc {
 
 /// One located problem of a rejected file.
 #[derive(ToSchema)]
-#[schema(title = "Diagnostic")]
+#[schema(as = Diagnostic)]
 pub(crate) struct DiagnosticDoc {
     file: String,
     line: Option<u64>,
@@ -160,14 +160,14 @@ pub(crate) struct DiagnosticDoc {
 
 /// `422` from `POST /v1/reload`.
 #[derive(ToSchema)]
-#[schema(title = "ReloadErrors")]
+#[schema(as = ReloadErrors)]
 pub(crate) struct ReloadErrorsDoc {
     errors: Vec<DiagnosticDoc>,
 }
 
 /// The body of an error that is not a decision.
 #[derive(ToSchema)]
-#[schema(title = "ErrorDetail")]
+#[schema(as = ErrorDetail)]
 pub(crate) struct ErrorDetailDoc {
     status: u16,
     message: String,
@@ -175,7 +175,7 @@ pub(crate) struct ErrorDetailDoc {
 
 /// An error that is not a decision (404, 405, 401, 413, 503, …).
 #[derive(ToSchema)]
-#[schema(title = "Error")]
+#[schema(as = Error)]
 pub(crate) struct ErrorDoc {
     error: ErrorDetailDoc,
 }
