@@ -655,3 +655,22 @@ fn serve_sigterm_answers_every_request_already_sent() {
     }
     assert_eq!(server.wait_exit().code(), Some(0));
 }
+
+#[test]
+fn select_watch_logs_each_decision_with_the_generation_it_ran_on() {
+    let (dir, rules, world) = temp_config();
+    let log = dir.path().join("decisions.jsonl");
+    let args = ["select", "--watch", "--rules", s(&rules), "--world", s(&world), "--decision-log", s(&log)];
+    let (mut child, mut stdin, mut stdout) = crate::util::spawn(&args);
+    writeln!(stdin, r#"{{"location":"shop","channel":"whatsapp","body":"hi"}}"#).unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(json_of(&line)["rule"], "default_instance");
+    drop(stdin);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let logged: Vec<Value> = std::fs::read_to_string(&log).unwrap().lines().map(json_of).collect();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0]["generation"], 1);
+    assert_eq!(logged[0]["decision"], json_of(&line));
+    assert_eq!(logged[0]["rules_sha256"], switchboard::sha256_hex(VALID_RULES.as_bytes()));
+}
