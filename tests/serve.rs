@@ -347,6 +347,10 @@ fn serve_metrics_count_decisions_requests_and_configuration() {
     assert_eq!(m.get(r#"switchboard_http_requests_total{route="/v1/select",status="400"}"#), Some(&3.0));
     assert_eq!(m.get("switchboard_config_generation"), Some(&1.0));
     assert_eq!(m.get("switchboard_config_last_reload_successful"), Some(&1.0));
+    // Over the default 1 MiB: 413, read by a client that sends the whole
+    // body first (the service reads what it refuses, within bounds).
+    let (status, error) = post(&server.url("/v1/select"), &"x".repeat(4 << 20));
+    assert_eq!((status, error["error"]["status"].as_u64()), (413, Some(413)));
     for result in ["success", "failure", "unchanged"] {
         assert_eq!(m.get(&format!("switchboard_config_reloads_total{{result=\"{result}\"}}")), Some(&0.0), "{page}");
     }

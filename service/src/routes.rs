@@ -386,6 +386,36 @@ async fn limit_concurrency(axum::extract::State(state): St, request: Request, ne
     }
 }
 
+/// The most a 413 reads of a body it refuses before answering, and for how
+/// long: a client that sends its whole body before reading the answer
+/// (most HTTP clients) then gets the 413 instead of a reset connection.
+const DRAIN_MAX_BYTES: u64 = 64 << 20;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
+
+/// A body whose `Content-Length` is over `--max-body-bytes`: 413, after
+/// reading (and discarding) what the client sends, within bounds. A body
+/// without a length is cut at the limit by `RequestBodyLimitLayer`.
+async fn refuse_declared_oversize(axum::extract::State(state): St, request: Request, next: Next) -> Response {
+    let max = u64::try_from(state.0.max_body_bytes).unwrap_or(u64::MAX);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let Some(length) = declared.filter(|n| *n > max) else { return next.run(request).await };
+    if length <= DRAIN_MAX_BYTES {
+        let drain = async {
+            use http_body_util::BodyExt as _;
+            let mut body = request.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
+        };
+        let _ = tokio::time::timeout(DRAIN_MAX_TIME, drain).await;
+    }
+    let mut response = StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// Counts every answer in `switchboard_http_requests_total{route,status}`.
 async fn count_http(axum::extract::State(state): St, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched".to_owned(), |m| m.as_str().to_owned());
@@ -439,6 +469,7 @@ pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), limit_concurrency))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
