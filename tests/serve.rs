@@ -330,8 +330,15 @@ fn serve_metrics_count_decisions_requests_and_configuration() {
         let request = format!(r#"{{"location":"shop","channel":"{channel}","body":"hi"}}"#);
         post(&server.url("/v1/select"), &request);
     }
-    let (status, page) = get_text(&server.url("/metrics"));
-    assert_eq!(status, 200);
+    let mut response = agent().get(&server.url("/metrics")).call().unwrap();
+    let content_type = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    let page = response.body_mut().read_to_string().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    // The classic format: each series' family declared under its own name.
+    assert!(page.contains("# TYPE switchboard_decisions_total counter\n"), "{page}");
+    assert!(page.contains("# TYPE switchboard_decision_duration_seconds histogram\n"), "{page}");
+    assert!(!page.contains("# EOF"), "{page}");
     let m = parse_metrics(&page);
     let selected =
         r#"switchboard_decisions_total{channel="whatsapp",rule="manual_override",outcome="selected",code="101"}"#;
@@ -347,6 +354,24 @@ fn serve_metrics_count_decisions_requests_and_configuration() {
     assert_eq!(m.get(r#"switchboard_http_requests_total{route="/v1/select",status="400"}"#), Some(&3.0));
     assert_eq!(m.get("switchboard_config_generation"), Some(&1.0));
     assert_eq!(m.get("switchboard_config_last_reload_successful"), Some(&1.0));
+    // OpenMetrics when asked for.
+    let mut response = agent()
+        .get(&server.url("/metrics"))
+        .header("Accept", "application/openmetrics-text; version=1.0.0")
+        .call()
+        .unwrap();
+    assert!(response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let open = response.body_mut().read_to_string().unwrap();
+    assert!(open.contains("# TYPE switchboard_decisions counter\n") && open.ends_with("# EOF\n"), "{open}");
+    let mut again = parse_metrics(&open);
+    again.remove(r#"switchboard_http_requests_total{route="/metrics",status="200"}"#); // the first scrape
+    assert_eq!(again, m, "both formats carry the same series");
     // Over the default 1 MiB: 413, read by a client that sends the whole
     // body first (the service reads what it refuses, within bounds).
     let (status, error) = post(&server.url("/v1/select"), &"x".repeat(4 << 20));

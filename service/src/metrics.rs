@@ -135,11 +135,36 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition (OpenMetrics, which Prometheus reads).
+    /// The OpenMetrics text exposition (`application/openmetrics-text`).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
+        }
+        out
+    }
+
+    /// The classic Prometheus text format (`text/plain; version=0.0.4`):
+    /// the OpenMetrics text with counters' `# HELP`/`# TYPE` lines naming
+    /// the `_total` series, and no `# EOF`.
+    pub fn encode_classic(&self) -> String {
+        let open = self.encode();
+        let counters: Vec<&str> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ").and_then(|rest| rest.strip_suffix(" counter")))
+            .collect();
+        let mut out = String::with_capacity(open.len());
+        for line in open.lines() {
+            if line == "# EOF" {
+                continue;
+            }
+            let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+                let rest = line.strip_prefix(tag)?;
+                let (name, tail) = rest.split_once(' ')?;
+                counters.contains(&name).then(|| format!("{tag}{name}_total {tail}"))
+            });
+            out.push_str(renamed.as_deref().unwrap_or(line));
+            out.push('\n');
         }
         out
     }

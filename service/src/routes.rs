@@ -315,8 +315,8 @@ pub(crate) async fn readyz(axum::extract::State(state): St) -> Response {
 
 /// `GET /metrics`: Prometheus text.
 #[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus / OpenMetrics text", body = String, content_type = "application/openmetrics-text")))]
-pub(crate) async fn metrics(axum::extract::State(state): St) -> Response {
+    responses((status = 200, description = "Prometheus text format (`text/plain; version=0.0.4`), or OpenMetrics when the Accept header asks for it", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(axum::extract::State(state): St, headers: HeaderMap) -> Response {
     let m = &state.0.metrics;
     let status = state.0.live.status();
     m.generation.set(i64::try_from(status.generation).unwrap_or(i64::MAX));
@@ -328,8 +328,18 @@ pub(crate) async fn metrics(axum::extract::State(state): St) -> Response {
             m.log_dropped.inc_by(dropped - seen);
         }
     }
-    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], m.encode()).into_response()
+    // OpenMetrics for a scraper that asks for it (Prometheus does), the
+    // classic text format otherwise.
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", m.encode())
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", m.encode_classic())
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
 }
 
 /// `GET /openapi.json`: the OpenAPI 3.1 document of these routes.
