@@ -439,8 +439,12 @@ async fn count_http(axum::extract::State(state): St, request: Request, next: Nex
 /// and the 500 of a caught panic, which no input should cause) a JSON body
 /// like every other error.
 async fn json_errors(axum::extract::State(state): St, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     let status = response.status();
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        tracing::error!(status = status.as_u16(), path = %path, "request failed inside the service");
+    }
     let is_json =
         response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with(JSON));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
