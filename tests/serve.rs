@@ -307,7 +307,7 @@ fn serve_answers_every_route_with_its_status_code() {
     for route in ["/v1/select", "/v1/select/batch", "/v1/explain", "/v1/rules", "/v1/status", "/v1/reload"] {
         assert!(doc["paths"].get(route).is_some(), "{route} missing from the OpenAPI document");
     }
-    for route in ["/healthz", "/readyz", "/metrics"] {
+    for route in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
         assert!(doc["paths"].get(route).is_some(), "{route} missing from the OpenAPI document");
     }
     // The schema names every field a decision answer has.

@@ -205,6 +205,7 @@ impl Modify for BearerAuth {
         crate::routes::healthz,
         crate::routes::readyz,
         crate::routes::metrics,
+        crate::routes::openapi,
     ),
     components(schemas(RequestDoc, DecisionDoc, ExplainDoc, StatusDoc, ReloadErrorsDoc, ErrorDoc)),
     modifiers(&BearerAuth)

@@ -343,6 +343,8 @@ pub(crate) async fn metrics(axum::extract::State(state): St, headers: HeaderMap)
 }
 
 /// `GET /openapi.json`: the OpenAPI 3.1 document of these routes.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", body = Object)))]
 pub(crate) async fn openapi() -> Response {
     json_response(StatusCode::OK, crate::openapi_json())
 }
