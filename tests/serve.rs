@@ -315,6 +315,14 @@ fn serve_answers_every_route_with_its_status_code() {
     for key in decision.as_object().unwrap().keys() {
         assert!(props.get(key).is_some(), "the Decision schema lacks `{key}`: {props}");
     }
+    let props = &doc["components"]["schemas"]["Status"]["properties"];
+    for key in st.as_object().unwrap().keys() {
+        assert!(props.get(key).is_some(), "the Status schema lacks `{key}`: {props}");
+    }
+    let props = &doc["components"]["schemas"]["Explain"]["properties"];
+    for key in explain.as_object().unwrap().keys() {
+        assert!(props.get(key).is_some(), "the Explain schema lacks `{key}`: {props}");
+    }
 }
 
 #[test]
