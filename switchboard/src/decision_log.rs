@@ -143,10 +143,20 @@ impl Entry {
 
     /// The log line (without its newline).
     pub fn to_line(&self) -> String {
-        let request = match serde_json::from_str::<serde_json::Value>(&self.request) {
-            Ok(value) => value,
-            Err(_) => serde_json::Value::String(self.request.clone()),
-        };
+        // A request that is JSON on one line goes in as sent (validated
+        // without building a value); other JSON is re-encoded on one line,
+        // and text that is not JSON becomes a JSON string.
+        let text = self.request.trim();
+        let one_line = !text.contains(['\n', '\r']);
+        let request: std::borrow::Cow<'_, str> =
+            if one_line && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+                text.into()
+            } else {
+                match serde_json::from_str::<serde_json::Value>(text) {
+                    Ok(value) => value.to_string().into(),
+                    Err(_) => serde_json::Value::String(self.request.clone()).to_string().into(),
+                }
+            };
         let mut line = String::with_capacity(self.request.len() + self.decision.len() + 256);
         let _ = write!(
             line,
@@ -389,6 +399,21 @@ mod tests {
             .collect();
         assert_eq!(ids, (0..20).map(|i| format!("id-{i}")).collect::<Vec<_>>(), "in record order");
         assert!(text.contains(r#""request":"not json""#));
+    }
+
+    #[test]
+    fn a_line_keeps_one_line_json_as_sent_and_puts_anything_else_on_one_line() {
+        let line = |request: &str| -> serde_json::Value {
+            let text = Entry::new("x-1".into(), snapshot(), request, "{\"ok\":true}").to_line();
+            assert!(!text.contains('\n'), "{text}");
+            serde_json::from_str(&text).unwrap()
+        };
+        let sent = r#"{"location":"shop","channel":"sms","body":"a\nb"}"#;
+        let text = Entry::new("x-1".into(), snapshot(), sent, "{}").to_line();
+        assert!(text.contains(&format!("\"request\":{sent},")), "kept as sent: {text}");
+        assert_eq!(line("{\n  \"location\": \"shop\"\n}\n")["request"], serde_json::json!({"location": "shop"}));
+        assert_eq!(line("not {json")["request"], "not {json");
+        assert_eq!(line("{\"a\":1} trailing")["request"], "{\"a\":1} trailing");
     }
 
     #[test]
