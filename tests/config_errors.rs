@@ -85,7 +85,7 @@ fn duplicate_channel_sections_and_unknown_channel_keys() {
 }
 
 #[test]
-fn plugins_are_refused_until_the_loader_exists() {
+fn plugins_are_refused_when_compiled_without_a_loader() {
     let e = errors("plugins:\n  - path: libx.so\nrules: [any_available]\n");
     assert!(e.to_string().contains("rules.yaml:2:") && e.to_string().contains("cannot load plugins"), "{e}");
 }

@@ -84,10 +84,12 @@ fn vim_backup_then_write() {
 #[test]
 fn delete_then_recreate() {
     let (dir, live) = setup(RULES_DEFAULT);
+    let events = live.subscribe();
     let _watch = live.watch().unwrap();
     let file = dir.path().join("rules.yaml");
     fs::remove_file(&file).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let failed = events.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(&failed, ReloadEvent::Failed { error, .. } if error.contains("no such file")), "{failed:?}");
     assert_eq!(summary(&live.select(&req())), "b", "a missing file keeps the last good configuration");
     fs::write(&file, RULES_ANY).unwrap();
     eventually_selects(&live, "a");
@@ -264,4 +266,41 @@ fn a_reload_refuses_a_world_over_its_size_limit() {
         other => panic!("expected the oversized world to be refused, got {other:?}"),
     }
     assert_eq!(summary(&live.select(&req())), "b");
+}
+
+#[test]
+fn a_watched_directory_at_rest_schedules_no_reload() {
+    let (dir, live) = setup(RULES_DEFAULT);
+    let events = live.subscribe();
+    let _watch = live.watch().unwrap();
+    write_via_rename(dir.path(), "rules.yaml", RULES_ANY);
+    let first = events.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(first, ReloadEvent::Reloaded { generation: 2 });
+    // A manual reload (what SIGHUP does) reads both files again.
+    assert_eq!(live.reload(), ReloadEvent::Unchanged { generation: 2 });
+    assert_eq!(events.recv_timeout(Duration::from_secs(1)).unwrap(), ReloadEvent::Unchanged { generation: 2 });
+    // Reading the files, and writing an unrelated file next to them (a
+    // decision log, say), must not schedule anything.
+    for i in 0..20 {
+        fs::write(dir.path().join("decisions.log"), format!("line {i}\n")).unwrap();
+        let _ = fs::read_to_string(dir.path().join("rules.yaml")).unwrap();
+    }
+    let after: Vec<ReloadEvent> = std::iter::from_fn(|| events.recv_timeout(Duration::from_secs(3)).ok()).collect();
+    assert!(after.is_empty(), "a directory at rest produced reloads: {after:?}");
+    assert_eq!(live.status().generation, 2);
+}
+
+#[test]
+fn the_world_is_read_under_the_limits_of_the_rules_file_loaded_with_it() {
+    // The first load: a world over the rules file's limit is refused, as `select` refuses it.
+    let small = "limits: {max_world_bytes: 100}\nrules: [default_instance, any_available]\n";
+    let dir = temp_with(&[("rules.yaml", small), ("world.yaml", WORLD)]);
+    let err = Live::open(registry(), dir.path().join("rules.yaml"), Some(dir.path().join("world.yaml"))).unwrap_err();
+    assert!(err.to_string().contains("the limit is 100 (limits.max_world_bytes"), "{err}");
+    // A reload that raises the limit and changes the world together applies the new limit.
+    let (dir, live) = setup(small.replace("100", "100000").as_str());
+    write_via_rename(dir.path(), "world.yaml", &WORLD.replace("default: true", "default: false"));
+    write_via_rename(dir.path(), "rules.yaml", &small.replace("100", "1000"));
+    assert!(matches!(live.reload(), ReloadEvent::Reloaded { .. }), "{:?}", live.status());
+    assert_eq!(summary(&live.select(&req())), "a");
 }

@@ -220,6 +220,20 @@ fn request_errors_are_code_100() {
 }
 
 #[test]
+fn unknown_channel_and_unknown_location_decisions_both_carry_the_cleaned_body() {
+    let (plan, world) = (default_plan(), shop());
+    for json in [
+        r#"{"location":"loc_1","channel":"fax","body":"Hi { WA#2 } there {TEMP-IM#1}"}"#,
+        r#"{"location":"nope","channel":"whatsapp","body":"Hi { WA#2 } there {TEMP-IM#1}"}"#,
+    ] {
+        let d = decide(&plan, &world, json);
+        assert!(summary(&d).starts_with("100/unknown_"), "{}", summary(&d));
+        assert_eq!(d.body.as_deref(), Some("Hi there"), "{json}");
+        assert!(d.to_json().contains(r#""body":"Hi there""#), "{}", d.to_json());
+    }
+}
+
+#[test]
 fn any_available_strategies_from_rules_yaml() {
     let world = world(
         "locations: [{id: l, instances: [
@@ -248,7 +262,8 @@ fn every_registered_rule_builds_with_default_options_and_has_a_spec_code() {
     );
     for rule in registry.rules() {
         assert!((101..=106).contains(&rule.code), "{}", rule.id);
-        assert!((rule.build)(&switchboard::RuleOptions::default()).is_ok(), "{}", rule.id);
+        let defaults = switchboard::RuleOptions::default().with_defaults(&rule.options);
+        assert!((rule.build)(&defaults).is_ok(), "{}", rule.id);
         assert!(!rule.summary.is_empty());
     }
 }

@@ -7,12 +7,17 @@
 mod util;
 
 mod bad_inputs;
+mod catalogue;
 mod cli;
+mod cli_ux;
 mod config_errors;
 mod fuzz_regressions;
 mod plugins;
 mod properties;
 mod reload;
+mod replay;
+mod scenarios;
+mod schema;
 mod serve;
 mod snapshots;
 mod spec;

@@ -113,7 +113,7 @@ pub fn plugin_dir() -> PathBuf {
         let target = root.join("target/plugin-tests");
         let status = Command::new(env!("CARGO"))
             .args(["build", "-q", "-p", "switchboard-plugin-business-hours", "-p", "switchboard-plugin-telegram"])
-            .args(["-p", "switchboard-plugin-misbehave"])
+            .args(["-p", "switchboard-plugin-misbehave", "-p", "switchboard-plugin-abi-fixture"])
             .env("CARGO_TARGET_DIR", &target)
             .current_dir(&root)
             .status()
@@ -124,19 +124,51 @@ pub fn plugin_dir() -> PathBuf {
     .clone()
 }
 
-/// The path of a built plugin: `business_hours`, `telegram`, `misbehave`.
+/// The path of a built plugin: `business_hours`, `telegram`, `misbehave`,
+/// `abi_fixture`.
 pub fn plugin(name: &str) -> PathBuf {
     plugin_dir().join(format!("libswitchboard_{name}.so"))
 }
 
-/// Compiles C source into a shared library in `dir` (for crafted bad plugins).
+/// Compiles C source into a shared library in `dir` (for crafted plugins,
+/// good and bad), with `switchboard_plugin.h` on the include path.
 pub fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     let so = dir.join(format!("lib{name}.so"));
     std::fs::write(&c, source).unwrap();
-    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&so).arg(&c).status().unwrap();
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-I"])
+        .arg(repo_file("plugins/sdk/include"))
+        .arg("-o")
+        .arg(&so)
+        .arg(&c)
+        .status()
+        .unwrap();
     assert!(status.success(), "cc failed on {name}.c");
     so
+}
+
+/// The C example plugin, built once with exactly the command the README
+/// and `first_connected.c` give, run from a directory laid out like the
+/// repository root (its `plugins` is the repository's), so that the build
+/// leaves nothing in the work tree.
+pub fn c_example_plugin() -> PathBuf {
+    static SO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SO.get_or_init(|| {
+        let root = repo_file("target/plugin-tests/c-example");
+        std::fs::create_dir_all(&root).unwrap();
+        let link = root.join("plugins");
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(repo_file("plugins"), &link).unwrap();
+        }
+        let command =
+            "cc -shared -fPIC -I plugins/sdk/include -o libfirst_connected_c.so plugins/c-example/first_connected.c";
+        let words: Vec<&str> = command.split(' ').collect();
+        let out = Command::new(words[0]).args(&words[1..]).current_dir(&root).output().unwrap();
+        assert!(out.status.success(), "`{command}` failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        root.join("libfirst_connected_c.so")
+    })
+    .clone()
 }
 
 /// A running `switchboard` with piped stdin/stdout/stderr, for interactive

@@ -1,21 +1,14 @@
-//! The rules.yaml compiler: reads the file against a [`Registry`], checks
-//! every id, option and channel, reports *all* problems with line and column,
-//! and produces an immutable [`Plan`].
-//!
-//! The two phases of the style guide (raw file, then resolved plan) meet in
-//! the deserializer's visitors: names are resolved while the node is being
-//! read so that serde_yaml can locate each error (see [`crate::diag`]); the
-//! visitors return resolved entries, and [`Plan`] is assembled from them
-//! only when the whole file is clean.
+//! The rules.yaml compiler: reads the file once into a positioned tree,
+//! validates it against a [`Registry`] with plain functions that collect
+//! *every* problem with its line and column, and produces an immutable
+//! [`Plan`] (with warnings for what is valid but surely wrong).
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-use crate::diag::{self, Ctx, Diagnostic, FileErrors, KeySeed};
+use crate::diag::{self, Diagnostic, FileErrors};
 use crate::rule::{OnUnavailable, OptionKind, OptionSpec, OptionValue, RuleOptions, SelectionRule};
+use crate::tree::{self, Node, Value};
 use crate::{Registry, RuleInfo};
 
 /// One enabled rule in a chain, built with its options.
@@ -119,6 +112,7 @@ pub struct Plan {
     plugins: Vec<PluginEntry>,
     content_hash: u64,
     pub(crate) limits: Limits,
+    warnings: Vec<Diagnostic>,
 }
 
 impl fmt::Debug for Plan {
@@ -149,59 +143,113 @@ impl Plan {
         base: Arc<Registry>,
         loader: Option<&dyn PluginLoader>,
     ) -> Result<Plan, FileErrors> {
-        let fail = |diagnostics| FileErrors { file: file.to_owned(), diagnostics };
+        let fail = |diagnostics: Vec<Diagnostic>| FileErrors::sorted(file, diagnostics);
         if text.trim().is_empty() {
             return Err(FileErrors::whole_file(
                 file,
                 "the rules file is empty; expected at least `rules:` with a list of rule ids",
             ));
         }
+        let (root, mut out) = tree::parse(text);
+        let Some(root) = root else { return Err(fail(out)) };
+        let expecting = "a map with `version`, `plugins`, `rules` and `channels`";
+        let Some(top) = tree::fields(&root, Some(&TOP_KEYS), "rules.yaml", expecting, &"", &mut out) else {
+            return Err(fail(out));
+        };
+        let get = |name: &str| top.iter().find(|(k, _, _)| *k == name).map(|(_, _, v)| *v);
         // Phase 1: the plugins, each admitted into the registry where it stands.
-        let with_plugins = diag::collect(
-            diag::max_diagnostics(text),
-            |cx| {
-                PluginsOnlySeed { cx, loader, file, base: &base }.deserialize(serde_yaml::Deserializer::from_str(text))
-            },
-            Diagnostic::from_yaml,
-        )
-        .map_err(fail)?;
-        let registry = match with_plugins {
+        let (plugins, builder) = read_plugins(get("plugins"), &base, loader, file, &mut out);
+        let registry = match builder {
             None => base,
-            Some(builder) => Arc::new(
-                builder.build().map_err(|e| fail(e.problems.into_iter().map(Diagnostic::unlocated).collect()))?,
-            ),
+            Some(builder) => match builder.build() {
+                Ok(registry) => Arc::new(registry),
+                Err(e) => {
+                    out.extend(e.problems.into_iter().map(Diagnostic::unlocated));
+                    return Err(fail(out));
+                }
+            },
         };
         // Phase 2: everything else, against that registry.
-        Plan::compile_against(text, file, registry)
-    }
-
-    /// The second phase of [`Plan::compile_with`] (the text is not empty).
-    fn compile_against(text: &str, file: &str, registry: Arc<Registry>) -> Result<Plan, FileErrors> {
-        let raw = diag::collect(
-            diag::max_diagnostics(text),
-            |cx| ConfigSeed { cx, registry: &registry }.deserialize(serde_yaml::Deserializer::from_str(text)),
-            Diagnostic::from_yaml,
-        )
-        .map_err(|diagnostics| FileErrors { file: file.to_owned(), diagnostics })?;
+        if let Some(version) = get("version") {
+            if version.value != Value::Int(1) {
+                let message = format!("unsupported `version` {}; this Switchboard reads version 1", version.value);
+                out.push(version.error(message).at_path("version"));
+            }
+        }
+        let limits = get("limits").map_or_else(Limits::default, |node| read_limits(node, &mut out));
+        let rules = match get("rules") {
+            Some(node) => read_list(node, &registry, "rules", &mut out),
+            None => {
+                out.push(root.error(
+                    "missing `rules`: list the rules in priority order, e.g. `rules: [manual_override, default_instance, any_available]`",
+                ));
+                Vec::new()
+            }
+        };
+        let channels = get("channels").map_or_else(Vec::new, |node| read_channels(node, &registry, &mut out));
+        if out.iter().any(Diagnostic::is_error) {
+            out.retain(Diagnostic::is_error);
+            return Err(fail(out));
+        }
         let assemble = |entries: &[Entry], overridden: bool| Chain {
             steps: entries.iter().filter_map(|e| e.step.clone()).collect(),
             entries: entries.iter().map(|e| e.summary.clone()).collect(),
             overridden,
         };
-        let chains = registry
+        let chains: Vec<Chain> = registry
             .channel_ids()
-            .map(|id| match raw.channels.iter().find(|(c, _)| c == id) {
-                Some((_, entries)) => assemble(entries, true),
-                None => assemble(&raw.rules, false),
+            .map(|id| match channels.iter().find(|c| c.channel == id) {
+                Some(c) => assemble(&c.entries, true),
+                None => assemble(&rules, false),
             })
             .collect();
-        Ok(Plan {
-            registry,
-            chains,
-            plugins: raw.plugins,
-            content_hash: content_hash(text.as_bytes()),
-            limits: raw.limits,
-        })
+        // Warnings: a chain that can end with no rule able to select.
+        let mut lists: Vec<(&Node<'_>, Vec<&str>)> = Vec::new();
+        for (id, chain) in registry.channel_ids().zip(&chains) {
+            let list = match channels.iter().find(|c| c.channel == id) {
+                Some(c) => c.node,
+                None => match get("rules") {
+                    Some(node) => node,
+                    None => continue,
+                },
+            };
+            if chain.steps.iter().any(|s| FALLBACKS.contains(&s.id)) {
+                continue;
+            }
+            match lists.iter_mut().find(|(node, _)| std::ptr::eq(*node, list)) {
+                Some((_, ids)) => ids.push(id),
+                None => lists.push((list, vec![id])),
+            }
+        }
+        for (node, ids) in lists {
+            let on = match ids.as_slice() {
+                [one] => format!("channel {one}"),
+                _ => format!("channels {}", ids.join(", ")),
+            };
+            let empty =
+                chains.iter().zip(registry.channel_ids()).any(|(c, id)| ids.first() == Some(&id) && c.steps.is_empty());
+            out.push(node.warning(if empty {
+                format!(
+                    "no rule is enabled for {on}: every request there gets error 106 (no_instance_available) \
+                     with rule null; list rules, e.g. `[manual_override, default_instance, any_available]`"
+                )
+            } else {
+                format!(
+                    "the chain for {on} has neither `any_available` nor `default_instance` enabled: every request \
+                     there that no listed rule resolves gets error 106 (no_instance_available) with rule null; \
+                     end the chain with `any_available`"
+                )
+            }));
+        }
+        diag::sort(&mut out);
+        Ok(Plan { registry, chains, plugins, content_hash: content_hash(text.as_bytes()), limits, warnings: out })
+    }
+
+    /// Valid but surely unintended configuration, e.g. `rules: []` or a
+    /// chain without a rule that can always select. `check` prints them; they
+    /// never make the compilation fail.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 
     /// The input limits in force.
@@ -249,208 +297,293 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-struct RawConfig {
-    rules: Vec<Entry>,
-    channels: Vec<(String, Vec<Entry>)>,
-    plugins: Vec<PluginEntry>,
-    limits: Limits,
-}
+/// Rules that can select whatever the request says: a chain without any of
+/// them can run out.
+const FALLBACKS: [&str; 2] = ["any_available", "default_instance"];
 
 const TOP_KEYS: [&str; 5] = ["version", "plugins", "rules", "channels", "limits"];
 
-struct ConfigSeed<'a> {
-    cx: &'a Ctx,
-    registry: &'a Registry,
+/// One `channels.<id>` section.
+struct ChannelOrder<'n, 'a> {
+    channel: String,
+    entries: Vec<Entry>,
+    /// Its `rules` list, where warnings about it are located.
+    node: &'n Node<'a>,
 }
 
-impl<'de> DeserializeSeed<'de> for ConfigSeed<'_> {
-    type Value = RawConfig;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<RawConfig, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ConfigSeed<'_> {
-    type Value = RawConfig;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a map with `version`, `plugins`, `rules` and `channels`")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawConfig, A::Error> {
-        let cx = self.cx;
-        let mut raw =
-            RawConfig { rules: Vec::new(), channels: Vec::new(), plugins: Vec::new(), limits: Limits::default() };
-        let mut seen_rules = false;
-        let mut seen_keys: Vec<String> = Vec::new();
-        while let Some(key) = map.next_key_seed(KeySeed { cx, allowed: &TOP_KEYS, section: "rules.yaml" })? {
-            let Some(key) = key else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
+/// `plugins:`: every entry checked and, with a loader, loaded into a builder
+/// started from `base` (`None` when the file lists no plugin).
+fn read_plugins(
+    node: Option<&Node<'_>>,
+    base: &Registry,
+    loader: Option<&dyn PluginLoader>,
+    file: &str,
+    out: &mut Vec<Diagnostic>,
+) -> (Vec<PluginEntry>, Option<crate::RegistryBuilder>) {
+    let Some(node) = node else { return (Vec::new(), None) };
+    let mut builder = base.to_builder();
+    let mut plugins = Vec::new();
+    // The library each entry loaded (its rules' and channels' source), with
+    // the line and path of that entry: a second entry for the same library
+    // is "listed twice", not a clash of the plugin with itself.
+    let mut loaded_from: Vec<(crate::Source, usize, String)> = Vec::new();
+    for (i, item) in tree::items(node, "a list of `{path: ..., sha256: ...}`", &"plugins", out).iter().enumerate() {
+        let path = format!("plugins[{i}]");
+        let expecting = "a plugin: a map with `path` and an optional `sha256`";
+        let Some(fields) = tree::fields(item, Some(&["path", "sha256"]), "a plugin entry", expecting, &path, out)
+        else {
+            continue;
+        };
+        let mut entry = PluginEntry { path: String::new(), sha256: None };
+        let mut ok = true;
+        for (key, _, value) in &fields {
+            let text = value.as_text().map(str::to_owned);
+            match (*key, text) {
+                ("sha256", Some(v)) if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    entry.sha256 = Some(v.to_ascii_lowercase());
+                }
+                ("sha256", _) => {
+                    ok = false;
+                    let message = "`sha256` must be 64 hexadecimal digits (run `sha256sum` on the library)";
+                    out.push(value.error(message).at_path(tree::join(&path, key)));
+                }
+                (_, Some(p)) => entry.path = p,
+                (_, None) => {
+                    ok = false;
+                    let message = format!("`path` must be a file path; got {}", value.value);
+                    out.push(value.error(message).at_path(tree::join(&path, key)));
+                }
+            }
+        }
+        if !fields.iter().any(|(k, _, _)| *k == "path") {
+            out.push(item.error("a plugin entry needs `path`").at_path(&path));
+            continue;
+        }
+        if ok {
+            let loaded = match loader {
+                None => Err(format!(
+                    "plugin `{}`: this program cannot load plugins (it embeds switchboard-core without a loader)",
+                    entry.path
+                )),
+                Some(loader) => loader.load(&entry, file).and_then(|c| {
+                    let source = c.rules.first().map(|r| &r.source);
+                    let source = source.or_else(|| c.channels.first().map(|c| &c.source)).cloned();
+                    if let Some(source) = source {
+                        if let Some((_, line, first)) = loaded_from.iter().find(|(s, _, _)| *s == source) {
+                            let same = if *first == entry.path { "it".to_owned() } else { format!("it as `{first}`") };
+                            return Err(format!(
+                                "plugin `{}` is listed twice: the entry at line {line} already lists {same} ({source}); \
+                                 remove one of the two entries",
+                                entry.path
+                            ));
+                        }
+                        loaded_from.push((source, item.line, entry.path.clone()));
+                    }
+                    builder.admit(c)
+                }),
             };
-            if seen_keys.contains(&key) {
-                cx.report(format!("`{key}` appears twice; keep one"))?;
-            }
-            seen_keys.push(key.clone());
-            match key.as_str() {
-                "version" => {
-                    let check = |v: &Raw| match v {
-                        Raw::Int(1) => Ok(OptionValue::Int(1)),
-                        other => Err(format!("unsupported `version` {other}; this Switchboard reads version 1")),
-                    };
-                    map.next_value_seed(ValueSeed { cx, check: &check })?;
-                }
-                "plugins" => {
-                    raw.plugins = map.next_value_seed(PluginsSeed { cx, load: None })?;
-                }
-                "rules" => {
-                    seen_rules = true;
-                    raw.rules = map.next_value_seed(ListSeed { cx, registry: self.registry })?;
-                }
-                "limits" => raw.limits = map.next_value_seed(LimitsSeed { cx })?,
-                _ => raw.channels = map.next_value_seed(ChannelsSeed { cx, registry: self.registry })?,
+            if let Err(message) = loaded {
+                out.push(item.error(message).at_path(&path));
             }
         }
-        if !seen_rules {
-            cx.report("missing `rules`: list the rules in priority order, e.g. `rules: [manual_override, default_instance, any_available]`")?;
-        }
-        Ok(raw)
+        plugins.push(entry);
     }
+    (plugins, Some(builder))
 }
 
-/// A YAML value read generically, before it is checked against a schema.
-#[derive(Debug, Clone, PartialEq)]
-enum Raw {
-    Bool(bool),
-    Int(i64),
-    Str(String),
-    List(Vec<Raw>),
-    Other(&'static str),
-}
-
-impl fmt::Display for Raw {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Raw::Bool(b) => write!(f, "`{b}`"),
-            Raw::Int(i) => write!(f, "`{i}`"),
-            Raw::Str(s) => write!(f, "`{s}`"),
-            Raw::List(_) => f.write_str("a list"),
-            Raw::Other(what) => f.write_str(what),
-        }
-    }
-}
-
-struct RawVisitor;
-
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = Raw;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
-        Ok(Raw::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
-        Ok(Raw::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
-        Ok(i64::try_from(v).map_or(Raw::Other("a number too large"), Raw::Int))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Raw, E> {
-        Ok(Raw::Other("a decimal number"))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
-        Ok(Raw::Str(v.to_owned()))
-    }
-    fn visit_unit<E>(self) -> Result<Raw, E> {
-        Ok(Raw::Other("an empty value"))
-    }
-    fn visit_none<E>(self) -> Result<Raw, E> {
-        Ok(Raw::Other("an empty value"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(RawSeed)? {
-            items.push(item);
-        }
-        Ok(Raw::List(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Raw::Other("a map"))
-    }
-}
-
-struct RawSeed;
-
-impl<'de> DeserializeSeed<'de> for RawSeed {
-    type Value = Raw;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
-        d.deserialize_any(RawVisitor)
-    }
-}
-
-type Check<'c> = dyn Fn(&Raw) -> Result<OptionValue, String> + 'c;
-
-/// Reads one value and checks it while the deserializer is on its node, so
-/// that a problem is located at the value.
-struct ValueSeed<'a, 'c> {
-    cx: &'a Ctx,
-    check: &'a Check<'c>,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
-    type Value = Option<OptionValue>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl ValueSeed<'_, '_> {
-    fn finish<E: de::Error>(self, raw: Raw) -> Result<Option<OptionValue>, E> {
-        match (self.check)(&raw) {
-            Ok(v) => Ok(Some(v)),
-            Err(message) => self.cx.report(message).map(|()| None),
+fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> Limits {
+    let mut limits = Limits::default();
+    let expecting = format!("a map of limits: {}", LIMIT_KEYS.join(", "));
+    let Some(fields) = tree::fields(node, Some(&LIMIT_KEYS), "limits", &expecting, &"limits", out) else {
+        return limits;
+    };
+    for (key, _, value) in fields {
+        let n = match value.value {
+            Value::Int(n) if n > 0 => n.unsigned_abs(),
+            _ => {
+                let message = format!("`limits.{key}` must be a whole number above 0; got {}", value.value);
+                out.push(value.error(message).at_path(tree::join("limits", key)));
+                continue;
+            }
+        };
+        let as_usize = usize::try_from(n).unwrap_or(usize::MAX);
+        match key {
+            "max_body_bytes" => limits.max_body_bytes = as_usize,
+            "max_tags" => limits.max_tags = as_usize,
+            "max_tag_bytes" => limits.max_tag_bytes = as_usize,
+            "max_patterns" => limits.max_patterns = as_usize,
+            _ => limits.max_world_bytes = n,
         }
     }
+    limits
 }
 
-impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
-    type Value = Option<OptionValue>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a value")
+fn read_channels<'n, 'a>(
+    node: &'n Node<'a>,
+    registry: &Registry,
+    out: &mut Vec<Diagnostic>,
+) -> Vec<ChannelOrder<'n, 'a>> {
+    let mut orders: Vec<ChannelOrder<'n, 'a>> = Vec::new();
+    let expecting = "a map from channel id to `{rules: [...]}`";
+    let Some(fields) = tree::fields(node, None, "channels", expecting, &"channels", out) else {
+        return orders;
+    };
+    for (key, key_node, value) in fields {
+        let path = tree::join("channels", key);
+        let section = tree::fields(value, Some(&["rules"]), "a channel section", "a map with `rules`", &path, out);
+        let Some(channel) = registry.channel_id(key) else {
+            out.push(
+                key_node
+                    .error(format!(
+                        "unknown channel `{key}`{}; registered channels: {}",
+                        diag::suggestion(key, registry.channel_ids()),
+                        registry.channel_ids().collect::<Vec<_>>().join(", ")
+                    ))
+                    .at_path("channels"),
+            );
+            continue;
+        };
+        if orders.iter().any(|o| o.channel == channel) {
+            let message = format!("channel `{channel}` is configured twice; merge the two");
+            out.push(key_node.error(message).at_path("channels"));
+            continue;
+        }
+        if let Some((_, _, list)) = section.and_then(|s| s.into_iter().next()) {
+            let entries = read_list(list, registry, &tree::join(&path, "rules"), out);
+            orders.push(ChannelOrder { channel: channel.to_owned(), entries, node: list });
+        }
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        self.finish(Raw::Bool(v))
+    orders
+}
+
+/// A list of rule entries (the top-level `rules` or a channel's).
+fn read_list(node: &Node<'_>, registry: &Registry, path: &str, out: &mut Vec<Diagnostic>) -> Vec<Entry> {
+    let expecting = "a list of rules (ids, or maps with `rule:` and options)";
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, item) in tree::items(node, expecting, &path, out).iter().enumerate() {
+        let path = format!("{path}[{i}]");
+        let before = out.len();
+        let Some((rule, enabled, on_unavailable, options)) = read_entry(item, registry, &path, out) else { continue };
+        if seen.contains(&rule.id.as_str()) {
+            let message = format!(
+                "rule `{}` is listed twice in this list; keep one entry (use `enabled: false` to turn it off)",
+                rule.id
+            );
+            out.push(item.error(message).at_path(&path));
+            continue;
+        }
+        seen.push(&rule.id);
+        if out.len() > before {
+            continue;
+        }
+        let on_unavailable = on_unavailable.or(rule.on_unavailable);
+        let summary = EntrySummary {
+            id: rule.id.clone(),
+            enabled,
+            on_unavailable,
+            options: options.iter().map(|(n, v)| format!("{n}={}", render(v))).collect(),
+        };
+        let options = RuleOptions { values: options }.with_defaults(&rule.options);
+        match (rule.build)(&options) {
+            Ok(built) => {
+                let step = enabled.then(|| Step {
+                    id: crate::intern(&rule.id),
+                    code: rule.code,
+                    on_unavailable,
+                    rule: Arc::from(built),
+                });
+                entries.push(Entry { summary, step });
+            }
+            Err(message) => out.push(item.error(format!("rule `{}`: {message}", rule.id)).at_path(&path)),
+        }
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        self.finish(Raw::Int(v))
+    entries
+}
+
+type Options = Vec<(String, OptionValue)>;
+
+/// One entry: a rule id, or a map with `rule:`, `enabled`, `on_unavailable`
+/// and the rule's options. `None` when it names no rule (reported); other
+/// problems are reported and the entry returned, for the duplicate check.
+fn read_entry<'r>(
+    item: &Node<'_>,
+    registry: &'r Registry,
+    path: &str,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(&'r RuleInfo, bool, Option<OnUnavailable>, Options)> {
+    if let Value::Str(id) = &item.value {
+        let rule = registry.rule(id);
+        if rule.is_none() {
+            out.push(item.error(unknown_rule(registry, id)).at_path(path));
+        }
+        return rule.map(|rule| (rule, true, None, Vec::new()));
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        let raw = RawVisitor.visit_u64::<E>(v)?;
-        self.finish(raw)
+    let expecting = "a rule id, or a map with `rule:` and options";
+    let pairs = tree::fields(item, None, "a rule entry", expecting, &path, out)?;
+    let rule = match pairs.iter().find(|(k, _, _)| *k == "rule") {
+        None => {
+            out.push(item.error("this entry has no `rule:`; name the rule, e.g. `- rule: contact_tag`").at_path(path));
+            None
+        }
+        Some((_, _, value)) => {
+            let at = tree::join(path, "rule");
+            match value.as_str() {
+                Some(id) if registry.rule(id).is_some() => registry.rule(id),
+                Some(id) => {
+                    out.push(value.error(unknown_rule(registry, id)).at_path(&at));
+                    None
+                }
+                None => {
+                    out.push(value.error(format!("`rule` must be a rule id; got {}", value.value)).at_path(&at));
+                    None
+                }
+            }
+        }
+    };
+    let (mut enabled, mut on_unavailable, mut options) = (true, None, Vec::new());
+    for (key, _, value) in pairs {
+        let at = tree::join(path, key);
+        let checked = match (key, rule) {
+            ("rule", _) => continue,
+            ("enabled", _) => match value.value {
+                Value::Bool(b) => {
+                    enabled = b;
+                    continue;
+                }
+                ref other => Err(format!("`enabled` must be `true` or `false`; got {other}")),
+            },
+            ("on_unavailable", r) if r.is_none_or(|r| r.on_unavailable.is_some()) => match value.as_str() {
+                Some("error") => {
+                    on_unavailable = Some(OnUnavailable::Error);
+                    continue;
+                }
+                Some("skip") => {
+                    on_unavailable = Some(OnUnavailable::Skip);
+                    continue;
+                }
+                _ => Err(format!("`on_unavailable` must be `error` or `skip`; got {}", value.value)),
+            },
+            (_, Some(r)) => check_option(r, key, value).map(|v| options.push((key.to_owned(), v))),
+            (_, None) => continue,
+        };
+        if let Err(message) = checked {
+            out.push(value.error(message).at_path(&at));
+        }
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        self.finish(Raw::Other("a decimal number"))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        self.finish(Raw::Str(v.to_owned()))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.finish(Raw::Other("an empty value"))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.finish(Raw::Other("an empty value"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        let raw = RawVisitor.visit_seq(seq)?;
-        self.finish(raw)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let raw = RawVisitor.visit_map(map)?;
-        self.finish(raw)
+    rule.map(|rule| (rule, enabled, on_unavailable, options))
+}
+
+fn render(v: &OptionValue) -> String {
+    match v {
+        OptionValue::Str(s) => s.clone(),
+        OptionValue::Bool(b) => b.to_string(),
+        OptionValue::Int(i) => i.to_string(),
+        OptionValue::List(l) => format!("[{}]", l.join(", ")),
     }
 }
 
-fn check_option(rule: &RuleInfo, key: &str, raw: &Raw) -> Result<OptionValue, String> {
+fn check_option(rule: &RuleInfo, key: &str, value: &Node<'_>) -> Result<OptionValue, String> {
     let Some(spec) = rule.options.iter().find(|o| o.name == key) else {
         let mut names: Vec<&str> = vec!["rule", "enabled"];
         if rule.on_unavailable.is_some() {
@@ -469,27 +602,28 @@ fn check_option(rule: &RuleInfo, key: &str, raw: &Raw) -> Result<OptionValue, St
             names.join(", ")
         ));
     };
-    check_value(&rule.id, spec, raw)
+    check_value(&rule.id, spec, &value.value)
 }
 
-fn check_value(rule: &str, spec: &OptionSpec, raw: &Raw) -> Result<OptionValue, String> {
+/// Checks a value against an option's declared kind.
+pub(crate) fn check_value(rule: &str, spec: &OptionSpec, value: &Value<'_>) -> Result<OptionValue, String> {
     let name = spec.name;
-    match (spec.kind, raw) {
-        (OptionKind::Choice(choices), Raw::Str(s)) if choices.contains(&s.as_str()) => Ok(OptionValue::Str(s.clone())),
+    match (spec.kind, value) {
+        (OptionKind::Choice(choices), Value::Str(s)) if choices.contains(&&**s) => Ok(OptionValue::Str(s.to_string())),
         (OptionKind::Choice(choices), other) => {
             let hint = match other {
-                Raw::Str(s) => diag::suggestion(s, choices.iter().copied()),
+                Value::Str(s) => diag::suggestion(s, choices.iter().copied()),
                 _ => String::new(),
             };
             Err(format!("`{rule}.{name}` must be one of {}; got {other}{hint}", choices.join(", ")))
         }
-        (OptionKind::Bool, Raw::Bool(b)) => Ok(OptionValue::Bool(*b)),
-        (OptionKind::Integer, Raw::Int(i)) => Ok(OptionValue::Int(*i)),
-        (OptionKind::String, Raw::Str(s)) => Ok(OptionValue::Str(s.clone())),
-        (OptionKind::StringList, Raw::List(items)) => items
+        (OptionKind::Bool, Value::Bool(b)) => Ok(OptionValue::Bool(*b)),
+        (OptionKind::Integer, Value::Int(i)) => Ok(OptionValue::Int(*i)),
+        (OptionKind::String, Value::Str(s)) => Ok(OptionValue::Str(s.to_string())),
+        (OptionKind::StringList, Value::Seq(items)) => items
             .iter()
-            .map(|i| match i {
-                Raw::Str(s) => Ok(s.clone()),
+            .map(|i| match &i.value {
+                Value::Str(s) => Ok(s.to_string()),
                 other => Err(format!("`{rule}.{name}` is a list of strings; found {other} in it")),
             })
             .collect::<Result<Vec<_>, _>>()
@@ -512,441 +646,4 @@ fn unknown_rule(registry: &Registry, id: &str) -> String {
         diag::suggestion(id, registry.rule_ids()),
         registry.rule_ids().collect::<Vec<_>>().join(", ")
     )
-}
-
-/// A list of rule entries (the top-level `rules` or a channel's).
-struct ListSeed<'a> {
-    cx: &'a Ctx,
-    registry: &'a Registry,
-}
-
-impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
-    type Value = Vec<Entry>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Vec<Entry>, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ListSeed<'_> {
-    type Value = Vec<Entry>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of rules (ids, or maps with `rule:` and options)")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Entry>, A::Error> {
-        let seen = RefCell::new(Vec::new());
-        let mut out = Vec::new();
-        while let Some(entry) =
-            seq.next_element_seed(EntrySeed { cx: self.cx, registry: self.registry, seen: &seen })?
-        {
-            out.extend(entry);
-        }
-        Ok(out)
-    }
-}
-
-struct EntrySeed<'a> {
-    cx: &'a Ctx,
-    registry: &'a Registry,
-    seen: &'a RefCell<Vec<String>>,
-}
-
-impl EntrySeed<'_> {
-    fn first_use<E: de::Error>(&self, id: &str) -> Result<bool, E> {
-        if self.seen.borrow().iter().any(|s| s == id) {
-            self.cx.report(format!(
-                "rule `{id}` is listed twice in this list; keep one entry (use `enabled: false` to turn it off)"
-            ))?;
-            return Ok(false);
-        }
-        self.seen.borrow_mut().push(id.to_owned());
-        Ok(true)
-    }
-
-    fn build<E: de::Error>(
-        &self,
-        rule: &RuleInfo,
-        enabled: bool,
-        on_unavailable: Option<OnUnavailable>,
-        options: RuleOptions,
-    ) -> Result<Option<Entry>, E> {
-        let on_unavailable = on_unavailable.or(rule.on_unavailable);
-        let summary = EntrySummary {
-            id: rule.id.clone(),
-            enabled,
-            on_unavailable,
-            options: options.iter().map(|(n, v)| format!("{n}={}", render(v))).collect(),
-        };
-        let built = match (rule.build)(&options) {
-            Ok(built) => built,
-            Err(message) => {
-                self.cx.report(format!("rule `{}`: {message}", rule.id))?;
-                return Ok(None);
-            }
-        };
-        let step = enabled.then(|| Step {
-            id: crate::intern(&rule.id),
-            code: rule.code,
-            on_unavailable,
-            rule: Arc::from(built),
-        });
-        Ok(Some(Entry { summary, step }))
-    }
-}
-
-fn render(v: &OptionValue) -> String {
-    match v {
-        OptionValue::Str(s) => s.clone(),
-        OptionValue::Bool(b) => b.to_string(),
-        OptionValue::Int(i) => i.to_string(),
-        OptionValue::List(l) => format!("[{}]", l.join(", ")),
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
-    type Value = Option<Entry>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntrySeed<'_> {
-    type Value = Option<Entry>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a rule id, or a map with `rule:` and options")
-    }
-
-    fn visit_str<E: de::Error>(self, id: &str) -> Result<Self::Value, E> {
-        let Some(rule) = self.registry.rule(id) else {
-            self.cx.report(unknown_rule(self.registry, id))?;
-            return Ok(None);
-        };
-        if !self.first_use(id)? {
-            return Ok(None);
-        }
-        self.build(rule, true, None, RuleOptions::default())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let cx = self.cx;
-        let registry = self.registry;
-        let mut rule: Option<&RuleInfo> = None;
-        let mut named = false;
-        let mut enabled = true;
-        let mut on_unavailable = None;
-        let mut options = Vec::new();
-        // Options read before `rule:` are checked once the rule is known.
-        let mut pending: Vec<(String, Raw)> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key != "rule" && (options.iter().any(|(k, _)| *k == key) || pending.iter().any(|(k, _)| *k == key)) {
-                cx.report(format!("option `{key}` is given twice; keep one"))?;
-            }
-            match key.as_str() {
-                "rule" => {
-                    named = true;
-                    let check = |raw: &Raw| match raw {
-                        Raw::Str(id) if registry.rule(id).is_some() => Ok(OptionValue::Str(id.clone())),
-                        Raw::Str(id) => Err(unknown_rule(registry, id)),
-                        other => Err(format!("`rule` must be a rule id; got {other}")),
-                    };
-                    if let Some(OptionValue::Str(id)) = map.next_value_seed(ValueSeed { cx, check: &check })? {
-                        rule = registry.rule(&id);
-                    }
-                }
-                "enabled" => {
-                    let check = |raw: &Raw| match raw {
-                        Raw::Bool(b) => Ok(OptionValue::Bool(*b)),
-                        other => Err(format!("`enabled` must be `true` or `false`; got {other}")),
-                    };
-                    if let Some(OptionValue::Bool(b)) = map.next_value_seed(ValueSeed { cx, check: &check })? {
-                        enabled = b;
-                    }
-                }
-                "on_unavailable" if rule.is_none_or(|r| r.on_unavailable.is_some()) => {
-                    let check = |raw: &Raw| match raw {
-                        Raw::Str(s) if s == "error" || s == "skip" => Ok(OptionValue::Str(s.clone())),
-                        other => Err(format!("`on_unavailable` must be `error` or `skip`; got {other}")),
-                    };
-                    if let Some(OptionValue::Str(s)) = map.next_value_seed(ValueSeed { cx, check: &check })? {
-                        on_unavailable = Some(if s == "skip" { OnUnavailable::Skip } else { OnUnavailable::Error });
-                        pending.push((key.clone(), Raw::Str(s)));
-                    }
-                }
-                _ => match rule {
-                    Some(r) => {
-                        let check = |raw: &Raw| check_option(r, &key, raw);
-                        if let Some(v) = map.next_value_seed(ValueSeed { cx, check: &check })? {
-                            options.push((key.clone(), v));
-                        }
-                    }
-                    None => pending.push((key.clone(), map.next_value_seed(RawSeed)?)),
-                },
-            }
-        }
-        let Some(rule) = rule else {
-            if !named {
-                cx.report("this entry has no `rule:`; name the rule, e.g. `- rule: contact_tag`")?;
-            }
-            return Ok(None);
-        };
-        for (key, raw) in pending {
-            if key == "on_unavailable" {
-                if rule.on_unavailable.is_none() {
-                    cx.report(check_option(rule, &key, &raw).err().unwrap_or_default())?;
-                }
-                continue;
-            }
-            match check_option(rule, &key, &raw) {
-                Ok(v) => options.push((key, v)),
-                Err(message) => cx.report(message)?,
-            }
-        }
-        if !self.first_use(&rule.id)? {
-            return Ok(None);
-        }
-        self.build(rule, enabled, on_unavailable, RuleOptions { values: options })
-    }
-}
-
-struct ChannelsSeed<'a> {
-    cx: &'a Ctx,
-    registry: &'a Registry,
-}
-
-impl<'de> DeserializeSeed<'de> for ChannelsSeed<'_> {
-    type Value = Vec<(String, Vec<Entry>)>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ChannelsSeed<'_> {
-    type Value = Vec<(String, Vec<Entry>)>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a map from channel id to `{rules: [...]}`")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let cx = self.cx;
-        let registry = self.registry;
-        let mut out: Vec<(String, Vec<Entry>)> = Vec::new();
-        loop {
-            let check = |raw: &Raw| match raw {
-                Raw::Str(id) => match registry.channel_id(id) {
-                    Some(canonical) => Ok(OptionValue::Str(canonical.to_owned())),
-                    None => Err(format!(
-                        "unknown channel `{id}`{}; registered channels: {}",
-                        diag::suggestion(id, registry.channel_ids()),
-                        registry.channel_ids().collect::<Vec<_>>().join(", ")
-                    )),
-                },
-                other => Err(format!("a channel id must be a string; got {other}")),
-            };
-            let Some(key) = map.next_key_seed(ValueSeed { cx, check: &check })? else { break };
-            let entries = map.next_value_seed(ChannelSeed { cx, registry })?;
-            if let Some(OptionValue::Str(channel)) = key {
-                if out.iter().any(|(c, _)| *c == channel) {
-                    cx.report(format!("channel `{channel}` is configured twice; merge the two"))?;
-                    continue;
-                }
-                out.extend(entries.map(|e| (channel, e)));
-            }
-        }
-        Ok(out)
-    }
-}
-
-struct ChannelSeed<'a> {
-    cx: &'a Ctx,
-    registry: &'a Registry,
-}
-
-impl<'de> DeserializeSeed<'de> for ChannelSeed<'_> {
-    type Value = Option<Vec<Entry>>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ChannelSeed<'_> {
-    type Value = Option<Vec<Entry>>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a map with `rules`")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut rules = None;
-        while let Some(key) =
-            map.next_key_seed(KeySeed { cx: self.cx, allowed: &["rules"], section: "a channel section" })?
-        {
-            match key {
-                Some(_) => rules = Some(map.next_value_seed(ListSeed { cx: self.cx, registry: self.registry })?),
-                None => drop(map.next_value::<IgnoredAny>()?),
-            }
-        }
-        Ok(rules)
-    }
-}
-
-type LoadFn<'a> = dyn Fn(&PluginEntry) -> Result<(), String> + 'a;
-
-struct PluginsSeed<'a> {
-    cx: &'a Ctx,
-    /// Set in the first phase only: load each entry where it stands.
-    load: Option<&'a LoadFn<'a>>,
-}
-
-impl<'de> DeserializeSeed<'de> for PluginsSeed<'_> {
-    type Value = Vec<PluginEntry>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PluginsSeed<'_> {
-    type Value = Vec<PluginEntry>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of `{path: ..., sha256: ...}`")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(p) = seq.next_element_seed(PluginSeed { cx: self.cx, load: self.load })? {
-            out.extend(p);
-        }
-        Ok(out)
-    }
-}
-
-struct PluginSeed<'a> {
-    cx: &'a Ctx,
-    load: Option<&'a LoadFn<'a>>,
-}
-
-impl<'de> DeserializeSeed<'de> for PluginSeed<'_> {
-    type Value = Option<PluginEntry>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PluginSeed<'_> {
-    type Value = Option<PluginEntry>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a plugin: a map with `path` and an optional `sha256`")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut path: Option<String> = None;
-        let mut sha256: Option<String> = None;
-        while let Some(key) =
-            map.next_key_seed(KeySeed { cx: self.cx, allowed: &["path", "sha256"], section: "a plugin entry" })?
-        {
-            match key.as_deref() {
-                Some("path") => path = Some(map.next_value()?),
-                Some(_) => {
-                    let v: String = map.next_value()?;
-                    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        self.cx.report("`sha256` must be 64 hexadecimal digits (run `sha256sum` on the library)")?;
-                    }
-                    sha256 = Some(v.to_ascii_lowercase());
-                }
-                None => drop(map.next_value::<IgnoredAny>()?),
-            }
-        }
-        let Some(path) = path else {
-            self.cx.report("a plugin entry needs `path`")?;
-            return Ok(None);
-        };
-        let entry = PluginEntry { path, sha256 };
-        if let Some(Err(message)) = self.load.map(|load| load(&entry)) {
-            self.cx.report(message)?;
-        }
-        Ok(Some(entry))
-    }
-}
-
-/// The first phase: reads only `plugins:`, loads each entry and admits
-/// its rules and channels into a builder started from the base registry
-/// (errors, duplicates included, located at the entry); everything else is
-/// left to the second phase. `None` when the file lists no plugin.
-struct PluginsOnlySeed<'a> {
-    cx: &'a Ctx,
-    loader: Option<&'a dyn PluginLoader>,
-    file: &'a str,
-    base: &'a Registry,
-}
-
-impl<'de> DeserializeSeed<'de> for PluginsOnlySeed<'_> {
-    type Value = Option<crate::RegistryBuilder>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PluginsOnlySeed<'_> {
-    type Value = Option<crate::RegistryBuilder>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a map with `version`, `plugins`, `rules` and `channels`")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let builder = RefCell::new(self.base.to_builder());
-        let load = |entry: &PluginEntry| -> Result<(), String> {
-            let Some(loader) = self.loader else {
-                return Err(format!(
-                    "plugin `{}`: this program cannot load plugins (it embeds switchboard-core without a loader)",
-                    entry.path
-                ));
-            };
-            builder.borrow_mut().admit(loader.load(entry, self.file)?)
-        };
-        let mut listed = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "plugins" {
-                listed = true;
-                map.next_value_seed(PluginsSeed { cx: self.cx, load: Some(&load) })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(listed.then(|| builder.into_inner()))
-    }
-}
-
-struct LimitsSeed<'a> {
-    cx: &'a Ctx,
-}
-
-impl<'de> DeserializeSeed<'de> for LimitsSeed<'_> {
-    type Value = Limits;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Limits, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LimitsSeed<'_> {
-    type Value = Limits;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a map of limits: {}", LIMIT_KEYS.join(", "))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Limits, A::Error> {
-        let mut limits = Limits::default();
-        while let Some(key) = map.next_key_seed(KeySeed { cx: self.cx, allowed: &LIMIT_KEYS, section: "limits" })? {
-            let Some(key) = key else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            let check = |raw: &Raw| match raw {
-                Raw::Int(n) if *n > 0 => Ok(OptionValue::Int(*n)),
-                other => Err(format!("`limits.{key}` must be a whole number above 0; got {other}")),
-            };
-            if let Some(OptionValue::Int(n)) = map.next_value_seed(ValueSeed { cx: self.cx, check: &check })? {
-                let n = n.unsigned_abs();
-                let as_usize = usize::try_from(n).unwrap_or(usize::MAX);
-                match key.as_str() {
-                    "max_body_bytes" => limits.max_body_bytes = as_usize,
-                    "max_tags" => limits.max_tags = as_usize,
-                    "max_tag_bytes" => limits.max_tag_bytes = as_usize,
-                    "max_patterns" => limits.max_patterns = as_usize,
-                    _ => limits.max_world_bytes = n,
-                }
-            }
-        }
-        Ok(limits)
-    }
 }

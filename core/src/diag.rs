@@ -1,38 +1,35 @@
-//! Located diagnostics for data files, and the collector that finds *all*
-//! errors of a file with their line and column.
+//! Located diagnostics for data files: what is wrong, where, and how bad.
 //!
-//! serde's deserializers attach a position to an error raised while a node
-//! is being read, but stop at the first one. [`collect`] therefore reads the
-//! file again after each semantic error, telling the pass how many errors to
-//! step over ([`Ctx::report`]). Each pass finds one more error, located by the
-//! deserializer itself; files are small and only a failing file is read
-//! more than once.
+//! The compilers read a file once into a positioned tree
+//! (`core/src/tree.rs`) and validate it with plain functions that push every
+//! problem they find into a list: nothing stops at the first error.
 
-use std::cell::Cell;
 use std::fmt;
 
-/// The most errors one file reports before the rest are summarized.
-pub const MAX_DIAGNOSTICS: usize = 50;
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// The file cannot be used.
+    Error,
+    /// The file is valid but surely not what was meant; it is used.
+    Warning,
+}
 
-/// Past this size a file is read again for at most [`MAX_DIAGNOSTICS_LARGE`]
-/// errors: each pass re-reads the whole file.
-pub const LARGE_FILE: usize = 1 << 20;
-
-/// The most errors reported for a file larger than [`LARGE_FILE`].
-pub const MAX_DIAGNOSTICS_LARGE: usize = 5;
-
-/// How many errors to report for a text of this size.
-pub fn max_diagnostics(text: &str) -> usize {
-    if text.len() > LARGE_FILE {
-        MAX_DIAGNOSTICS_LARGE
-    } else {
-        MAX_DIAGNOSTICS
+impl Severity {
+    /// `error` or `warning`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
     }
 }
 
 /// One problem in a file, with its position when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
     /// 1-based line.
     pub line: Option<usize>,
     /// 1-based column.
@@ -42,41 +39,53 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A diagnostic without a position.
-    pub fn unlocated(message: impl Into<String>) -> Diagnostic {
-        Diagnostic { line: None, column: None, message: message.into() }
+    /// An error at a line and column.
+    pub fn error(line: usize, column: usize, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Error, line: Some(line), column: Some(column), message: message.into() }
     }
 
-    /// Builds a diagnostic from a YAML error, keeping serde_yaml's item path
-    /// (`locations[0].instances[1]: …`) and moving its position out of the text.
+    /// A warning at a line and column.
+    pub fn warning(line: usize, column: usize, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Warning, line: Some(line), column: Some(column), message: message.into() }
+    }
+
+    /// An error without a position.
+    pub fn unlocated(message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Error, line: None, column: None, message: message.into() }
+    }
+
+    /// An error from serde_yaml (a file read with plain serde, such as a
+    /// scenario file), its position moved out of the text.
     pub fn from_yaml(err: &serde_yaml::Error) -> Diagnostic {
         let text = err.to_string();
         match err.location() {
-            Some(loc) => Diagnostic {
-                line: Some(loc.line()),
-                column: Some(loc.column()),
-                message: strip_position(&text).to_owned(),
-            },
+            Some(loc) => Diagnostic::error(loc.line(), loc.column(), strip_position(&text)),
             None => Diagnostic::unlocated(text),
         }
     }
 
-    /// Builds a diagnostic from a JSON error.
+    /// An error from serde_json, its position moved out of the text.
     pub fn from_json(err: &serde_json::Error) -> Diagnostic {
         let text = err.to_string();
-        let located = err.line() > 0;
-        Diagnostic {
-            line: located.then_some(err.line()),
-            column: located.then_some(err.column()),
-            message: strip_position(&text).to_owned(),
+        if err.line() > 0 {
+            Diagnostic::error(err.line(), err.column(), strip_position(&text))
+        } else {
+            Diagnostic::unlocated(text)
         }
     }
-}
 
-fn strip_position(text: &str) -> &str {
-    match text.rfind(" at line ") {
-        Some(at) => &text[..at],
-        None => text,
+    /// Whether this is an error (not a warning).
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// The same diagnostic with `prefix: ` (an item path) before its message.
+    pub(crate) fn at_path(mut self, prefix: impl fmt::Display) -> Diagnostic {
+        let prefix = prefix.to_string();
+        if !prefix.is_empty() {
+            self.message = format!("{prefix}: {}", self.message);
+        }
+        self
     }
 }
 
@@ -91,10 +100,22 @@ pub struct FileErrors {
 }
 
 impl FileErrors {
+    /// The diagnostics of `file`, in file order (see [`sort`]).
+    pub fn sorted(file: impl Into<String>, mut diagnostics: Vec<Diagnostic>) -> FileErrors {
+        sort(&mut diagnostics);
+        FileErrors { file: file.into(), diagnostics }
+    }
+
     /// One unlocated problem with a whole file (missing, unreadable, too big).
     pub fn whole_file(file: impl Into<String>, message: impl Into<String>) -> FileErrors {
         FileErrors { file: file.into(), diagnostics: vec![Diagnostic::unlocated(message)] }
     }
+}
+
+/// Puts diagnostics in file order: by line, then column; unlocated ones
+/// last, each group keeping the order in which it was found.
+pub fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
 }
 
 fn render(file: &str, diagnostics: &[Diagnostic]) -> String {
@@ -115,69 +136,12 @@ struct Located<'a> {
 
 impl fmt::Display for Located<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.diagnostic.line, self.diagnostic.column) {
-            (Some(l), Some(c)) => write!(f, "{}:{l}:{c}: {}", self.file, self.diagnostic.message),
-            (Some(l), None) => write!(f, "{}:{l}: {}", self.file, self.diagnostic.message),
-            _ => write!(f, "{}: {}", self.file, self.diagnostic.message),
-        }
-    }
-}
-
-/// The state one reading pass shares with its visitors.
-#[derive(Debug, Default)]
-pub struct Ctx {
-    skip: usize,
-    seen: Cell<usize>,
-    raised: Cell<bool>,
-}
-
-impl Ctx {
-    /// Reports a semantic error. Errors found by earlier passes are stepped
-    /// over (`Ok`, and the visitor carries on with what it has); the first
-    /// new one is returned as a deserializer error so that the deserializer
-    /// attaches the position of the node being read.
-    pub fn report<E: serde::de::Error>(&self, message: impl fmt::Display) -> Result<(), E> {
-        let n = self.seen.get();
-        self.seen.set(n + 1);
-        if n < self.skip {
-            Ok(())
-        } else {
-            self.raised.set(true);
-            Err(E::custom(message))
-        }
-    }
-
-    /// Whether any error, old or new, was reported in this pass.
-    pub fn any(&self) -> bool {
-        self.seen.get() > 0
-    }
-}
-
-/// Runs `pass` until it reads the file without a new error, collecting one
-/// located diagnostic per pass. A syntax or type error (one serde raised, not
-/// [`Ctx::report`]) ends the search, since nothing after it can be read.
-pub fn collect<T, E>(
-    max: usize,
-    mut pass: impl FnMut(&Ctx) -> Result<T, E>,
-    locate: impl Fn(&E) -> Diagnostic,
-) -> Result<T, Vec<Diagnostic>> {
-    let mut diagnostics = Vec::new();
-    loop {
-        let ctx = Ctx { skip: diagnostics.len(), ..Ctx::default() };
-        match pass(&ctx) {
-            Ok(value) if diagnostics.is_empty() && !ctx.any() => return Ok(value),
-            Ok(_) => return Err(diagnostics),
-            Err(err) => {
-                diagnostics.push(locate(&err));
-                if !ctx.raised.get() {
-                    return Err(diagnostics);
-                }
-                if diagnostics.len() >= max {
-                    diagnostics
-                        .push(Diagnostic::unlocated(format!("stopped after {max} errors; fix these and check again")));
-                    return Err(diagnostics);
-                }
-            }
+        let d = self.diagnostic;
+        let severity = if d.is_error() { "" } else { "warning: " };
+        match (d.line, d.column) {
+            (Some(l), Some(c)) => write!(f, "{}:{l}:{c}: {severity}{}", self.file, d.message),
+            (Some(l), None) => write!(f, "{}:{l}: {severity}{}", self.file, d.message),
+            _ => write!(f, "{}: {severity}{}", self.file, d.message),
         }
     }
 }
@@ -218,41 +182,11 @@ fn levenshtein(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-/// Reads a map key and checks it against the keys a section allows, while
-/// the deserializer is on the key (so an unknown key is located exactly).
-/// Yields `None` for an unknown key, whose value the caller then skips.
-pub struct KeySeed<'a> {
-    /// The pass.
-    pub cx: &'a Ctx,
-    /// The keys this map takes.
-    pub allowed: &'a [&'a str],
-    /// What the map is, for the message ("a location").
-    pub section: &'a str,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<String>;
-    fn deserialize<D: serde::de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for KeySeed<'_> {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "one of {}", self.allowed.join(", "))
-    }
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        if self.allowed.contains(&key) {
-            return Ok(Some(key.to_owned()));
-        }
-        self.cx.report(format!(
-            "unknown field `{key}` in {}{}; expected {}",
-            self.section,
-            suggestion(key, self.allowed.iter().copied()),
-            self.allowed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-        ))?;
-        Ok(None)
+/// A serde message without its trailing ` at line L column C`.
+fn strip_position(text: &str) -> &str {
+    match text.rfind(" at line ") {
+        Some(at) => &text[..at],
+        None => text,
     }
 }
 
@@ -274,10 +208,11 @@ mod tests {
         let e = FileErrors {
             file: "rules.yaml".into(),
             diagnostics: vec![
-                Diagnostic { line: Some(3), column: Some(5), message: "bad".into() },
+                Diagnostic::error(3, 5, "bad"),
+                Diagnostic::warning(4, 1, "odd"),
                 Diagnostic::unlocated("worse"),
             ],
         };
-        assert_eq!(e.to_string(), "rules.yaml:3:5: bad\nrules.yaml: worse");
+        assert_eq!(e.to_string(), "rules.yaml:3:5: bad\nrules.yaml:4:1: warning: odd\nrules.yaml: worse");
     }
 }

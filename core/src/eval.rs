@@ -175,6 +175,16 @@ impl Plan {
     pub fn select(&self, world: &World, request: &Request) -> Decision {
         let registry = &*self.registry;
         let Some(position) = registry.channel_position(&request.channel) else {
+            // Every registered channel's patterns are stripped whatever the
+            // sending channel, so the body is cleaned here too (unless the
+            // request is over a limit, which would make that costly).
+            let max = self.limits.max_patterns;
+            let body = self
+                .over_limits(request)
+                .is_none()
+                .then(|| registry.scanner().scan_at_most(&request.body, max.saturating_add(1)))
+                .filter(|scan| scan.matches().len() <= max)
+                .map(|scan| scan.stripped());
             return Decision::request_error(
                 ErrorKind::UnknownChannel,
                 format!(
@@ -182,7 +192,7 @@ impl Plan {
                     request.channel,
                     registry.channel_ids().collect::<Vec<_>>().join(", ")
                 ),
-                None,
+                body,
             );
         };
         if let Some(problem) = self.over_limits(request) {
@@ -217,10 +227,18 @@ impl Plan {
                 None => {
                     return Decision::request_error(
                         ErrorKind::UnknownLocation,
-                        format!(
-                            "location `{}` is not in the world file and the request carries no `instances`",
-                            request.location
-                        ),
+                        if world.is_no_file() {
+                            format!(
+                                "location `{}`: no world file was given (`--world`) and the request carries no \
+                                 `instances`; give a world file or put the location's instances in the request",
+                                request.location
+                            )
+                        } else {
+                            format!(
+                                "location `{}` is not in the world file and the request carries no `instances`",
+                                request.location
+                            )
+                        },
                         Some(body),
                     )
                 }

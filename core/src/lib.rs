@@ -65,6 +65,7 @@ mod model;
 pub mod pattern;
 mod registry;
 mod rule;
+mod tree;
 mod world;
 
 /// Interns a rule id: rule ids live as `&'static str` so that a decision's
@@ -88,7 +89,7 @@ pub use inventory;
 
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
 pub use config::{content_hash, Contribution, EntrySummary, Limits, Plan, PluginEntry, PluginLoader};
-pub use diag::{Diagnostic, FileErrors};
+pub use diag::{Diagnostic, FileErrors, Severity};
 pub use eval::{Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE};
 pub use model::{normalize_phone, normalize_phone_into, Contact, Instance, InstanceSpec, Request};
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Reads `T` from a map only. serde's derived struct impls also accept a
 /// sequence (fields by position), which would let `["loc", "sms", "hi"]`
 /// pass for a request; requests, contacts and instances are JSON objects.
-struct Obj<T>(T);
+pub(crate) struct Obj<T>(pub(crate) T);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -172,6 +172,35 @@ impl ErrorKind {
             ErrorKind::Custom(name) => name,
         }
     }
+
+    /// Every kind that is not [`ErrorKind::Custom`], in SPEC §4 order.
+    pub const BUILTIN: &'static [ErrorKind] = &[
+        ErrorKind::InvalidRequest,
+        ErrorKind::UnknownChannel,
+        ErrorKind::UnknownLocation,
+        ErrorKind::InstanceNotFound,
+        ErrorKind::InstanceDisconnected,
+        ErrorKind::ConflictingOverride,
+        ErrorKind::NoInstanceAvailable,
+    ];
+
+    /// The kind named `name`: the inverse of [`ErrorKind::as_str`]. A
+    /// built-in kind's name gives that kind; any other name (a plugin's
+    /// own kind) gives [`ErrorKind::Custom`] with that name, so
+    /// `ErrorKind::from_name(kind.as_str()) == kind` for every kind whose
+    /// custom name is not a built-in one.
+    ///
+    /// ```
+    /// use switchboard_core::ErrorKind;
+    /// assert_eq!(ErrorKind::from_name("instance_disconnected"), ErrorKind::InstanceDisconnected);
+    /// assert_eq!(ErrorKind::from_name("closed_for_lunch").as_str(), "closed_for_lunch");
+    /// ```
+    pub fn from_name(name: &str) -> ErrorKind {
+        match ErrorKind::BUILTIN.iter().find(|k| k.as_str() == name) {
+            Some(kind) => kind.clone(),
+            None => ErrorKind::Custom(Cow::Owned(name.to_owned())),
+        }
+    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -280,10 +309,29 @@ pub struct OptionSpec {
     pub name: &'static str,
     /// Its type.
     pub kind: OptionKind,
-    /// The value used when the option is absent, as written in YAML.
+    /// The value used when the option is absent, as written in YAML
+    /// (`lowest_index`, `false`, `[mon, fri]`). The compiler applies it (see
+    /// [`OptionSpec::default_value`]), so a rule reads every option that has
+    /// one from its [`RuleOptions`]. Text that is not a value of the
+    /// option's kind, such as `(required)`, or an empty text, only documents
+    /// that there is no default.
     pub default: &'static str,
     /// One line of documentation.
     pub doc: &'static str,
+}
+
+impl OptionSpec {
+    /// The declared default as a typed value, when it is one.
+    pub fn default_value(&self) -> Option<OptionValue> {
+        if self.default.trim().is_empty() || self.default.starts_with('(') {
+            return None;
+        }
+        let (node, diagnostics) = crate::tree::parse(self.default);
+        if !diagnostics.is_empty() {
+            return None;
+        }
+        crate::config::check_value("", self, &node?.value).ok()
+    }
 }
 
 /// A typed option value from rules.yaml.
@@ -343,6 +391,18 @@ impl RuleOptions {
             _ => None,
         }
     }
+    /// These options plus the declared default of every option in `specs`
+    /// that is not given (what the compiler hands to a rule's `build`).
+    pub fn with_defaults(mut self, specs: &[OptionSpec]) -> RuleOptions {
+        for spec in specs {
+            if self.get(spec.name).is_none() {
+                if let Some(value) = spec.default_value() {
+                    self.values.push((spec.name.to_owned(), value));
+                }
+            }
+        }
+        self
+    }
     /// Every option given, in file order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &OptionValue)> {
         self.values.iter().map(|(n, v)| (n.as_str(), v))
@@ -396,4 +456,40 @@ macro_rules! register_rule {
             $crate::RuleDescriptor { $($field: $value,)+ source: env!("CARGO_PKG_NAME") }
         }
     };
+}
+
+#[cfg(test)]
+mod error_kind_tests {
+    use super::*;
+
+    /// Each built-in kind's place in [`ErrorKind::BUILTIN`]. The match has
+    /// no wildcard: adding a kind fails to compile until it is given the
+    /// next place here (and then `BUILTIN` must list it there).
+    fn place(kind: &ErrorKind) -> Option<usize> {
+        Some(match kind {
+            ErrorKind::InvalidRequest => 0,
+            ErrorKind::UnknownChannel => 1,
+            ErrorKind::UnknownLocation => 2,
+            ErrorKind::InstanceNotFound => 3,
+            ErrorKind::InstanceDisconnected => 4,
+            ErrorKind::ConflictingOverride => 5,
+            ErrorKind::NoInstanceAvailable => 6,
+            ErrorKind::Custom(_) => return None,
+        })
+    }
+    const LAST_PLACE: usize = 6;
+
+    #[test]
+    fn every_kind_round_trips_through_its_name() {
+        assert_eq!(ErrorKind::BUILTIN.len(), LAST_PLACE + 1, "BUILTIN lists every built-in kind");
+        for (n, kind) in ErrorKind::BUILTIN.iter().enumerate() {
+            assert_eq!(place(kind), Some(n), "{kind} is listed at its place");
+        }
+        let custom =
+            [ErrorKind::Custom(Cow::Borrowed("closed_for_lunch")), ErrorKind::Custom(Cow::Borrowed("plugin_panic"))];
+        for kind in ErrorKind::BUILTIN.iter().chain(&custom) {
+            assert_eq!(ErrorKind::from_name(kind.as_str()), *kind, "{kind}");
+        }
+        assert_eq!(ErrorKind::from_name("Instance_Disconnected").as_str(), "Instance_Disconnected", "names are exact");
+    }
 }

@@ -1,16 +1,18 @@
 //! The world: locations and their instances, validated once and indexed by
 //! index, phone digits and user so that selection never scans a location.
 
-use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use smallvec::SmallVec;
 
-use crate::diag::{self, Ctx, FileErrors, KeySeed};
+use crate::diag::{self, Diagnostic, FileErrors};
+use crate::model::Obj;
+use crate::tree::{self, Node, Path, Value};
 use crate::{normalize_phone, Instance, InstanceSpec, Registry};
 
 /// Channels with more instances than this get hash indexes; smaller ones
@@ -350,12 +352,20 @@ fn index(instances: &[Arc<Instance>], order: &[u32]) -> Indexes {
 #[derive(Debug, Clone, Default)]
 pub struct World {
     locations: FxHashMap<String, Location>,
+    /// `true` for [`World::empty`]: no world file was given.
+    no_file: bool,
 }
 
 impl World {
-    /// A world with no location: requests must carry their `instances`.
+    /// No world file: requests must carry their `instances` (a request that
+    /// does not is told so).
     pub fn empty() -> World {
-        World::default()
+        World { no_file: true, ..World::default() }
+    }
+
+    /// Whether this world stands for "no world file was given".
+    pub fn is_no_file(&self) -> bool {
+        self.no_file
     }
 
     /// The location with this id.
@@ -382,182 +392,227 @@ impl World {
                 "the world file is empty; expected `locations:` with a list of locations",
             ));
         }
+        // The fast path: plain serde, building each location as it is read.
+        // Any problem sends the file to the slow path, which reads it into a
+        // positioned tree and reports every problem at its line and column.
         let json = file.to_ascii_lowercase().ends_with(".json");
-        let result = if json {
-            diag::collect(
-                diag::max_diagnostics(text),
-                |cx| WorldSeed { cx, registry }.deserialize(&mut serde_json::Deserializer::from_str(text)),
-                diag::Diagnostic::from_json,
-            )
+        let fast = if json {
+            let mut de = serde_json::Deserializer::from_str(text);
+            Fast { registry, top: true }.deserialize(&mut de).ok().filter(|_| de.end().is_ok())
         } else {
-            diag::collect(
-                diag::max_diagnostics(text),
-                |cx| WorldSeed { cx, registry }.deserialize(serde_yaml::Deserializer::from_str(text)),
-                diag::Diagnostic::from_yaml,
-            )
+            Fast { registry, top: true }.deserialize(serde_yaml::Deserializer::from_str(text)).ok()
         };
-        result.map_err(|diagnostics| FileErrors { file: file.to_owned(), diagnostics })
+        match fast {
+            Some(world) => Ok(world),
+            None => World::check(text, json, registry, false)
+                .and_then(|_| World::check(text, json, registry, true))
+                .map_err(|diagnostics| FileErrors::sorted(file, diagnostics)),
+        }
+    }
+
+    /// The slow path: every problem of the file, located. Locations are
+    /// checked one at a time as the parser reads them (see
+    /// [`tree::parse_streaming`]), and kept only with `keep`: the first pass
+    /// only checks, and a second pass builds the world when the first found
+    /// nothing (a file serde refused that is valid all the same).
+    fn check(text: &str, json: bool, registry: &Registry, keep: bool) -> Result<World, Vec<Diagnostic>> {
+        let mut out = Vec::new();
+        let mut world = World::default();
+        let mut ids: FxHashSet<String> = FxHashSet::default();
+        let mut location = |i: usize, node: Node<'_>| {
+            let top = Path::Root;
+            let locations = top.key("locations");
+            let path = locations.index(i);
+            let Some((id, builder)) = read_location(&node, registry, &path, &mut out) else { return };
+            if !ids.insert(id.clone()) {
+                out.push(node.error(format!("duplicate location id `{id}`; each location appears once")).at_path(path));
+            } else if keep {
+                world.locations.insert(id.clone(), builder.finish(id));
+            }
+        };
+        let (root, mut parsed) = tree::parse_streaming(text, json, Some(("locations", &mut location)));
+        out.append(&mut parsed);
+        let Some(root) = root else { return Err(out) };
+        let top = tree::fields(&root, Some(&["locations"]), "a world file", "a map with `locations`", &"", &mut out);
+        match top.as_ref().and_then(|top| top.first()) {
+            // Streamed above when a list; anything else is reported here.
+            Some((_, _, list)) => drop(tree::items(list, "a list of locations", &"locations", &mut out)),
+            None if top.is_some() => {
+                out.push(root.error("missing `locations`: a world file is a map with a `locations` list"));
+            }
+            None => {}
+        }
+        if out.is_empty() {
+            Ok(world)
+        } else {
+            Err(out)
+        }
     }
 }
 
-struct WorldSeed<'a> {
-    cx: &'a Ctx,
-    registry: &'a Registry,
+const INSTANCE_KEYS: [&str; 7] = ["id", "channel", "index", "phone", "connected", "default", "users"];
+
+/// A location's id and its checked instances; `None` without a usable id.
+fn read_location<'r>(
+    node: &Node<'_>,
+    registry: &'r Registry,
+    path: &Path<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(String, LocationBuilder<'r>)> {
+    let expecting = "a location: a map with `id` and `instances`";
+    let fields = tree::fields(node, Some(&["id", "instances"]), "a location", expecting, path, out)?;
+    let mut builder = LocationBuilder::new(registry);
+    let mut id = None;
+    if !fields.iter().any(|(k, _, _)| *k == "id") {
+        out.push(node.error("location has no `id`").at_path(path));
+    }
+    for (key, _, value) in fields {
+        if key == "id" {
+            match value.as_text() {
+                Some(s) => id = Some(s.to_owned()),
+                None => {
+                    out.push(value.error(format!("`id` must be a string; got {}", value.value)).at_path(path.key(key)))
+                }
+            }
+            continue;
+        }
+        let list = path.key(key);
+        for (j, item) in tree::items(value, "a list of instances", &list, out).iter().enumerate() {
+            let path = list.index(j);
+            let Some(spec) = read_instance(item, &path, out) else { continue };
+            if let Err(message) = builder.push(spec) {
+                out.push(item.error(message).at_path(path));
+            }
+        }
+    }
+    Some((id?, builder))
 }
 
-impl<'de> DeserializeSeed<'de> for WorldSeed<'_> {
+/// One instance's fields, each type checked; `None` when one is missing or
+/// has the wrong type.
+fn read_instance(node: &Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic>) -> Option<InstanceSpec> {
+    let expecting = "an instance: a map with `id`, `channel`, `phone`, …";
+    // An unknown or repeated key does not spoil the fields read: the
+    // instance is still checked against the others (indexes, defaults).
+    let fields = tree::fields(node, Some(&INSTANCE_KEYS), "an instance", expecting, path, out)?;
+    let before = out.len();
+    let mut spec = InstanceSpec {
+        id: String::new(),
+        channel: String::new(),
+        index: None,
+        phone: String::new(),
+        connected: false,
+        default: false,
+        users: Vec::new(),
+    };
+    for (key, _, value) in &fields {
+        let at = path.key(key);
+        let want = match (*key, &value.value, value.as_text()) {
+            ("id" | "channel" | "phone", _, Some(text)) => {
+                let field = match *key {
+                    "id" => &mut spec.id,
+                    "channel" => &mut spec.channel,
+                    _ => &mut spec.phone,
+                };
+                text.clone_into(field);
+                continue;
+            }
+            ("id" | "channel" | "phone", _, None) => "a string",
+            ("index", Value::Int(n), _) if *n >= 0 => {
+                spec.index = Some(n.unsigned_abs());
+                continue;
+            }
+            ("index", _, _) => "a whole number, 1 or more",
+            ("connected" | "default", Value::Bool(b), _) => {
+                *(if *key == "default" { &mut spec.default } else { &mut spec.connected }) = *b;
+                continue;
+            }
+            ("connected" | "default", _, _) => "`true` or `false`",
+            (_, Value::Seq(users), _) => {
+                for user in users {
+                    match user.as_text() {
+                        Some(u) => spec.users.push(u.to_owned()),
+                        None => {
+                            let message = format!("a user id must be a string; got {}", user.value);
+                            out.push(user.error(message).at_path(at));
+                        }
+                    }
+                }
+                continue;
+            }
+            _ => "a list of user ids",
+        };
+        out.push(value.error(format!("`{key}` must be {want}; got {}", value.value)).at_path(at));
+    }
+    for required in ["id", "channel"] {
+        if !fields.iter().any(|(k, _, _)| *k == required) {
+            out.push(node.error(format!("an instance needs `{required}`")).at_path(path));
+        }
+    }
+    (out.len() == before).then_some(spec)
+}
+
+/// The happy path: a world file read by serde into locations as it goes,
+/// refusing (with no detail) anything the slow path would report.
+struct Fast<'r> {
+    registry: &'r Registry,
+    /// The file (a map), else its `locations` (a list).
+    top: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastLocation {
+    id: String,
+    #[serde(default)]
+    instances: Vec<Obj<InstanceSpec>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Fast<'_> {
     type Value = World;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<World, D::Error> {
-        d.deserialize_map(self)
+        if self.top {
+            d.deserialize_map(self)
+        } else {
+            d.deserialize_seq(self)
+        }
     }
 }
 
-impl<'de> Visitor<'de> for WorldSeed<'_> {
+impl<'de> Visitor<'de> for Fast<'_> {
     type Value = World;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a map with `locations`")
+        f.write_str("a world file")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<World, A::Error> {
-        let mut world = World::default();
-        let mut seen_locations = false;
-        while let Some(key) =
-            map.next_key_seed(KeySeed { cx: self.cx, allowed: &["locations"], section: "a world file" })?
-        {
-            if key.is_some() {
-                seen_locations = true;
-                let seen = RefCell::new(FxHashSet::default());
-                let locations =
-                    map.next_value_seed(LocationsSeed { cx: self.cx, registry: self.registry, seen: &seen })?;
-                world.locations.extend(locations.into_iter().map(|l| (l.id.clone(), l)));
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+        let refuse = || de::Error::custom("");
+        match map.next_key::<std::borrow::Cow<'de, str>>()? {
+            Some(key) if key == "locations" => {}
+            _ => return Err(refuse()),
         }
-        if !seen_locations {
-            self.cx.report("missing `locations`: a world file is a map with a `locations` list")?;
+        let world = map.next_value_seed(Fast { registry: self.registry, top: false })?;
+        match map.next_key::<de::IgnoredAny>()? {
+            None => Ok(world),
+            Some(_) => Err(refuse()),
+        }
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<World, A::Error> {
+        let mut world = World::default();
+        world.locations.reserve(seq.size_hint().unwrap_or(0));
+        while let Some(Obj(location)) = seq.next_element::<Obj<FastLocation>>()? {
+            let mut builder = LocationBuilder::new(self.registry);
+            for Obj(spec) in location.instances {
+                builder.push(spec).map_err(de::Error::custom)?;
+            }
+            match world.locations.entry(location.id) {
+                Entry::Occupied(_) => return Err(de::Error::custom("")),
+                Entry::Vacant(slot) => {
+                    let id = slot.key().clone();
+                    slot.insert(builder.finish(id));
+                }
+            }
         }
         Ok(world)
-    }
-}
-
-struct LocationsSeed<'a> {
-    cx: &'a Ctx,
-    registry: &'a Registry,
-    seen: &'a RefCell<FxHashSet<String>>,
-}
-
-impl<'de> DeserializeSeed<'de> for LocationsSeed<'_> {
-    type Value = Vec<Location>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LocationsSeed<'_> {
-    type Value = Vec<Location>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of locations")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(location) =
-            seq.next_element_seed(LocationSeed { cx: self.cx, registry: self.registry, seen: self.seen })?
-        {
-            out.extend(location);
-        }
-        Ok(out)
-    }
-}
-
-struct LocationSeed<'a> {
-    cx: &'a Ctx,
-    registry: &'a Registry,
-    seen: &'a RefCell<FxHashSet<String>>,
-}
-
-impl<'de> DeserializeSeed<'de> for LocationSeed<'_> {
-    type Value = Option<Location>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LocationSeed<'_> {
-    type Value = Option<Location>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a location: a map with `id` and `instances`")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let builder = RefCell::new(LocationBuilder::new(self.registry));
-        let mut id: Option<String> = None;
-        let allowed = ["id", "instances"];
-        while let Some(key) = map.next_key_seed(KeySeed { cx: self.cx, allowed: &allowed, section: "a location" })? {
-            match key.as_deref() {
-                Some("id") => id = Some(map.next_value()?),
-                Some(_) => map.next_value_seed(InstancesSeed { cx: self.cx, builder: &builder })?,
-                None => drop(map.next_value::<IgnoredAny>()?),
-            }
-        }
-        let Some(id) = id else {
-            self.cx.report("location has no `id`")?;
-            return Ok(None);
-        };
-        if !self.seen.borrow_mut().insert(id.clone()) {
-            self.cx.report(format!("duplicate location id `{id}`; each location appears once"))?;
-            return Ok(None);
-        }
-        Ok(Some(builder.into_inner().finish(id)))
-    }
-}
-
-struct InstancesSeed<'a, 'r> {
-    cx: &'a Ctx,
-    builder: &'a RefCell<LocationBuilder<'r>>,
-}
-
-impl<'de> DeserializeSeed<'de> for InstancesSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for InstancesSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of instances")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(InstanceSeed { cx: self.cx, builder: self.builder })?.is_some() {}
-        Ok(())
-    }
-}
-
-struct InstanceSeed<'a, 'r> {
-    cx: &'a Ctx,
-    builder: &'a RefCell<LocationBuilder<'r>>,
-}
-
-impl<'de> DeserializeSeed<'de> for InstanceSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for InstanceSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an instance: a map with `id`, `channel`, `phone`, …")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        // Validation runs inside this visitor so that the deserializer
-        // locates an error at this instance.
-        let spec = InstanceSpec::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        if let Err(message) = self.builder.borrow_mut().push(spec) {
-            self.cx.report(message)?;
-        }
-        Ok(())
     }
 }
 

@@ -27,10 +27,11 @@ pub(crate) fn resolve<'a>(cx: &RuleContext<'a>, kind: PatternKind, what: &str) -
     };
     let first_key = key(first);
     if let Some(other) = patterns.find(|m| key(m) != first_key) {
+        let plural = if what.ends_with("ch") { "es" } else { "s" };
         return Outcome::failed(
             ErrorKind::ConflictingOverride,
             format!(
-                "the body has conflicting {what}s `{}` and `{}`; keep one {what} (or several naming the same index)",
+                "the body has conflicting {what}{plural} `{}` and `{}`; keep one {what} (or several naming the same index)",
                 cx.pattern_text(first),
                 cx.pattern_text(other)
             ),

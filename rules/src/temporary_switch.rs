@@ -65,4 +65,15 @@ mod tests {
             Failed("conflicting_override")
         );
     }
+
+    #[test]
+    fn conflicting_switches_are_named_in_plain_english() {
+        let (answer, message) =
+            crate::testing::run_with_message(&TemporarySwitch, WORLD, "imessage", "{TEMP-IM#1} {TEMP-IM#3}", None);
+        assert_eq!(answer, Failed("conflicting_override"));
+        assert!(
+            message.starts_with("the body has conflicting temporary switches `{TEMP-IM#1}` and `{TEMP-IM#3}`"),
+            "{message}"
+        );
+    }
 }

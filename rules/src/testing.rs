@@ -32,6 +32,17 @@ pub(crate) fn run(
     body: &str,
     contact: Option<Contact>,
 ) -> Answer {
+    run_with_message(rule, instances, channel, body, contact).0
+}
+
+/// As [`run`], with the message of an unusable or failed outcome.
+pub(crate) fn run_with_message(
+    rule: &dyn SelectionRule,
+    instances: &str,
+    channel: &str,
+    body: &str,
+    contact: Option<Contact>,
+) -> (Answer, String) {
     let registry = registry();
     let specs: Vec<InstanceSpec> = serde_json_from(instances);
     let location = Location::from_specs("loc_1", &specs, &registry).unwrap();
@@ -41,12 +52,18 @@ pub(crate) fn run(
     let syntax = &registry.channels()[position];
     let scan = registry.scanner().scan(&request.body);
     let cx = RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan);
-    match rule.evaluate(&cx) {
+    let outcome = rule.evaluate(&cx);
+    let message = match &outcome {
+        Outcome::Unusable { message, .. } | Outcome::Failed { message, .. } => message.clone(),
+        _ => String::new(),
+    };
+    let answer = match outcome {
         Outcome::Selected { instance, .. } => Answer::Selected(leak(instance.id())),
         Outcome::NoMatch { .. } => Answer::NoMatch,
         Outcome::Unusable { kind, .. } => Answer::Unusable(leak(kind.as_str())),
         Outcome::Failed { kind, .. } => Answer::Failed(leak(kind.as_str())),
-    }
+    };
+    (answer, message)
 }
 
 fn serde_json_from(text: &str) -> Vec<InstanceSpec> {

@@ -23,10 +23,15 @@ use std::sync::Arc;
 pub use switchboard_core::*;
 
 pub mod decision_log;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
+pub mod lines;
 mod live;
+pub mod replay;
 pub mod report;
+pub mod scenario;
+pub mod schema;
 pub use live::{sha256_hex, Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
 
 /// Every built-in rule and channel (and anything else submitted through
@@ -124,8 +129,39 @@ pub fn decide_text(text: &str, select: impl FnOnce(&Request) -> Decision) -> Dec
 }
 
 /// Parses one request line; a line that cannot be read becomes the code-100
-/// decision the batch prints in its place.
+/// decision the batch prints in its place. An unknown field gets a "did you
+/// mean" (`assigned_usr` → `assigned_user`), as rules.yaml does.
 pub fn parse_request(line: &str) -> Result<Request, Decision> {
-    Request::from_json(line)
-        .map_err(|e| Decision::request_error(ErrorKind::InvalidRequest, format!("cannot read the request: {e}"), None))
+    Request::from_json(line).map_err(|e| {
+        let message = format!("cannot read the request: {e}{}", unknown_field_hint(&e.to_string()));
+        Decision::request_error(ErrorKind::InvalidRequest, message, None)
+    })
+}
+
+/// ` (did you mean `x`?)` for serde's "unknown field `a`, expected one of
+/// `b`, `c`" message when one expected field is close to the unknown one.
+fn unknown_field_hint(message: &str) -> String {
+    let Some(rest) = message.split_once("unknown field `").map(|(_, r)| r) else { return String::new() };
+    let Some((field, rest)) = rest.split_once('`') else { return String::new() };
+    let expected = rest.split(" at line ").next().unwrap_or(rest);
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match diag::did_you_mean(field, candidates.iter().copied()) {
+        Some(c) => format!(" (did you mean `{c}`?)"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_unknown_request_field_gets_a_suggestion() {
+        let Err(d) =
+            super::parse_request(r#"{"location":"l","channel":"sms","body":"","contact":{"assigned_usr":"u"}}"#)
+        else {
+            panic!("accepted")
+        };
+        let message = d.result.err().map(|e| e.message).unwrap_or_default();
+        assert!(message.contains("unknown field `assigned_usr`"), "{message}");
+        assert!(message.ends_with("(did you mean `assigned_user`?)"), "{message}");
+    }
 }

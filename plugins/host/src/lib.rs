@@ -26,6 +26,7 @@
 //! ```
 
 mod rule;
+mod v1_0;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -57,7 +58,7 @@ impl PluginLoader for Loader {
     fn load(&self, entry: &PluginEntry, rules_file: &str) -> Result<Contribution, String> {
         let base = Path::new(rules_file).parent().unwrap_or(Path::new("."));
         let path = base.join(&entry.path);
-        load_file(&path, entry.sha256.as_deref())
+        load_file(&path, entry.sha256.as_deref(), rules_file)
             .map(|l| l.contribution.clone())
             .map_err(|why| format!("plugin `{}` ({}): {why}", entry.path, path.display()))
     }
@@ -70,7 +71,10 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn load_file(path: &Path, pin: Option<&str>) -> Result<Arc<Loaded>, String> {
+/// Checks and loads one library; `rules_file` (as named) is the file that
+/// lists it, for messages.
+fn load_file(path: &Path, pin: Option<&str>, rules_file: &str) -> Result<Arc<Loaded>, String> {
+    let listed_in = Path::new(rules_file).file_name().map_or(rules_file.into(), |n| n.to_string_lossy());
     let canonical = path.canonicalize().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "no such file; plugin paths are relative to the rules file".to_owned(),
         _ => format!("cannot be read: {e}"),
@@ -91,7 +95,7 @@ fn load_file(path: &Path, pin: Option<&str>) -> Result<Arc<Loaded>, String> {
     if let Some(pin) = pin {
         if !pin.eq_ignore_ascii_case(&sha256) {
             return Err(format!(
-                "sha256 mismatch: the file's is {sha256} but rules.yaml pins {pin}; \
+                "sha256 mismatch: the file's is {sha256} but {listed_in} pins {pin}; \
                  deploy the pinned build or update the pin"
             ));
         }
@@ -141,9 +145,180 @@ fn descriptors<'a, T>(ptr: *const T, count: usize) -> &'a [T] {
     if ptr.is_null() || count == 0 {
         return &[];
     }
-    // SAFETY: the SDK's tables are arrays of `count` initialized elements
-    // in memory the library owns for its whole life; it is never unloaded.
+    // SAFETY: the plugin's tables are arrays of `count` initialized
+    // elements in memory the library owns for its whole life; it is never
+    // unloaded. (A null pointer with a count was refused by the caller.)
     unsafe { std::slice::from_raw_parts(ptr, count) }
+}
+
+/// Refuses a null array that claims elements.
+fn non_null<T>(ptr: *const T, count: usize, what: &str) -> Result<(), String> {
+    if ptr.is_null() && count > 0 {
+        return Err(format!("its `{what}` pointer is NULL but its `{what}_count` is {count}; {REBUILD}"));
+    }
+    Ok(())
+}
+
+/// What to do about a malformed plugin.
+const REBUILD: &str = "the plugin is malformed: rebuild it against switchboard_plugin.h or switchboard-plugin-sdk";
+
+/// Reads an ABI 1.1 array of descriptors whose first field is `struct_size`:
+/// the stride is the first element's `struct_size`, which must hold at
+/// least this host's `T` (a later minor version only appends fields).
+fn sized<T>(ptr: *const T, count: usize, what: &str) -> Result<Vec<&'static T>, String> {
+    non_null(ptr, count, what)?;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: `ptr` is non-null and points to the plugin's first
+    // descriptor, whose first field is its `struct_size` (a `usize`) in
+    // every 1.1+ layout; the library is never unloaded. Read unaligned:
+    // the alignment is checked below.
+    let stride = unsafe { ptr.cast::<usize>().read_unaligned() };
+    let need = std::mem::size_of::<T>();
+    if stride < need || stride % std::mem::align_of::<T>() != 0 || ptr.align_offset(std::mem::align_of::<T>()) != 0 {
+        return Err(format!(
+            "its first {what} descriptor says `struct_size` {stride}, but ABI 1.{} needs at least {need} (a multiple \
+             of {}); set `struct_size = sizeof(...)` in each descriptor, or {REBUILD}",
+            abi::ABI_MINOR,
+            std::mem::align_of::<T>()
+        ));
+    }
+    let mut out = Vec::with_capacity(count);
+    for n in 0..count {
+        // SAFETY: the plugin declares `count` descriptors laid out `stride`
+        // bytes apart (its `struct_size`), each at least as large as `T`
+        // and suitably aligned (checked above); they live in its static data.
+        let item = unsafe { &*ptr.cast::<u8>().add(n * stride).cast::<T>() };
+        // SAFETY: `item` is a `T` read above, whose first field is its
+        // `struct_size`.
+        let size = unsafe { std::ptr::from_ref(item).cast::<usize>().read() };
+        if size != stride {
+            return Err(format!(
+                "its {what} descriptor {} says `struct_size` {size}, but the first says {stride}; every element of \
+                 an array has the same size; {REBUILD}",
+                n + 1
+            ));
+        }
+        out.push(item);
+    }
+    Ok(out)
+}
+
+/// A plugin's descriptors in one shape, whatever its minor version.
+struct Contents {
+    channels: Vec<abi::ChannelV1>,
+    rules: Vec<RuleDesc>,
+}
+
+/// A rule descriptor, read from either layout.
+struct RuleDesc {
+    id: abi::Str,
+    summary: abi::Str,
+    code: u32,
+    on_unavailable: u8,
+    options: Vec<abi::OptionV1>,
+    calls: Result<rule::Calls, &'static str>,
+}
+
+fn copy_channel(struct_size: usize, c: [abi::Str; 4], has_override: u8, has_temporary_switch: u8) -> abi::ChannelV1 {
+    let [id, code, tag_prefix, summary] = c;
+    abi::ChannelV1 { struct_size, id, code, tag_prefix, summary, has_override, has_temporary_switch }
+}
+
+/// Reads the contents of an ABI 1.1 plugin.
+fn contents_v1_1(plugin: &'static abi::PluginV1) -> Result<Contents, String> {
+    let need = std::mem::size_of::<abi::PluginV1>();
+    if plugin.struct_size < need {
+        return Err(format!(
+            "its plugin descriptor says `struct_size` {}, but ABI 1.{} needs at least {need}; {REBUILD}",
+            plugin.struct_size,
+            abi::ABI_MINOR
+        ));
+    }
+    let channels = sized(plugin.channels, plugin.channel_count, "channels")?
+        .into_iter()
+        .map(|c| {
+            copy_channel(c.struct_size, [c.id, c.code, c.tag_prefix, c.summary], c.has_override, c.has_temporary_switch)
+        })
+        .collect();
+    let mut rules = Vec::new();
+    for r in sized(plugin.rules, plugin.rule_count, "rules")? {
+        let options = sized(r.options, r.option_count, "options")?
+            .into_iter()
+            .map(|o| abi::OptionV1 {
+                struct_size: o.struct_size,
+                name: o.name,
+                kind: o.kind,
+                choices: o.choices,
+                choice_count: o.choice_count,
+                default_value: o.default_value,
+                doc: o.doc,
+            })
+            .collect();
+        let calls = match (r.build, r.evaluate) {
+            (None, _) => Err("build"),
+            (_, None) => Err("evaluate"),
+            (build, evaluate) => Ok(rule::Calls {
+                build: rule::Build::V1_1(build, r.user_data),
+                evaluate: rule::Evaluate::V1_1(evaluate),
+                free: r.free,
+            }),
+        };
+        rules.push(RuleDesc {
+            id: r.id,
+            summary: r.summary,
+            code: r.code,
+            on_unavailable: r.on_unavailable,
+            options,
+            calls,
+        });
+    }
+    Ok(Contents { channels, rules })
+}
+
+/// Reads the contents of an ABI 1.0 plugin (no `struct_size`, no `user_data`).
+fn contents_v1_0(plugin: &'static v1_0::PluginV1_0) -> Result<Contents, String> {
+    non_null(plugin.channels, plugin.channel_count, "channels")?;
+    non_null(plugin.rules, plugin.rule_count, "rules")?;
+    let channels = descriptors(plugin.channels, plugin.channel_count)
+        .iter()
+        .map(|c| copy_channel(0, [c.id, c.code, c.tag_prefix, c.summary], c.has_override, c.has_temporary_switch))
+        .collect();
+    let mut rules = Vec::new();
+    for r in descriptors(plugin.rules, plugin.rule_count) {
+        non_null(r.options, r.option_count, "options")?;
+        let options = descriptors(r.options, r.option_count)
+            .iter()
+            .map(|o| abi::OptionV1 {
+                struct_size: 0,
+                name: o.name,
+                kind: o.kind,
+                choices: o.choices,
+                choice_count: o.choice_count,
+                default_value: o.default_value,
+                doc: o.doc,
+            })
+            .collect();
+        let calls = match (r.build, r.evaluate) {
+            (None, _) => Err("build"),
+            (_, None) => Err("evaluate"),
+            (build, evaluate) => Ok(rule::Calls {
+                build: rule::Build::V1_0(build),
+                evaluate: rule::Evaluate::V1_0(evaluate),
+                free: r.free,
+            }),
+        };
+        rules.push(RuleDesc {
+            id: r.id,
+            summary: r.summary,
+            code: r.code,
+            on_unavailable: r.on_unavailable,
+            options,
+            calls,
+        });
+    }
+    Ok(Contents { channels, rules })
 }
 
 fn open(path: &Path) -> Result<Contribution, String> {
@@ -160,44 +335,56 @@ fn open(path: &Path) -> Result<Contribution, String> {
         |_| {
             format!(
                 "has no `{}` symbol, so it is not a Switchboard plugin; build it as a cdylib with \
-                 switchboard-plugin-sdk's `export_plugin!` macro",
+                 switchboard-plugin-sdk's `export_plugin!` macro, or in C against switchboard_plugin.h",
                 abi::ENTRY_SYMBOL
             )
         },
     )?;
     let header = entry();
     if header.is_null() {
-        return Err("its entry function returned nothing (it panicked while starting)".into());
+        return Err("its entry function returned NULL (a Rust plugin panicked while starting)".into());
     }
     // SAFETY: the entry returned a non-null pointer to its static header.
     // Only the first field is read before the magic is confirmed.
     let magic = unsafe { std::ptr::addr_of!((*header).magic).read_unaligned() };
     if magic != abi::MAGIC {
         return Err(format!(
-            "wrong magic number {magic:#018x}: the entry symbol was not made by switchboard-plugin-sdk"
+            "wrong magic number {magic:#018x}: the entry symbol was not made by switchboard-plugin-sdk \
+             or switchboard_plugin.h (expected {:#018x})",
+            abi::MAGIC
         ));
     }
-    // SAFETY: the magic matched, so this is an SDK header, whose first
-    // three fields are the same in every ABI version.
-    let (major, minor) = unsafe { ((*header).abi_major, (*header).abi_minor) };
+    // SAFETY: the magic matched, so this is a plugin header, whose layout
+    // is the same in every 1.x version.
+    let (major, minor, contents) = unsafe { ((*header).abi_major, (*header).abi_minor, (*header).plugin) };
     if major != abi::ABI_MAJOR || minor > abi::ABI_MINOR {
         return Err(format!(
-            "speaks plugin ABI {major}.{minor} but this Switchboard speaks {}.{}; rebuild the plugin against \
-             switchboard-plugin-sdk {} (ABI {}.x)",
+            "speaks plugin ABI {major}.{minor} but this Switchboard speaks {}.0 to {}.{}; rebuild the plugin \
+             against switchboard-plugin-sdk {} (ABI {}.{})",
+            abi::ABI_MAJOR,
             abi::ABI_MAJOR,
             abi::ABI_MINOR,
             env!("CARGO_PKG_VERSION"),
-            abi::ABI_MAJOR
+            abi::ABI_MAJOR,
+            abi::ABI_MINOR
         ));
     }
-    // SAFETY: ABI 1.x: `plugin` points to the plugin's static `PluginV1`.
-    let plugin: &'static abi::PluginV1 = match unsafe { (*header).plugin.as_ref() } {
-        Some(p) => p,
-        None => return Err("its header has no contents".into()),
+    if contents.is_null() {
+        return Err(format!("its header's `plugin` pointer is NULL; {REBUILD}"));
+    }
+    let contents = if minor == 0 {
+        // SAFETY: ABI 1.0: a non-null `plugin` points to the plugin's
+        // static 1.0 contents (its first fields are the ones read here).
+        contents_v1_0(unsafe { &*contents.cast::<v1_0::PluginV1_0>() })?
+    } else {
+        // SAFETY: ABI 1.1+: a non-null `plugin` points to static contents
+        // that begin with the 1.1 fields; `contents_v1_1` checks
+        // `struct_size` before trusting the size.
+        contents_v1_1(unsafe { &*contents })?
     };
     let source = Source::Plugin(path.to_path_buf());
     let mut contribution = Contribution::default();
-    for ch in descriptors(plugin.channels, plugin.channel_count) {
+    for ch in &contents.channels {
         let parts = [
             owned(ch.id, "channel id")?,
             owned(ch.code, "channel code")?,
@@ -208,19 +395,26 @@ fn open(path: &Path) -> Result<Contribution, String> {
             ChannelInfo::from_parts(parts, ch.has_override != 0, ch.has_temporary_switch != 0, source.clone());
         contribution.channels.push(channel);
     }
-    for r in descriptors(plugin.rules, plugin.rule_count) {
+    for r in contents.rules {
         contribution.rules.push(rule_info(r, &source)?);
     }
     Ok(contribution)
 }
 
-fn rule_info(r: &'static abi::RuleV1, source: &Source) -> Result<RuleInfo, String> {
+fn rule_info(r: RuleDesc, source: &Source) -> Result<RuleInfo, String> {
     let id = owned(r.id, "rule id")?;
+    let calls = r.calls.map_err(|which| {
+        format!(
+            "rule `{id}`: its `{which}` function pointer is NULL; every rule needs `build` and `evaluate` \
+             (`free` may be NULL)"
+        )
+    })?;
     if r.code < 1000 {
         return Err(format!("rule `{id}` declares error code {}; plugin rule codes start at 1000", r.code));
     }
     let mut options = Vec::new();
-    for o in descriptors(r.options, r.option_count) {
+    for o in &r.options {
+        non_null(o.choices, o.choice_count, "choices")?;
         let kind = match o.kind {
             abi::option_kind::CHOICE => {
                 let choices = descriptors(o.choices, o.choice_count)
@@ -238,7 +432,7 @@ fn rule_info(r: &'static abi::RuleV1, source: &Source) -> Result<RuleInfo, Strin
         options.push(OptionSpec {
             name: leak(owned(o.name, "option name")?),
             kind,
-            default: leak(owned(o.default, "option default")?),
+            default: leak(owned(o.default_value, "option default")?),
             doc: leak(owned(o.doc, "option doc")?),
         });
     }
@@ -247,7 +441,6 @@ fn rule_info(r: &'static abi::RuleV1, source: &Source) -> Result<RuleInfo, Strin
         abi::on_unavailable::SKIP => Some(OnUnavailable::Skip),
         _ => None,
     };
-    let descriptor = rule::Descriptor(r);
     let rule_id = id.clone();
     Ok(RuleInfo {
         summary: owned(r.summary, "rule summary")?,
@@ -256,6 +449,6 @@ fn rule_info(r: &'static abi::RuleV1, source: &Source) -> Result<RuleInfo, Strin
         on_unavailable,
         options,
         source: source.clone(),
-        build: Arc::new(move |opts| rule::build(descriptor, &rule_id, opts)),
+        build: Arc::new(move |opts| rule::build(calls, &rule_id, opts)),
     })
 }

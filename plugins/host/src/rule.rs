@@ -13,16 +13,41 @@ use switchboard_core::{
 };
 use switchboard_plugin_sdk::abi::{self, Str};
 
-/// A plugin's rule descriptor, in the library's static memory.
-#[derive(Clone, Copy)]
-pub(crate) struct Descriptor(pub(crate) &'static abi::RuleV1);
+use crate::v1_0;
 
-// SAFETY: the descriptor is immutable data (strings, counts, function
-// pointers) in a library that is never unloaded; reading it from any
-// thread is sound.
-unsafe impl Send for Descriptor {}
+/// How a rule is built: ABI 1.1 hands `user_data` back to `build`.
+#[derive(Clone, Copy)]
+pub(crate) enum Build {
+    /// ABI 1.0.
+    V1_0(v1_0::BuildFnV1_0),
+    /// ABI 1.1: the builder and the rule's `user_data`.
+    V1_1(abi::BuildFn, *const c_void),
+}
+
+/// How a rule is evaluated: the context layout differs by minor version.
+#[derive(Clone, Copy)]
+pub(crate) enum Evaluate {
+    /// ABI 1.0: the context without `struct_size`.
+    V1_0(v1_0::EvaluateFnV1_0),
+    /// ABI 1.1.
+    V1_1(abi::EvaluateFn),
+}
+
+/// A plugin rule's functions; `build` and `evaluate` were checked non-null
+/// at load.
+#[derive(Clone, Copy)]
+pub(crate) struct Calls {
+    pub(crate) build: Build,
+    pub(crate) evaluate: Evaluate,
+    pub(crate) free: abi::FreeFn,
+}
+
+// SAFETY: function pointers into a library that is never unloaded, and the
+// plugin's `user_data`, which the ABI's threading contract says `build`
+// may receive on any thread; nothing here is mutated by the host.
+unsafe impl Send for Calls {}
 // SAFETY: as above.
-unsafe impl Sync for Descriptor {}
+unsafe impl Sync for Calls {}
 
 extern "C" fn write_sink(sink: *mut c_void, text: Str) {
     if sink.is_null() || text.ptr.is_null() || text.len == 0 {
@@ -35,7 +60,7 @@ extern "C" fn write_sink(sink: *mut c_void, text: Str) {
     sink.push_str(&String::from_utf8_lossy(bytes));
 }
 
-pub(crate) fn build(d: Descriptor, id: &str, options: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
+pub(crate) fn build(d: Calls, id: &str, options: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
     let lists: Vec<Vec<Str>> = options
         .iter()
         .map(|(_, v)| match v {
@@ -67,7 +92,13 @@ pub(crate) fn build(d: Descriptor, id: &str, options: &RuleOptions) -> Result<Bo
         .collect();
     let mut message = String::new();
     let sink: *mut String = &mut message;
-    let object = (d.0.build)(values.as_ptr(), values.len(), sink.cast(), write_sink);
+    let object = match d.build {
+        Build::V1_0(Some(build)) => build(values.as_ptr(), values.len(), sink.cast(), Some(write_sink)),
+        Build::V1_1(Some(build), user_data) => {
+            build(user_data, values.as_ptr(), values.len(), sink.cast(), Some(write_sink))
+        }
+        Build::V1_0(None) | Build::V1_1(None, _) => return Err("the plugin's `build` function pointer is NULL".into()),
+    };
     if object.is_null() {
         return Err(if message.is_empty() { "the plugin refused these options".into() } else { message });
     }
@@ -76,22 +107,25 @@ pub(crate) fn build(d: Descriptor, id: &str, options: &RuleOptions) -> Result<Bo
 
 /// A built plugin rule.
 struct PluginRule {
-    d: Descriptor,
+    d: Calls,
     object: *mut c_void,
     id: String,
 }
 
-// SAFETY: the SDK requires every plugin rule to be `Send + Sync`
-// (`trait Rule: Send + Sync`); the host only reads `object` through the
-// plugin's `evaluate` and frees it once, in `drop`.
+// SAFETY: the ABI's threading contract (switchboard_plugin.h, and the
+// SDK's `trait Rule: Send + Sync`) requires a rule object to be usable from
+// many threads at once; the host only reads `object` through the plugin's
+// `evaluate` and frees it once, in `drop`.
 unsafe impl Send for PluginRule {}
 // SAFETY: as above.
 unsafe impl Sync for PluginRule {}
 
 impl Drop for PluginRule {
     fn drop(&mut self) {
-        // Freed by the library that allocated it.
-        (self.d.0.free)(self.object);
+        // Freed by the library that allocated it (if it asks to be).
+        if let Some(free) = self.d.free {
+            free(self.object);
+        }
     }
 }
 
@@ -145,15 +179,12 @@ extern "C" fn user_at(host: *const c_void, rank: usize, k: usize, out: *mut Str)
     }
 }
 
-fn kind(name: String) -> ErrorKind {
-    match name.as_str() {
-        "instance_not_found" => ErrorKind::InstanceNotFound,
-        "instance_disconnected" => ErrorKind::InstanceDisconnected,
-        "conflicting_override" => ErrorKind::ConflictingOverride,
-        "no_instance_available" => ErrorKind::NoInstanceAvailable,
-        "" => ErrorKind::Custom(Cow::Borrowed("plugin_error")),
-        _ => ErrorKind::Custom(Cow::Owned(name)),
+/// The kind a plugin wrote: core's mapping, and `plugin_error` for none.
+fn kind(name: &str) -> ErrorKind {
+    if name.is_empty() {
+        return ErrorKind::Custom(Cow::Borrowed("plugin_error"));
     }
+    ErrorKind::from_name(name)
 }
 
 impl SelectionRule for PluginRule {
@@ -176,6 +207,7 @@ impl SelectionRule for PluginRule {
         let (mut kind_text, mut message) = (String::new(), String::new());
         let (kind_sink, message_sink): (*mut String, *mut String) = (&mut kind_text, &mut message);
         let context = abi::ContextV1 {
+            struct_size: size_of::<abi::ContextV1>(),
             location: Str::new(cx.location()),
             channel: Str::new(cx.channel().id()),
             body: Str::new(cx.body()),
@@ -188,17 +220,26 @@ impl SelectionRule for PluginRule {
             patterns: patterns.as_ptr(),
             pattern_count: patterns.len(),
             host: (&instances as *const InstanceView<'_>).cast(),
-            instance_count,
-            instance_at,
-            find_index,
-            user_at,
+            instance_count: Some(instance_count),
+            instance_at: Some(instance_at),
+            find_index: Some(find_index),
+            user_at: Some(user_at),
             kind_sink: kind_sink.cast(),
             message_sink: message_sink.cast(),
-            write: write_sink,
+            write: Some(write_sink),
         };
-        let mut answer = abi::AnswerV1 { outcome: u8::MAX, instance_index: 0 };
-        let status = (self.d.0.evaluate)(self.object, &context, &mut answer);
         let id = &self.id;
+        let mut answer = abi::AnswerV1 { outcome: u8::MAX, instance_index: 0 };
+        let status = match self.d.evaluate {
+            Evaluate::V1_1(Some(evaluate)) => evaluate(self.object, &context, &mut answer),
+            Evaluate::V1_0(Some(evaluate)) => {
+                let legacy = v1_0::ContextV1_0::from_current(&context);
+                evaluate(self.object, &legacy, &mut answer)
+            }
+            Evaluate::V1_0(None) | Evaluate::V1_1(None) => {
+                return invalid(id, "has a NULL `evaluate` function pointer".into())
+            }
+        };
         if status == abi::status::PANICKED {
             return Outcome::failed(
                 ErrorKind::Custom(Cow::Borrowed("plugin_panic")),
@@ -223,8 +264,8 @@ impl SelectionRule for PluginRule {
                 ),
             },
             abi::outcome::NO_MATCH => Outcome::no_match(),
-            abi::outcome::UNUSABLE => Outcome::unusable(kind(kind_text), message),
-            abi::outcome::FAILED => Outcome::failed(kind(kind_text), message),
+            abi::outcome::UNUSABLE => Outcome::unusable(kind(&kind_text), message),
+            abi::outcome::FAILED => Outcome::failed(kind(&kind_text), message),
             other => invalid(id, format!("answered outcome {other}, which ABI {}.x does not define", abi::ABI_MAJOR)),
         }
     }

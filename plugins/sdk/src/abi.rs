@@ -1,27 +1,67 @@
-//! The stable C ABI between the Switchboard host and a plugin (version 1).
+//! The stable C ABI between the Switchboard host and a plugin (version 1.1).
 //!
 //! Only `#[repr(C)]` data, plain integers, borrowed byte slices and
 //! `extern "C"` function pointers cross the boundary: no `dyn Trait`,
 //! `String`, `Vec` or other Rust-ABI types, so a plugin built with another
-//! rustc than the host works. Ownership never crosses either: text from the
-//! plugin reaches the host through a host callback that copies it at once,
-//! and a rule object built by the plugin is freed by the plugin
-//! (`free_rule`). The host reads the [`Header`] (magic, then version)
-//! before touching anything else.
+//! rustc than the host, or written in C, works. Ownership never crosses
+//! either: text from the plugin reaches the host through a host callback
+//! that copies it at once, and a rule object built by the plugin is freed
+//! by the plugin (`free`). The host reads the [`Header`] (magic, then
+//! version) before touching anything else.
+//!
+//! This file is the single definition of the ABI: the C header
+//! `plugins/sdk/include/switchboard_plugin.h` is generated from it with
+//! cbindgen (a test fails when the checked-in header is stale and prints
+//! the command that regenerates it).
+//!
+//! # Versions
+//!
+//! A host speaking 1.N loads plugins of ABI 1.0 to 1.N. ABI 1.1 added, over
+//! 1.0: a leading `struct_size` in [`PluginV1`], [`RuleV1`], [`ChannelV1`],
+//! [`OptionV1`] and [`ContextV1`], so that a later minor version can append
+//! fields (a reader uses only the fields that fit in `struct_size`, and
+//! arrays of descriptors are laid out with a stride of their first
+//! element's `struct_size`); nullable function pointers, checked by the
+//! host when it loads the plugin; and [`RuleV1::user_data`], handed back to
+//! `build`, so that one builder serves any number of rules.
+//!
+//! # Threading
+//!
+//! The host decides on many threads at once. A plugin must allow:
+//!
+//! - `evaluate` called on the **same rule object from many threads at the
+//!   same time**: a rule object must be immutable after `build`, or guard
+//!   what it changes (atomics, a mutex). The same holds for any global
+//!   state the plugin keeps.
+//! - `build` and `free` called on any thread, while other rule objects of
+//!   the same plugin are being evaluated on other threads (a reload builds
+//!   the new configuration's rules while the old one still decides). `free`
+//!   is called exactly once per object built, never while that object is
+//!   being evaluated.
+//! - the entry function called more than once, from any thread; it returns
+//!   the same header each time.
+//!
+//! Everything the host passes to a call (the context, its strings, arrays,
+//! sinks and callbacks) is valid only during that call and only on the
+//! thread that made it. Everything the plugin hands to the host
+//! (descriptors, strings in them) must stay valid and unchanged for the
+//! life of the process: libraries are never unloaded.
 
 use std::ffi::c_void;
 
 /// The symbol every plugin exports (`extern "C" fn() -> *const Header`).
 pub const ENTRY_SYMBOL: &str = "switchboard_plugin_entry";
-/// The first 8 bytes of a [`Header`]: `SWBPLUG1`.
-pub const MAGIC: u64 = u64::from_le_bytes(*b"SWBPLUG1");
+/// The first 8 bytes of a [`Header`]: `SWBPLUG1` read as a little-endian
+/// integer.
+pub const MAGIC: u64 = 0x3147_554C_5042_5753;
 /// The ABI major version: a host refuses any other.
 pub const ABI_MAJOR: u16 = 1;
-/// The ABI minor version: a host accepts plugins up to its own minor.
-pub const ABI_MINOR: u16 = 0;
+/// The ABI minor version: a host accepts plugins from minor 0 up to its own.
+pub const ABI_MINOR: u16 = 1;
 
-/// A borrowed UTF-8 string: valid for the duration of the call it is
-/// passed to (or, inside descriptors, for the life of the loaded library).
+/// A borrowed UTF-8 string (not NUL-terminated): valid for the duration of
+/// the call it is passed to or, inside descriptors, for the life of the
+/// loaded library.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct Str {
@@ -41,42 +81,48 @@ impl Str {
     }
 }
 
-/// What `switchboard_plugin_entry` returns: checked field by field, magic first.
+/// What `switchboard_plugin_entry` returns: checked field by field, magic
+/// first. Its layout is the same in every 1.x version.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Header {
     /// [`MAGIC`].
     pub magic: u64,
-    /// [`ABI_MAJOR`] of the SDK the plugin was built with.
+    /// [`ABI_MAJOR`] of the SDK or header the plugin was built with.
     pub abi_major: u16,
-    /// [`ABI_MINOR`] of that SDK.
+    /// [`ABI_MINOR`] of that SDK or header.
     pub abi_minor: u16,
     /// The plugin's contents; read only once the version matched.
     pub plugin: *const PluginV1,
 }
 
-/// A plugin's contents (ABI 1.x).
+/// A plugin's contents (ABI 1.1).
 #[repr(C)]
 #[derive(Debug)]
 pub struct PluginV1 {
+    /// `sizeof` this struct as the plugin was built (ABI 1.1 and later).
+    pub struct_size: usize,
     /// The plugin's name.
     pub name: Str,
     /// The plugin's own version.
     pub version: Str,
-    /// Rule descriptors.
+    /// Rule descriptors (an array with the stride of its first element's
+    /// `struct_size`); may be null when `rule_count` is 0.
     pub rules: *const RuleV1,
     /// How many.
     pub rule_count: usize,
-    /// Channel descriptors.
+    /// Channel descriptors (as `rules`).
     pub channels: *const ChannelV1,
     /// How many.
     pub channel_count: usize,
 }
 
-/// A channel's syntax.
+/// A channel's syntax (ABI 1.1).
 #[repr(C)]
 #[derive(Debug)]
 pub struct ChannelV1 {
+    /// `sizeof` this struct as the plugin was built.
+    pub struct_size: usize,
     /// Channel id (`telegram`).
     pub id: Str,
     /// Pattern code (`TG`).
@@ -91,7 +137,7 @@ pub struct ChannelV1 {
     pub has_temporary_switch: u8,
 }
 
-/// Option kinds.
+/// Option kinds ([`OptionV1::kind`], [`OptionValueV1::kind`]).
 pub mod option_kind {
     /// One of `choices`.
     pub const CHOICE: u8 = 0;
@@ -105,10 +151,12 @@ pub mod option_kind {
     pub const STRING_LIST: u8 = 4;
 }
 
-/// One option a rule accepts.
+/// One option a rule accepts (ABI 1.1).
 #[repr(C)]
 #[derive(Debug)]
 pub struct OptionV1 {
+    /// `sizeof` this struct as the plugin was built.
+    pub struct_size: usize,
     /// Key in rules.yaml.
     pub name: Str,
     /// One of [`option_kind`].
@@ -117,8 +165,10 @@ pub struct OptionV1 {
     pub choices: *const Str,
     /// How many.
     pub choice_count: usize,
-    /// The default, as written in YAML.
-    pub default: Str,
+    /// The default, as written in YAML (shown by `switchboard rules`; the
+    /// host does not apply it: an option not given is absent from `build`'s
+    /// options).
+    pub default_value: Str,
     /// One line of documentation.
     pub doc: Str,
 }
@@ -129,9 +179,9 @@ pub struct OptionV1 {
 pub struct OptionValueV1 {
     /// The key.
     pub name: Str,
-    /// One of [`option_kind`].
+    /// One of [`option_kind`] (`STRING` for both `CHOICE` and `STRING`).
     pub kind: u8,
-    /// For `BOOL`.
+    /// For `BOOL`: 1 or 0.
     pub boolean: u8,
     /// For `INTEGER`.
     pub integer: i64,
@@ -143,7 +193,7 @@ pub struct OptionValueV1 {
     pub list_len: usize,
 }
 
-/// `on_unavailable` defaults.
+/// `on_unavailable` defaults ([`RuleV1::on_unavailable`]).
 pub mod on_unavailable {
     /// The rule has no unusable case.
     pub const NONE: u8 = 0;
@@ -153,25 +203,40 @@ pub mod on_unavailable {
     pub const SKIP: u8 = 2;
 }
 
-/// Hands text to the host, which copies it before returning.
-pub type SinkFn = extern "C" fn(sink: *mut c_void, text: Str);
+/// Hands text to the host, which copies it before returning. (Every
+/// function pointer type of the ABI is nullable, so that C can spell it;
+/// the host checks at load which ones a plugin must provide.)
+pub type SinkFn = Option<extern "C" fn(sink: *mut c_void, text: Str)>;
 
-/// Builds a rule from its options. Returns the rule object, or null with
-/// a message written to `sink`.
-pub type BuildFnV1 =
-    extern "C" fn(options: *const OptionValueV1, count: usize, sink: *mut c_void, write: SinkFn) -> *mut c_void;
+/// Builds a rule object from its options: called with the rule's
+/// [`RuleV1::user_data`]. Returns the rule object (any non-null pointer the
+/// plugin chooses), or null with a message written to `sink` (shown at the
+/// rule's entry in rules.yaml). May run on any thread.
+pub type BuildFn = Option<
+    extern "C" fn(
+        user_data: *const c_void,
+        options: *const OptionValueV1,
+        count: usize,
+        sink: *mut c_void,
+        write: SinkFn,
+    ) -> *mut c_void,
+>;
 
-/// Evaluates a rule; returns a [`status`] and fills `answer`.
-pub type EvaluateFnV1 = extern "C" fn(rule: *const c_void, cx: *const ContextV1, answer: *mut AnswerV1) -> u32;
+/// Evaluates a rule object for one request: returns a [`status`] and fills
+/// `answer`. Called from many threads at once, on the same object too.
+pub type EvaluateFn = Option<extern "C" fn(rule: *const c_void, cx: *const ContextV1, answer: *mut AnswerV1) -> u32>;
 
-/// Frees a rule object built by this plugin.
-pub type FreeFnV1 = extern "C" fn(rule: *mut c_void);
+/// Frees a rule object built by this plugin; called once per object, on
+/// any thread, never while the object is being evaluated.
+pub type FreeFn = Option<extern "C" fn(rule: *mut c_void)>;
 
-/// A rule descriptor.
+/// A rule descriptor (ABI 1.1).
 #[repr(C)]
 #[derive(Debug)]
 pub struct RuleV1 {
-    /// Rule id (`business_hours`).
+    /// `sizeof` this struct as the plugin was built.
+    pub struct_size: usize,
+    /// Rule id (`business_hours`): lower-case ASCII letters, digits, `_`.
     pub id: Str,
     /// One line for `switchboard rules`.
     pub summary: Str,
@@ -183,23 +248,26 @@ pub struct RuleV1 {
     pub options: *const OptionV1,
     /// How many.
     pub option_count: usize,
-    /// Builds a rule object.
-    pub build: BuildFnV1,
-    /// Evaluates one.
-    pub evaluate: EvaluateFnV1,
-    /// Frees one.
-    pub free: FreeFnV1,
+    /// Anything the plugin wants `build` to receive (may be null).
+    pub user_data: *const c_void,
+    /// Builds a rule object. Required: null is a load error.
+    pub build: BuildFn,
+    /// Evaluates one. Required: null is a load error.
+    pub evaluate: EvaluateFn,
+    /// Frees one. Optional: null when rule objects need no freeing.
+    pub free: FreeFn,
 }
 
 /// Return values of `evaluate`.
 pub mod status {
     /// `answer` is filled.
     pub const OK: u32 = 0;
-    /// The rule panicked; the message was written to the context's sink.
+    /// The rule panicked (or failed in a way it cannot answer); the message
+    /// was written to the context's `message_sink`.
     pub const PANICKED: u32 = 1;
 }
 
-/// What a rule answers.
+/// What a rule answers ([`AnswerV1::outcome`]).
 pub mod outcome {
     /// `instance_index` is selected.
     pub const SELECTED: u8 = 0;
@@ -237,7 +305,7 @@ pub struct InstanceV1 {
     pub connected: u8,
     /// 1 if the location's default on this channel.
     pub is_default: u8,
-    /// How many users it is assigned to (see `ContextV1::user`).
+    /// How many users it is assigned to (see `ContextV1::user_at`).
     pub user_count: usize,
 }
 
@@ -253,12 +321,26 @@ pub struct PatternV1 {
     pub index: u64,
 }
 
-/// Everything a rule may read about one request, borrowed for the call.
-/// Instances are reached through callbacks so that a large location costs
-/// nothing until it is read.
+/// The number of instances on the sending channel.
+pub type InstanceCountFn = Option<extern "C" fn(host: *const c_void) -> usize>;
+/// Fills `out` with the `position`th instance (by ascending index); returns
+/// 0 past the end.
+pub type InstanceAtFn = Option<extern "C" fn(host: *const c_void, position: usize, out: *mut InstanceV1) -> u8>;
+/// The position of the instance with this index, or `SIZE_MAX`.
+pub type FindIndexFn = Option<extern "C" fn(host: *const c_void, index: u64) -> usize>;
+/// Fills `out` with user `k` of the `position`th instance; returns 0 if none.
+pub type UserAtFn = Option<extern "C" fn(host: *const c_void, position: usize, k: usize, out: *mut Str) -> u8>;
+
+/// Everything a rule may read about one request, borrowed for the call
+/// (ABI 1.1). Instances are reached through callbacks so that a large
+/// location costs nothing until it is read. The host fills every callback;
+/// they are nullable only so that C can spell the type.
 #[repr(C)]
 #[derive(Debug)]
 pub struct ContextV1 {
+    /// `sizeof` this struct as the host was built: a plugin reads only the
+    /// fields it knows, and the host only ever appends.
+    pub struct_size: usize,
     /// Location id.
     pub location: Str,
     /// Sending channel id.
@@ -283,18 +365,28 @@ pub struct ContextV1 {
     pub pattern_count: usize,
     /// Opaque host state for the callbacks below.
     pub host: *const c_void,
-    /// The number of instances on this channel.
-    pub instance_count: extern "C" fn(host: *const c_void) -> usize,
-    /// Fills `out` with the `position`th instance (by index); returns 0 past the end.
-    pub instance_at: extern "C" fn(host: *const c_void, position: usize, out: *mut InstanceV1) -> u8,
-    /// The position of the instance with this index, or `usize::MAX`.
-    pub find_index: extern "C" fn(host: *const c_void, index: u64) -> usize,
-    /// Fills `out` with user `k` of the `position`th instance; returns 0 if none.
-    pub user_at: extern "C" fn(host: *const c_void, position: usize, k: usize, out: *mut Str) -> u8,
-    /// Where a failing answer's kind goes.
+    /// See [`InstanceCountFn`].
+    pub instance_count: InstanceCountFn,
+    /// See [`InstanceAtFn`].
+    pub instance_at: InstanceAtFn,
+    /// See [`FindIndexFn`].
+    pub find_index: FindIndexFn,
+    /// See [`UserAtFn`].
+    pub user_at: UserAtFn,
+    /// Where a failing answer's kind goes (`write(kind_sink, ...)`).
     pub kind_sink: *mut c_void,
     /// Where a failing answer's message (or a panic message) goes.
     pub message_sink: *mut c_void,
     /// Writes to a sink.
     pub write: SinkFn,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_magic_spells_swbplug1() {
+        assert_eq!(MAGIC, u64::from_le_bytes(*b"SWBPLUG1"));
+    }
 }

@@ -37,10 +37,36 @@
 //! }
 //! ```
 //!
-//! Between host and plugin only `#[repr(C)]` data crosses ([`abi`]); a
-//! plugin built with a different rustc than the host works. Every exported
-//! function catches panics: a panicking rule becomes that rule's failure in
-//! the host, never a crash.
+//! Between host and plugin only `#[repr(C)]` data crosses ([`abi`], ABI
+//! 1.1; the same definitions as the C header
+//! `plugins/sdk/include/switchboard_plugin.h`); a plugin built with a
+//! different rustc than the host works, and so does one written in C. Every
+//! exported function catches panics: a panicking rule becomes that rule's
+//! failure in the host, never a crash. A plugin may export any number of
+//! rules and channels.
+//!
+//! # Threading
+//!
+//! The host decides on many threads at once, so [`Rule`] is `Send + Sync`:
+//! [`Rule::evaluate`] is called on the **same rule object from many threads
+//! at the same time**. Keep a rule immutable after `build` (options parsed
+//! into plain fields), or guard what it changes with atomics or a mutex;
+//! the same goes for any `static` the plugin keeps. `build` runs on any
+//! thread, while rules of the previous configuration are still deciding on
+//! others (a reload), and a rule is dropped on any thread once no decision
+//! uses it. The [`Context`] and everything borrowed from it live only for
+//! the one `evaluate` call.
+//!
+//! # Unsafe code in your crate
+//!
+//! [`export_plugin!`] expands to one `#[no_mangle] extern "C"` function,
+//! the entry symbol the host looks up. Rust counts `#[no_mangle]` as unsafe
+//! code (two symbols of one name are undefined behaviour), so that one
+//! generated function carries `#[allow(unsafe_code)]`, with a `SAFETY`
+//! comment; nothing else in your crate is touched. A plugin crate can keep
+//! `unsafe_code = "deny"` for its own code, but not `forbid`, which no
+//! `allow` may lift. Export one plugin per library, and do not define a
+//! `switchboard_plugin_entry` of your own.
 
 pub mod abi;
 
@@ -229,7 +255,8 @@ impl<'a> Instance<'a> {
         let (cx, position) = (self.cx, self.position);
         (0..self.user_count).filter_map(move |k| {
             let mut out = Str::EMPTY;
-            ((cx.raw.user_at)(cx.raw.host, position, k, &mut out) != 0).then(|| text(out))
+            let user_at = cx.raw.user_at?;
+            (user_at(cx.raw.host, position, k, &mut out) != 0).then(|| text(out))
         })
     }
 }
@@ -282,7 +309,7 @@ impl<'a> Context<'a> {
     }
     /// The number of instances on this channel.
     pub fn instance_count(&self) -> usize {
-        (self.raw.instance_count)(self.raw.host)
+        self.raw.instance_count.map_or(0, |count| count(self.raw.host))
     }
     fn instance_at(&'a self, position: usize) -> Option<Instance<'a>> {
         let mut out = InstanceV1 {
@@ -294,7 +321,8 @@ impl<'a> Context<'a> {
             is_default: 0,
             user_count: 0,
         };
-        ((self.raw.instance_at)(self.raw.host, position, &mut out) != 0).then(|| Instance {
+        let instance_at = self.raw.instance_at?;
+        (instance_at(self.raw.host, position, &mut out) != 0).then(|| Instance {
             cx: self,
             position,
             id: text(out.id),
@@ -312,7 +340,7 @@ impl<'a> Context<'a> {
     }
     /// The instance with this index.
     pub fn instance_by_index(&'a self, index: u64) -> Option<Instance<'a>> {
-        let position = (self.raw.find_index)(self.raw.host, index);
+        let position = self.raw.find_index?(self.raw.host, index);
         self.instance_at(position)
     }
 }
@@ -344,9 +372,6 @@ unsafe impl Send for Built {}
 #[allow(unsafe_code)]
 unsafe impl Sync for Built {}
 
-/// The most rules one plugin can export.
-pub const MAX_RULES: usize = 16;
-
 #[doc(hidden)]
 pub struct Registration {
     pub name: &'static str,
@@ -362,7 +387,7 @@ fn build_tables(reg: &'static Registration) -> Built {
     let mut choices_all: Vec<Vec<Str>> = Vec::new();
     let mut options_all: Vec<Vec<abi::OptionV1>> = Vec::new();
     let mut rules = Vec::new();
-    for (n, spec) in reg.rules.iter().take(MAX_RULES).enumerate() {
+    for spec in reg.rules {
         let mut options = Vec::new();
         for o in spec.options {
             let (kind, choices) = match o.kind {
@@ -373,16 +398,18 @@ fn build_tables(reg: &'static Registration) -> Built {
                 OptionKind::StringList => (abi::option_kind::STRING_LIST, Vec::new()),
             };
             options.push(abi::OptionV1 {
+                struct_size: size_of::<abi::OptionV1>(),
                 name: Str::new(o.name),
                 kind,
                 choices: choices.as_ptr(),
                 choice_count: choices.len(),
-                default: Str::new(o.default),
+                default_value: Str::new(o.default),
                 doc: Str::new(o.doc),
             });
             choices_all.push(choices);
         }
         rules.push(abi::RuleV1 {
+            struct_size: size_of::<abi::RuleV1>(),
             id: Str::new(spec.id),
             summary: Str::new(spec.summary),
             code: spec.code,
@@ -393,9 +420,12 @@ fn build_tables(reg: &'static Registration) -> Built {
             },
             options: options.as_ptr(),
             option_count: options.len(),
-            build: BUILDERS[n],
-            evaluate: evaluate_rule,
-            free: free_rule,
+            // `build_rule` finds the spec through this pointer into the
+            // registration's `'static` rule table.
+            user_data: (spec as *const RuleSpec).cast(),
+            build: Some(build_rule),
+            evaluate: Some(evaluate_rule),
+            free: Some(free_rule),
         });
         options_all.push(options);
     }
@@ -403,6 +433,7 @@ fn build_tables(reg: &'static Registration) -> Built {
         .channels
         .iter()
         .map(|c| abi::ChannelV1 {
+            struct_size: size_of::<abi::ChannelV1>(),
             id: Str::new(c.id),
             code: Str::new(c.code),
             tag_prefix: Str::new(c.tag_prefix),
@@ -412,6 +443,7 @@ fn build_tables(reg: &'static Registration) -> Built {
         })
         .collect();
     let plugin = Box::new(abi::PluginV1 {
+        struct_size: size_of::<abi::PluginV1>(),
         name: Str::new(reg.name),
         version: Str::new(reg.version),
         rules: rules.as_ptr(),
@@ -444,51 +476,38 @@ pub fn entry(reg: &'static Registration) -> *const abi::Header {
 /// so that the host holds one thin pointer.
 type RuleBox = Box<dyn Rule>;
 
-extern "C" fn build_rule<const N: usize>(
+extern "C" fn build_rule(
+    user_data: *const c_void,
     options: *const OptionValueV1,
     count: usize,
     sink: *mut c_void,
     write: abi::SinkFn,
 ) -> *mut c_void {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let spec = REGISTRATION.get().and_then(|r| r.rules.get(N)).ok_or("no such rule in this plugin")?;
+        // SAFETY: `build_tables` set `user_data` to a `&'static RuleSpec`
+        // of this library's registration, and the host hands each rule's
+        // `user_data` back unchanged; null (a host bug) is refused.
+        let spec = unsafe { user_data.cast::<RuleSpec>().as_ref() }.ok_or("the host passed no rule to build")?;
         let options = Options { values: slice(options, count) };
         (spec.build)(&options).map_err(|e| e.to_string())
     }));
     match result {
         Ok(Ok(rule)) => Box::into_raw(Box::new(rule)).cast(),
         Ok(Err(message)) => {
-            write(sink, Str::new(&message));
+            if let Some(write) = write {
+                write(sink, Str::new(&message));
+            }
             std::ptr::null_mut()
         }
         Err(payload) => {
-            write(
-                sink,
-                Str::new(&format!("the plugin panicked while building the rule: {}", panic_message(&*payload))),
-            );
+            if let Some(write) = write {
+                let message = format!("the plugin panicked while building the rule: {}", panic_message(&*payload));
+                write(sink, Str::new(&message));
+            }
             std::ptr::null_mut()
         }
     }
 }
-
-const BUILDERS: [abi::BuildFnV1; MAX_RULES] = [
-    build_rule::<0>,
-    build_rule::<1>,
-    build_rule::<2>,
-    build_rule::<3>,
-    build_rule::<4>,
-    build_rule::<5>,
-    build_rule::<6>,
-    build_rule::<7>,
-    build_rule::<8>,
-    build_rule::<9>,
-    build_rule::<10>,
-    build_rule::<11>,
-    build_rule::<12>,
-    build_rule::<13>,
-    build_rule::<14>,
-    build_rule::<15>,
-];
 
 extern "C" fn evaluate_rule(rule: *const c_void, cx: *const ContextV1, answer: *mut AnswerV1) -> u32 {
     if rule.is_null() || cx.is_null() || answer.is_null() {
@@ -499,19 +518,24 @@ extern "C" fn evaluate_rule(rule: *const c_void, cx: *const ContextV1, answer: *
     // `cx` points to a `ContextV1` on the host's stack for this call.
     let (rule, raw) = unsafe { (&*rule.cast::<RuleBox>(), &*cx) };
     let context = Context { raw };
+    let put = |sink: *mut c_void, text: &str| {
+        if let Some(write) = raw.write {
+            write(sink, Str::new(text));
+        }
+    };
     match catch_unwind(AssertUnwindSafe(|| rule.evaluate(&context))) {
         Ok(result) => {
             let (outcome, index) = match result {
                 Answer::Selected(index) => (abi::outcome::SELECTED, index),
                 Answer::NoMatch => (abi::outcome::NO_MATCH, 0),
                 Answer::Unusable { kind, message } => {
-                    (raw.write)(raw.kind_sink, Str::new(&kind));
-                    (raw.write)(raw.message_sink, Str::new(&message));
+                    put(raw.kind_sink, &kind);
+                    put(raw.message_sink, &message);
                     (abi::outcome::UNUSABLE, 0)
                 }
                 Answer::Failed { kind, message } => {
-                    (raw.write)(raw.kind_sink, Str::new(&kind));
-                    (raw.write)(raw.message_sink, Str::new(&message));
+                    put(raw.kind_sink, &kind);
+                    put(raw.message_sink, &message);
                     (abi::outcome::FAILED, 0)
                 }
             };
@@ -520,7 +544,7 @@ extern "C" fn evaluate_rule(rule: *const c_void, cx: *const ContextV1, answer: *
             abi::status::OK
         }
         Err(payload) => {
-            (raw.write)(raw.message_sink, Str::new(&panic_message(&*payload)));
+            put(raw.message_sink, &panic_message(&*payload));
             abi::status::PANICKED
         }
     }
@@ -539,6 +563,18 @@ extern "C" fn free_rule(rule: *mut c_void) {
 
 /// Exports the plugin: the `switchboard_plugin_entry` symbol the host
 /// looks for. Call it once, at the crate root of a `cdylib`.
+///
+/// # Unsafe code
+///
+/// The expansion is one `#[no_mangle] pub extern "C" fn
+/// switchboard_plugin_entry()`, and Rust counts `#[no_mangle]` as unsafe
+/// code: if two exported functions share a name, which one runs is
+/// undefined. So that function, and only it, carries
+/// `#[allow(unsafe_code)]`. It is sound as long as the library exports one
+/// plugin (one `export_plugin!` call) and defines no other
+/// `switchboard_plugin_entry`. A crate may `deny` unsafe code for the rest
+/// of its items; `forbid(unsafe_code)` cannot be lifted by any `allow` and
+/// makes the expansion fail to compile.
 #[macro_export]
 macro_rules! export_plugin {
     (
@@ -548,6 +584,11 @@ macro_rules! export_plugin {
         channels: [$($channel:expr),* $(,)?] $(,)?
     ) => {
         /// The plugin's entry point (see `switchboard_plugin_sdk::abi`).
+        // SAFETY: `#[no_mangle]` is the unsafe part: this must be the only
+        // `switchboard_plugin_entry` in the library, which one
+        // `export_plugin!` call per crate guarantees (rustc refuses a
+        // second symbol of the same name in one crate). Documented on
+        // `export_plugin!`.
         #[allow(unsafe_code)]
         #[no_mangle]
         pub extern "C" fn switchboard_plugin_entry() -> *const $crate::abi::Header {

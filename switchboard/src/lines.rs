@@ -1,0 +1,335 @@
+//! The JSON Lines decision loop: request lines in, one decision line out
+//! per non-blank input line, in input order. One loop serves batch mode
+//! (every core), `select --watch` (one line at a time, flushed) and the
+//! service's batch route.
+//!
+//! A line that cannot be used (bad JSON, invalid UTF-8, longer than the
+//! limit) gets its code-100 decision and the loop goes on; an overlong line
+//! is consumed without being stored.
+//!
+//! ```
+//! use switchboard::lines::{decide_lines, Mode};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = switchboard::registry()?;
+//! let plan = switchboard::Plan::compile("rules: [any_available]", "rules.yaml", registry.clone())?;
+//! let world = switchboard::World::empty();
+//! let input = b"{\"location\":\"shop\",\"channel\":\"sms\",\"body\":\"hi\"}\nnot json\n";
+//! let mut out = Vec::new();
+//! decide_lines(&input[..], &mut out, Mode::Parallel, 1 << 20, &|line| line.decide(|r| plan.select(&world, r)))?;
+//! assert_eq!(String::from_utf8(out)?.lines().count(), 2);
+//! # Ok(()) }
+//! ```
+
+use std::io::{self, BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+
+use switchboard_core::{Decision, ErrorKind, Request};
+
+/// How the loop runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Decide chunks of lines on every core; write them back in input order.
+    Parallel,
+    /// One line at a time, each decision written and flushed at once (a live
+    /// stream such as `select --watch`).
+    Stream,
+}
+
+/// Why the loop stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum LinesError {
+    /// The input could not be read.
+    #[error("cannot read input: {0}")]
+    Read(#[source] io::Error),
+    /// A decision could not be written (not a closed pipe: that ends the
+    /// loop quietly).
+    #[error("cannot write decisions: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// One input line, read: its text, or why it cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// The line's text (UTF-8, not blank, without its newline).
+    Text(String),
+    /// The line cannot be used (invalid UTF-8, too long); the message says why.
+    Unreadable(String),
+}
+
+impl Line {
+    /// The decision for this line: `select` on its request, or code 100.
+    pub fn decide(&self, select: impl FnOnce(&Request) -> Decision) -> Decision {
+        match self {
+            Line::Text(text) => crate::decide_text(text, select),
+            Line::Unreadable(message) => Decision::request_error(ErrorKind::InvalidRequest, message.as_str(), None),
+        }
+    }
+}
+
+/// The decision text written for one line (one JSON object, no newline).
+pub type Decide<'a> = dyn Fn(&Line) -> Decision + Sync + 'a;
+
+/// Reads JSON Lines from `input` and writes one decision line per
+/// non-blank input line to `out`, in input order. A closed pipe on `out`
+/// ends the loop quietly (`Ok`); any other write error is returned, never
+/// lost.
+pub fn decide_lines(
+    input: impl BufRead + Send,
+    out: &mut (impl Write + ?Sized),
+    mode: Mode,
+    max_line: usize,
+    decide: &Decide<'_>,
+) -> Result<(), LinesError> {
+    let result = match mode {
+        Mode::Stream => stream(input, out, max_line, decide),
+        Mode::Parallel => parallel(input, out, max_line, decide),
+    };
+    match result {
+        Err(LinesError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+fn stream(
+    input: impl BufRead,
+    out: &mut (impl Write + ?Sized),
+    max_line: usize,
+    decide: &Decide<'_>,
+) -> Result<(), LinesError> {
+    let mut lines = Lines::new(input, max_line);
+    while let Some(line) = lines.next_line().map_err(LinesError::Read)? {
+        let decision = decide(&line);
+        writeln!(out, "{}", decision.to_json()).and_then(|()| out.flush()).map_err(LinesError::Write)?;
+    }
+    Ok(())
+}
+
+const CHUNK: usize = 256;
+
+/// A reader cuts the input into numbered chunks, workers decide chunks in
+/// parallel, and this thread writes them back in order.
+fn parallel(
+    input: impl BufRead + Send,
+    out: &mut (impl Write + ?Sized),
+    max_line: usize,
+    decide: &Decide<'_>,
+) -> Result<(), LinesError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<Line>)>(workers * 2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, String)>(workers * 2);
+    let work_rx = Mutex::new(work_rx);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let stop = &stop;
+        let reader = scope.spawn(move || read_chunks(input, max_line, &work_tx, stop));
+        for _ in 0..workers {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            scope.spawn(move || loop {
+                let job = work_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+                let Ok((seq, lines)) = job else { break };
+                let mut text = String::with_capacity(lines.len() * 256);
+                for line in &lines {
+                    text.push_str(&decide(line).to_json());
+                    text.push('\n');
+                }
+                if done_tx.send((seq, text)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        let mut failed = None;
+        for (seq, text) in done_rx {
+            pending.insert(seq, text);
+            while let Some(text) = pending.remove(&next) {
+                if failed.is_none() {
+                    failed = out.write_all(text.as_bytes()).err();
+                    // Nothing more can be written: the reader stops, and the
+                    // chunks already read are drained.
+                    stop.store(failed.is_some(), Ordering::Relaxed);
+                }
+                next += 1;
+            }
+        }
+        if failed.is_none() {
+            failed = out.flush().err();
+        }
+        let read = match reader.join() {
+            Ok(r) => r.map_err(LinesError::Read),
+            Err(_) => Err(LinesError::Read(io::Error::other("the reader thread failed"))),
+        };
+        match failed {
+            Some(e) => Err(LinesError::Write(e)),
+            None => read,
+        }
+    })
+}
+
+fn read_chunks(
+    input: impl BufRead,
+    max_line: usize,
+    work: &mpsc::SyncSender<(u64, Vec<Line>)>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let mut lines = Lines::new(input, max_line);
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut seq = 0u64;
+    while let Some(line) = lines.next_line()? {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        chunk.push(line);
+        if chunk.len() == CHUNK {
+            if work.send((seq, std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
+                return Ok(());
+            }
+            seq += 1;
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = work.send((seq, chunk));
+    }
+    Ok(())
+}
+
+/// JSON Lines input: numbered lines of at most `max` bytes, blank lines
+/// skipped, each read as a request text or as the reason it cannot be.
+#[derive(Debug)]
+pub struct Lines<R> {
+    input: R,
+    buf: Vec<u8>,
+    max: usize,
+    number: usize,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// Lines of `input`, each at most `max` bytes.
+    pub fn new(input: R, max: usize) -> Self {
+        Lines { input, buf: Vec::new(), max, number: 0 }
+    }
+
+    /// The next non-blank line, `None` at the end of the input.
+    pub fn next_line(&mut self) -> io::Result<Option<Line>> {
+        while let Some(overlong) = read_capped(&mut self.input, &mut self.buf, self.max)? {
+            self.number += 1;
+            let number = self.number;
+            if overlong {
+                return Ok(Some(Line::Unreadable(format!(
+                    "line {number} is longer than the {}-byte limit (--max-line-bytes); it was skipped",
+                    self.max
+                ))));
+            }
+            match String::from_utf8(std::mem::take(&mut self.buf)) {
+                Ok(text) if text.trim().is_empty() => self.buf = text.into_bytes(),
+                Ok(text) => return Ok(Some(Line::Text(text))),
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to();
+                    self.buf = e.into_bytes();
+                    return Ok(Some(Line::Unreadable(format!(
+                        "line {number} is not valid UTF-8 (first bad byte at offset {at})"
+                    ))));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Reads one line (without its `\n`) into `buf`, keeping at most `max`
+/// bytes: a longer line is consumed to its end without being stored, and
+/// reported as overlong. `None` at the end of the input.
+fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
+    buf.clear();
+    let (mut overlong, mut any) = (false, false);
+    loop {
+        let available = match input.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(any.then_some(overlong));
+        }
+        any = true;
+        let (end, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i, true),
+            None => (available.len(), false),
+        };
+        if !overlong {
+            if buf.len() + end > max {
+                overlong = true;
+                buf.clear();
+                buf.shrink_to(64 * 1024);
+            } else {
+                buf.extend_from_slice(&available[..end]);
+            }
+        }
+        input.consume(if done { end + 1 } else { end });
+        if done {
+            return Ok(Some(overlong));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(input: &[u8], max: usize) -> Vec<Line> {
+        let mut lines = Lines::new(input, max);
+        std::iter::from_fn(|| lines.next_line().ok().flatten()).collect()
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_numbers_count_them() {
+        let got = all(b"a\n\n  \n\xff\nb", 100);
+        assert_eq!(got[0], Line::Text("a".into()));
+        assert_eq!(got[1], Line::Unreadable("line 4 is not valid UTF-8 (first bad byte at offset 0)".into()));
+        assert_eq!(got[2], Line::Text("b".into()));
+        assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn an_overlong_line_is_reported_and_the_next_one_read() {
+        let got = all(b"0123456789\nok\n", 5);
+        assert!(matches!(&got[0], Line::Unreadable(m) if m.contains("5-byte limit")));
+        assert_eq!(got[1], Line::Text("ok".into()));
+    }
+
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn unreadable(_: &Line) -> Decision {
+        Decision::request_error(ErrorKind::InvalidRequest, "x", None)
+    }
+
+    #[test]
+    fn a_write_error_is_returned_in_both_modes_and_a_closed_pipe_is_quiet() {
+        let input = "{}\n".repeat(1000);
+        for mode in [Mode::Parallel, Mode::Stream] {
+            let err = decide_lines(input.as_bytes(), &mut Full, mode, 100, &unreadable).unwrap_err();
+            assert!(err.to_string().starts_with("cannot write decisions:"), "{err}");
+            assert!(decide_lines(input.as_bytes(), &mut Closed, mode, 100, &unreadable).is_ok());
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! Replay of a decision log (SPEC §9, §12, `switchboard replay`): every
+//! logged request is decided again with a new configuration and compared
+//! with the logged decision, giving the share that changed and each
+//! transition (`old rule/instance → new rule/instance`) with its count and
+//! one example request.
+//!
+//! The log streams through in chunks decided on every core, in memory
+//! bounded by the chunk queue and the number of distinct transitions, not
+//! by the log's length.
+//!
+//! ```no_run
+//! use switchboard::replay::{replay, Options};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = switchboard::registry()?;
+//! let plan = switchboard::load_rules("rules.new.yaml", &registry)?;
+//! let world = switchboard::load_world_for("examples/world.yaml", &plan)?;
+//! let log = std::io::BufReader::new(std::fs::File::open("decisions.jsonl")?);
+//! let summary = replay(&plan, &world, log, &Options::default(), &|_bytes| {})?;
+//! println!("{}", summary.headline());
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, BufRead};
+use std::sync::{mpsc, Mutex};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use crate::{Decision, Diagnostic, Plan, World};
+
+/// What a decision is compared on: the deciding rule and the selected
+/// instance, or, for an error, its code and kind (the rule that raised it
+/// is shown but not compared: code 106 from `any_available` and from an
+/// exhausted chain is the same outcome for the message).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// An instance was selected.
+    Selected {
+        /// The deciding rule.
+        rule: Option<String>,
+        /// The instance id.
+        instance: String,
+    },
+    /// A coded error.
+    Error {
+        /// The code.
+        code: u32,
+        /// The kind.
+        kind: String,
+    },
+}
+
+impl Outcome {
+    /// The comparable outcome of a decision made now.
+    pub fn of(decision: &Decision) -> Outcome {
+        match &decision.result {
+            Ok(instance) => {
+                Outcome::Selected { rule: decision.rule.map(str::to_owned), instance: instance.id().to_owned() }
+            }
+            Err(e) => Outcome::Error { code: e.code, kind: e.kind.as_str().to_owned() },
+        }
+    }
+
+    /// Whether `decision` has this outcome (without building its own).
+    pub fn is(&self, decision: &Decision) -> bool {
+        match (self, &decision.result) {
+            (Outcome::Selected { rule, instance }, Ok(i)) => rule.as_deref() == decision.rule && instance == i.id(),
+            (Outcome::Error { code, kind }, Err(e)) => *code == e.code && kind == e.kind.as_str(),
+            _ => false,
+        }
+    }
+
+    /// As JSON: `{"rule","instance"}` or `{"error","kind"}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Outcome::Selected { rule, instance } => json!({"rule": rule, "instance": instance}),
+            Outcome::Error { code, kind } => json!({"error": code, "kind": kind}),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    /// `rule/instance` (`-` for no rule), or `error CODE KIND`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Selected { rule, instance } => write!(f, "{}/{instance}", rule.as_deref().unwrap_or("-")),
+            Outcome::Error { code, kind } => write!(f, "error {code} {kind}"),
+        }
+    }
+}
+
+/// One line of a decision log, as SPEC §9 writes it. Unknown keys are
+/// ignored (a newer writer may add some); `decision` is required.
+#[derive(Deserialize)]
+struct LogLine<'a> {
+    /// Missing or `null` for a line that could not be read as a request
+    /// (as a writer may log it): decided again, that is code 100.
+    #[serde(borrow, default)]
+    request: Option<&'a RawValue>,
+    decision: LoggedDecision,
+    /// RFC 3339 UTC: when the decision was made (see [`decide_as_of`]).
+    #[serde(default, borrow)]
+    time: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct LoggedDecision {
+    #[serde(default)]
+    ok: Option<bool>,
+    #[serde(default)]
+    rule: Option<String>,
+    #[serde(default)]
+    instance: Option<LoggedInstance>,
+    #[serde(default)]
+    error: Option<LoggedError>,
+}
+
+#[derive(Deserialize)]
+struct LoggedInstance {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct LoggedError {
+    code: u32,
+    kind: String,
+}
+
+impl LoggedDecision {
+    fn outcome(self) -> Result<Outcome, String> {
+        match (self.ok, self.instance, self.error) {
+            (Some(true) | None, Some(i), None) => Ok(Outcome::Selected { rule: self.rule, instance: i.id }),
+            (Some(false) | None, None, Some(e)) => Ok(Outcome::Error { code: e.code, kind: e.kind }),
+            _ => Err("`decision` must have either `instance` (`ok: true`) or `error` (`ok: false`)".to_owned()),
+        }
+    }
+}
+
+/// How to read the log.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The log's name, for located messages.
+    pub file: String,
+    /// The longest line read; a longer one is unreadable (and not stored).
+    pub max_line_bytes: usize,
+    /// Lines per chunk handed to a worker.
+    pub chunk: usize,
+    /// Worker threads (0: one per core, at most 8).
+    pub workers: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { file: "<log>".to_owned(), max_line_bytes: 16 << 20, chunk: 512, workers: 0 }
+    }
+}
+
+/// One kind of change, with its count and the first example in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The logged outcome.
+    pub from: Outcome,
+    /// The outcome now.
+    pub to: Outcome,
+    /// How many decisions made this change.
+    pub count: u64,
+    /// The line number (1-based) of the first one.
+    pub example_line: u64,
+    /// Its request, as logged (JSON text).
+    pub example: String,
+}
+
+/// The result of a replay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Decisions read and decided again.
+    pub decisions: u64,
+    /// Those that decided the same.
+    pub unchanged: u64,
+    /// Those that changed.
+    pub changed: u64,
+    /// Lines that could not be read as a logged decision (skipped).
+    pub unreadable: u64,
+    /// The first unreadable line, located (`line`, `column`, why).
+    pub first_unreadable: Option<Diagnostic>,
+    /// Every transition, most frequent first (ties by their text).
+    pub transitions: Vec<Transition>,
+}
+
+impl Summary {
+    /// The changed share in percent (0 for an empty log).
+    pub fn changed_percent(&self) -> f64 {
+        if self.decisions == 0 {
+            0.0
+        } else {
+            self.changed as f64 * 100.0 / self.decisions as f64
+        }
+    }
+
+    /// `N decisions, N unchanged, N changed (P%)`, P with one decimal.
+    pub fn headline(&self) -> String {
+        format!(
+            "{} decisions, {} unchanged, {} changed ({:.1}%)",
+            self.decisions,
+            self.unchanged,
+            self.changed,
+            self.changed_percent()
+        )
+    }
+
+    /// The report as text: the headline, a line for unreadable lines if
+    /// any, then each transition with its count and example request.
+    pub fn to_text(&self, file: &str) -> String {
+        let mut out = self.headline();
+        out.push('\n');
+        if let Some(first) = &self.first_unreadable {
+            let located = crate::FileErrors { file: file.to_owned(), diagnostics: vec![first.clone()] };
+            out.push_str(&format!("{} unreadable lines skipped; the first: {located}\n", self.unreadable));
+        }
+        for t in &self.transitions {
+            out.push_str(&format!("{:>8}  {} → {}\n", t.count, t.from, t.to));
+            out.push_str(&format!("          e.g. line {}: {}\n", t.example_line, t.example));
+        }
+        out
+    }
+
+    /// The report as one JSON object: `decisions`, `unchanged`, `changed`,
+    /// `changed_percent`, `unreadable`, `first_unreadable`, and
+    /// `transitions` (`from` and `to` as `rule/instance` or `error CODE
+    /// KIND`, `old` and `new` as objects, `label`, `count`, `example_line`,
+    /// `example`: the logged request).
+    pub fn to_json(&self, file: &str) -> Value {
+        let transitions: Vec<Value> = self
+            .transitions
+            .iter()
+            .map(|t| {
+                let example: Value = serde_json::from_str(&t.example).unwrap_or_else(|_| json!(t.example));
+                json!({
+                    "from": t.from.to_string(),
+                    "to": t.to.to_string(),
+                    "old": t.from.to_json(),
+                    "new": t.to.to_json(),
+                    "label": format!("{} → {}", t.from, t.to),
+                    "count": t.count,
+                    "example_line": t.example_line,
+                    "example": example,
+                })
+            })
+            .collect();
+        let first = self
+            .first_unreadable
+            .as_ref()
+            .map(|d| json!({"file": file, "line": d.line, "column": d.column, "message": d.message}));
+        json!({
+            "decisions": self.decisions,
+            "unchanged": self.unchanged,
+            "changed": self.changed,
+            "changed_percent": self.changed_percent(),
+            "unreadable": self.unreadable,
+            "first_unreadable": first,
+            "transitions": transitions,
+        })
+    }
+}
+
+/// Counts one worker gathers.
+#[derive(Default)]
+struct Tally {
+    decisions: u64,
+    changed: u64,
+    unreadable: u64,
+    first_unreadable: Option<(u64, Diagnostic)>,
+    transitions: HashMap<(Outcome, Outcome), (u64, u64, String)>,
+}
+
+impl Tally {
+    fn unreadable(&mut self, line: u64, diagnostic: Diagnostic) {
+        self.unreadable += 1;
+        if self.first_unreadable.as_ref().is_none_or(|(l, _)| line < *l) {
+            self.first_unreadable = Some((line, diagnostic));
+        }
+    }
+
+    fn line(&mut self, plan: &Plan, world: &World, number: u64, text: &str) {
+        let parsed: LogLine<'_> = match serde_json::from_str(text) {
+            Ok(p) => p,
+            Err(e) => return self.unreadable(number, located(number, &e)),
+        };
+        let old = match parsed.decision.outcome() {
+            Ok(o) => o,
+            Err(message) => {
+                return self
+                    .unreadable(number, Diagnostic { line: Some(number as usize), ..Diagnostic::unlocated(message) })
+            }
+        };
+        // A request logged as a string is the raw line a batch could not
+        // read; it is decided again from that text.
+        let raw = parsed.request.map_or("null", RawValue::get);
+        let request_text = match raw.starts_with('"').then(|| serde_json::from_str::<String>(raw)) {
+            Some(Ok(text)) => std::borrow::Cow::Owned(text),
+            _ => std::borrow::Cow::Borrowed(raw),
+        };
+        let decision = decide_as_of(plan, world, &request_text, parsed.time.as_deref());
+        self.decisions += 1;
+        if !old.is(&decision) {
+            let new = Outcome::of(&decision);
+            self.changed += 1;
+            let entry = self.transitions.entry((old, new)).or_insert_with(|| (0, number, String::new()));
+            entry.0 += 1;
+            if entry.2.is_empty() || number < entry.1 {
+                entry.1 = number;
+                entry.2 = raw.to_owned();
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.decisions += other.decisions;
+        self.changed += other.changed;
+        self.unreadable += other.unreadable;
+        if let Some((line, d)) = other.first_unreadable {
+            if self.first_unreadable.as_ref().is_none_or(|(l, _)| line < *l) {
+                self.first_unreadable = Some((line, d));
+            }
+        }
+        for (key, (count, line, example)) in other.transitions {
+            let entry = self.transitions.entry(key).or_insert_with(|| (0, line, example.clone()));
+            entry.0 += count;
+            if line < entry.1 {
+                entry.1 = line;
+                entry.2 = example;
+            }
+        }
+    }
+
+    fn finish(self) -> Summary {
+        let mut transitions: Vec<Transition> = self
+            .transitions
+            .into_iter()
+            .map(|((from, to), (count, example_line, example))| Transition { from, to, count, example_line, example })
+            .collect();
+        transitions.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to))));
+        Summary {
+            decisions: self.decisions,
+            unchanged: self.decisions - self.changed,
+            changed: self.changed,
+            unreadable: self.unreadable,
+            first_unreadable: self.first_unreadable.map(|(_, d)| d),
+            transitions,
+        }
+    }
+}
+
+/// Decides a logged request again, as of the time it was logged, without
+/// counting against capacity.
+///
+/// Today no rule reads a clock and [`Plan::select`] counts nothing, so the
+/// time is not used. When requests carry `now` (SPEC §10), this is the one
+/// place that sets it from the logged `time` (unless the request has its own)
+/// and selects without reserving capacity.
+fn decide_as_of(plan: &Plan, world: &World, request: &str, time: Option<&str>) -> Decision {
+    let _as_of = time;
+    crate::decide_text(request, |r| plan.select(world, r))
+}
+
+fn located(number: u64, e: &serde_json::Error) -> Diagnostic {
+    let d = Diagnostic::from_json(e);
+    Diagnostic {
+        line: Some(number as usize),
+        message: format!("not a decision log line (SPEC §9): {}", d.message),
+        ..d
+    }
+}
+
+/// One line of input: its number and text, or why it cannot be read.
+enum Line {
+    Text(u64, String),
+    Unreadable(u64, String),
+}
+
+/// Replays the decision log read from `input` with `plan` and `world`.
+/// `progress` is told the bytes read so far, now and then. An I/O error
+/// ends the replay; a line that is not a logged decision (bad JSON, not
+/// UTF-8, longer than the limit, missing `request` or `decision`) is
+/// counted as unreadable and skipped. Blank lines are skipped.
+pub fn replay(
+    plan: &Plan,
+    world: &World,
+    input: impl BufRead + Send,
+    options: &Options,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<Summary> {
+    let workers = match options.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8),
+        n => n,
+    };
+    let chunk = options.chunk.max(1);
+    let (work_tx, work_rx) = mpsc::sync_channel::<Vec<Line>>(workers * 2);
+    let work_rx = Mutex::new(work_rx);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let work_rx = &work_rx;
+                scope.spawn(move || {
+                    let mut tally = Tally::default();
+                    loop {
+                        let job = work_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+                        let Ok(lines) = job else { break };
+                        for line in lines {
+                            match line {
+                                Line::Text(n, text) => tally.line(plan, world, n, &text),
+                                Line::Unreadable(n, why) => tally
+                                    .unreadable(n, Diagnostic { line: Some(n as usize), ..Diagnostic::unlocated(why) }),
+                            }
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        let read = read_lines(input, options.max_line_bytes, chunk, &work_tx, progress);
+        drop(work_tx);
+        let mut total = Tally::default();
+        for handle in handles {
+            match handle.join() {
+                Ok(tally) => total.merge(tally),
+                Err(_) => return Err(io::Error::other("a replay worker failed")),
+            }
+        }
+        read.map(|()| total.finish())
+    })
+}
+
+fn read_lines(
+    mut input: impl BufRead,
+    max: usize,
+    chunk: usize,
+    work: &mpsc::SyncSender<Vec<Line>>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<()> {
+    let mut batch = Vec::with_capacity(chunk);
+    let mut buf = Vec::new();
+    let (mut number, mut bytes) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        let (read, overlong) = read_capped(&mut input, &mut buf, max)?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        bytes += read as u64;
+        let line = if overlong {
+            Line::Unreadable(number, format!("longer than {max} bytes; skipped"))
+        } else {
+            match std::str::from_utf8(&buf) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => Line::Text(number, text.to_owned()),
+                Err(e) => {
+                    Line::Unreadable(number, format!("not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()))
+                }
+            }
+        };
+        batch.push(line);
+        if batch.len() == chunk {
+            progress(bytes);
+            if work.send(std::mem::replace(&mut batch, Vec::with_capacity(chunk))).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = work.send(batch);
+    }
+    progress(bytes);
+    Ok(())
+}
+
+/// Reads one line (without its `\n`) into `buf`, keeping at most `max`
+/// bytes: a longer line is consumed without being stored. Returns the
+/// bytes consumed (0 at the end) and whether the line was too long.
+fn read_capped(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
+    let (mut consumed, mut overlong) = (0usize, false);
+    loop {
+        let available = match input.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok((consumed, overlong));
+        }
+        let (end, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i, true),
+            None => (available.len(), false),
+        };
+        if !overlong {
+            if buf.len() + end > max {
+                overlong = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(&available[..end]);
+            }
+        }
+        let step = if done { end + 1 } else { end };
+        input.consume(step);
+        consumed += step;
+        if done {
+            return Ok((consumed, overlong));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_reader_skips_long_lines_without_storing_them() {
+        let mut input = io::Cursor::new(b"short\nthis line is long\nend".to_vec());
+        let mut buf = Vec::new();
+        assert_eq!(read_capped(&mut input, &mut buf, 8).unwrap(), (6, false));
+        assert_eq!(buf, b"short");
+        buf.clear();
+        assert_eq!(read_capped(&mut input, &mut buf, 8).unwrap(), (18, true));
+        assert!(buf.is_empty());
+        assert_eq!(read_capped(&mut input, &mut buf, 8).unwrap(), (3, false));
+        assert_eq!(buf, b"end");
+        buf.clear();
+        assert_eq!(read_capped(&mut input, &mut buf, 8).unwrap(), (0, false));
+    }
+
+    #[test]
+    fn outcomes_render_as_rule_and_instance_or_error() {
+        let selected = Outcome::Selected { rule: Some("contact_tag".into()), instance: "wa-billing".into() };
+        assert_eq!(selected.to_string(), "contact_tag/wa-billing");
+        let error = Outcome::Error { code: 103, kind: "instance_disconnected".into() };
+        assert_eq!(error.to_string(), "error 103 instance_disconnected");
+    }
+}
