@@ -18,6 +18,7 @@ mod reload;
 mod replay;
 mod scenarios;
 mod schema;
+mod serve;
 mod snapshots;
 mod spec;
 mod world_errors;

@@ -38,6 +38,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Select(command::select::Args),
+    Serve(command::serve::Args),
     Explain(command::explain::Args),
     Check(command::check::Args),
     Rules(command::rules::Args),
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Select(args) => command::select::run(args),
+        Command::Serve(args) => command::serve::run(args),
         Command::Explain(args) => command::explain::run(args),
         Command::Check(args) => command::check::run(args),
         Command::Rules(args) => command::rules::run(args),

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 pub use switchboard_core::*;
 
+pub mod decision_log;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;

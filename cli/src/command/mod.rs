@@ -16,6 +16,7 @@ pub mod replay;
 pub mod rules;
 pub mod schema;
 pub mod select;
+pub mod serve;
 pub mod test;
 
 /// How a command that ran ends.

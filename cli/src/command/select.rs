@@ -2,10 +2,12 @@
 //! (optionally on a live configuration that reloads).
 
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use switchboard::lines::{decide_lines, LinesError, Mode};
-use switchboard::{Live, ReloadEvent};
+use switchboard::decision_log::{DecisionIds, DecisionLog, Entry, Overflow, Target};
+use switchboard::lines::{decide_lines, Line, LinesError, Mode};
+use switchboard::{Decision, Live, ReloadEvent, Snapshot};
 
 use super::{load, read_request, Fatal, Files, Status};
 
@@ -29,9 +31,13 @@ pub struct Args {
     /// with code 100 without being stored.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LINE, value_parser = positive)]
     pub max_line_bytes: usize,
+    /// Also append one decision-log line per decision to FILE (SPEC §9: the
+    /// input of `replay`).
+    #[arg(long, value_name = "FILE")]
+    pub decision_log: Option<PathBuf>,
 }
 
-fn positive(text: &str) -> Result<usize, String> {
+pub(crate) fn positive(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("takes a positive number of bytes; got `{text}`")),
@@ -39,8 +45,14 @@ fn positive(text: &str) -> Result<usize, String> {
 }
 
 pub fn run(args: &Args) -> Result<Status, Fatal> {
+    if args.decision_log.as_deref() == Some(Path::new("-")) {
+        return Err(Fatal::Message("`select --decision-log` needs a file: stdout carries the decisions".into()));
+    }
     if args.watch {
         return watch(args);
+    }
+    if args.decision_log.is_some() {
+        return logged(args);
     }
     let (plan, world) = load(&args.files)?;
     match &args.request {
@@ -68,6 +80,75 @@ fn fatal(e: LinesError) -> Fatal {
     }
 }
 
+/// `--decision-log FILE`: where decisions are logged, with their ids. A
+/// command must lose no line, so a recorder waits for the writer when it
+/// is behind ([`Overflow::Block`]).
+struct Recorder {
+    log: DecisionLog,
+    ids: DecisionIds,
+}
+
+impl Recorder {
+    fn open(args: &Args) -> Result<Option<Recorder>, Fatal> {
+        let Some(path) = &args.decision_log else { return Ok(None) };
+        let target = Target::parse(path);
+        let log = DecisionLog::open(&target, 4096, Overflow::Block)
+            .map_err(|e| Fatal::Message(format!("--decision-log {target}: cannot open: {e}")))?;
+        Ok(Some(Recorder { log, ids: DecisionIds::new() }))
+    }
+
+    fn record(&self, snapshot: &Arc<Snapshot>, request: &str, decision: String) {
+        self.log.record(Entry::new(self.ids.next(), snapshot.clone(), request.trim(), decision));
+    }
+
+    /// Decides `line` on `snapshot` and logs the decision.
+    fn decide(&self, snapshot: &Arc<Snapshot>, line: &Line) -> Decision {
+        let decision = line.decide(|r| snapshot.plan.select(&snapshot.world, r));
+        let request = match line {
+            Line::Text(text) => text.as_str(),
+            Line::Unreadable(why) => why.as_str(),
+        };
+        self.record(snapshot, request, decision.to_json());
+        decision
+    }
+
+    /// Flushes the log; every line recorded is on disk when this returns.
+    fn close(&self) -> Result<(), Fatal> {
+        self.log.close().map(|_| ()).map_err(|e| Fatal::Message(format!("--decision-log {}: {e}", self.log.target())))
+    }
+}
+
+/// `select --decision-log`: the configuration is loaded as a snapshot (for
+/// the files' hashes and its generation, 1), and each decision is logged
+/// (in a batch, as decided on every core: not necessarily in input order).
+fn logged(args: &Args) -> Result<Status, Fatal> {
+    let live = Live::open(super::registry()?, args.files.rules.clone(), args.files.world.clone())?;
+    let snapshot = live.snapshot();
+    let request = args.request.as_deref().map(read_request).transpose()?;
+    let recorder = Recorder::open(args)?.ok_or_else(|| Fatal::Message("`--decision-log` is required".into()))?;
+    let status = match request {
+        Some(text) => {
+            let decision = recorder.decide(&snapshot, &Line::Text(text));
+            let mut out = io::stdout().lock();
+            writeln!(out, "{}", decision.to_json()).and_then(|()| out.flush())?;
+            if decision.is_ok() {
+                Status::Success
+            } else {
+                Status::Failure
+            }
+        }
+        None => {
+            let input = io::BufReader::with_capacity(1 << 16, io::stdin());
+            let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+            let decide = |line: &Line| recorder.decide(&snapshot, line);
+            decide_lines(input, &mut out, Mode::Parallel, args.max_line_bytes, &decide).map_err(fatal)?;
+            Status::Success
+        }
+    };
+    recorder.close()?;
+    Ok(status)
+}
+
 /// `select --watch`: the JSON Lines loop on a live configuration that
 /// reloads on file changes and SIGHUP. Reload events go to stderr, one line
 /// each (a failure: one line, then its located problems); stdout carries
@@ -89,9 +170,16 @@ fn watch(args: &Args) -> Result<Status, Fatal> {
             on_hup.reload();
         }
     });
-    let decide = |line: &switchboard::lines::Line| line.decide(|r| live.select(r));
+    let recorder = Recorder::open(args)?;
+    let decide = |line: &Line| match &recorder {
+        Some(recorder) => recorder.decide(&live.snapshot(), line),
+        None => line.decide(|r| live.select(r)),
+    };
     decide_lines(io::BufReader::new(io::stdin()), &mut io::stdout().lock(), Mode::Stream, args.max_line_bytes, &decide)
         .map_err(fatal)?;
+    if let Some(recorder) = &recorder {
+        recorder.close()?;
+    }
     Ok(Status::Success)
 }
 
