@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 pub use switchboard_core::*;
 
+pub mod embed;
 #[doc(hidden)]
 pub mod fuzz;
 mod live;
