@@ -40,14 +40,14 @@ export declare class NativeEngine {
   reload(): string
   /**
    * Calls `callback(eventJson)` on Node's event loop after every reload
-   * attempt. While the engine watches its files, a listener keeps the
-   * process alive (as `fs.watch` does) until `close()`.
+   * attempt. A listener never keeps the process alive (unreferenced), so
+   * an application shuts down when its own handles close, even if it
+   * forgot `close()`.
    */
   onReload(callback: (...args: any[]) => any): void
   /**
-   * Stops watching and releases the reload listeners, so that the engine
-   * no longer keeps the process alive. Selection still works on the
-   * configuration in force.
+   * Stops watching (joins the watcher's thread) and releases the reload
+   * listeners. Selection still works on the configuration in force.
    */
   close(): void
 }

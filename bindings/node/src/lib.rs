@@ -160,17 +160,16 @@ impl NativeEngine {
     }
 
     /// Calls `callback(eventJson)` on Node's event loop after every reload
-    /// attempt. While the engine watches its files, a listener keeps the
-    /// process alive (as `fs.watch` does) until `close()`.
+    /// attempt. A listener never keeps the process alive (unreferenced), so
+    /// an application shuts down when its own handles close, even if it
+    /// forgot `close()`.
     #[napi]
     pub fn on_reload(&self, env: Env, callback: JsFunction) -> napi::Result<()> {
         let mut listener: Listener = callback
             .create_threadsafe_function(0, |cx: napi::threadsafe_function::ThreadSafeCallContext<String>| {
                 Ok(vec![cx.env.create_string(&cx.value)?])
             })?;
-        if lock(&self.watch).is_none() {
-            listener.unref(&env)?;
-        }
+        listener.unref(&env)?;
         let mut listeners = lock(&self.listeners);
         listeners.functions.push(listener);
         if !listeners.forwarding {
@@ -193,9 +192,8 @@ impl NativeEngine {
         Ok(())
     }
 
-    /// Stops watching and releases the reload listeners, so that the engine
-    /// no longer keeps the process alive. Selection still works on the
-    /// configuration in force.
+    /// Stops watching (joins the watcher's thread) and releases the reload
+    /// listeners. Selection still works on the configuration in force.
     #[napi]
     pub fn close(&self) {
         drop(lock(&self.watch).take());
