@@ -44,11 +44,11 @@ fn detached<T: Send>(py: Python<'_>, what: &str, f: impl FnOnce() -> T + Send) -
     py.allow_threads(|| guarded(what, f)).map_err(PyRuntimeError::new_err)
 }
 
-/// Python's `json.dumps` (compact, UTF-8 kept) and `json.loads`.
+/// `encode` of a compact `json.JSONEncoder` (UTF-8 kept, as
+/// `JSON.stringify` does) and `json.loads`; made once, both in C.
 struct Json {
-    dumps: Py<PyAny>,
+    encode: Py<PyAny>,
     loads: Py<PyAny>,
-    separators: Py<PyAny>,
 }
 
 static JSON: GILOnceCell<Json> = GILOnceCell::new();
@@ -56,21 +56,17 @@ static JSON: GILOnceCell<Json> = GILOnceCell::new();
 fn json(py: Python<'_>) -> PyResult<&Json> {
     JSON.get_or_try_init(py, || {
         let module = py.import("json")?;
-        Ok(Json {
-            dumps: module.getattr("dumps")?.unbind(),
-            loads: module.getattr("loads")?.unbind(),
-            separators: (",", ":").into_pyobject(py)?.into_any().unbind(),
-        })
+        let options = PyDict::new(py);
+        options.set_item("separators", (",", ":"))?;
+        options.set_item("ensure_ascii", false)?;
+        let encoder = module.getattr("JSONEncoder")?.call((), Some(&options))?;
+        Ok(Json { encode: encoder.getattr("encode")?.unbind(), loads: module.getattr("loads")?.unbind() })
     })
 }
 
 /// The JSON text of a request value, or why it has none (a set, a cycle, …).
 fn request_text(py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Result<String, String>> {
-    let json = json(py)?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("separators", json.separators.bind(py))?;
-    kwargs.set_item("ensure_ascii", false)?;
-    Ok(match json.dumps.bind(py).call((request,), Some(&kwargs)) {
+    Ok(match json(py)?.encode.bind(py).call1((request,)) {
         Ok(text) => Ok(text.extract::<String>()?),
         Err(e) => Err(format!("cannot encode it as JSON: {}", e.value(py))),
     })
