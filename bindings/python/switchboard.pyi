@@ -121,8 +121,8 @@ class Engine:
         """Loads the files; raises ConfigError when one is invalid. watch=True reloads them on change."""
     def select(self, request: Union[Request, Any]) -> Decision:
         """One decision; a request it cannot use gets the code-100 decision (never raises). Releases the GIL."""
-    def select_json(self, request: str) -> str:
-        """JSON text in, §7 JSON text out (the fast path). Releases the GIL."""
+    def select_json(self, request: Union[str, bytes]) -> str:
+        """JSON text (str, or UTF-8 bytes) in, §7 JSON text out (the fast path). Releases the GIL."""
     def select_many(self, requests: Sequence[Union[Request, Any]]) -> List[Decision]:
         """Decisions for a batch, in order, on one configuration. Releases the GIL once."""
     def explain(self, request: Union[Request, str]) -> str:

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use switchboard::{embed, report, Decision, ErrorKind, Live, LoadErrors, Watch};
 
 pyo3::create_exception!(
@@ -67,7 +67,7 @@ fn json(py: Python<'_>) -> PyResult<&Json> {
 /// The JSON text of a request value, or why it has none (a set, a cycle, …).
 fn request_text(py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Result<String, String>> {
     Ok(match json(py)?.encode.bind(py).call1((request,)) {
-        Ok(text) => Ok(text.extract::<String>()?),
+        Ok(text) => text.extract::<String>().map_err(|e| format!("it is not valid Unicode: {}", e.value(py))),
         Err(e) => Err(format!("cannot encode it as JSON: {}", e.value(py))),
     })
 }
@@ -141,17 +141,23 @@ impl Engine {
         loads(py, &decision)
     }
 
-    /// One decision, JSON text in, §7 JSON text out (the fast path).
+    /// One decision, JSON text in (`str`, or UTF-8 `bytes` as a web
+    /// framework hands a body over), §7 JSON text out (the fast path).
     fn select_json(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<String> {
-        match request.downcast::<PyString>() {
-            Ok(text) => {
-                let text = text.extract::<String>()?;
-                detached(py, "select_json", || embed::select_text(&self.live, &text))
-            }
-            Err(_) => Ok(unreadable(&format!(
-                "expected a JSON text (str), got {}",
-                request.get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string())
-            ))),
+        let text = if let Ok(text) = request.downcast::<PyString>() {
+            text.extract::<String>().map_err(|e| format!("it is not valid Unicode: {}", e.value(py)))
+        } else if let Ok(bytes) = request.downcast::<PyBytes>() {
+            String::from_utf8(bytes.as_bytes().to_vec()).map_err(|e| {
+                let at = e.utf8_error().valid_up_to();
+                format!("it is not valid UTF-8 (first bad byte at offset {at})")
+            })
+        } else {
+            let kind = request.get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string());
+            Err(format!("expected a JSON text (str or bytes), got {kind}"))
+        };
+        match text {
+            Ok(text) => detached(py, "select_json", || embed::select_text(&self.live, &text)),
+            Err(reason) => Ok(unreadable(&reason)),
         }
     }
 
@@ -182,7 +188,7 @@ impl Engine {
     /// The explain table of a request (dict or JSON text).
     fn explain(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<String> {
         let text = match request.downcast::<PyString>() {
-            Ok(text) => text.extract::<String>()?,
+            Ok(text) => text.extract::<String>().unwrap_or_else(|_| "null".to_owned()),
             Err(_) => request_text(py, request)?.unwrap_or_else(|_| "null".to_owned()),
         };
         detached(py, "explain", || embed::explain_text(&self.live, &text))

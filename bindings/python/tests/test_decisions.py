@@ -40,8 +40,15 @@ def test_a_request_it_cannot_use_is_a_code_100_decision(cli_decisions):
                 {"location": "shop", "channel": "sms", "body": "x", "typo": 1}]:
         d = engine.select(bad)
         assert (d["ok"], d["rule"], d["error"]["code"]) == (False, None, 100), repr(bad)
-    for bad in ["", "not json", "[]", None, 5, {}]:
+    for bad in ["", "not json", "[]", None, 5, {}, "\ud800", b"\xff{}", {"location": "\ud800"}]:
         assert json.loads(engine.select_json(bad))["error"]["code"] == 100, repr(bad)
+    assert engine.select({"location": "shop", "channel": "sms", "body": "\ud800"})["error"]["code"] == 100
+
+
+def test_select_json_takes_utf8_bytes(cli_decisions, request_lines):
+    engine = switchboard.Engine.open(RULES, world=WORLD)
+    for i, line in enumerate(request_lines):
+        assert json.loads(engine.select_json(line.encode("utf-8"))) == cli_decisions[i]
 
 
 def test_explain_and_status():
