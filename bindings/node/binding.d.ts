@@ -40,14 +40,14 @@ export declare class NativeEngine {
   reload(): string
   /**
    * Calls `callback(eventJson)` on Node's event loop after every reload
-   * attempt. A listener never keeps the process alive (unreferenced), so
-   * an application shuts down when its own handles close, even if it
-   * forgot `close()`.
+   * attempt. A listener itself never keeps the process alive
+   * (unreferenced); watching does, until `close()`.
    */
   onReload(callback: (...args: any[]) => any): void
   /**
-   * Stops watching (joins the watcher's thread) and releases the reload
-   * listeners. Selection still works on the configuration in force.
+   * Stops watching (joins the watcher's thread), releases the reload
+   * listeners and so lets the process exit. Selection still works on the
+   * configuration in force.
    */
   close(): void
 }

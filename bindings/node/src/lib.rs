@@ -42,11 +42,21 @@ struct Listeners {
     forwarding: bool,
 }
 
+/// What keeps Node's event loop alive while the engine watches its files
+/// (as `fs.watch` does): a referenced thread-safe function never called.
+type KeepAlive = ThreadsafeFunction<(), ErrorStrategy::Fatal>;
+
+/// The watcher and what keeps the process alive while it runs.
+struct Watching {
+    _watch: Watch,
+    _alive: KeepAlive,
+}
+
 /// The native engine (`index.js` wraps it as `Engine`).
 #[napi]
 pub(crate) struct NativeEngine {
     live: Live,
-    watch: Mutex<Option<Watch>>,
+    watching: Mutex<Option<Watching>>,
     listeners: Arc<Mutex<Listeners>>,
 }
 
@@ -103,18 +113,23 @@ impl NativeEngine {
             Ok(Live::open(registry, &options.rules, options.world.as_deref()))
         })?;
         let live = opened.map_err(|errors| config_error(&env, &errors))?;
-        let watch = if options.watch.unwrap_or(false) {
+        let watching = if options.watch.unwrap_or(false) {
             let watch = live.watch().map_err(|e| {
                 napi::Error::from_reason(format!(
                     "cannot watch {}: {e}",
                     live.paths().next().map_or_else(String::new, |p| p.display().to_string())
                 ))
             })?;
-            Some(watch)
+            let alive: KeepAlive = env
+                .create_function_from_closure("switchboardWatching", |_| Ok(()))?
+                .create_threadsafe_function(0, |_: napi::threadsafe_function::ThreadSafeCallContext<()>| {
+                    Ok(Vec::<JsUnknown>::new())
+                })?;
+            Some(Watching { _watch: watch, _alive: alive })
         } else {
             None
         };
-        Ok(NativeEngine { live, watch: Mutex::new(watch), listeners: Arc::default() })
+        Ok(NativeEngine { live, watching: Mutex::new(watching), listeners: Arc::default() })
     }
 
     /// One decision for one request text, as §7 JSON text; never throws for
@@ -160,9 +175,8 @@ impl NativeEngine {
     }
 
     /// Calls `callback(eventJson)` on Node's event loop after every reload
-    /// attempt. A listener never keeps the process alive (unreferenced), so
-    /// an application shuts down when its own handles close, even if it
-    /// forgot `close()`.
+    /// attempt. A listener itself never keeps the process alive
+    /// (unreferenced); watching does, until `close()`.
     #[napi]
     pub fn on_reload(&self, env: Env, callback: JsFunction) -> napi::Result<()> {
         let mut listener: Listener = callback
@@ -192,11 +206,12 @@ impl NativeEngine {
         Ok(())
     }
 
-    /// Stops watching (joins the watcher's thread) and releases the reload
-    /// listeners. Selection still works on the configuration in force.
+    /// Stops watching (joins the watcher's thread), releases the reload
+    /// listeners and so lets the process exit. Selection still works on the
+    /// configuration in force.
     #[napi]
     pub fn close(&self) {
-        drop(lock(&self.watch).take());
+        drop(lock(&self.watching).take());
         lock(&self.listeners).functions.clear();
     }
 }

@@ -73,9 +73,11 @@ test('close() lets the process exit by itself', async () => {
     engine.onReload(() => {});
     if (engine.select({ location: 'shop', channel: 'sms', body: 'hi' }).ok !== true) process.exit(3);`
   assert.equal(await runChild(`${open}\nengine.close();`, 15_000), 0, 'the child exited within the deadline')
-  // the engine never holds the event loop: a forgotten close() does not hang a shutdown
-  assert.equal(await runChild(open, 15_000), 0, 'the child exited without close()')
-  // nor does a watch event delivered while the process winds down
+  // without close(), a watching engine keeps the process alive, as fs.watch does
+  assert.equal(await runChild(open, 1_500), null, 'the child still ran')
+  // an engine that does not watch never holds the event loop, listeners or not
+  assert.equal(await runChild(open.replace('watch: true', 'watch: false'), 15_000), 0, 'the child exited')
+  // a reload event delivered just before close() does not hold it either
   const busy = `${open}\nrequire('fs').writeFileSync(${JSON.stringify(file)}, 'rules: [default_instance, any_available]\\n'); setTimeout(() => engine.close(), 300);`
   assert.equal(await runChild(busy, 15_000), 0, 'the child exited after a reload and close()')
 })
