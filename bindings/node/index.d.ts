@@ -125,7 +125,7 @@ export type ReloadEvent =
 export interface OpenOptions {
   rules: string
   world?: string | null
-  /** Watch the files and reload when they change (SPEC §6). Default false. */
+  /** Watch the files and reload when they change (SPEC §6); keeps the process alive until `close()`, as `fs.watch` does. Default false. */
   watch?: boolean
 }
 
@@ -146,6 +146,6 @@ export declare class Engine {
   reload(): ReloadEvent
   /** Calls `listener` on the event loop after every reload attempt (watcher or `reload()`). */
   onReload(listener: (event: ReloadEvent) => void): this
-  /** Stops watching and releases the listeners; selection keeps working. */
+  /** Stops watching and releases the listeners, letting the process exit; selection keeps working. */
   close(): void
 }

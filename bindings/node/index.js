@@ -68,7 +68,7 @@ class Engine {
     return this
   }
 
-  /** Stops watching and releases the listeners; selection keeps working. */
+  /** Stops watching and releases the listeners, letting the process exit; selection keeps working. */
   close() {
     this.#native.close()
   }

@@ -9,11 +9,12 @@ const { world, tempDir, writeByRename, waitFor } = require('../support/helpers.j
 
 const SMS = { location: 'shop', channel: 'sms', body: 'hi' }
 
-test('watch: a rules file replaced by rename is reloaded, onReload fires on the event loop', async () => {
+test('watch: a rules file replaced by rename is reloaded, onReload fires on the event loop', async (t) => {
   const dir = tempDir()
   const file = path.join(dir, 'rules.yaml')
   fs.writeFileSync(file, 'rules: [default_instance, any_available]\n')
   const engine = Engine.open({ rules: file, world, watch: true })
+  t.after(() => engine.close()) // even when an assertion fails
   const events = []
   engine.onReload((event) => events.push(event))
   assert.equal(engine.select(SMS).rule, 'default_instance')
