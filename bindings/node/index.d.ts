@@ -135,7 +135,7 @@ export declare class Engine {
   /** Loads the files; throws a `ConfigError` (an `Error` with `diagnostics`) when one is invalid. */
   static open(options: OpenOptions): Engine
   /** One decision; never throws for a request it cannot use (code-100 decision). */
-  select(request: Request | unknown): Decision
+  select(request: Request): Decision
   /** JSON text in, §7 JSON text out; never throws for a request it cannot use. */
   selectJson(request: string): string
   /** The explain table (what `switchboard explain` prints). */

@@ -5,7 +5,7 @@ Type stubs of the native module (SPEC §7, §9, §11).
 
 import os
 from types import TracebackType
-from typing import Any, Dict, List, Literal, Optional, Sequence, Type, TypedDict, Union
+from typing import Dict, List, Literal, Optional, Sequence, Type, TypedDict, Union
 
 
 __version__: str
@@ -119,11 +119,11 @@ class Engine:
     @staticmethod
     def open(rules: _Path, world: Optional[_Path] = None, watch: bool = False) -> "Engine":
         """Loads the files; raises ConfigError when one is invalid. watch=True reloads them on change."""
-    def select(self, request: Union[Request, Any]) -> Decision:
+    def select(self, request: Request) -> Decision:
         """One decision; a request it cannot use gets the code-100 decision (never raises). Releases the GIL."""
     def select_json(self, request: Union[str, bytes]) -> str:
         """JSON text (str, or UTF-8 bytes) in, §7 JSON text out (the fast path). Releases the GIL."""
-    def select_many(self, requests: Sequence[Union[Request, Any]]) -> List[Decision]:
+    def select_many(self, requests: Sequence[Request]) -> List[Decision]:
         """Decisions for a batch, in order, on one configuration. Releases the GIL once."""
     def explain(self, request: Union[Request, str]) -> str:
         """The explain table (what `switchboard explain` prints)."""
