@@ -17,7 +17,7 @@ let built = false
 /** Builds the CLI and the plugin (a no-op when they are up to date). */
 function buildArtifacts() {
   if (built) return
-  execFileSync('cargo', ['build', '--quiet', '-p', 'switchboard', '--bin', 'switchboard', '-p', 'switchboard-plugin-business-hours', '--lib'], {
+  execFileSync('cargo', ['build', '--quiet', '-p', 'switchboard', '--bin', 'switchboard', '-p', 'switchboard-plugin-business-hours', '-p', 'switchboard-plugin-misbehave', '--lib'], {
     cwd: repo,
     stdio: ['ignore', 'inherit', 'inherit'],
   })
@@ -38,10 +38,10 @@ function requestLines() {
   return fs.readFileSync(requestsFile, 'utf8').split('\n').filter((l) => l.trim() !== '')
 }
 
-/** The business-hours plugin library built by the workspace. */
-function pluginPath() {
+/** A plugin library built by the workspace (`business_hours`, `misbehave`). */
+function pluginPath(name = 'business_hours') {
   buildArtifacts()
-  return path.join(targetDir, 'debug', 'libswitchboard_business_hours.so')
+  return path.join(targetDir, 'debug', `libswitchboard_${name}.so`)
 }
 
 /** A fresh temporary directory. */

@@ -33,3 +33,17 @@ test('a plugin option error at open is located in rules.yaml', () => {
   fs.writeFileSync(file, 'plugins:\n  - path: plugins/libbusiness_hours.so\nrules:\n  - rule: business_hours\n    opne: "08:00"\n')
   assert.throws(() => Engine.open({ rules: file, world }), (e) => e.diagnostics.some((d) => d.file === file && d.line === 5))
 })
+
+test('a plugin rule that panics is its own error decision; nothing crosses the boundary', () => {
+  const dir = tempDir()
+  fs.mkdirSync(path.join(dir, 'plugins'))
+  fs.copyFileSync(pluginPath('misbehave'), path.join(dir, 'plugins', 'libmisbehave.so'))
+  const file = path.join(dir, 'rules.yaml')
+  fs.writeFileSync(file, 'plugins: [{path: plugins/libmisbehave.so}]\nrules: [always_panics]\n')
+  const engine = Engine.open({ rules: file, world })
+  for (let i = 0; i < 3; i++) {
+    const d = engine.select({ location: 'shop', channel: 'whatsapp', body: 'Hi' })
+    assert.deepStrictEqual([d.ok, d.rule, d.error.code, d.error.kind], [false, 'always_panics', 1900, 'plugin_panic'])
+  }
+  assert.equal(JSON.parse(engine.selectJson('{"location":"shop","channel":"sms","body":"x"}')).error.kind, 'plugin_panic')
+})

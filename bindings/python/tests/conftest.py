@@ -23,7 +23,7 @@ def artifacts():
     """Builds the CLI and the plugin (a no-op when they are up to date)."""
     subprocess.run(
         ["cargo", "build", "--quiet", "-p", "switchboard", "--bin", "switchboard",
-         "-p", "switchboard-plugin-business-hours", "--lib"],
+         "-p", "switchboard-plugin-business-hours", "-p", "switchboard-plugin-misbehave", "--lib"],
         cwd=REPO,
         check=True,
     )
@@ -52,6 +52,12 @@ def cli_decisions(artifacts):
 def plugin_path(artifacts):
     """The business-hours plugin library built by the workspace."""
     return artifacts / "libswitchboard_business_hours.so"
+
+
+@pytest.fixture(scope="session")
+def misbehave_path(artifacts):
+    """The test plugin whose rules panic or answer nonsense."""
+    return artifacts / "libswitchboard_misbehave.so"
 
 
 def write_by_rename(path: Path, text: str) -> None:

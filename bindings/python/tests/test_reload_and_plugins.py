@@ -60,3 +60,15 @@ def test_a_plugin_option_error_is_located(plugin_dir):
     with pytest.raises(switchboard.ConfigError) as caught:
         switchboard.Engine.open(rules, world=WORLD)
     assert any(d["file"] == str(rules) and d["line"] == 5 for d in caught.value.diagnostics)
+
+
+def test_a_plugin_rule_that_panics_is_its_own_error_decision(tmp_path, misbehave_path):
+    (tmp_path / "plugins").mkdir()
+    shutil.copy(misbehave_path, tmp_path / "plugins" / "libmisbehave.so")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("plugins: [{path: plugins/libmisbehave.so}]\nrules: [always_panics]\n")
+    engine = switchboard.Engine.open(rules, world=WORLD)
+    for _ in range(3):
+        d = engine.select({"location": "shop", "channel": "whatsapp", "body": "Hi"})
+        assert (d["ok"], d["rule"], d["error"]["code"], d["error"]["kind"]) == (False, "always_panics", 1900, "plugin_panic")
+    assert engine.select_many([{"location": "shop", "channel": "sms", "body": "x"}])[0]["error"]["kind"] == "plugin_panic"
