@@ -17,10 +17,10 @@ let built = false
 /** Builds the CLI and the plugin (a no-op when they are up to date). */
 function buildArtifacts() {
   if (built) return
-  execFileSync('cargo', ['build', '--quiet', '-p', 'switchboard', '--bin', 'switchboard', '-p', 'switchboard-plugin-business-hours', '-p', 'switchboard-plugin-misbehave', '--lib'], {
-    cwd: repo,
-    stdio: ['ignore', 'inherit', 'inherit'],
-  })
+  // `--bin` alone finds the package that has the binary (the library's or a CLI crate's)
+  const cargo = (args) => execFileSync('cargo', ['build', '--quiet', ...args], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] })
+  cargo(['--bin', 'switchboard'])
+  cargo(['-p', 'switchboard-plugin-business-hours', '-p', 'switchboard-plugin-misbehave', '--lib'])
   built = true
 }
 

@@ -21,12 +21,10 @@ REQUESTS = REPO / "examples" / "requests.jsonl"
 @pytest.fixture(scope="session")
 def artifacts():
     """Builds the CLI and the plugin (a no-op when they are up to date)."""
-    subprocess.run(
-        ["cargo", "build", "--quiet", "-p", "switchboard", "--bin", "switchboard",
-         "-p", "switchboard-plugin-business-hours", "-p", "switchboard-plugin-misbehave", "--lib"],
-        cwd=REPO,
-        check=True,
-    )
+    # `--bin` alone finds the package that has the binary (the library's or a CLI crate's)
+    for args in (["--bin", "switchboard"],
+                 ["-p", "switchboard-plugin-business-hours", "-p", "switchboard-plugin-misbehave", "--lib"]):
+        subprocess.run(["cargo", "build", "--quiet", *args], cwd=REPO, check=True)
     return TARGET / "debug"
 
 
