@@ -280,13 +280,10 @@ pub(crate) async fn reload(axum::extract::State(state): St) -> Response {
             });
             json_value(StatusCode::OK, &value)
         }
-        Ok(Err(errors)) => {
-            let list: Vec<Value> = errors
-                .diagnostics()
-                .map(|(file, d)| json!({"file": file, "line": d.line, "column": d.column, "message": d.message}))
-                .collect();
-            json_value(StatusCode::UNPROCESSABLE_ENTITY, &json!({"errors": list}))
-        }
+        Ok(Err(errors)) => json_value(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"errors": switchboard::embed::diagnostics_json(&errors)}),
+        ),
         Err(_) => json_value(
             StatusCode::SERVICE_UNAVAILABLE,
             &error_body(StatusCode::SERVICE_UNAVAILABLE, "the reload could not run; retry"),

@@ -23,6 +23,7 @@ use std::sync::Arc;
 pub use switchboard_core::*;
 
 pub mod decision_log;
+pub mod embed;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;

@@ -1,0 +1,142 @@
+"""Switchboard: which sender instance carries each outbound CRM message.
+
+Type stubs of the native module (SPEC §7, §9, §11).
+"""
+
+import os
+from types import TracebackType
+from typing import Dict, List, Literal, Optional, Sequence, Type, TypedDict, Union
+
+
+__version__: str
+
+class Contact(TypedDict, total=False):
+    """The recipient of a message."""
+
+    id: Optional[str]
+    tags: List[str]
+    assigned_user: Optional[str]
+
+class _InstanceRequired(TypedDict):
+    id: str
+    channel: str
+
+class InstanceSpec(_InstanceRequired, total=False):
+    """One sender instance, as in the world file or inline in a request."""
+
+    index: int
+    phone: str
+    connected: bool
+    default: bool
+    users: List[str]
+
+class _RequestRequired(TypedDict):
+    location: str
+    channel: str
+    body: str
+
+class Request(_RequestRequired, total=False):
+    """One outbound message to route (SPEC §7); unknown keys are a code-100 decision."""
+
+    contact: Optional[Contact]
+    instances: Optional[List[InstanceSpec]]
+
+class SelectedInstance(TypedDict):
+    """The selected instance."""
+
+    id: str
+    channel: str
+    index: int
+    phone: str
+
+class SelectionError(TypedDict):
+    """A coded selection error: 100 request, 101–108 built-in rules, >= 1000 plugins."""
+
+    code: int
+    kind: str
+    message: str
+
+class _TraceRequired(TypedDict):
+    rule: str
+    outcome: Literal["selected", "no_match", "fell_through", "failed"]
+
+class TraceEntry(_TraceRequired, total=False):
+    """One rule consulted, in order."""
+
+    detail: str
+
+class _DecisionRequired(TypedDict):
+    ok: bool
+    rule: Optional[str]
+    trace: List[TraceEntry]
+
+class Decision(_DecisionRequired, total=False):
+    """The decision for one request (SPEC §7): `instance` when `ok`, else `error`.
+
+    `body` (the body with every routing pattern removed) is absent when the
+    request could not be read; `rule` is None for code 100 and an exhausted chain.
+    """
+
+    body: str
+    instance: SelectedInstance
+    error: SelectionError
+
+class Status(TypedDict):
+    """The reload status (SPEC §9 `GET /v1/status`)."""
+
+    generation: int
+    last_attempt: Optional[str]
+    last_success: Optional[str]
+    last_error: Optional[str]
+    rules_sha256: str
+    world_sha256: Optional[str]
+    order: Dict[str, List[str]]
+
+class Diagnostic(TypedDict):
+    """One located problem of a rules or world file (line/column None when unlocated)."""
+
+    file: str
+    line: Optional[int]
+    column: Optional[int]
+    message: str
+
+class ReloadEvent(TypedDict):
+    """What a reload did: type is "reloaded", "unchanged" (or "failed" in status errors)."""
+
+    type: Literal["reloaded", "unchanged", "failed"]
+    generation: int
+
+class ConfigError(Exception):
+    """A rules or world file is invalid; every problem, located."""
+
+    diagnostics: List[Diagnostic]
+
+_Path = Union[str, "os.PathLike[str]"]
+
+class Engine:
+    """One reloadable configuration: rules.yaml (plugins included) and the world file."""
+
+    @staticmethod
+    def open(rules: _Path, world: Optional[_Path] = None, watch: bool = False) -> "Engine":
+        """Loads the files; raises ConfigError when one is invalid. watch=True reloads them on change."""
+    def select(self, request: Request) -> Decision:
+        """One decision; a request it cannot use gets the code-100 decision (never raises). Releases the GIL."""
+    def select_json(self, request: Union[str, bytes]) -> str:
+        """JSON text (str, or UTF-8 bytes) in, §7 JSON text out (the fast path). Releases the GIL."""
+    def select_many(self, requests: Sequence[Request]) -> List[Decision]:
+        """Decisions for a batch, in order, on one configuration. Releases the GIL once."""
+    def explain(self, request: Union[Request, str]) -> str:
+        """The explain table (what `switchboard explain` prints)."""
+    def status(self) -> Status:
+        """The §9 status dict."""
+    def reload(self) -> ReloadEvent:
+        """Reloads now; raises ConfigError on invalid files (the last good configuration stays)."""
+    def close(self) -> None:
+        """Stops watching; selection keeps working."""
+    def __enter__(self) -> "Engine": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
