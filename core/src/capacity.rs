@@ -252,7 +252,7 @@ impl WindowSpan {
         let sign = if seconds < 0 { '-' } else { '+' };
         let abs = seconds.unsigned_abs();
         let mut offset = format!("{sign}{:02}{:02}", abs / 3600, abs % 3600 / 60);
-        if abs % 60 != 0 {
+        if !abs.is_multiple_of(60) {
             offset.push_str(&format!("{:02}", abs % 60));
         }
         match self.window {

@@ -190,3 +190,63 @@ fn a_stalled_redis_times_out_and_the_store_recovers() {
     assert!((1..=2).contains(&day), "day count {day}");
     assert!(store.reserve(&request).unwrap().is_reserved());
 }
+
+mod properties {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use proptest::prelude::*;
+    use switchboard_core::capacity::Limits;
+
+    use super::support::suite::{matches_the_reference_model, Op};
+    use super::RedisServer;
+
+    fn limits() -> impl Strategy<Value = Limits> {
+        let limit = || proptest::option::weighted(0.5, 0u32..6);
+        (limit(), limit(), limit(), limit()).prop_map(|(per_minute, per_hour, per_day, contacts_per_day)| Limits {
+            per_minute,
+            per_hour,
+            per_day,
+            contacts_per_day,
+        })
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        let delta = prop_oneof![6 => 0i64..40, 3 => 0i64..400, 1 => 0i64..30_000];
+        let op = (0usize..3, delta, proptest::option::weighted(0.8, 0u8..8))
+            .prop_map(|(instance, delta, contact)| Op { instance, delta, contact });
+        proptest::collection::vec(op, 1..80)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn memory_store_matches_the_reference_model(
+            a in limits(), b in limits(), c in limits(), pool in limits(), ops in ops(),
+        ) {
+            matches_the_reference_model(&switchboard_state::MemoryStore::new(), "shop", [a, b, c], pool, &ops);
+        }
+    }
+
+    #[test]
+    fn redis_store_matches_the_reference_model() {
+        // One server for every case; cases use distinct locations.
+        let server = RedisServer::start();
+        let store = switchboard_state::RedisStore::open(switchboard_state::RedisConfig {
+            url: server.url(),
+            ..switchboard_state::RedisConfig::default()
+        })
+        .unwrap();
+        let case = AtomicUsize::new(0);
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 16,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        });
+        let result = runner.run(&(limits(), limits(), limits(), limits(), ops()), |(a, b, c, pool, ops)| {
+            let location = format!("case-{}", case.fetch_add(1, Ordering::Relaxed));
+            matches_the_reference_model(&store, &location, [a, b, c], pool, &ops);
+            Ok(())
+        });
+        result.unwrap();
+    }
+}

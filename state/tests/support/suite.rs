@@ -303,3 +303,89 @@ pub fn concurrent_reservations_are_exact(
         .count();
     assert_eq!(admitted as u64, u64::from(contacts_limit), "exactly the limit of distinct contacts got through");
 }
+
+/// One generated request of [`matches_the_reference_model`].
+#[derive(Debug, Clone)]
+pub struct Op {
+    /// Instance 0 or 1 (both in the pool) or 2 (no pool).
+    pub instance: usize,
+    /// Seconds after the previous request (time never goes back).
+    pub delta: i64,
+    /// A contact id among a few, or none.
+    pub contact: Option<u8>,
+}
+
+/// Any limits and any sequence of requests: the store answers exactly what
+/// a model that keeps every counted decision answers, so no window ever
+/// holds more than its limit, every reservation is counted once and a
+/// refusal counts nothing. `location` keeps cases apart on a shared store.
+pub fn matches_the_reference_model(
+    store: &dyn CapacityStore,
+    location: &str,
+    instance_limits: [Limits; 3],
+    pool_limits: Limits,
+    ops: &[Op],
+) {
+    let ny = timezone("America/New_York").unwrap();
+    let ids = ["wa-0", "wa-1", "wa-2"];
+    let contacts: Vec<String> = (0..8).map(|i| format!("c-{i}")).collect();
+    // Counted decisions: (instance, now, contact).
+    let mut counted: Vec<(usize, Timestamp, Option<u8>)> = Vec::new();
+    // Two days before the fall-back day, so sequences cross it.
+    let mut now = ts("2026-10-31T04:00:00Z");
+    for op in ops {
+        now = plus(now, op.delta);
+        let pool = (op.instance < 2).then_some(PoolRef { id: "pool", limits: pool_limits });
+        let request = ReservationRequest {
+            limits: instance_limits[op.instance],
+            pool,
+            contact: op.contact.map(|c| contacts[c as usize].as_str()),
+            ..ReservationRequest::new(location, &ny, ids[op.instance], now)
+        };
+        let windows = request.windows();
+        let model = |members: &dyn Fn(usize) -> bool| {
+            let mut counts = Counts::default();
+            let mut seen = std::collections::HashSet::new();
+            let mut anonymous = 0;
+            for (_, at, contact) in counted.iter().filter(|(i, ..)| members(*i)) {
+                let same: Vec<bool> = windows.iter().map(|w| w.window.span(*at, &ny).start == w.start).collect();
+                counts.minute += u64::from(same[0]);
+                counts.hour += u64::from(same[1]);
+                counts.day += u64::from(same[2]);
+                if same[2] {
+                    match contact {
+                        Some(c) => {
+                            seen.insert(*c);
+                        }
+                        None => anonymous += 1,
+                    }
+                }
+            }
+            counts.contacts = seen.len() as u64 + anonymous;
+            let contact_seen = op.contact.is_some_and(|c| seen.contains(&c));
+            (counts, contact_seen)
+        };
+        let (mut instance_counts, instance_seen) = model(&|i| i == op.instance);
+        let (mut pool_counts, pool_seen) = model(&|i| i < 2);
+        if request.limits.contacts_per_day.is_none() {
+            instance_counts.contacts = 0;
+        }
+        if pool_limits.contacts_per_day.is_none() {
+            pool_counts.contacts = 0;
+        }
+        let expected = switchboard_core::capacity::Usage {
+            instance: instance_counts,
+            pool: pool.map(|_| pool_counts),
+            contact_seen: instance_seen && request.limits.contacts_per_day.is_some(),
+            pool_contact_seen: pool.is_some() && pool_seen && pool_limits.contacts_per_day.is_some(),
+        };
+        // A store tracks contacts only while a limit asks for them, and so
+        // from the first request on here (limits never change in a case).
+        assert_eq!(store.usage(&request).unwrap(), expected, "usage before {op:?} at {now}");
+        let answer = store.reserve(&request).unwrap();
+        assert_eq!(answer, expected.verdict(&request), "{op:?} at {now}");
+        if answer.is_reserved() {
+            counted.push((op.instance, now, op.contact));
+        }
+    }
+}
