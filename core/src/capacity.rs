@@ -224,6 +224,83 @@ impl fmt::Display for Window {
     }
 }
 
+/// The window starts of one timezone, remembered around the last instant
+/// asked, so that a stream of reservations does integer arithmetic instead
+/// of timezone look-ups (which cost most of a memory-store reservation).
+///
+/// [`Calendar::starts`] always equals the starts of [`Window::span`]: it
+/// keeps the current day and the interval in which the UTC offset is
+/// constant, and falls back to `span` when an instant leaves them.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    tz: TimeZone,
+    cached: Option<CachedDay>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CachedDay {
+    day_start: i64,
+    day_end: i64,
+    offset: i64,
+    /// The offset is `offset` on `[stable_from, stable_until)`.
+    stable_from: i64,
+    stable_until: i64,
+}
+
+impl Calendar {
+    /// A calendar of `tz`, empty.
+    pub fn new(tz: TimeZone) -> Calendar {
+        Calendar { tz, cached: None }
+    }
+
+    /// The timezone.
+    pub fn timezone(&self) -> &TimeZone {
+        &self.tz
+    }
+
+    /// Whether this is the calendar of `tz` (cheap when both have IANA
+    /// names).
+    pub fn is_of(&self, tz: &TimeZone) -> bool {
+        match (self.tz.iana_name(), tz.iana_name()) {
+            (Some(mine), Some(theirs)) => mine == theirs,
+            _ => self.tz == *tz,
+        }
+    }
+
+    /// The start (Unix seconds) of the minute, hour and day windows
+    /// containing `now`: `Window::ALL.map(|w| w.span(now, tz).start)`.
+    pub fn starts(&mut self, now: Timestamp) -> [i64; 3] {
+        let mut second = now.as_second();
+        if now.subsec_nanosecond() < 0 {
+            second -= 1;
+        }
+        if let Some(c) = self.cached {
+            if (c.day_start..c.day_end).contains(&second) && (c.stable_from..c.stable_until).contains(&second) {
+                let local = second.saturating_add(c.offset);
+                let hour = second - local.rem_euclid(3600);
+                if hour >= c.stable_from {
+                    return [second - local.rem_euclid(60), hour, c.day_start];
+                }
+            }
+        }
+        let spans = Window::ALL.map(|window| window.span(now, &self.tz));
+        let stable_from = self
+            .tz
+            .preceding(from_second(second.saturating_add(1)))
+            .next()
+            .map_or(i64::MIN, |t| t.timestamp().as_second());
+        let stable_until = self.tz.following(now).next().map_or(i64::MAX, |t| t.timestamp().as_second());
+        self.cached = Some(CachedDay {
+            day_start: spans[2].start.as_second(),
+            day_end: spans[2].end.as_second(),
+            offset: i64::from(self.tz.to_offset(now).seconds()),
+            stable_from,
+            stable_until,
+        });
+        spans.map(|span| span.start.as_second())
+    }
+}
+
 /// One calendar window: `[start, end)` and the local clock at its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSpan {
@@ -731,6 +808,27 @@ mod tests {
                     }
                     t = Timestamp::from_second(t.as_second() + 7 * 60 + 13).unwrap();
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn calendar_starts_equal_window_spans_across_dst_weeks() {
+        for name in ["America/New_York", "Europe/London", "UTC", "Australia/Lord_Howe", "Asia/Kolkata"] {
+            let zone = tz(name);
+            let mut calendar = Calendar::new(zone.clone());
+            assert!(calendar.is_of(&zone) && !calendar.is_of(&tz("Europe/Paris")));
+            for start in ["2026-03-05T00:00:00Z", "2026-10-22T00:00:00Z", "2026-03-31T00:00:00Z"] {
+                let mut t = ts(start);
+                let stop = t.as_second() + 10 * 86_400;
+                while t.as_second() < stop {
+                    let expected = Window::ALL.map(|window| window.span(t, &zone).start.as_second());
+                    assert_eq!(calendar.starts(t), expected, "{name} {t}");
+                    t = Timestamp::from_second(t.as_second() + 3 * 60 + 17).unwrap();
+                }
+                // And back in time: the cache is left, not trusted.
+                let back = ts(start);
+                assert_eq!(calendar.starts(back), Window::ALL.map(|w| w.span(back, &zone).start.as_second()));
             }
         }
     }

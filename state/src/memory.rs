@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use switchboard_core::capacity::{
-    jiff::Timestamp, AtCapacity, CapacityStore, ConversationKey, Counts, Limits, Reservation, ReservationRequest,
-    Scope, StoreError, StoreErrorKind, Usage, Window,
+    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, Limits, Reservation,
+    ReservationRequest, Scope, StoreError, StoreErrorKind, Usage, Window,
 };
 
 /// Shards of the counters; a power of two.
@@ -91,6 +91,17 @@ struct Shard {
 struct LocationCounts {
     instances: FxHashMap<Box<str>, Subject>,
     pools: FxHashMap<Box<str>, Subject>,
+    /// The location's calendar: window starts without timezone look-ups.
+    calendar: Option<Calendar>,
+}
+
+/// The window starts of `request` (minute, hour, day), from the location's
+/// calendar when it is of the request's timezone (a reload may change it).
+fn starts_in(calendar: &mut Option<Calendar>, request: &ReservationRequest<'_>) -> [i64; 3] {
+    match calendar {
+        Some(calendar) if calendar.is_of(request.timezone) => calendar.starts(request.now),
+        _ => calendar.insert(Calendar::new(request.timezone.clone())).starts(request.now),
+    }
 }
 
 /// The recent windows of one instance or pool.
@@ -183,9 +194,9 @@ fn get_or_insert<'m, V: Default>(map: &'m mut FxHashMap<Box<str>, V>, id: &str) 
 
 impl CapacityStore for MemoryStore {
     fn reserve(&self, request: &ReservationRequest<'_>) -> Result<Reservation, StoreError> {
-        let starts = starts(request);
         let mut shard = self.shard(request.location);
-        let LocationCounts { instances, pools } = get_or_insert(&mut shard.locations, request.location)?;
+        let LocationCounts { instances, pools, calendar } = get_or_insert(&mut shard.locations, request.location)?;
+        let starts = starts_in(calendar, request);
         let instance = get_or_insert(instances, request.instance)?;
         let (counts, instance_seen) = instance.counts(&starts, request.contact);
         if let Some((kind, count, limit)) = request.limits.first_reached(&counts, !instance_seen) {
@@ -216,9 +227,13 @@ impl CapacityStore for MemoryStore {
     }
 
     fn usage(&self, request: &ReservationRequest<'_>) -> Result<Usage, StoreError> {
-        let starts = starts(request);
-        let shard = self.shard(request.location);
-        let location = shard.locations.get(request.location);
+        let mut shard = self.shard(request.location);
+        let mut location = shard.locations.get_mut(request.location);
+        let starts = match location.as_deref_mut() {
+            Some(location) => starts_in(&mut location.calendar, request),
+            None => starts(request),
+        };
+        let location = location.as_deref();
         let read = |subject: Option<&Subject>| subject.map(|s| s.counts(&starts, request.contact)).unwrap_or_default();
         let (instance, contact_seen) = read(location.and_then(|l| l.instances.get(request.instance)));
         let pool = request.pool.map(|pool| read(location.and_then(|l| l.pools.get(pool.id))));
