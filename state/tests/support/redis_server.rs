@@ -52,7 +52,8 @@ impl RedisServer {
                     return None; // exited: the port was taken
                 }
             }
-            if ping(port) {
+            // Ours, not another test's server that took the same port.
+            if serves(port, server.pid()) {
                 return Some(server);
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -94,16 +95,31 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
-/// Whether a server on `port` answers PING with PONG.
-fn ping(port: u16) -> bool {
+/// Whether the server answering on `port` is process `pid`.
+fn serves(port: u16, pid: u32) -> bool {
     use std::io::{Read, Write};
     let Ok(mut stream) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(100)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    if stream.write_all(b"PING\r\n").is_err() {
+    if stream.write_all(b"INFO server\r\n").is_err() {
         return false;
     }
-    let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    let needle = format!("process_id:{pid}\r\n");
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if text.contains(&needle) {
+            return true;
+        }
+        if text.contains("process_id:") && text.contains("\r\nrun_id:") {
+            return false;
+        }
+    }
+    false
 }
