@@ -14,7 +14,11 @@
 //! - the rules.yaml compiler producing an immutable [`Plan`];
 //! - the pure evaluator, [`Plan::select`], returning a [`Decision`].
 //!
-//! File watching and plugin loading are I/O and live in other crates.
+//! - the [`capacity`] boundary: limits, calendar windows and the
+//!   [`CapacityStore`] trait whose stores live in `switchboard-state`.
+//!
+//! File watching, plugin loading and the capacity stores are I/O and live in
+//! other crates.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -57,6 +61,7 @@
 //! assert_eq!(decision.instance().map(|i| i.id()), Some("s1"));
 //! ```
 
+pub mod capacity;
 mod channel;
 mod config;
 pub mod diag;
@@ -87,6 +92,9 @@ pub(crate) fn intern(id: &str) -> &'static str {
 #[doc(hidden)]
 pub use inventory;
 
+pub use capacity::{
+    AtCapacity, CapacityStore, ConversationKey, Reservation, ReservationRequest, StoreError, StoreErrorKind,
+};
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
 pub use config::{content_hash, Contribution, EntrySummary, Limits, Plan, PluginEntry, PluginLoader};
 pub use diag::{Diagnostic, FileErrors, Severity};

@@ -1,0 +1,300 @@
+//! The per-process store: counts in memory, sharded by location.
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
+use switchboard_core::capacity::{
+    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, Limits, Reservation,
+    ReservationRequest, Scope, StoreError, StoreErrorKind, Usage, Window,
+};
+
+/// Shards of the counters; a power of two.
+const SHARDS: usize = 64;
+/// How far back from the newest window of each kind (minute, hour, day)
+/// an instance or pool keeps its counts: an hour of minutes, a day of hours,
+/// a week of days (and two days of contact sets). Within it, requests dated
+/// in any order (threads that read the clock around a boundary, a batch with
+/// `now`s) count exactly; a request dated further back than that starts a
+/// fresh count in its window.
+const HORIZON: [i64; 3] = [3600, 86_400, 7 * 86_400];
+/// How far back contact sets are kept.
+const CONTACTS_HORIZON: i64 = 2 * 86_400;
+/// Conversation inserts into one shard between two prunings of its expired
+/// memories (amortised; no sweeper thread).
+const PRUNE_EVERY: u32 = 1024;
+
+/// The per-process capacity store (`store: memory`): counts live in this
+/// process only.
+///
+/// Counters are sharded by location: one reservation takes one shard's lock
+/// for a few hash look-ups, checks every window of the instance and its pool
+/// (pools are per location, so both are in the shard), and counts them.
+/// Each instance and pool keeps its windows of each kind keyed by the
+/// window's start, and drops those older than a [horizon](HORIZON) behind
+/// its newest window when it opens a new one, so windows expire by key
+/// with no sweeper thread and memory stays bounded by
+/// the number of instances (plus, while `contacts_per_day` is set, that
+/// day's contact ids). Conversation memories are pruned in passing.
+pub struct MemoryStore {
+    shards: Box<[Mutex<Shard>]>,
+    conversations: Box<[Mutex<Conversations>]>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").field("shards", &self.shards.len()).finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            conversations: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn shard(&self, location: &str) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[index(location)])
+    }
+
+    fn conversations(&self, key: &ConversationKey<'_>) -> MutexGuard<'_, Conversations> {
+        lock(&self.conversations[index((key.location, key.channel, key.contact))])
+    }
+}
+
+fn index(value: impl Hash) -> usize {
+    (FxBuildHasher.hash_one(value) as usize) & (SHARDS - 1)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a shard cannot leave a count half-written (each
+    // write is one integer), so a poisoned lock is still consistent.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Default)]
+struct Shard {
+    locations: FxHashMap<Box<str>, LocationCounts>,
+}
+
+#[derive(Default)]
+struct LocationCounts {
+    instances: FxHashMap<Box<str>, Subject>,
+    pools: FxHashMap<Box<str>, Subject>,
+    /// The location's calendar: window starts without timezone look-ups.
+    calendar: Option<Calendar>,
+}
+
+/// The window starts of `request` (minute, hour, day), from the location's
+/// calendar when it is of the request's timezone (a reload may change it).
+fn starts_in(calendar: &mut Option<Calendar>, request: &ReservationRequest<'_>) -> [i64; 3] {
+    match calendar {
+        Some(calendar) if calendar.is_of(request.timezone) => calendar.starts(request.now),
+        _ => calendar.insert(Calendar::new(request.timezone.clone())).starts(request.now),
+    }
+}
+
+/// The recent windows of one instance or pool.
+#[derive(Default)]
+struct Subject {
+    windows: [Recent<u64>; 3],
+    contacts: Recent<ContactDay>,
+}
+
+#[derive(Default)]
+struct ContactDay {
+    seen: FxHashSet<Box<str>>,
+    /// Distinct contacts plus requests without a contact.
+    count: u64,
+}
+
+/// Windows by start second, within a horizon of the newest.
+struct Recent<T> {
+    slots: Vec<(i64, T)>,
+}
+
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Recent { slots: Vec::new() }
+    }
+}
+
+impl<T: Default> Recent<T> {
+    fn get(&self, start: i64) -> Option<&T> {
+        // The current window is usually the last opened: search from the end.
+        self.slots.iter().rev().find(|(s, _)| *s == start).map(|(_, v)| v)
+    }
+
+    fn get_mut(&mut self, start: i64, horizon: i64) -> &mut T {
+        let position = match self.slots.iter().rposition(|(s, _)| *s == start) {
+            Some(position) => position,
+            None => {
+                let newest = self.slots.iter().map(|(s, _)| *s).max().unwrap_or(start).max(start);
+                self.slots.retain(|(s, _)| *s >= newest.saturating_sub(horizon));
+                self.slots.push((start, T::default()));
+                self.slots.len() - 1
+            }
+        };
+        &mut self.slots[position].1
+    }
+}
+
+impl Subject {
+    /// The counts in the windows starting at `starts` (minute, hour, day),
+    /// and whether `contact` was already counted today.
+    fn counts(&self, starts: &[i64; 3], contact: Option<&str>) -> (Counts, bool) {
+        let count = |i: usize| self.windows[i].get(starts[i]).copied().unwrap_or(0);
+        let day = self.contacts.get(starts[2]);
+        let seen = match (day, contact) {
+            (Some(day), Some(contact)) => day.seen.contains(contact),
+            _ => false,
+        };
+        let counts = Counts { minute: count(0), hour: count(1), day: count(2), contacts: day.map_or(0, |d| d.count) };
+        (counts, seen)
+    }
+
+    fn count(&mut self, starts: &[i64; 3], limits: &Limits, contact: Option<&str>, seen: bool) {
+        for ((window, start), horizon) in self.windows.iter_mut().zip(starts).zip(HORIZON) {
+            *window.get_mut(*start, horizon) += 1;
+        }
+        if limits.contacts_per_day.is_some() && !seen {
+            let day = self.contacts.get_mut(starts[2], CONTACTS_HORIZON);
+            day.count += 1;
+            if let Some(contact) = contact {
+                day.seen.insert(contact.into());
+            }
+        }
+    }
+}
+
+fn starts(request: &ReservationRequest<'_>) -> [i64; 3] {
+    Window::ALL.map(|window| window.span(request.now, request.timezone).start.as_second())
+}
+
+/// The value under `id`, inserted if missing (without allocating a key when
+/// present: the hot path).
+fn get_or_insert<'m, V: Default>(map: &'m mut FxHashMap<Box<str>, V>, id: &str) -> Result<&'m mut V, StoreError> {
+    if !map.contains_key(id) {
+        map.insert(id.into(), V::default());
+    }
+    // Present: inserted just above under the same lock.
+    map.get_mut(id)
+        .ok_or_else(|| StoreError::new(StoreErrorKind::Protocol, "memory store: entry vanished under its lock"))
+}
+
+impl CapacityStore for MemoryStore {
+    fn reserve(&self, request: &ReservationRequest<'_>) -> Result<Reservation, StoreError> {
+        let mut shard = self.shard(request.location);
+        let LocationCounts { instances, pools, calendar } = get_or_insert(&mut shard.locations, request.location)?;
+        let starts = starts_in(calendar, request);
+        let instance = get_or_insert(instances, request.instance)?;
+        let (counts, instance_seen) = instance.counts(&starts, request.contact);
+        if let Some((kind, count, limit)) = request.limits.first_reached(&counts, !instance_seen) {
+            return Ok(Reservation::AtCapacity(AtCapacity { scope: Scope::Instance, kind, count, limit }));
+        }
+        let pool = match request.pool {
+            Some(pool) => {
+                let subject = get_or_insert(pools, pool.id)?;
+                let (counts, seen) = subject.counts(&starts, request.contact);
+                if let Some((kind, count, limit)) = pool.limits.first_reached(&counts, !seen) {
+                    return Ok(Reservation::AtCapacity(AtCapacity { scope: Scope::Pool, kind, count, limit }));
+                }
+                Some((subject, pool.limits, seen))
+            }
+            None => None,
+        };
+        // Every window had room: count them all, still under the lock.
+        if let Some((subject, limits, seen)) = pool {
+            subject.count(&starts, &limits, request.contact, seen);
+        }
+        instance.count(&starts, &request.limits, request.contact, instance_seen);
+        drop(shard);
+        if let (Some(remember), Some(contact)) = (request.remember, request.contact) {
+            let key = ConversationKey { location: request.location, channel: remember.channel, contact };
+            self.remember(&key, request.instance, remember.ttl, request.now)?;
+        }
+        Ok(Reservation::Reserved)
+    }
+
+    fn usage(&self, request: &ReservationRequest<'_>) -> Result<Usage, StoreError> {
+        let mut shard = self.shard(request.location);
+        let mut location = shard.locations.get_mut(request.location);
+        let starts = match location.as_deref_mut() {
+            Some(location) => starts_in(&mut location.calendar, request),
+            None => starts(request),
+        };
+        let location = location.as_deref();
+        let read = |subject: Option<&Subject>| subject.map(|s| s.counts(&starts, request.contact)).unwrap_or_default();
+        let (instance, contact_seen) = read(location.and_then(|l| l.instances.get(request.instance)));
+        let pool = request.pool.map(|pool| read(location.and_then(|l| l.pools.get(pool.id))));
+        Ok(Usage {
+            instance,
+            pool: pool.map(|(counts, _)| counts),
+            contact_seen,
+            pool_contact_seen: pool.is_some_and(|(_, seen)| seen),
+        })
+    }
+
+    fn remember(
+        &self,
+        key: &ConversationKey<'_>,
+        instance: &str,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let expires = expiry_ms(now, ttl);
+        let mut shard = self.conversations(key);
+        shard.inserts += 1;
+        if shard.inserts >= PRUNE_EVERY {
+            shard.inserts = 0;
+            let now_ms = now.as_millisecond();
+            shard.memories.retain(|_, (_, expires)| *expires > now_ms);
+        }
+        shard.memories.insert(conversation_key(key), (instance.into(), expires));
+        Ok(())
+    }
+
+    fn recall(&self, key: &ConversationKey<'_>, now: Timestamp) -> Result<Option<String>, StoreError> {
+        let id = conversation_key(key);
+        let mut shard = self.conversations(key);
+        match shard.memories.get(&id) {
+            Some((instance, expires)) if *expires > now.as_millisecond() => Ok(Some(instance.to_string())),
+            Some(_) => {
+                shard.memories.remove(&id);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn forget(&self, key: &ConversationKey<'_>) -> Result<bool, StoreError> {
+        Ok(self.conversations(key).memories.remove(&conversation_key(key)).is_some())
+    }
+}
+
+/// `now + ttl` in milliseconds, saturating.
+pub(crate) fn expiry_ms(now: Timestamp, ttl: Duration) -> i64 {
+    now.as_millisecond().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn conversation_key(key: &ConversationKey<'_>) -> Box<str> {
+    // NUL cannot appear in a YAML/JSON id without escaping, and the lengths
+    // make the join unambiguous anyway.
+    format!("{}\0{}\0{}\0{}", key.location.len(), key.location, key.channel, key.contact).into_boxed_str()
+}
+
+#[derive(Default)]
+struct Conversations {
+    memories: FxHashMap<Box<str>, (Box<str>, i64)>,
+    inserts: u32,
+}

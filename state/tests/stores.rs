@@ -1,0 +1,250 @@
+//! The same suite against both stores: the memory store, and the Redis store
+//! on a `redis-server` of each test's own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod support {
+    pub mod redis_server;
+    pub mod suite;
+}
+
+use std::time::{Duration, Instant};
+
+use support::redis_server::RedisServer;
+use support::suite;
+use switchboard_core::capacity::{timezone, Limits};
+use switchboard_core::{CapacityStore, ReservationRequest, StoreErrorKind};
+use switchboard_state::{MemoryStore, RedisConfig, RedisStore};
+
+/// Generous timeouts: a loaded CI machine must not turn into failures (a
+/// dead server is refused at once; the stall test sets its own).
+fn redis_store(server: &RedisServer) -> RedisStore {
+    RedisStore::open(RedisConfig {
+        url: server.url(),
+        connect_timeout: Duration::from_secs(5),
+        io_timeout: Duration::from_secs(5),
+        ..RedisConfig::default()
+    })
+    .unwrap()
+}
+
+/// One `#[test]` per suite function, for each store.
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $name() { super::suite::$name(&switchboard_state::MemoryStore::new()); })*
+        }
+        mod redis_store {
+            $(#[test] fn $name() {
+                let server = super::RedisServer::start();
+                super::suite::$name(&super::redis_store(&server));
+            })*
+        }
+    };
+}
+
+both_stores!(
+    per_minute_limit_refuses_until_the_next_minute,
+    per_hour_limit_refuses_until_the_next_hour,
+    per_day_limit_follows_the_local_calendar_day,
+    pool_limits_are_shared_by_its_instances,
+    contacts_per_day_counts_distinct_contacts,
+    requests_without_a_contact_count_as_new_contacts,
+    a_refused_reservation_changes_nothing,
+    usage_reads_without_counting,
+    locations_and_instances_count_apart,
+    conversation_remember_recall_forget_and_expiry,
+    a_reservation_remembers_the_conversation,
+    instances_without_limits_are_still_counted,
+);
+
+#[test]
+fn memory_store_eight_threads_exact_totals() {
+    suite::concurrent_reservations_are_exact(&MemoryStore::new(), 8, 10_000, 300, 5_000, 100, 150);
+}
+
+#[test]
+fn redis_store_concurrent_exact_totals() {
+    let server = RedisServer::start();
+    suite::concurrent_reservations_are_exact(&redis_store(&server), 4, 500, 30, 200, 20, 30);
+}
+
+#[test]
+fn redis_keys_carry_the_location_hash_tag_and_expire() {
+    let server = RedisServer::start();
+    let store = redis_store(&server);
+    let utc = timezone("UTC").unwrap();
+    let request = ReservationRequest {
+        limits: Limits { contacts_per_day: Some(10), ..Limits::NONE },
+        pool: Some(switchboard_core::capacity::PoolRef { id: "brand-a", limits: Limits::NONE }),
+        contact: Some("c-1"),
+        ..ReservationRequest::new("shop", &utc, "wa-1", suite::ts("2026-11-25T14:20:30Z"))
+    };
+    assert!(store.reserve(&request).unwrap().is_reserved());
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut connection).unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "switchboard:{shop}:i:wa-1:c20261125",
+            "switchboard:{shop}:i:wa-1:d20261125",
+            "switchboard:{shop}:i:wa-1:h20261125T14+0000",
+            "switchboard:{shop}:i:wa-1:m20261125T1420+0000",
+            "switchboard:{shop}:i:wa-1:n20261125",
+            "switchboard:{shop}:p:brand-a:d20261125",
+            "switchboard:{shop}:p:brand-a:h20261125T14+0000",
+            "switchboard:{shop}:p:brand-a:m20261125T1420+0000",
+        ]
+    );
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut connection).unwrap();
+        assert!(ttl > 0, "{key} has a TTL");
+    }
+    let minute: i64 =
+        redis::cmd("PTTL").arg("switchboard:{shop}:i:wa-1:m20261125T1420+0000").query(&mut connection).unwrap();
+    assert!(minute <= 90_000, "30 s left of the minute plus a minute of grace, got {minute} ms");
+}
+
+#[test]
+fn redis_key_prefix_comes_from_config() {
+    let server = RedisServer::start();
+    let store =
+        RedisStore::open(RedisConfig { url: server.url(), key_prefix: "sb-test/".into(), ..RedisConfig::default() })
+            .unwrap();
+    let utc = timezone("UTC").unwrap();
+    store.reserve(&ReservationRequest::new("shop", &utc, "wa-1", suite::ts("2026-11-25T14:20:30Z"))).unwrap();
+    let mut connection = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut connection).unwrap();
+    assert_eq!(keys.len(), 3);
+    assert!(keys.iter().all(|k| k.starts_with("sb-test/{shop}:i:wa-1:")), "{keys:?}");
+}
+
+#[test]
+fn redis_down_is_a_store_error_and_the_store_recovers() {
+    let mut server = RedisServer::start();
+    let port = server.port();
+    let store = redis_store(&server);
+    let utc = timezone("UTC").unwrap();
+    let request = ReservationRequest {
+        limits: Limits { per_day: Some(100), ..Limits::NONE },
+        ..ReservationRequest::new("shop", &utc, "wa-1", suite::ts("2026-11-25T14:20:30Z"))
+    };
+    for _ in 0..3 {
+        assert!(store.reserve(&request).unwrap().is_reserved());
+    }
+    store.ping().unwrap();
+
+    server.kill();
+    let started = Instant::now();
+    let error = store.reserve(&request).unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
+    assert!(store.usage(&request).is_err());
+    assert!(store.ping().is_err());
+    assert!(started.elapsed() < Duration::from_secs(3), "errors come fast, not after a hang");
+
+    // A new, empty Redis on the same port: the store reconnects and reloads
+    // its script by itself.
+    let _server = RedisServer::start_on(port);
+    assert!(store.reserve(&request).unwrap().is_reserved());
+    assert_eq!(store.usage(&request).unwrap().instance.day, 1);
+    store.ping().unwrap();
+}
+
+#[test]
+fn a_stalled_redis_times_out_and_the_store_recovers() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(RedisConfig {
+        url: server.url(),
+        connect_timeout: Duration::from_millis(200),
+        io_timeout: Duration::from_millis(200),
+        ..RedisConfig::default()
+    })
+    .unwrap();
+    let utc = timezone("UTC").unwrap();
+    let request = ReservationRequest::new("shop", &utc, "wa-1", suite::ts("2026-11-25T14:20:30Z"));
+    assert!(store.reserve(&request).unwrap().is_reserved());
+
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill").args([name, &server.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let started = Instant::now();
+    let error = store.reserve(&request).unwrap_err();
+    let waited = started.elapsed();
+    signal("-CONT");
+    assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
+    assert!(waited < Duration::from_secs(2), "bounded by the I/O timeout, waited {waited:?}");
+
+    // The timed-out command may still run once Redis resumes (it was sent):
+    // a store error may over-count by one, never under-count.
+    let day = (0..50)
+        .find_map(|_| match store.usage(&request) {
+            Ok(usage) => Some(usage.instance.day),
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(20));
+                None
+            }
+        })
+        .unwrap();
+    assert!((1..=2).contains(&day), "day count {day}");
+    assert!(store.reserve(&request).unwrap().is_reserved());
+}
+
+mod properties {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use proptest::prelude::*;
+    use switchboard_core::capacity::Limits;
+
+    use super::support::suite::{matches_the_reference_model, Op};
+    use super::RedisServer;
+
+    fn limits() -> impl Strategy<Value = Limits> {
+        let limit = || proptest::option::weighted(0.5, 0u32..6);
+        (limit(), limit(), limit(), limit()).prop_map(|(per_minute, per_hour, per_day, contacts_per_day)| Limits {
+            per_minute,
+            per_hour,
+            per_day,
+            contacts_per_day,
+        })
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        let delta = prop_oneof![6 => 0i64..40, 3 => 0i64..400, 1 => 0i64..30_000];
+        let op = (0usize..3, delta, proptest::option::weighted(0.8, 0u8..8))
+            .prop_map(|(instance, delta, contact)| Op { instance, delta, contact });
+        proptest::collection::vec(op, 1..80)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn memory_store_matches_the_reference_model(
+            a in limits(), b in limits(), c in limits(), pool in limits(), ops in ops(),
+        ) {
+            matches_the_reference_model(&switchboard_state::MemoryStore::new(), "shop", [a, b, c], pool, &ops);
+        }
+    }
+
+    #[test]
+    fn redis_store_matches_the_reference_model() {
+        // One server for every case; cases use distinct locations.
+        let server = RedisServer::start();
+        let store = super::redis_store(&server);
+        let case = AtomicUsize::new(0);
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 16,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        });
+        let result = runner.run(&(limits(), limits(), limits(), limits(), ops()), |(a, b, c, pool, ops)| {
+            let location = format!("case-{}", case.fetch_add(1, Ordering::Relaxed));
+            matches_the_reference_model(&store, &location, [a, b, c], pool, &ops);
+            Ok(())
+        });
+        result.unwrap();
+    }
+}
