@@ -563,6 +563,17 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// The usage from the instance's `(counts, contact seen)` and, when the
+    /// request names a pool, the pool's.
+    pub fn from_parts(instance: (Counts, bool), pool: Option<(Counts, bool)>) -> Usage {
+        Usage {
+            instance: instance.0,
+            pool: pool.map(|(counts, _)| counts),
+            contact_seen: instance.1,
+            pool_contact_seen: pool.is_some_and(|(_, seen)| seen),
+        }
+    }
+
     /// What [`CapacityStore::reserve`] would answer now for `request`
     /// (without counting): the first reached limit of the instance, then of
     /// its pool.

@@ -235,14 +235,9 @@ impl CapacityStore for MemoryStore {
         };
         let location = location.as_deref();
         let read = |subject: Option<&Subject>| subject.map(|s| s.counts(&starts, request.contact)).unwrap_or_default();
-        let (instance, contact_seen) = read(location.and_then(|l| l.instances.get(request.instance)));
+        let instance = read(location.and_then(|l| l.instances.get(request.instance)));
         let pool = request.pool.map(|pool| read(location.and_then(|l| l.pools.get(pool.id))));
-        Ok(Usage {
-            instance,
-            pool: pool.map(|(counts, _)| counts),
-            contact_seen,
-            pool_contact_seen: pool.is_some_and(|(_, seen)| seen),
-        })
+        Ok(Usage::from_parts(instance, pool))
     }
 
     fn remember(

@@ -319,14 +319,8 @@ impl CapacityStore for RedisStore {
 
     fn usage(&self, request: &ReservationRequest<'_>) -> Result<Usage, StoreError> {
         let reply = self.script(request, "usage")?;
-        let (instance, contact_seen) = subject_counts(&reply, 0);
         let pool = request.pool.map(|_| subject_counts(&reply, 1));
-        Ok(Usage {
-            instance,
-            pool: pool.map(|(counts, _)| counts),
-            contact_seen,
-            pool_contact_seen: pool.is_some_and(|(_, seen)| seen),
-        })
+        Ok(Usage::from_parts(subject_counts(&reply, 0), pool))
     }
 
     fn remember(
