@@ -122,14 +122,17 @@ impl ChannelInfo {
     }
 
     /// See [`ChannelSyntax::id`].
+    #[inline]
     pub fn id(&self) -> &str {
         &self.id
     }
     /// See [`ChannelSyntax::code`].
+    #[inline]
     pub fn code(&self) -> &str {
         &self.code
     }
     /// See [`ChannelSyntax::tag_prefix`].
+    #[inline]
     pub fn tag_prefix(&self) -> &str {
         &self.tag_prefix
     }
@@ -138,10 +141,12 @@ impl ChannelInfo {
         &self.summary
     }
     /// See [`ChannelSyntax::has_override`].
+    #[inline]
     pub fn has_override(&self) -> bool {
         self.has_override
     }
     /// See [`ChannelSyntax::has_temporary_switch`].
+    #[inline]
     pub fn has_temporary_switch(&self) -> bool {
         self.has_temporary_switch
     }

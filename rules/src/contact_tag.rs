@@ -28,8 +28,9 @@ impl SelectionRule for ContactTag {
         let mut notes: Vec<String> = Vec::new();
         let mut disconnected = Vec::new();
         let mut digits = String::new();
+        let prefix = channel.tag_prefix();
         for tag in &contact.tags {
-            let Some(number) = tag_number(tag, channel.tag_prefix()) else { continue };
+            let Some(number) = tag_number(tag, prefix) else { continue };
             if !number.bytes().any(|b| b.is_ascii_digit()) {
                 notes.push(format!("tag `{tag}` has no digit; ignored"));
                 continue;
