@@ -378,7 +378,7 @@ impl Registry {
         let channels = &self.channels;
         channels
             .iter()
-            .position(|c| c.id() == id)
+            .position(|c| same_str(c.id(), id))
             .or_else(|| channels.iter().position(|c| c.id().eq_ignore_ascii_case(id)))
     }
 
@@ -391,4 +391,11 @@ impl Registry {
     pub fn scanner(&self) -> &Scanner {
         &self.scanner
     }
+}
+
+/// `a == b`, comparing the lengths and the first bytes before the rest: the
+/// few channel ids differ there, so most comparisons end without `memcmp`.
+#[inline]
+pub(crate) fn same_str(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
 }

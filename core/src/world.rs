@@ -63,7 +63,10 @@ impl Location {
     /// The view of this location's instances on one channel (empty when it
     /// has none there).
     pub fn channel(&self, channel: &str) -> InstanceView<'_> {
-        InstanceView { instances: &self.instances, slot: self.channels.iter().find(|c| c.channel == channel) }
+        InstanceView {
+            instances: &self.instances,
+            slot: self.channels.iter().find(|c| crate::registry::same_str(&c.channel, channel)),
+        }
     }
 
     /// Compiles inline instances (a request's `instances`) into a location;
