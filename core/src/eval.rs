@@ -505,6 +505,7 @@ impl Plan {
 
 impl Plan {
     /// The first input limit the request exceeds, as a message.
+    #[inline]
     fn over_limits(&self, request: &Request) -> Option<String> {
         let l = &self.limits;
         if request.body.len() > l.max_body_bytes {
