@@ -217,38 +217,53 @@ mod json {
         (below_space | quote | backslash) & HIGHS != 0
     }
 
+    /// The 8 bytes at the start of `chunk` (at least 8 long) as a word.
+    fn word(chunk: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&chunk[..8]);
+        u64::from_le_bytes(w)
+    }
+
+    /// Whether any byte of `bytes` needs an escape, a word at a time.
+    fn any_escape(bytes: &[u8]) -> bool {
+        if bytes.len() < 8 {
+            return bytes.iter().any(|&b| ESCAPE[usize::from(b)] != 0);
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        if chunks.by_ref().any(|c| needs_escape(word(c))) {
+            return true;
+        }
+        // The last (overlapping) word covers the remainder.
+        !chunks.remainder().is_empty() && needs_escape(word(&bytes[bytes.len() - 8..]))
+    }
+
     /// Appends `s` as a JSON string.
     pub(super) fn string(out: &mut Vec<u8>, s: &str) {
         let bytes = s.as_bytes();
         out.reserve(bytes.len() + 2);
         out.push(b'"');
+        if !any_escape(bytes) {
+            // Nearly every string: copied as is.
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+            return;
+        }
         let mut start = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            // Whole words without anything to escape are skipped at once.
-            if let Some(word) = bytes.get(i..i + 8) {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(word);
-                if !needs_escape(u64::from_le_bytes(w)) {
-                    i += 8;
-                    continue;
-                }
-            }
-            let b = bytes[i];
+        for (i, &b) in bytes.iter().enumerate() {
             let escape = ESCAPE[usize::from(b)];
-            if escape != 0 {
-                out.extend_from_slice(&bytes[start..i]);
-                if escape == b'u' {
-                    out.extend_from_slice(b"\\u00");
-                    out.push(HEX[usize::from(b >> 4)]);
-                    out.push(HEX[usize::from(b & 0xf)]);
-                } else {
-                    out.push(b'\\');
-                    out.push(escape);
-                }
-                start = i + 1;
+            if escape == 0 {
+                continue;
             }
-            i += 1;
+            out.extend_from_slice(&bytes[start..i]);
+            if escape == b'u' {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            } else {
+                out.push(b'\\');
+                out.push(escape);
+            }
+            start = i + 1;
         }
         out.extend_from_slice(&bytes[start..]);
         out.push(b'"');
