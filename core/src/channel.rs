@@ -77,6 +77,7 @@ macro_rules! register_channel {
 /// assert_eq!(switchboard_core::tag_number(" WA: +1 555 ", "wa:"), Some("+1 555"));
 /// assert_eq!(switchboard_core::tag_number("vip", "wa:"), None);
 /// ```
+#[inline]
 pub fn tag_number<'t>(tag: &'t str, prefix: &str) -> Option<&'t str> {
     // Fast path: most tags (`vip`, `newsletter`) start with a letter that
     // is neither the prefix's first letter nor whitespace.

@@ -106,9 +106,212 @@ impl Decision {
 
     /// The decision as one line of JSON (SPEC §7).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!("{{\"ok\":false,\"error\":{{\"code\":100,\"kind\":\"invalid_request\",\"message\":\"cannot encode decision: {e}\"}}}}")
-        })
+        let mut out = Vec::with_capacity(256);
+        self.write_json(&mut out);
+        // `write_json` writes only whole UTF-8 sequences.
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Appends the decision as one line of JSON (SPEC §7, no newline) to
+    /// `out`: the very bytes of [`Decision::to_json`] (and of its
+    /// `Serialize` impl through `serde_json`), written without a
+    /// serializer so that a batch can reuse one buffer.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use switchboard_core::{Decision, ErrorKind};
+    /// let d = Decision::request_error(ErrorKind::InvalidRequest, "no \"body\"", None);
+    /// let mut out = Vec::new();
+    /// d.write_json(&mut out);
+    /// assert_eq!(out, d.to_json().into_bytes());
+    /// assert_eq!(d.to_json(), serde_json::to_string(&d)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if self.is_ok() { b"{\"ok\":true,\"rule\":" } else { b"{\"ok\":false,\"rule\":" });
+        match self.rule {
+            Some(rule) => json::string(out, rule),
+            None => out.extend_from_slice(b"null"),
+        }
+        if let Some(body) = &self.body {
+            out.extend_from_slice(b",\"body\":");
+            json::string(out, body);
+        }
+        match &self.result {
+            Ok(instance) => {
+                out.extend_from_slice(b",\"instance\":{\"id\":");
+                json::string(out, instance.id());
+                out.extend_from_slice(b",\"channel\":");
+                json::string(out, instance.channel());
+                out.extend_from_slice(b",\"index\":");
+                json::unsigned(out, instance.index());
+                out.extend_from_slice(b",\"phone\":");
+                json::string(out, instance.phone());
+                out.push(b'}');
+            }
+            Err(error) => {
+                out.extend_from_slice(b",\"error\":{\"code\":");
+                json::unsigned(out, u64::from(error.code));
+                out.extend_from_slice(b",\"kind\":");
+                json::string(out, error.kind.as_str());
+                out.extend_from_slice(b",\"message\":");
+                json::string(out, &error.message);
+                out.push(b'}');
+            }
+        }
+        out.extend_from_slice(b",\"trace\":[");
+        for (n, entry) in self.trace.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"rule\":");
+            json::string(out, entry.rule);
+            out.extend_from_slice(match entry.outcome {
+                TraceOutcome::Selected => b",\"outcome\":\"selected\"",
+                TraceOutcome::NoMatch => b",\"outcome\":\"no_match\"",
+                TraceOutcome::FellThrough => b",\"outcome\":\"fell_through\"",
+                TraceOutcome::Failed => b",\"outcome\":\"failed\"",
+            });
+            if let Some(detail) = &entry.detail {
+                out.extend_from_slice(b",\"detail\":");
+                json::string(out, detail);
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
+/// The JSON writer of [`Decision::write_json`]: strings escaped exactly as
+/// `serde_json` escapes them (`"`, `\\` and control characters only; the
+/// short forms `\b \f \n \r \t`, otherwise `\u00xx` in lower case).
+mod json {
+    /// Per byte: 0 when written as is, else the letter after the backslash
+    /// (`u` for the `\u00xx` form).
+    const ESCAPE: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            t[b] = b'u';
+            b += 1;
+        }
+        t[0x08] = b'b';
+        t[0x09] = b't';
+        t[0x0a] = b'n';
+        t[0x0c] = b'f';
+        t[0x0d] = b'r';
+        t[b'"' as usize] = b'"';
+        t[b'\\' as usize] = b'\\';
+        t
+    };
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+    /// Whether any of the 8 bytes of `w` needs an escape: a byte below 0x20,
+    /// a `"` or a `\\` (exact: no false positives or negatives).
+    fn needs_escape(w: u64) -> bool {
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+        let quote = (w ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES) & !(w ^ (ONES * u64::from(b'"')));
+        let backslash = (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES) & !(w ^ (ONES * u64::from(b'\\')));
+        (below_space | quote | backslash) & HIGHS != 0
+    }
+
+    /// The 8 bytes at the start of `chunk` (at least 8 long) as a word.
+    fn word(chunk: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&chunk[..8]);
+        u64::from_le_bytes(w)
+    }
+
+    /// Whether any byte of `bytes` needs an escape, a word at a time.
+    fn any_escape(bytes: &[u8]) -> bool {
+        if bytes.len() < 8 {
+            return bytes.iter().any(|&b| ESCAPE[usize::from(b)] != 0);
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        if chunks.by_ref().any(|c| needs_escape(word(c))) {
+            return true;
+        }
+        // The last (overlapping) word covers the remainder.
+        !chunks.remainder().is_empty() && needs_escape(word(&bytes[bytes.len() - 8..]))
+    }
+
+    /// Appends `s` as a JSON string.
+    pub(super) fn string(out: &mut Vec<u8>, s: &str) {
+        let bytes = s.as_bytes();
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        if !any_escape(bytes) {
+            // Nearly every string: copied as is.
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+            return;
+        }
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape = ESCAPE[usize::from(b)];
+            if escape == 0 {
+                continue;
+            }
+            out.extend_from_slice(&bytes[start..i]);
+            if escape == b'u' {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            } else {
+                out.push(b'\\');
+                out.push(escape);
+            }
+            start = i + 1;
+        }
+        out.extend_from_slice(&bytes[start..]);
+        out.push(b'"');
+    }
+
+    /// Appends `n` in decimal.
+    pub(super) fn unsigned(out: &mut Vec<u8>, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&digits[at..]);
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn strings_are_escaped_as_serde_json_escapes_them() {
+            let mut all: String = (0u32..0x80).filter_map(char::from_u32).collect();
+            all.push_str("é✓😀 \u{7f}\u{80}\u{2028}");
+            let mut cases = vec![String::new(), all.clone(), "plain text of more than eight bytes".to_owned()];
+            // Every character at every offset of a word.
+            for c in all.chars() {
+                for pad in 0..10 {
+                    cases.push(format!("{}{c}{}", "a".repeat(pad), "b".repeat(9 - pad)));
+                }
+            }
+            for s in cases {
+                let mut out = Vec::new();
+                super::string(&mut out, &s);
+                assert_eq!(String::from_utf8(out).ok(), serde_json::to_string(&s).ok(), "{s:?}");
+            }
+        }
+
+        #[test]
+        fn numbers_are_written_in_decimal() {
+            for n in [0, 1, 9, 10, 99, 100, 106, 12345, u64::MAX] {
+                let mut out = Vec::new();
+                super::unsigned(&mut out, n);
+                assert_eq!(out, n.to_string().into_bytes());
+            }
+        }
     }
 }
 
@@ -317,6 +520,7 @@ impl Plan {
 
 impl Plan {
     /// The first input limit the request exceeds, as a message.
+    #[inline]
     fn over_limits(&self, request: &Request) -> Option<String> {
         let l = &self.limits;
         if request.body.len() > l.max_body_bytes {

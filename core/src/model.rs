@@ -78,30 +78,37 @@ pub struct Instance {
 
 impl Instance {
     /// The instance id.
+    #[inline]
     pub fn id(&self) -> &str {
         &self.id
     }
     /// The channel id, as registered (lower case).
+    #[inline]
     pub fn channel(&self) -> &str {
         &self.channel
     }
     /// The instance index on its channel (1 is the first).
+    #[inline]
     pub fn index(&self) -> u64 {
         self.index
     }
     /// The phone number as written.
+    #[inline]
     pub fn phone(&self) -> &str {
         &self.phone
     }
     /// The phone number reduced by [`normalize_phone`].
+    #[inline]
     pub fn phone_digits(&self) -> &str {
         &self.digits
     }
     /// Whether the instance may be selected at all.
+    #[inline]
     pub fn is_connected(&self) -> bool {
         self.connected
     }
     /// Whether this is its location's default on its channel.
+    #[inline]
     pub fn is_default(&self) -> bool {
         self.default
     }
@@ -110,6 +117,7 @@ impl Instance {
         !self.phone.trim().is_empty()
     }
     /// The CRM users assigned to this instance.
+    #[inline]
     pub fn users(&self) -> &[String] {
         &self.users
     }

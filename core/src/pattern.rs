@@ -130,6 +130,7 @@ impl<'b> Scan<'b> {
     }
 
     /// The matches of one channel and kind, in body order.
+    #[inline]
     pub fn of(&self, channel: usize, kind: PatternKind) -> impl Iterator<Item = &PatternMatch> {
         self.matches.iter().filter(move |m| m.channel == channel && m.kind == kind)
     }

@@ -122,14 +122,17 @@ impl ChannelInfo {
     }
 
     /// See [`ChannelSyntax::id`].
+    #[inline]
     pub fn id(&self) -> &str {
         &self.id
     }
     /// See [`ChannelSyntax::code`].
+    #[inline]
     pub fn code(&self) -> &str {
         &self.code
     }
     /// See [`ChannelSyntax::tag_prefix`].
+    #[inline]
     pub fn tag_prefix(&self) -> &str {
         &self.tag_prefix
     }
@@ -138,10 +141,12 @@ impl ChannelInfo {
         &self.summary
     }
     /// See [`ChannelSyntax::has_override`].
+    #[inline]
     pub fn has_override(&self) -> bool {
         self.has_override
     }
     /// See [`ChannelSyntax::has_temporary_switch`].
+    #[inline]
     pub fn has_temporary_switch(&self) -> bool {
         self.has_temporary_switch
     }
@@ -373,7 +378,7 @@ impl Registry {
         let channels = &self.channels;
         channels
             .iter()
-            .position(|c| c.id() == id)
+            .position(|c| same_str(c.id(), id))
             .or_else(|| channels.iter().position(|c| c.id().eq_ignore_ascii_case(id)))
     }
 
@@ -386,4 +391,11 @@ impl Registry {
     pub fn scanner(&self) -> &Scanner {
         &self.scanner
     }
+}
+
+/// `a == b`, comparing the lengths and the first bytes before the rest: the
+/// few channel ids differ there, so most comparisons end without `memcmp`.
+#[inline]
+pub(crate) fn same_str(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
 }

@@ -107,10 +107,12 @@ pub enum Outcome<'a> {
 
 impl<'a> Outcome<'a> {
     /// `Selected` without a note.
+    #[inline]
     pub fn selected(instance: &'a Arc<Instance>) -> Outcome<'a> {
         Outcome::Selected { instance, detail: None }
     }
     /// `NoMatch` without a note.
+    #[inline]
     pub fn no_match() -> Outcome<'a> {
         Outcome::NoMatch { detail: None }
     }
@@ -127,6 +129,7 @@ impl<'a> Outcome<'a> {
         Outcome::Failed { kind, message: message.into() }
     }
     /// Adds a trace note to `Selected` or `NoMatch`.
+    #[inline]
     pub fn with_detail(self, note: impl Into<String>) -> Outcome<'a> {
         match self {
             Outcome::Selected { instance, .. } => Outcome::Selected { instance, detail: Some(note.into()) },
@@ -257,30 +260,37 @@ impl<'a> RuleContext<'a> {
         self.request
     }
     /// The location id.
+    #[inline]
     pub fn location(&self) -> &'a str {
         self.location
     }
     /// The original body (patterns included).
+    #[inline]
     pub fn body(&self) -> &'a str {
         &self.request.body
     }
     /// The contact, if the request has one.
+    #[inline]
     pub fn contact(&self) -> Option<&'a Contact> {
         self.request.contact.as_ref()
     }
     /// The sending channel.
+    #[inline]
     pub fn channel(&self) -> &'a ChannelInfo {
         self.channel
     }
     /// The location's instances on the sending channel.
+    #[inline]
     pub fn instances(&self) -> InstanceView<'a> {
         self.instances
     }
     /// The sending channel's patterns of one kind, in body order.
+    #[inline]
     pub fn patterns(&self, kind: PatternKind) -> impl Iterator<Item = &'a PatternMatch> + 'a {
         self.scan.of(self.channel_position, kind)
     }
     /// The text of a pattern as written.
+    #[inline]
     pub fn pattern_text(&self, m: &PatternMatch) -> &'a str {
         self.scan.text(m)
     }

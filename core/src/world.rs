@@ -63,7 +63,10 @@ impl Location {
     /// The view of this location's instances on one channel (empty when it
     /// has none there).
     pub fn channel(&self, channel: &str) -> InstanceView<'_> {
-        InstanceView { instances: &self.instances, slot: self.channels.iter().find(|c| c.channel == channel) }
+        InstanceView {
+            instances: &self.instances,
+            slot: self.channels.iter().find(|c| crate::registry::same_str(&c.channel, channel)),
+        }
     }
 
     /// Compiles inline instances (a request's `instances`) into a location;
@@ -85,6 +88,7 @@ pub struct InstanceView<'a> {
 }
 
 impl<'a> InstanceView<'a> {
+    #[inline]
     fn get(&self, position: u32) -> Option<&'a Arc<Instance>> {
         self.instances.get(position as usize)
     }
@@ -98,6 +102,7 @@ impl<'a> InstanceView<'a> {
     }
 
     /// The number of instances on this channel.
+    #[inline]
     pub fn len(&self) -> usize {
         self.slot.map_or(0, |s| s.by_order.len())
     }
@@ -126,6 +131,7 @@ impl<'a> InstanceView<'a> {
     }
 
     /// The instance with this index.
+    #[inline]
     pub fn by_index(&self, index: u64) -> Option<&'a Arc<Instance>> {
         let slot = self.slot?;
         match &slot.indexes {
@@ -137,6 +143,7 @@ impl<'a> InstanceView<'a> {
     /// The instances matching `keep`, by ascending index: the hash index's
     /// list when the channel has one (every entry matches), else a scan of
     /// the channel with `keep`. Nothing is collected either way.
+    #[inline]
     fn find<'k>(
         &self,
         indexed: impl FnOnce(&'a Indexes) -> Option<&'a [u32]>,
@@ -157,11 +164,13 @@ impl<'a> InstanceView<'a> {
     }
 
     /// The location's default instance on this channel.
+    #[inline]
     pub fn default_instance(&self) -> Option<&'a Arc<Instance>> {
         self.slot.and_then(|s| s.default).and_then(|p| self.get(p))
     }
 
     /// Instances whose normalized phone equals `digits`, by ascending index.
+    #[inline]
     pub fn with_phone_digits<'k>(&self, digits: &'k str) -> impl Iterator<Item = &'a Arc<Instance>> + 'k
     where
         'a: 'k,
@@ -171,6 +180,7 @@ impl<'a> InstanceView<'a> {
     }
 
     /// Instances assigned to `user`, by ascending index.
+    #[inline]
     pub fn assigned_to<'k>(&self, user: &'k str) -> impl Iterator<Item = &'a Arc<Instance>> + 'k
     where
         'a: 'k,

@@ -28,8 +28,17 @@ impl SelectionRule for ContactTag {
         let mut notes: Vec<String> = Vec::new();
         let mut disconnected = Vec::new();
         let mut digits = String::new();
+        let prefix = channel.tag_prefix();
+        let first = prefix.as_bytes().first().map(u8::to_ascii_lowercase);
         for tag in &contact.tags {
-            let Some(number) = tag_number(tag, channel.tag_prefix()) else { continue };
+            // `tag_number`'s fast path with the prefix's first letter read
+            // once: most tags (`vip`) start with another visible character.
+            if let (Some(t), Some(p)) = (tag.as_bytes().first(), first) {
+                if t.is_ascii_graphic() && t.to_ascii_lowercase() != p {
+                    continue;
+                }
+            }
+            let Some(number) = tag_number(tag, prefix) else { continue };
             if !number.bytes().any(|b| b.is_ascii_digit()) {
                 notes.push(format!("tag `{tag}` has no digit; ignored"));
                 continue;

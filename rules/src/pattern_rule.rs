@@ -16,6 +16,19 @@ pub(crate) fn resolve<'a>(cx: &RuleContext<'a>, kind: PatternKind, what: &str) -
     let Some(first) = patterns.next() else {
         return Outcome::no_match();
     };
+    found(cx, what, first, patterns)
+}
+
+/// [`resolve`] once the body has a pattern of the kind: kept out of line so
+/// that the common case (no pattern) stays a short call.
+#[inline(never)]
+fn found<'a>(
+    cx: &RuleContext<'a>,
+    what: &str,
+    first: &'a switchboard_core::PatternMatch,
+    mut patterns: impl Iterator<Item = &'a switchboard_core::PatternMatch>,
+) -> Outcome<'a> {
+    let channel = cx.channel();
     let key = |m: &switchboard_core::PatternMatch| {
         // Too large for u64: compare the digits themselves.
         let digits = || {

@@ -20,19 +20,21 @@ impl SelectionRule for UserAssignment {
             return Outcome::no_match();
         };
         let instances = cx.instances();
-        let mut candidates = instances.assigned_to(user).peekable();
-        if candidates.peek().is_none() {
+        let mut candidates = instances.assigned_to(user);
+        let Some(first) = candidates.next() else {
             return Outcome::no_match();
-        }
-        let all: Vec<_> = candidates.collect();
-        match all.iter().find(|i| i.is_connected()) {
+        };
+        // The lowest connected index, without collecting the candidates;
+        // only the error message lists them all.
+        let connected = if first.is_connected() { Some(first) } else { candidates.find(|i| i.is_connected()) };
+        match connected {
             Some(instance) => Outcome::selected(instance).with_detail(format!("assigned user `{user}`")),
             None => Outcome::unusable(
                 ErrorKind::InstanceDisconnected,
                 format!(
                     "the contact's assigned user `{user}` has only disconnected {} instances: {}; reconnect one or reassign the contact",
                     cx.channel().id(),
-                    crate::labels(all.into_iter())
+                    crate::labels(instances.assigned_to(user))
                 ),
             ),
         }

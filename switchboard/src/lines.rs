@@ -98,9 +98,12 @@ fn stream(
     decide: &Decide<'_>,
 ) -> Result<(), LinesError> {
     let mut lines = Lines::new(input, max_line);
+    let mut text = Vec::with_capacity(512);
     while let Some(line) = lines.next_line().map_err(LinesError::Read)? {
-        let decision = decide(&line);
-        writeln!(out, "{}", decision.to_json()).and_then(|()| out.flush()).map_err(LinesError::Write)?;
+        text.clear();
+        decide(&line).write_json(&mut text);
+        text.push(b'\n');
+        out.write_all(&text).and_then(|()| out.flush()).map_err(LinesError::Write)?;
     }
     Ok(())
 }
@@ -117,7 +120,7 @@ fn parallel(
 ) -> Result<(), LinesError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<Line>)>(workers * 2);
-    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, String)>(workers * 2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * 2);
     let work_rx = Mutex::new(work_rx);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -128,10 +131,10 @@ fn parallel(
             scope.spawn(move || loop {
                 let job = work_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
                 let Ok((seq, lines)) = job else { break };
-                let mut text = String::with_capacity(lines.len() * 256);
+                let mut text = Vec::with_capacity(lines.len() * 320);
                 for line in &lines {
-                    text.push_str(&decide(line).to_json());
-                    text.push('\n');
+                    decide(line).write_json(&mut text);
+                    text.push(b'\n');
                 }
                 if done_tx.send((seq, text)).is_err() {
                     break;
@@ -146,7 +149,7 @@ fn parallel(
             pending.insert(seq, text);
             while let Some(text) = pending.remove(&next) {
                 if failed.is_none() {
-                    failed = out.write_all(text.as_bytes()).err();
+                    failed = out.write_all(&text).err();
                     // Nothing more can be written: the reader stops, and the
                     // chunks already read are drained.
                     stop.store(failed.is_some(), Ordering::Relaxed);
@@ -234,12 +237,13 @@ impl<R: BufRead> Lines<R> {
                     self.max
                 ))));
             }
-            match String::from_utf8(std::mem::take(&mut self.buf)) {
-                Ok(text) if text.trim().is_empty() => self.buf = text.into_bytes(),
-                Ok(text) => return Ok(Some(Line::Text(text))),
+            // The buffer is kept for the next line; the text is copied out
+            // at its exact size.
+            match std::str::from_utf8(&self.buf) {
+                Ok(text) if text.trim().is_empty() => {}
+                Ok(text) => return Ok(Some(Line::Text(text.to_owned()))),
                 Err(e) => {
-                    let at = e.utf8_error().valid_up_to();
-                    self.buf = e.into_bytes();
+                    let at = e.valid_up_to();
                     return Ok(Some(Line::Unreadable(format!(
                         "line {number} is not valid UTF-8 (first bad byte at offset {at})"
                     ))));
