@@ -83,9 +83,19 @@ fn request() -> impl Strategy<Value = Request> {
                     channel,
                     index: Some(u64::from(index)),
                     connected,
+                    weight: None,
+                    pool: None,
+                    limits: None,
                 })
                 .collect();
-            Request { location: "l".into(), channel: channel.into(), body, contact, instances: Some(instances) }
+            Request {
+                location: "l".into(),
+                channel: channel.into(),
+                body,
+                contact,
+                instances: Some(instances),
+                now: None,
+            }
         })
 }
 

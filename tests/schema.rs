@@ -165,6 +165,9 @@ fn world_description_names_every_instance_field_of_the_model() {
         connected: false,
         default: false,
         users: vec![],
+        weight: None,
+        pool: None,
+        limits: None,
     };
     let model: Vec<String> = serde_json::to_value(spec).unwrap().as_object().unwrap().keys().cloned().collect();
     let mut described: Vec<String> = schema::INSTANCE.fields.iter().map(|f| f.name.to_owned()).collect();
@@ -182,6 +185,9 @@ fn wrong_values(ty: FieldType) -> &'static [&'static str] {
         FieldType::TextList => &["a", "[[a]]", "[{a: 1}]"],
         FieldType::Channel => &["telegramm", "[sms]", "''"],
         FieldType::List(_) => &["{}", "x"],
+        FieldType::Map(_) => &["x", "[1]", "{per_dai: 1}", "{per_day: 0}", "{per_day: '5'}"],
+        FieldType::TimeZone => &["1", "[UTC]", "''"],
+        FieldType::PoolId => &["[p]", "{a: 1}"],
     }
 }
 
@@ -195,6 +201,10 @@ fn right_values(ty: FieldType) -> &'static [&'static str] {
         FieldType::TextList => &["[]", "[a, b]"],
         FieldType::Channel => &["sms", "SMS", "WhatsApp"],
         FieldType::List(_) => &["[]"],
+        FieldType::Map(_) => &["{}", "null", "{per_day: 5, contacts_per_day: 2}"],
+        FieldType::TimeZone => &["UTC", "America/New_York"],
+        // A pool id must name a pool of the location: checked by the loader.
+        FieldType::PoolId => &[],
     }
 }
 

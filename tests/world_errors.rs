@@ -80,3 +80,118 @@ fn a_large_file_reports_every_error_each_at_its_line() {
             .starts_with(&format!("locations[{}].instances[0]: instance `a`: unknown channel `fax`", 10 * k)));
     }
 }
+
+/// SPEC §10: timezone, pools, weight, pool and limits are read, and each
+/// problem is located at its line, in YAML (the positioned path) and in
+/// JSON (the serde fast path agrees on the valid ones).
+#[test]
+fn capacity_fields_are_read_and_their_errors_located() {
+    let good = "locations:\n  - id: shop\n    timezone: America/New_York\n    pools:\n      - {id: brand-a, limits: {per_day: 2000}}\n    instances:\n      - {id: wa-1, channel: whatsapp, phone: '+1 555 0101', connected: true, weight: 3, pool: brand-a, limits: {per_minute: 20, per_hour: 300, per_day: 1000, contacts_per_day: 250}}\n      - {id: wa-2, channel: whatsapp, phone: '+1 555 0102', connected: true}\n";
+    let w = world(good);
+    let shop = w.location("shop").unwrap();
+    assert_eq!(shop.timezone().iana_name(), Some("America/New_York"));
+    assert_eq!(shop.pool("brand-a").unwrap().limits().per_day, Some(2000));
+    let wa = shop.channel("whatsapp");
+    let (one, two) = (wa.by_index(1).unwrap(), wa.by_index(2).unwrap());
+    assert_eq!(
+        (one.weight(), one.pool(), one.limits().per_minute, one.limits().contacts_per_day),
+        (3, Some("brand-a"), Some(20), Some(250))
+    );
+    assert_eq!((two.weight(), two.pool(), two.limits().is_unlimited()), (1, None, true));
+    assert!(shop.has_limits());
+    // Without the new fields: UTC, no pools, no limits.
+    let plain = world("locations: [{id: l, instances: [{id: a, channel: sms}]}]");
+    let l = plain.location("l").unwrap();
+    assert_eq!(l.timezone().iana_name(), Some("UTC"));
+    assert!(l.pools().is_empty() && !l.has_limits());
+    // The JSON fast path reads the same.
+    let json = r#"{"locations":[{"id":"shop","timezone":"Europe/Paris","pools":[{"id":"p","limits":{"per_day":5}}],
+        "instances":[{"id":"a","channel":"sms","phone":"1","connected":true,"weight":2,"pool":"p","limits":{"per_hour":7}}]}]}"#;
+    let w = World::from_str(json, "w.json", &registry()).unwrap();
+    let a = w.location("shop").unwrap().channel("sms").by_index(1).unwrap().clone();
+    assert_eq!((a.weight(), a.pool(), a.limits().per_hour), (2, Some("p"), Some(7)));
+    assert_eq!(w.location("shop").unwrap().timezone().iana_name(), Some("Europe/Paris"));
+
+    let reg = registry();
+    let bad = |text: &str| World::from_str(text, "w.yaml", &reg).unwrap_err().to_string();
+    let located = |text: &str, at: &str, says: &str| {
+        let e = bad(text);
+        assert!(e.starts_with(at), "{e}");
+        assert!(e.contains(says), "{e}");
+    };
+    located("locations:\n  - id: l\n    timezone: Mars/Olympus\n", "w.yaml:3:", "Mars/Olympus");
+    located(
+        "locations:\n  - id: l\n    instances:\n      - {id: a, channel: sms, pool: brand-b}\n",
+        "w.yaml:4:",
+        "no pool `brand-b` in this location",
+    );
+    located(
+        "locations:\n  - id: l\n    pools: [{id: brand-a}]\n    instances:\n      - {id: a, channel: sms, pool: brand-b}\n",
+        "w.yaml:5:",
+        "did you mean `brand-a`?",
+    );
+    located(
+        "locations:\n  - id: l\n    instances:\n      - {id: a, channel: sms, limits: {per_dai: 3}}\n",
+        "w.yaml:4:",
+        "unknown field `per_dai` in limits (did you mean `per_day`?)",
+    );
+    located(
+        "locations:\n  - id: l\n    instances:\n      - {id: a, channel: sms, limits: {per_day: 0}}\n",
+        "w.yaml:4:",
+        "`per_day` must be a whole number, 1 or more; got",
+    );
+    located(
+        "locations:\n  - id: l\n    instances:\n      - {id: a, channel: sms, weight: 0}\n",
+        "w.yaml:4:",
+        "`weight`",
+    );
+    located(
+        "locations:\n  - id: l\n    pools:\n      - {id: p, limits: {contacts_per_dy: 1}}\n",
+        "w.yaml:4:",
+        "did you mean `contacts_per_day`?",
+    );
+    located(
+        "locations:\n  - id: l\n    pools:\n      - {id: p}\n      - {id: p}\n",
+        "w.yaml:5:",
+        "duplicate pool id `p`",
+    );
+    // JSON: the same errors, located too.
+    let e = World::from_str(
+        r#"{"locations":[{"id":"l","instances":[
+        {"id":"a","channel":"sms","limits":{"per_day":0}}]}]}"#,
+        "w.json",
+        &reg,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("w.json:2:") && e.contains("per_day"), "{e}");
+    // Inline instances have no pools.
+    let d = decide(
+        &default_plan(),
+        &World::empty(),
+        r#"{"location":"l","channel":"sms","body":"","instances":[{"id":"a","channel":"sms","pool":"p"}]}"#,
+    );
+    assert!(summary(&d).starts_with("100/"), "{}", summary(&d));
+}
+
+/// SPEC §10: a request's `now` is RFC 3339; anything else is code 100
+/// naming the field.
+#[test]
+fn request_now_is_rfc3339_or_code_100_naming_the_field() {
+    let ok = switchboard::Request::from_json(
+        r#"{"location":"l","channel":"sms","body":"","now":"2026-11-25T14:00:00-05:00"}"#,
+    )
+    .unwrap();
+    assert_eq!(ok.now.unwrap().to_string(), "2026-11-25T19:00:00Z");
+    assert!(switchboard::Request::from_json(r#"{"location":"l","channel":"sms","body":"","now":null}"#)
+        .unwrap()
+        .now
+        .is_none());
+    for bad in [r#""yesterday""#, "12", r#""2026-13-01T00:00:00Z""#] {
+        let json = format!(r#"{{"location":"l","channel":"sms","body":"","now":{bad}}}"#);
+        let e = switchboard::parse_request(&json).unwrap_err();
+        assert_eq!(summary(&e), "100/invalid_request", "{bad}");
+        let message = e.result.unwrap_err().message;
+        assert!(message.contains("now"), "{bad}: {message}");
+    }
+}

@@ -77,8 +77,11 @@ impl fmt::Display for UnknownTimeZone {
 impl std::error::Error for UnknownTimeZone {}
 
 /// The limits of one instance or one pool. Every limit is optional; `None`
-/// means unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+/// means unlimited. As written in a world file (`limits:` of an instance or
+/// a pool), every key is optional and a limit is a whole number from 1; the
+/// world loader refuses 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Decisions per calendar minute.
     pub per_minute: Option<u32>,
@@ -98,6 +101,17 @@ impl Limits {
     /// Whether every limit is absent.
     pub fn is_unlimited(&self) -> bool {
         *self == Limits::NONE
+    }
+
+    /// The key names of a `limits:` map, in the order of
+    /// [`Limits::first_reached`].
+    pub const KEYS: [&'static str; 4] = ["per_minute", "per_hour", "per_day", "contacts_per_day"];
+
+    /// The first limit written as 0 (a limit is a whole number from 1), by
+    /// its key name.
+    pub fn zero_key(&self) -> Option<&'static str> {
+        let values = [self.per_minute, self.per_hour, self.per_day, self.contacts_per_day];
+        Limits::KEYS.iter().zip(values).find(|(_, v)| *v == Some(0)).map(|(k, _)| *k)
     }
 
     /// The decision-count limit of one window.

@@ -6,6 +6,9 @@ use std::marker::PhantomData;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::capacity::jiff::Timestamp;
+use crate::capacity::Limits;
+
 /// Reads `T` from a map only. serde's derived struct impls also accept a
 /// sequence (fields by position), which would let `["loc", "sms", "hi"]`
 /// pass for a request; requests, contacts and instances are JSON objects.
@@ -29,6 +32,42 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
 
 fn contact_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Contact>, D::Error> {
     Ok(Option::<Obj<Contact>>::deserialize(d)?.map(|o| o.0))
+}
+
+/// `now`: an RFC 3339 time, or `null`; anything else is refused naming the
+/// field.
+fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    struct Now;
+    impl<'de> Visitor<'de> for Now {
+        type Value = Option<Timestamp>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("`now` as an RFC 3339 time such as \"2026-11-25T14:00:00Z\"")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Now)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            text.parse::<Timestamp>().map(Some).map_err(|e| {
+                E::custom(format!(
+                    "`now` must be an RFC 3339 time such as \"2026-11-25T14:00:00Z\"; got {text:?} ({e})"
+                ))
+            })
+        }
+    }
+    d.deserialize_option(Now)
+}
+
+fn rfc3339_out<S: serde::Serializer>(now: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match now {
+        Some(t) => s.collect_str(t),
+        None => s.serialize_none(),
+    }
 }
 
 fn instance_objects<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<InstanceSpec>>, D::Error> {
@@ -60,6 +99,17 @@ pub struct InstanceSpec {
     /// CRM user ids this instance is assigned to.
     #[serde(default)]
     pub users: Vec<String>,
+    /// The instance's share for the `weighted` strategy: a whole number from
+    /// 1; absent means 1 (SPEC §10).
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// The id of a pool of the same location whose limits this instance also
+    /// counts against (SPEC §10).
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// The instance's own capacity limits (SPEC §10); absent means none.
+    #[serde(default)]
+    pub limits: Option<Limits>,
 }
 
 /// A compiled instance: the spec with its index resolved and its phone
@@ -74,6 +124,9 @@ pub struct Instance {
     pub(crate) connected: bool,
     pub(crate) default: bool,
     pub(crate) users: Vec<String>,
+    pub(crate) weight: u32,
+    pub(crate) pool: Option<String>,
+    pub(crate) limits: Limits,
 }
 
 impl Instance {
@@ -121,6 +174,22 @@ impl Instance {
     pub fn users(&self) -> &[String] {
         &self.users
     }
+    /// The instance's weight for the `weighted` strategy (1 unless the
+    /// world file says otherwise).
+    #[inline]
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+    /// The id of the pool this instance counts against, if any.
+    #[inline]
+    pub fn pool(&self) -> Option<&str> {
+        self.pool.as_deref()
+    }
+    /// The instance's own capacity limits ([`Limits::NONE`] when it has none).
+    #[inline]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
     /// A short human label: `wa-support (#2, +1 555 SUPPORT)`.
     pub fn label(&self) -> String {
         if self.has_phone() {
@@ -163,6 +232,15 @@ pub struct Request {
     /// world file is not consulted for this location.
     #[serde(default, deserialize_with = "instance_objects")]
     pub instances: Option<Vec<InstanceSpec>>,
+    /// Decide as of this time instead of the clock (SPEC §10): RFC 3339 in
+    /// JSON, such as `"2026-11-25T14:00:00Z"`.
+    #[serde(
+        default,
+        deserialize_with = "rfc3339",
+        serialize_with = "rfc3339_out",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub now: Option<Timestamp>,
 }
 
 impl Request {

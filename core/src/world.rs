@@ -10,6 +10,8 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use smallvec::SmallVec;
 
+use crate::capacity::jiff::tz::TimeZone;
+use crate::capacity::{self, Limits};
 use crate::diag::{self, Diagnostic, FileErrors};
 use crate::model::Obj;
 use crate::tree::{self, Node, Path, Value};
@@ -41,12 +43,34 @@ struct ChannelInstances {
     indexes: Option<Box<Indexes>>,
 }
 
+/// Limits shared by several instances of one location (a WhatsApp
+/// portfolio, a 10DLC brand; SPEC §10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    id: String,
+    limits: Limits,
+}
+
+impl Pool {
+    /// The pool id, unique within its location.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The pool's limits, counted over every instance of the pool.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
 /// A CRM location and its instances, indexed per channel.
 #[derive(Debug, Clone)]
 pub struct Location {
     id: String,
     instances: Vec<Arc<Instance>>,
     channels: Vec<ChannelInstances>,
+    timezone: TimeZone,
+    pools: Vec<Pool>,
 }
 
 impl Location {
@@ -58,6 +82,27 @@ impl Location {
     /// All instances, in file order.
     pub fn instances(&self) -> &[Arc<Instance>] {
         &self.instances
+    }
+
+    /// The location's timezone: its calendar windows are counted there
+    /// (UTC unless the world file names one).
+    pub fn timezone(&self) -> &TimeZone {
+        &self.timezone
+    }
+
+    /// The location's pools, in file order.
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
+    }
+
+    /// The pool with this id.
+    pub fn pool(&self, id: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.id == id)
+    }
+
+    /// Whether any instance or pool of the location has a limit.
+    pub fn has_limits(&self) -> bool {
+        self.pools.iter().any(|p| !p.limits.is_unlimited()) || self.instances.iter().any(|i| !i.limits.is_unlimited())
     }
 
     /// The view of this location's instances on one channel (empty when it
@@ -225,6 +270,8 @@ impl<'a> InstanceView<'a> {
 /// Validates instances one at a time, in file order.
 struct LocationBuilder<'r> {
     registry: &'r Registry,
+    timezone: TimeZone,
+    pools: Vec<Pool>,
     instances: Vec<Instance>,
     ids: FxHashSet<String>,
     /// Per channel: whether the first instance gave an index, the indexes
@@ -242,13 +289,63 @@ struct ChannelState {
 
 impl<'r> LocationBuilder<'r> {
     fn new(registry: &'r Registry) -> Self {
-        LocationBuilder { registry, instances: Vec::new(), ids: FxHashSet::default(), channels: FxHashMap::default() }
+        LocationBuilder {
+            registry,
+            timezone: TimeZone::UTC,
+            pools: Vec::new(),
+            instances: Vec::new(),
+            ids: FxHashSet::default(),
+            channels: FxHashMap::default(),
+        }
+    }
+
+    /// Sets the location's timezone from its IANA name.
+    fn timezone(&mut self, name: &str) -> Result<(), String> {
+        self.timezone = capacity::timezone(name).map_err(|e| {
+            format!("{e}; use an IANA timezone name such as `UTC`, `Europe/Paris` or `America/New_York`")
+        })?;
+        Ok(())
+    }
+
+    /// Adds a pool; pools come before the instances that name them.
+    fn pool(&mut self, id: String, limits: Option<Limits>) -> Result<(), String> {
+        if id.trim().is_empty() {
+            return Err("pool `id` is empty; give every pool a unique id".into());
+        }
+        let limits = limits.unwrap_or_default();
+        if let Some(key) = limits.zero_key() {
+            return Err(format!("pool `{id}`: `limits.{key}` is 0; a limit is a whole number, 1 or more"));
+        }
+        if self.pools.iter().any(|p| p.id == id) {
+            return Err(format!("duplicate pool id `{id}` in this location; pool ids must be unique"));
+        }
+        self.pools.push(Pool { id, limits });
+        Ok(())
     }
 
     fn push(&mut self, spec: InstanceSpec) -> Result<(), String> {
-        let InstanceSpec { id, channel, index, phone, connected, default, users } = spec;
+        let InstanceSpec { id, channel, index, phone, connected, default, users, weight, pool, limits } = spec;
         if id.trim().is_empty() {
             return Err("instance `id` is empty; give every instance a unique id".into());
+        }
+        let weight = match weight {
+            Some(0) => return Err(format!("instance `{id}`: `weight` is 0; a weight is a whole number, 1 or more")),
+            Some(w) => w,
+            None => 1,
+        };
+        if let Some(pool) = &pool {
+            if !self.pools.iter().any(|p| &p.id == pool) {
+                let known: Vec<&str> = self.pools.iter().map(|p| p.id.as_str()).collect();
+                return Err(format!(
+                    "instance `{id}`: no pool `{pool}` in this location{}; pools here: {}",
+                    diag::suggestion(pool, known.iter().copied()),
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ));
+            }
+        }
+        let limits = limits.unwrap_or_default();
+        if let Some(key) = limits.zero_key() {
+            return Err(format!("instance `{id}`: `limits.{key}` is 0; a limit is a whole number, 1 or more"));
         }
         let Some(channel) = self.registry.channel_id(&channel) else {
             return Err(format!(
@@ -303,6 +400,9 @@ impl<'r> LocationBuilder<'r> {
             connected,
             default,
             users,
+            weight,
+            pool,
+            limits,
         });
         Ok(())
     }
@@ -336,7 +436,7 @@ impl<'r> LocationBuilder<'r> {
                 slot.indexes = Some(Box::new(index(&instances, &slot.by_order)));
             }
         }
-        Location { id, instances, channels }
+        Location { id, instances, channels, timezone: self.timezone, pools: self.pools }
     }
 }
 
@@ -460,7 +560,10 @@ impl World {
     }
 }
 
-const INSTANCE_KEYS: [&str; 7] = ["id", "channel", "index", "phone", "connected", "default", "users"];
+const INSTANCE_KEYS: [&str; 10] =
+    ["id", "channel", "index", "phone", "connected", "default", "users", "weight", "pool", "limits"];
+const LOCATION_KEYS: [&str; 4] = ["id", "timezone", "pools", "instances"];
+const POOL_KEYS: [&str; 2] = ["id", "limits"];
 
 /// A location's id and its checked instances; `None` without a usable id.
 fn read_location<'r>(
@@ -470,20 +573,50 @@ fn read_location<'r>(
     out: &mut Vec<Diagnostic>,
 ) -> Option<(String, LocationBuilder<'r>)> {
     let expecting = "a location: a map with `id` and `instances`";
-    let fields = tree::fields(node, Some(&["id", "instances"]), "a location", expecting, path, out)?;
+    let fields = tree::fields(node, Some(&LOCATION_KEYS), "a location", expecting, path, out)?;
     let mut builder = LocationBuilder::new(registry);
     let mut id = None;
     if !fields.iter().any(|(k, _, _)| *k == "id") {
         out.push(node.error("location has no `id`").at_path(path));
     }
-    for (key, _, value) in fields {
-        if key == "id" {
-            match value.as_text() {
+    // The timezone and the pools first: instances name pools.
+    for (key, _, value) in &fields {
+        let (key, value) = (*key, *value);
+        match key {
+            "id" => match value.as_text() {
                 Some(s) => id = Some(s.to_owned()),
                 None => {
                     out.push(value.error(format!("`id` must be a string; got {}", value.value)).at_path(path.key(key)))
                 }
+            },
+            "timezone" => match value.as_str() {
+                Some(name) => {
+                    if let Err(message) = builder.timezone(name) {
+                        out.push(value.error(message).at_path(path.key(key)));
+                    }
+                }
+                None if matches!(value.value, Value::Null) => {}
+                None => out.push(
+                    value
+                        .error(format!("`timezone` must be an IANA timezone name; got {}", value.value))
+                        .at_path(path.key(key)),
+                ),
+            },
+            "pools" => {
+                let list = path.key(key);
+                for (j, item) in tree::items(value, "a list of pools", &list, out).iter().enumerate() {
+                    let path = list.index(j);
+                    let Some((pool, limits)) = read_pool(item, &path, out) else { continue };
+                    if let Err(message) = builder.pool(pool, limits) {
+                        out.push(item.error(message).at_path(path));
+                    }
+                }
             }
+            _ => {}
+        }
+    }
+    for (key, _, value) in fields {
+        if key != "instances" {
             continue;
         }
         let list = path.key(key);
@@ -496,6 +629,61 @@ fn read_location<'r>(
         }
     }
     Some((id?, builder))
+}
+
+/// A `limits:` map: each key known, each limit a whole number from 1
+/// (`null` is the same as absent); `None` after a problem.
+fn read_limits(node: &Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic>) -> Option<Limits> {
+    if matches!(node.value, Value::Null) {
+        return Some(Limits::NONE);
+    }
+    let expecting = "limits: a map with `per_minute`, `per_hour`, `per_day`, `contacts_per_day`";
+    let fields = tree::fields(node, Some(&Limits::KEYS), "limits", expecting, path, out)?;
+    let before = out.len();
+    let mut limits = Limits::NONE;
+    for (key, _, value) in &fields {
+        let slot = match *key {
+            "per_minute" => &mut limits.per_minute,
+            "per_hour" => &mut limits.per_hour,
+            "per_day" => &mut limits.per_day,
+            _ => &mut limits.contacts_per_day,
+        };
+        match &value.value {
+            Value::Null => {}
+            Value::Int(n) if *n >= 1 && *n <= i64::from(u32::MAX) => *slot = u32::try_from(*n).ok(),
+            other => out.push(
+                value.error(format!("`{key}` must be a whole number, 1 or more; got {other}")).at_path(path.key(key)),
+            ),
+        }
+    }
+    (out.len() == before).then_some(limits)
+}
+
+/// A pool's id and limits; `None` after a problem.
+fn read_pool(node: &Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic>) -> Option<(String, Option<Limits>)> {
+    let fields = tree::fields(node, Some(&POOL_KEYS), "a pool", "a pool: a map with `id` and `limits`", path, out)?;
+    let before = out.len();
+    let mut id = None;
+    let mut limits = None;
+    for (key, _, value) in &fields {
+        if *key == "id" {
+            match value.as_text() {
+                Some(s) => id = Some(s.to_owned()),
+                None => {
+                    out.push(value.error(format!("`id` must be a string; got {}", value.value)).at_path(path.key(key)))
+                }
+            }
+        } else {
+            limits = read_limits(value, &path.key(key), out);
+        }
+    }
+    if id.is_none() && !fields.iter().any(|(k, _, _)| *k == "id") {
+        out.push(node.error("a pool needs `id`").at_path(path));
+    }
+    if out.len() != before {
+        return None;
+    }
+    Some((id?, limits))
 }
 
 /// One instance's fields, each type checked; `None` when one is missing or
@@ -514,10 +702,33 @@ fn read_instance(node: &Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic>) ->
         connected: false,
         default: false,
         users: Vec::new(),
+        weight: None,
+        pool: None,
+        limits: None,
     };
     for (key, _, value) in &fields {
         let at = path.key(key);
         let want = match (*key, &value.value, value.as_text()) {
+            ("weight" | "pool" | "limits", Value::Null, _) => continue,
+            ("weight", Value::Int(n), _) if *n >= 1 && *n <= i64::from(u32::MAX) => {
+                spec.weight = u32::try_from(*n).ok();
+                continue;
+            }
+            ("weight", _, _) => "a whole number, 1 or more",
+            ("pool", _, Some(text)) => {
+                spec.pool = Some(text.to_owned());
+                continue;
+            }
+            ("pool", _, None) => "the id of a pool of this location",
+            ("limits", _, _) => {
+                let before = out.len();
+                match read_limits(value, &at, out) {
+                    Some(limits) => spec.limits = Some(limits),
+                    None if out.len() == before => out.push(value.error("invalid `limits`").at_path(at)),
+                    None => {}
+                }
+                continue;
+            }
             ("id" | "channel" | "phone", _, Some(text)) => {
                 let field = match *key {
                     "id" => &mut spec.id,
@@ -575,7 +786,19 @@ struct Fast<'r> {
 struct FastLocation {
     id: String,
     #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    pools: Vec<Obj<FastPool>>,
+    #[serde(default)]
     instances: Vec<Obj<InstanceSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastPool {
+    id: String,
+    #[serde(default)]
+    limits: Option<Limits>,
 }
 
 impl<'de> DeserializeSeed<'de> for Fast<'_> {
@@ -611,6 +834,12 @@ impl<'de> Visitor<'de> for Fast<'_> {
         world.locations.reserve(seq.size_hint().unwrap_or(0));
         while let Some(Obj(location)) = seq.next_element::<Obj<FastLocation>>()? {
             let mut builder = LocationBuilder::new(self.registry);
+            if let Some(name) = &location.timezone {
+                builder.timezone(name).map_err(de::Error::custom)?;
+            }
+            for Obj(pool) in location.pools {
+                builder.pool(pool.id, pool.limits).map_err(de::Error::custom)?;
+            }
             for Obj(spec) in location.instances {
                 builder.push(spec).map_err(de::Error::custom)?;
             }
@@ -660,6 +889,9 @@ mod tests {
                     connected: i % 3 != 0,
                     default: i == 1,
                     users: vec![format!("u{}", i % 5)],
+                    weight: None,
+                    pool: None,
+                    limits: None,
                 })
                 .collect();
             let location = Location::from_specs("l", &specs, &registry).unwrap();

@@ -46,8 +46,14 @@ pub(crate) fn run_with_message(
     let registry = registry();
     let specs: Vec<InstanceSpec> = serde_json_from(instances);
     let location = Location::from_specs("loc_1", &specs, &registry).unwrap();
-    let request =
-        Request { location: "loc_1".into(), channel: channel.into(), body: body.into(), contact, instances: None };
+    let request = Request {
+        location: "loc_1".into(),
+        channel: channel.into(),
+        body: body.into(),
+        contact,
+        instances: None,
+        now: None,
+    };
     let position = registry.channel_position(channel).unwrap();
     let syntax = &registry.channels()[position];
     let scan = registry.scanner().scan(&request.body);

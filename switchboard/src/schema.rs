@@ -33,6 +33,13 @@ pub enum FieldType {
     Channel,
     /// A list of maps of this shape.
     List(&'static Shape),
+    /// A map of this shape, or `null` (the same as absent).
+    Map(&'static Shape),
+    /// An IANA timezone name (the loader checks the name).
+    TimeZone,
+    /// The id of a pool of the same location (the loader checks it names
+    /// one).
+    PoolId,
 }
 
 /// One key of a map in a data file.
@@ -112,6 +119,84 @@ pub const INSTANCE: Shape = Shape {
             default: Some("[]"),
             doc: "CRM user ids this instance is assigned to",
         },
+        Field {
+            name: "weight",
+            ty: FieldType::OptionalPositiveInteger,
+            required: false,
+            default: Some("1"),
+            doc: "the instance's share for the `weighted` strategy",
+        },
+        Field {
+            name: "pool",
+            ty: FieldType::PoolId,
+            required: false,
+            default: None,
+            doc: "a pool of this location whose limits this instance also counts against",
+        },
+        Field {
+            name: "limits",
+            ty: FieldType::Map(&LIMITS),
+            required: false,
+            default: None,
+            doc: "the instance's own capacity limits (calendar windows of the location's timezone)",
+        },
+    ],
+};
+
+/// Capacity limits of an instance or a pool (SPEC §10); every limit is
+/// optional.
+pub const LIMITS: Shape = Shape {
+    title: "capacity limits, counted in calendar windows of the location's timezone",
+    fields: &[
+        Field {
+            name: "per_minute",
+            ty: FieldType::OptionalPositiveInteger,
+            required: false,
+            default: None,
+            doc: "decisions per calendar minute",
+        },
+        Field {
+            name: "per_hour",
+            ty: FieldType::OptionalPositiveInteger,
+            required: false,
+            default: None,
+            doc: "decisions per calendar hour",
+        },
+        Field {
+            name: "per_day",
+            ty: FieldType::OptionalPositiveInteger,
+            required: false,
+            default: None,
+            doc: "decisions per calendar day",
+        },
+        Field {
+            name: "contacts_per_day",
+            ty: FieldType::OptionalPositiveInteger,
+            required: false,
+            default: None,
+            doc: "distinct contacts per calendar day (a contact already messaged that day still goes through)",
+        },
+    ],
+};
+
+/// A pool of a location: limits shared by several of its instances.
+pub const POOL: Shape = Shape {
+    title: "a pool: limits shared by several instances (a WhatsApp portfolio, a 10DLC brand)",
+    fields: &[
+        Field {
+            name: "id",
+            ty: FieldType::NonBlankText,
+            required: true,
+            default: None,
+            doc: "the pool id, unique in its location",
+        },
+        Field {
+            name: "limits",
+            ty: FieldType::Map(&LIMITS),
+            required: false,
+            default: None,
+            doc: "the pool's limits, counted over all its instances",
+        },
     ],
 };
 
@@ -125,6 +210,20 @@ pub const LOCATION: Shape = Shape {
             required: true,
             default: None,
             doc: "the location id, unique in the file",
+        },
+        Field {
+            name: "timezone",
+            ty: FieldType::TimeZone,
+            required: false,
+            default: Some("\"UTC\""),
+            doc: "IANA timezone name; capacity windows are calendar windows here",
+        },
+        Field {
+            name: "pools",
+            ty: FieldType::List(&POOL),
+            required: false,
+            default: Some("[]"),
+            doc: "limits shared by several instances of this location",
         },
         Field {
             name: "instances",
@@ -189,6 +288,13 @@ fn field_schema(field: &Field, registry: &Registry) -> Value {
         FieldType::TextList => json!({"type": "array", "items": {"type": "string"}}),
         FieldType::Channel => channel_id(registry),
         FieldType::List(shape) => json!({"type": "array", "items": shape_schema(shape, registry)}),
+        FieldType::Map(shape) => {
+            let mut map = shape_schema(shape, registry);
+            map["type"] = json!(["object", "null"]);
+            map
+        }
+        FieldType::TimeZone => json!({"type": "string", "pattern": "\\S"}),
+        FieldType::PoolId => json!({"type": "string"}),
     };
     schema["description"] = json!(field.doc);
     if let Some(default) = field.default.and_then(|d| serde_json::from_str::<Value>(d).ok()) {
