@@ -107,3 +107,42 @@ fn shipped_rules_yaml_is_valid_and_in_spec_order() {
         );
     }
 }
+
+/// SPEC §10: the `capacity:` section is read with its defaults, and each
+/// problem is located with a "did you mean".
+#[test]
+fn capacity_section_is_read_and_its_errors_located() {
+    use switchboard::{OnStoreError, StoreKind};
+    let plan = switchboard::Plan::compile("rules: [any_available]\n", "rules.yaml", registry()).unwrap();
+    assert!(plan.capacity().is_none());
+    assert_eq!(plan.on_store_error(), OnStoreError::FailClosed);
+    let text = "rules: [any_available]\ncapacity:\n  store: redis\n  redis_url: redis://127.0.0.1:6390/2\n  key_prefix: 'sb:'\n  on_store_error: fail_open\n";
+    let plan = switchboard::Plan::compile(text, "rules.yaml", registry()).unwrap();
+    let c = plan.capacity().unwrap();
+    assert_eq!(
+        (c.store, c.redis_url.as_str(), c.key_prefix.as_str()),
+        (StoreKind::Redis, "redis://127.0.0.1:6390/2", "sb:")
+    );
+    assert_eq!(plan.on_store_error(), OnStoreError::FailOpen);
+    let defaults = switchboard::Plan::compile("rules: [any_available]\ncapacity: {}\n", "r.yaml", registry()).unwrap();
+    let c = defaults.capacity().unwrap();
+    assert_eq!(
+        (c.store, c.on_store_error, c.key_prefix.as_str()),
+        (StoreKind::Memory, OnStoreError::FailClosed, "switchboard:")
+    );
+    let e = switchboard::Plan::compile(
+        "rules: [any_available]\ncapacity:\n  store: rediss\n  on_store_error: fail_opn\n  redis_url: http://x\n  key_prefx: a\n",
+        "rules.yaml",
+        registry(),
+    )
+    .unwrap_err()
+    .to_string();
+    for (line, says) in [
+        ("rules.yaml:3:", "`capacity.store` must be `memory` or `redis`; got `rediss` (did you mean `redis`?)"),
+        ("rules.yaml:4:", "(did you mean `fail_open`?)"),
+        ("rules.yaml:5:", "`capacity.redis_url` must be a `redis://host:port/db` URL"),
+        ("rules.yaml:6:", "unknown field `key_prefx` in capacity (did you mean `key_prefix`?)"),
+    ] {
+        assert!(e.lines().any(|l| l.starts_with(line) && l.contains(says)), "{line} {says}\n{e}");
+    }
+}

@@ -304,3 +304,28 @@ fn the_world_is_read_under_the_limits_of_the_rules_file_loaded_with_it() {
     assert!(matches!(live.reload(), ReloadEvent::Reloaded { .. }), "{:?}", live.status());
     assert_eq!(summary(&live.select(&req())), "a");
 }
+
+/// SPEC §10: the capacity store outlives plans: a reload with the same
+/// `capacity:` store keeps the same store (and so its counts); another
+/// store section gets its own.
+#[test]
+fn a_reload_keeps_the_capacity_store() {
+    let (dir, live) = setup("rules: [any_available]\ncapacity: {store: memory}\n");
+    let first = live.snapshot().plan.store().cloned().unwrap();
+    fs::write(dir.path().join("rules.yaml"), "rules: [default_instance, any_available]\ncapacity: {store: memory}\n")
+        .unwrap();
+    assert!(matches!(live.try_reload(), Ok(ReloadEvent::Reloaded { .. })));
+    let second = live.snapshot().plan.store().cloned().unwrap();
+    assert!(Arc::ptr_eq(&first, &second), "the reload opened a new store");
+    // No section is the default memory store: the same one.
+    fs::write(dir.path().join("rules.yaml"), RULES_ANY).unwrap();
+    assert!(matches!(live.try_reload(), Ok(ReloadEvent::Reloaded { .. })));
+    assert!(Arc::ptr_eq(&first, live.snapshot().plan.store().unwrap()));
+    fs::write(
+        dir.path().join("rules.yaml"),
+        "rules: [any_available]\ncapacity: {store: redis, redis_url: 'redis://127.0.0.1:1/0'}\n",
+    )
+    .unwrap();
+    assert!(matches!(live.try_reload(), Ok(ReloadEvent::Reloaded { .. })));
+    assert!(!Arc::ptr_eq(&first, live.snapshot().plan.store().unwrap()));
+}

@@ -59,6 +59,8 @@ fn bad_rules_files_fail_the_schema_and_the_loader() {
     let v = rules_validator();
     let good = "rules: [manual_override, {rule: contact_tag, on_unavailable: skip}, {rule: any_available, strategy: sticky}]\nchannels:\n  sms:\n    rules: [contact_tag, any_available]\nlimits: {max_tags: 10}\nversion: 1\n";
     assert!(v.is_valid(&yaml(good)) && loads_rules(good));
+    let capacity = "rules: [any_available]\ncapacity: {store: redis, redis_url: 'redis://127.0.0.1:1/0', key_prefix: 'sb:', on_store_error: fail_open}";
+    assert!(v.is_valid(&yaml(capacity)) && loads_rules(capacity));
     let upper = "rules: [manual_override]\nchannels: {SMS: {rules: [contact_tag]}}";
     assert!(v.is_valid(&yaml(upper)) && loads_rules(upper));
     for bad in [
@@ -76,6 +78,11 @@ fn bad_rules_files_fail_the_schema_and_the_loader() {
         "rules: [manual_override]\nlimits: {max_tagz: 3}",
         "rules: [manual_override]\nplugins: [{sha256: abc}]",
         "rules: [manual_override]\nextra: 1",
+        "rules: [manual_override]\ncapacity: {store: memcache}",
+        "rules: [manual_override]\ncapacity: {on_store_error: fail_opn}",
+        "rules: [manual_override]\ncapacity: {redis_url: 'http://x'}",
+        "rules: [manual_override]\ncapacity: {stor: redis}",
+        "rules: [manual_override]\ncapacity: redis",
         "version: 1",
         "rules: manual_override",
     ] {

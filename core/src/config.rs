@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::capacity::CapacityStore;
 use crate::diag::{self, Diagnostic, FileErrors};
 use crate::rule::{OnUnavailable, OptionKind, OptionSpec, OptionValue, RuleOptions, SelectionRule};
 use crate::tree::{self, Node, Value};
@@ -99,6 +100,73 @@ impl Default for Limits {
     }
 }
 
+/// Where capacity counts live (rules.yaml `capacity.store`, SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreKind {
+    /// This process's memory (the default).
+    Memory,
+    /// A Redis server shared by every process that uses it.
+    Redis,
+}
+
+impl StoreKind {
+    /// The word written in rules.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Redis => "redis",
+        }
+    }
+}
+
+/// What a selection does when the capacity store cannot answer
+/// (rules.yaml `capacity.on_store_error`, SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OnStoreError {
+    /// Answer code 108 `store_unavailable` (the default).
+    FailClosed,
+    /// Decide as if there were no limits, and say so in the trace.
+    FailOpen,
+}
+
+impl OnStoreError {
+    /// The word written in rules.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStoreError::FailClosed => "fail_closed",
+            OnStoreError::FailOpen => "fail_open",
+        }
+    }
+}
+
+/// The `capacity:` section of rules.yaml (SPEC §10). Core only describes
+/// the store; the host (the `switchboard` library) builds it and attaches it
+/// with [`Plan::with_store`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CapacityConfig {
+    /// Where the counts live.
+    pub store: StoreKind,
+    /// The Redis server (`store: redis`).
+    pub redis_url: String,
+    /// The prefix of every Redis key.
+    pub key_prefix: String,
+    /// What to do when the store cannot answer.
+    pub on_store_error: OnStoreError,
+}
+
+impl Default for CapacityConfig {
+    fn default() -> Self {
+        CapacityConfig {
+            store: StoreKind::Memory,
+            redis_url: "redis://127.0.0.1:6379/0".to_owned(),
+            key_prefix: "switchboard:".to_owned(),
+            on_store_error: OnStoreError::FailClosed,
+        }
+    }
+}
+
+const CAPACITY_KEYS: [&str; 4] = ["store", "redis_url", "key_prefix", "on_store_error"];
+
 const LIMIT_KEYS: [&str; 5] = ["max_body_bytes", "max_tags", "max_tag_bytes", "max_patterns", "max_world_bytes"];
 
 /// The rule chain of one channel.
@@ -119,6 +187,10 @@ pub struct Plan {
     content_hash: u64,
     pub(crate) limits: Limits,
     warnings: Vec<Diagnostic>,
+    /// The `capacity:` section, when the file has one.
+    capacity: Option<CapacityConfig>,
+    /// The capacity store the host attached ([`Plan::with_store`]).
+    pub(crate) store: Option<Arc<dyn CapacityStore>>,
 }
 
 impl fmt::Debug for Plan {
@@ -193,6 +265,7 @@ impl Plan {
             }
         };
         let channels = get("channels").map_or_else(Vec::new, |node| read_channels(node, &registry, &mut out));
+        let capacity = get("capacity").map(|node| read_capacity(node, &mut out));
         if out.iter().any(Diagnostic::is_error) {
             out.retain(Diagnostic::is_error);
             return Err(fail(out));
@@ -248,7 +321,40 @@ impl Plan {
             }));
         }
         diag::sort(&mut out);
-        Ok(Plan { registry, chains, plugins, content_hash: content_hash(text.as_bytes()), limits, warnings: out })
+        Ok(Plan {
+            registry,
+            chains,
+            plugins,
+            content_hash: content_hash(text.as_bytes()),
+            limits,
+            warnings: out,
+            capacity,
+            store: None,
+        })
+    }
+
+    /// The `capacity:` section of the file, if it has one.
+    pub fn capacity(&self) -> Option<&CapacityConfig> {
+        self.capacity.as_ref()
+    }
+
+    /// What the plan does when its store cannot answer (the section's
+    /// `on_store_error`, else `fail_closed`).
+    pub fn on_store_error(&self) -> OnStoreError {
+        self.capacity.as_ref().map_or(OnStoreError::FailClosed, |c| c.on_store_error)
+    }
+
+    /// This plan with `store` counting its instances' limits. Core never
+    /// builds a store: the host builds the one [`Plan::capacity`] describes
+    /// (a plan without a store never counts, and treats limits as absent).
+    pub fn with_store(mut self, store: Arc<dyn CapacityStore>) -> Plan {
+        self.store = Some(store);
+        self
+    }
+
+    /// The capacity store attached to this plan, if any.
+    pub fn store(&self) -> Option<&Arc<dyn CapacityStore>> {
+        self.store.as_ref()
     }
 
     /// Valid but surely unintended configuration, e.g. `rules: []` or a
@@ -307,7 +413,7 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
 /// them can run out.
 const FALLBACKS: [&str; 2] = ["any_available", "default_instance"];
 
-const TOP_KEYS: [&str; 5] = ["version", "plugins", "rules", "channels", "limits"];
+const TOP_KEYS: [&str; 6] = ["version", "plugins", "rules", "channels", "limits", "capacity"];
 
 /// One `channels.<id>` section.
 struct ChannelOrder<'n, 'a> {
@@ -423,6 +529,53 @@ fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> Limits {
         }
     }
     limits
+}
+
+/// `capacity:`: every key checked, located; defaults for the rest.
+fn read_capacity(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> CapacityConfig {
+    let mut config = CapacityConfig::default();
+    let expecting = format!("a map with {}", CAPACITY_KEYS.map(|k| format!("`{k}`")).join(", "));
+    let Some(fields) = tree::fields(node, Some(&CAPACITY_KEYS), "capacity", &expecting, &"capacity", out) else {
+        return config;
+    };
+    for (key, _, value) in fields {
+        let at = tree::join("capacity", key);
+        let text = value.as_str();
+        match (key, text) {
+            ("store", Some("memory")) => config.store = StoreKind::Memory,
+            ("store", Some("redis")) => config.store = StoreKind::Redis,
+            ("store", _) => {
+                let got = text.map_or_else(|| value.value.to_string(), |t| format!("`{t}`"));
+                let hint = text.map(|t| diag::suggestion(t, ["memory", "redis"])).unwrap_or_default();
+                out.push(
+                    value.error(format!("`capacity.store` must be `memory` or `redis`; got {got}{hint}")).at_path(at),
+                );
+            }
+            ("on_store_error", Some("fail_closed")) => config.on_store_error = OnStoreError::FailClosed,
+            ("on_store_error", Some("fail_open")) => config.on_store_error = OnStoreError::FailOpen,
+            ("on_store_error", _) => {
+                let got = text.map_or_else(|| value.value.to_string(), |t| format!("`{t}`"));
+                let hint = text.map(|t| diag::suggestion(t, ["fail_closed", "fail_open"])).unwrap_or_default();
+                out.push(
+                    value
+                        .error(format!(
+                            "`capacity.on_store_error` must be `fail_closed` or `fail_open`; got {got}{hint}"
+                        ))
+                        .at_path(at),
+                );
+            }
+            ("redis_url", Some(url)) if url.starts_with("redis://") => url.clone_into(&mut config.redis_url),
+            ("redis_url", _) => out.push(
+                value
+                    .error(format!("`capacity.redis_url` must be a `redis://host:port/db` URL; got {}", value.value))
+                    .at_path(at),
+            ),
+            (_, Some(prefix)) => prefix.clone_into(&mut config.key_prefix),
+            (_, None) => out
+                .push(value.error(format!("`capacity.key_prefix` must be a string; got {}", value.value)).at_path(at)),
+        }
+    }
+    config
 }
 
 fn read_channels<'n, 'a>(

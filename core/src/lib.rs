@@ -96,7 +96,10 @@ pub use capacity::{
     AtCapacity, CapacityStore, ConversationKey, Reservation, ReservationRequest, StoreError, StoreErrorKind,
 };
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
-pub use config::{content_hash, Contribution, EntrySummary, Limits, Plan, PluginEntry, PluginLoader};
+pub use config::{
+    content_hash, CapacityConfig, Contribution, EntrySummary, Limits, OnStoreError, Plan, PluginEntry, PluginLoader,
+    StoreKind,
+};
 pub use diag::{Diagnostic, FileErrors, Severity};
 pub use eval::{Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE};
 pub use model::{normalize_phone, normalize_phone_into, Contact, Instance, InstanceSpec, Request};

@@ -33,7 +33,9 @@ pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod schema;
+mod stores;
 pub use live::{sha256_hex, Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
+pub use stores::Stores;
 
 /// Every built-in rule and channel (and anything else submitted through
 /// `inventory` in this binary), frozen into a registry.
@@ -95,9 +97,25 @@ pub fn load_rules(path: impl AsRef<Path>, registry: &Arc<Registry>) -> Result<Pl
     compile_rules(&text, path, registry)
 }
 
-/// Compiles the text of a rules file found at `path` (see [`load_rules`]).
+/// Compiles the text of a rules file found at `path` (see [`load_rules`]),
+/// with a new capacity store as its `capacity:` section describes (see
+/// [`Stores`]; [`Live`] keeps its stores across reloads instead).
 pub fn compile_rules(text: &str, path: &Path, registry: &Arc<Registry>) -> Result<Plan, FileErrors> {
-    Plan::compile_with(text, &path.display().to_string(), registry.clone(), Some(&switchboard_plugin_host::Loader))
+    compile_rules_in(text, path, registry, &Stores::new())
+}
+
+/// Compiles the text of a rules file found at `path`, attaching the store
+/// of `stores` that its `capacity:` section describes (the same store for
+/// the same section: counts outlive the plan).
+pub fn compile_rules_in(
+    text: &str,
+    path: &Path,
+    registry: &Arc<Registry>,
+    stores: &Stores,
+) -> Result<Plan, FileErrors> {
+    let file = path.display().to_string();
+    let plan = Plan::compile_with(text, &file, registry.clone(), Some(&switchboard_plugin_host::Loader))?;
+    stores.attach(plan, &file)
 }
 
 /// Reads a world file for a plan: against its registry (plugin channels

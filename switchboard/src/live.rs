@@ -137,6 +137,8 @@ struct Inner {
     subscribers: Mutex<Vec<Sender<ReloadEvent>>>,
     /// Serializes reloads (the watcher, SIGHUP, manual calls).
     reloading: Mutex<()>,
+    /// The capacity stores, kept across reloads so that counts survive.
+    stores: crate::Stores,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,9 +182,10 @@ impl Inner {
         let rules_sha256 = rules.as_deref().map(|t| sha256_hex(t.as_bytes()));
         let plan = match (&rules, &rules_sha256) {
             (_, Some(hash)) if loaded && *hash == current.rules_sha256 => Some(current.plan.clone()),
-            (Some(text), _) => {
-                crate::compile_rules(text, &self.rules, &self.registry).map(Arc::new).map_err(|e| errors.push(e)).ok()
-            }
+            (Some(text), _) => crate::compile_rules_in(text, &self.rules, &self.registry, &self.stores)
+                .map(Arc::new)
+                .map_err(|e| errors.push(e))
+                .ok(),
             _ => None,
         };
         let limits = plan.as_deref().map_or(current.plan.limits(), Plan::limits);
@@ -295,6 +298,7 @@ impl Live {
             attempts: Mutex::new(Attempts::default()),
             subscribers: Mutex::new(Vec::new()),
             reloading: Mutex::new(()),
+            stores: crate::Stores::new(),
         };
         match inner.reload() {
             Err((_, errors)) => Err(errors),

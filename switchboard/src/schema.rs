@@ -486,6 +486,17 @@ pub fn rules_schema(registry: &Registry) -> Value {
                 "properties": limits,
                 "additionalProperties": false,
             },
+            "capacity": {
+                "type": "object",
+                "description": "where capacity counts live (the world file's `limits`); without it, this process's memory",
+                "additionalProperties": false,
+                "properties": {
+                    "store": {"enum": ["memory", "redis"], "default": "memory", "description": "memory: this process; redis: shared by every process using it"},
+                    "redis_url": {"type": "string", "pattern": "^redis://", "default": "redis://127.0.0.1:6379/0", "description": "the Redis server (store: redis)"},
+                    "key_prefix": {"type": "string", "default": "switchboard:", "description": "the prefix of every Redis key"},
+                    "on_store_error": {"enum": ["fail_closed", "fail_open"], "default": "fail_closed", "description": "store unreachable: fail_closed answers code 108 store_unavailable; fail_open decides as if no limits"},
+                },
+            },
         },
         "$defs": defs,
     })
