@@ -7,6 +7,7 @@
 mod util;
 
 mod bad_inputs;
+mod capacity;
 mod catalogue;
 mod cli;
 mod cli_ux;

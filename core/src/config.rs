@@ -352,6 +352,13 @@ impl Plan {
         self
     }
 
+    /// Whether decisions on `world` may count against capacity limits: the
+    /// plan has a store, and a `capacity:` section or a world with limits.
+    /// Batches then decide in input order.
+    pub fn counts_capacity(&self, world: &crate::World) -> bool {
+        self.store.is_some() && (self.capacity.is_some() || world.has_limits())
+    }
+
     /// The capacity store attached to this plan, if any.
     pub fn store(&self) -> Option<&Arc<dyn CapacityStore>> {
         self.store.as_ref()

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::config::{Plan, Step};
+use crate::capacity::jiff::Timestamp;
+use crate::capacity::{PoolRef, Reservation, ReservationRequest};
+use crate::config::{OnStoreError, Plan, Step};
 use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext};
 use crate::{Instance, Location, Request, World};
 
@@ -13,6 +15,8 @@ use crate::{Instance, Location, Request, World};
 pub const CODE_INVALID_REQUEST: u32 = 100;
 /// The code of an exhausted chain, shared with `any_available`.
 pub const CODE_NO_INSTANCE: u32 = 106;
+/// The code of a capacity store that cannot answer (`fail_closed`, SPEC §10).
+pub const CODE_STORE_UNAVAILABLE: u32 = 108;
 
 /// What one consulted rule answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -375,7 +379,23 @@ impl Plan {
     /// The body is scanned once for every registered channel's patterns;
     /// each enabled rule of the channel's chain is consulted in order until
     /// one selects or fails. A selected instance is always connected.
+    ///
+    /// With capacity (SPEC §10) a selected instance that has limits (or whose
+    /// pool has) is reserved in the plan's store, atomically with the check:
+    /// the decision counts. See [`Plan::preview`] for a decision that never
+    /// counts.
     pub fn select(&self, world: &World, request: &Request) -> Decision {
+        self.decide(world, request, true)
+    }
+
+    /// Decides as [`Plan::select`] does but never counts against capacity
+    /// limits: the store's current counts are read and compared instead
+    /// (`explain`, `--dry-run`).
+    pub fn preview(&self, world: &World, request: &Request) -> Decision {
+        self.decide(world, request, false)
+    }
+
+    fn decide(&self, world: &World, request: &Request, count: bool) -> Decision {
         let registry = &*self.registry;
         let Some(position) = registry.channel_position(&request.channel) else {
             // Every registered channel's patterns are stripped whatever the
@@ -455,46 +475,97 @@ impl Plan {
             channel_position: position,
             instances: location.channel(channel.id()),
             scan: &scan,
+            at_capacity: &[],
         };
         let Some(chain) = self.chains.get(position) else {
             return Decision::request_error(ErrorKind::UnknownChannel, "channel has no chain", Some(body));
         };
         let mut trace = Vec::with_capacity(chain.steps.len());
+        // Instances refused by the store in this decision, with why.
+        let mut at_capacity: Vec<(Arc<Instance>, String)> = Vec::new();
         for step in &chain.steps {
-            let (outcome, detail, result) = match step.rule.evaluate(&cx) {
-                Outcome::NoMatch { detail } => {
-                    trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail });
-                    continue;
-                }
-                Outcome::Selected { instance, detail }
-                    if instance.is_connected() && instance.channel() == channel.id() =>
-                {
-                    (TraceOutcome::Selected, detail, Ok(instance.clone()))
-                }
-                Outcome::Selected { instance, .. } => {
-                    // A rule may not select what cannot carry the message:
-                    // treat it as unusable rather than trust it.
-                    let message = format!(
-                        "rule `{}` chose {} which is {}; only connected {} instances can be used",
-                        step.id,
-                        instance.label(),
-                        if instance.is_connected() { "on another channel" } else { "disconnected" },
-                        channel.id()
-                    );
-                    match unusable(step, ErrorKind::InstanceDisconnected, message, &mut trace) {
-                        Some(failed) => failed,
-                        None => continue,
+            // A rule is consulted again after its choice is refused for
+            // capacity, with that instance listed as at capacity; at most
+            // once per instance, so this ends.
+            let mut rounds = 0usize;
+            let (outcome, detail, result) = loop {
+                rounds += 1;
+                let cx = RuleContext { at_capacity: &at_capacity, ..cx };
+                let chosen = match step.rule.evaluate(&cx) {
+                    Outcome::NoMatch { detail } => {
+                        trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail });
+                        break (TraceOutcome::NoMatch, None, Err(None));
+                    }
+                    Outcome::Selected { instance, detail }
+                        if instance.is_connected() && instance.channel() == channel.id() =>
+                    {
+                        Ok((instance.clone(), detail))
+                    }
+                    Outcome::Selected { instance, .. } => {
+                        // A rule may not select what cannot carry the message:
+                        // treat it as unusable rather than trust it.
+                        let message = format!(
+                            "rule `{}` chose {} which is {}; only connected {} instances can be used",
+                            step.id,
+                            instance.label(),
+                            if instance.is_connected() { "on another channel" } else { "disconnected" },
+                            channel.id()
+                        );
+                        Err(unusable(step, ErrorKind::InstanceDisconnected, message, &mut trace))
+                    }
+                    Outcome::Unusable { kind, message } => Err(unusable(step, kind, message, &mut trace)),
+                    Outcome::Failed { kind, message } => Err(Some((
+                        TraceOutcome::Failed,
+                        Some(kind.as_str().to_owned()),
+                        Err(Some(SelectionError { code: step.code, kind, message })),
+                    ))),
+                };
+                let (instance, detail) = match chosen {
+                    Ok(chosen) => chosen,
+                    Err(Some(failed)) => break failed,
+                    Err(None) => break (TraceOutcome::FellThrough, None, Err(None)),
+                };
+                if let Some((_, why)) = at_capacity.iter().find(|(i, _)| i.id() == instance.id()) {
+                    let why = why.clone();
+                    match unusable(step, ErrorKind::InstanceAtCapacity, why, &mut trace) {
+                        Some(failed) => break failed,
+                        None => break (TraceOutcome::FellThrough, None, Err(None)),
                     }
                 }
-                Outcome::Unusable { kind, message } => match unusable(step, kind, message, &mut trace) {
-                    Some(failed) => failed,
-                    None => continue,
-                },
-                Outcome::Failed { kind, message } => (
-                    TraceOutcome::Failed,
-                    Some(kind.as_str().to_owned()),
-                    Err(SelectionError { code: step.code, kind, message }),
-                ),
+                match self.admit(location, &instance, request, count) {
+                    Admission::Free => {
+                        let detail = with_notes(detail, &at_capacity, None);
+                        break (TraceOutcome::Selected, detail, Ok(instance));
+                    }
+                    Admission::Open(note) => {
+                        let detail = with_notes(detail, &at_capacity, Some(note));
+                        break (TraceOutcome::Selected, detail, Ok(instance));
+                    }
+                    Admission::Full(why) if rounds <= location.instances().len() => {
+                        at_capacity.push((instance, why));
+                    }
+                    Admission::Full(why) => match unusable(step, ErrorKind::InstanceAtCapacity, why, &mut trace) {
+                        Some(failed) => break failed,
+                        None => break (TraceOutcome::FellThrough, None, Err(None)),
+                    },
+                    Admission::Closed(message) => {
+                        break (
+                            TraceOutcome::Failed,
+                            Some(ErrorKind::StoreUnavailable.as_str().to_owned()),
+                            Err(Some(SelectionError {
+                                code: CODE_STORE_UNAVAILABLE,
+                                kind: ErrorKind::StoreUnavailable,
+                                message,
+                            })),
+                        );
+                    }
+                }
+            };
+            let result = match result {
+                Ok(instance) => Ok(instance),
+                Err(Some(error)) => Err(error),
+                // no_match or fell_through: already traced.
+                Err(None) => continue,
             };
             trace.push(TraceEntry { rule: step.id, outcome, detail });
             return Decision { rule: Some(step.id), body: Some(body), result, trace };
@@ -550,7 +621,70 @@ impl Plan {
     }
 }
 
-type Decided = (TraceOutcome, Option<String>, Result<Arc<Instance>, SelectionError>);
+type Decided = (TraceOutcome, Option<String>, Result<Arc<Instance>, Option<SelectionError>>);
+
+/// What the capacity store says about a rule's chosen instance.
+enum Admission {
+    /// No limit applies, or the reservation succeeded (or, previewing, would).
+    Free,
+    /// The store failed and `on_store_error` is `fail_open`: decided without
+    /// limits; the note says so in the trace.
+    Open(String),
+    /// The instance or its pool reached a limit: why.
+    Full(String),
+    /// The store failed and `on_store_error` is `fail_closed`: the message.
+    Closed(String),
+}
+
+/// The rule's trace note with the at-capacity instances passed over and a
+/// `fail_open` note appended (unchanged when there are none).
+fn with_notes(detail: Option<String>, at_capacity: &[(Arc<Instance>, String)], open: Option<String>) -> Option<String> {
+    if at_capacity.is_empty() && open.is_none() {
+        return detail;
+    }
+    let mut parts: Vec<String> = detail.into_iter().collect();
+    parts.extend(at_capacity.iter().map(|(_, why)| why.clone()));
+    parts.extend(open);
+    Some(parts.join("; "))
+}
+
+impl Plan {
+    /// Checks (and with `count`, reserves) `instance` against its limits and
+    /// its pool's in the plan's store.
+    fn admit(&self, location: &Location, instance: &Instance, request: &Request, count: bool) -> Admission {
+        let Some(store) = &self.store else { return Admission::Free };
+        let pool = instance.pool().and_then(|p| location.pool(p));
+        if instance.limits().is_unlimited() && pool.is_none_or(|p| p.limits().is_unlimited()) {
+            return Admission::Free;
+        }
+        let now = request.now.unwrap_or_else(Timestamp::now);
+        let reservation = ReservationRequest {
+            limits: *instance.limits(),
+            pool: pool.map(|p| PoolRef { id: p.id(), limits: *p.limits() }),
+            contact: request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()),
+            ..ReservationRequest::new(location.id(), location.timezone(), instance.id(), now)
+        };
+        let answer = if count {
+            store.reserve(&reservation)
+        } else {
+            store.usage(&reservation).map(|usage| usage.verdict(&reservation))
+        };
+        match answer {
+            Ok(Reservation::Reserved) => Admission::Free,
+            Ok(Reservation::AtCapacity(full)) => Admission::Full(full.message(instance.id(), instance.pool())),
+            Err(e) => match self.on_store_error() {
+                OnStoreError::FailOpen => {
+                    Admission::Open(format!("{e}; on_store_error is fail_open: decided without limits"))
+                }
+                OnStoreError::FailClosed => Admission::Closed(format!(
+                    "{e}; cannot check the limits of {} (on_store_error: fail_closed); check the store, or set \
+                     `on_store_error: fail_open` in rules.yaml to decide without limits while it is down",
+                    instance.id()
+                )),
+            },
+        }
+    }
+}
 
 /// An unusable instance: when the step skips, `fell_through` is recorded in
 /// the trace and `None` returned; otherwise the step's failure.
@@ -563,7 +697,7 @@ fn unusable(step: &Step, kind: ErrorKind, message: String, trace: &mut Vec<Trace
         _ => Some((
             TraceOutcome::Failed,
             Some(kind.as_str().to_owned()),
-            Err(SelectionError { code: step.code, kind, message }),
+            Err(Some(SelectionError { code: step.code, kind, message })),
         )),
     }
 }

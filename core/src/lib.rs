@@ -101,7 +101,9 @@ pub use config::{
     StoreKind,
 };
 pub use diag::{Diagnostic, FileErrors, Severity};
-pub use eval::{Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE};
+pub use eval::{
+    Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE, CODE_STORE_UNAVAILABLE,
+};
 pub use model::{normalize_phone, normalize_phone_into, Contact, Instance, InstanceSpec, Request};
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
 pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};

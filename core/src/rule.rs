@@ -157,6 +157,14 @@ pub enum ErrorKind {
     ConflictingOverride,
     /// No connected instance with a phone, or the chain ran out.
     NoInstanceAvailable,
+    /// The rule's instance, or its pool, reached a limit (SPEC §10).
+    InstanceAtCapacity,
+    /// Connected instances with a phone exist but all are at capacity
+    /// (code 106, SPEC §10).
+    CapacityExhausted,
+    /// The capacity store cannot answer and `on_store_error` is
+    /// `fail_closed` (code 108, SPEC §10).
+    StoreUnavailable,
     /// A kind declared by a plugin rule.
     Custom(Cow<'static, str>),
 }
@@ -172,6 +180,9 @@ impl ErrorKind {
             ErrorKind::InstanceDisconnected => "instance_disconnected",
             ErrorKind::ConflictingOverride => "conflicting_override",
             ErrorKind::NoInstanceAvailable => "no_instance_available",
+            ErrorKind::InstanceAtCapacity => "instance_at_capacity",
+            ErrorKind::CapacityExhausted => "capacity_exhausted",
+            ErrorKind::StoreUnavailable => "store_unavailable",
             ErrorKind::Custom(name) => name,
         }
     }
@@ -185,6 +196,9 @@ impl ErrorKind {
         ErrorKind::InstanceDisconnected,
         ErrorKind::ConflictingOverride,
         ErrorKind::NoInstanceAvailable,
+        ErrorKind::InstanceAtCapacity,
+        ErrorKind::CapacityExhausted,
+        ErrorKind::StoreUnavailable,
     ];
 
     /// The kind named `name`: the inverse of [`ErrorKind::as_str`]. A
@@ -240,6 +254,9 @@ pub struct RuleContext<'a> {
     pub(crate) channel_position: usize,
     pub(crate) instances: InstanceView<'a>,
     pub(crate) scan: &'a Scan<'a>,
+    /// Instances found at capacity earlier in this decision, each with the
+    /// sentence saying which limit (SPEC §10).
+    pub(crate) at_capacity: &'a [(Arc<Instance>, String)],
 }
 
 impl<'a> RuleContext<'a> {
@@ -252,7 +269,34 @@ impl<'a> RuleContext<'a> {
         instances: InstanceView<'a>,
         scan: &'a Scan<'a>,
     ) -> RuleContext<'a> {
-        RuleContext { request, location: &request.location, channel, channel_position, instances, scan }
+        RuleContext {
+            request,
+            location: &request.location,
+            channel,
+            channel_position,
+            instances,
+            scan,
+            at_capacity: &[],
+        }
+    }
+
+    /// Why `instance` cannot be selected in this decision because it, or
+    /// its pool, reached a limit (`wa-1 at capacity: 1000/1000 today`);
+    /// `None` when it is not known to be at capacity.
+    ///
+    /// The evaluator reserves a rule's selected instance; when the
+    /// reservation is refused it consults the rule again with that instance
+    /// listed here. A rule with several candidates (`any_available`) skips
+    /// those listed and picks the next; a rule with one candidate may ignore
+    /// this: selecting a listed instance again makes it unusable with kind
+    /// `instance_at_capacity`.
+    pub fn at_capacity(&self, instance: &Instance) -> Option<&'a str> {
+        self.at_capacity.iter().find(|(i, _)| i.id() == instance.id()).map(|(_, why)| why.as_str())
+    }
+
+    /// Every instance found at capacity so far in this decision, with why.
+    pub fn at_capacity_all(&self) -> &'a [(Arc<Instance>, String)] {
+        self.at_capacity
     }
 
     /// The request being routed.
@@ -484,10 +528,13 @@ mod error_kind_tests {
             ErrorKind::InstanceDisconnected => 4,
             ErrorKind::ConflictingOverride => 5,
             ErrorKind::NoInstanceAvailable => 6,
+            ErrorKind::InstanceAtCapacity => 7,
+            ErrorKind::CapacityExhausted => 8,
+            ErrorKind::StoreUnavailable => 9,
             ErrorKind::Custom(_) => return None,
         })
     }
-    const LAST_PLACE: usize = 6;
+    const LAST_PLACE: usize = 9;
 
     #[test]
     fn every_kind_round_trips_through_its_name() {

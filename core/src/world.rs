@@ -488,6 +488,11 @@ impl World {
         self.locations.len()
     }
 
+    /// Whether any instance or pool of any location has a capacity limit.
+    pub fn has_limits(&self) -> bool {
+        self.locations.values().any(Location::has_limits)
+    }
+
     /// Whether there is no location.
     pub fn is_empty(&self) -> bool {
         self.locations.is_empty()

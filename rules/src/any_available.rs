@@ -113,6 +113,9 @@ impl SelectionRule for AnyAvailable {
                 ),
             );
         }
+        if !cx.at_capacity_all().is_empty() {
+            return self.pick_with_room(cx, count);
+        }
         let (picked, how): (Option<&'a Arc<Instance>>, &str) = match self.strategy {
             Strategy::LowestIndex => (instances.available_nth(0), "lowest index"),
             Strategy::RoundRobin => {
@@ -132,6 +135,52 @@ impl SelectionRule for AnyAvailable {
         };
         match picked {
             Some(instance) => Outcome::selected(instance).with_detail(format!("{how}, 1 of {count}")),
+            None => Outcome::failed(ErrorKind::NoInstanceAvailable, "no instance available"),
+        }
+    }
+}
+
+impl AnyAvailable {
+    /// The strategy's pick among the available instances not at capacity
+    /// (SPEC §10): the evaluator lists those its store refused in this
+    /// decision. None left: code 106 `capacity_exhausted`.
+    fn pick_with_room<'a>(&self, cx: &RuleContext<'a>, available: usize) -> Outcome<'a> {
+        let room: Vec<&'a Arc<Instance>> = cx.instances().available().filter(|i| cx.at_capacity(i).is_none()).collect();
+        let count = room.len();
+        if count == 0 {
+            let why: Vec<&str> = cx.at_capacity_all().iter().map(|(_, why)| why.as_str()).collect();
+            return Outcome::failed(
+                ErrorKind::CapacityExhausted,
+                format!(
+                    "every connected {} instance with a phone number of location `{}` is at capacity ({} of {available}): {}",
+                    cx.channel().id(),
+                    cx.location(),
+                    available,
+                    why.join("; ")
+                ),
+            );
+        }
+        let (picked, how) = match self.strategy {
+            Strategy::LowestIndex => (room.first().copied(), "lowest index"),
+            Strategy::RoundRobin => {
+                let n = self.cursor(cx.location(), cx.channel().id()).fetch_add(1, Ordering::Relaxed);
+                (room.get(n % count).copied(), "round robin")
+            }
+            Strategy::Random => (room.get((self.random() % count as u64) as usize).copied(), "random"),
+            Strategy::Sticky => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
+                Some(contact) => (
+                    room.iter()
+                        .copied()
+                        .max_by_key(|i| (rendezvous_weight(contact, i.id()), std::cmp::Reverse(i.index()))),
+                    "sticky to the contact",
+                ),
+                None => (room.first().copied(), "sticky, but the contact has no id: lowest index"),
+            },
+        };
+        match picked {
+            Some(instance) => {
+                Outcome::selected(instance).with_detail(format!("{how}, 1 of {count} with room (of {available})"))
+            }
             None => Outcome::failed(ErrorKind::NoInstanceAvailable, "no instance available"),
         }
     }

@@ -27,6 +27,9 @@ impl SelectionRule for ContactTag {
         let instances = cx.instances();
         let mut notes: Vec<String> = Vec::new();
         let mut disconnected = Vec::new();
+        // Connected but at capacity in this decision (SPEC §10): passed over
+        // as a disconnected instance is.
+        let mut full: Vec<&str> = Vec::new();
         let mut digits = String::new();
         let prefix = channel.tag_prefix();
         let first = prefix.as_bytes().first().map(u8::to_ascii_lowercase);
@@ -48,6 +51,10 @@ impl SelectionRule for ContactTag {
             let mut named = false;
             for instance in instances.with_phone_digits(&digits) {
                 named = true;
+                if let Some(why) = cx.at_capacity(instance) {
+                    full.push(why);
+                    continue;
+                }
                 if instance.is_connected() {
                     let mut detail = format!("tag `{tag}` names {}", instance.label());
                     for note in &notes {
@@ -65,6 +72,9 @@ impl SelectionRule for ContactTag {
                     cx.location()
                 ));
             }
+        }
+        if !full.is_empty() {
+            return Outcome::unusable(ErrorKind::InstanceAtCapacity, full.join("; "));
         }
         if disconnected.is_empty() {
             return match notes.is_empty() {

@@ -87,8 +87,8 @@ pub struct ServeOptions {
     pub admin_token_file: Option<PathBuf>,
     /// Allow a non-loopback `listen` without an admin token.
     pub insecure_admin: bool,
-    /// Accepted for SPEC §9; no effect until capacity (§10) exists, as no
-    /// decision counts against anything yet.
+    /// Decide without counting against capacity limits (SPEC §9, §10):
+    /// every decision is a preview.
     pub dry_run: bool,
     /// The service's own log format.
     pub log_format: LogFormat,

@@ -97,7 +97,12 @@ impl State {
         let decision = match switchboard::parse_request(text) {
             Ok(request) => {
                 let started = Instant::now();
-                let decision = snapshot.plan.select(&snapshot.world, &request);
+                // `serve --dry-run` never counts against capacity (SPEC §10).
+                let decision = if self.0.dry_run {
+                    snapshot.plan.preview(&snapshot.world, &request)
+                } else {
+                    snapshot.plan.select(&snapshot.world, &request)
+                };
                 self.0.metrics.decision_duration.observe(started.elapsed().as_secs_f64());
                 let registry = snapshot.plan.registry();
                 // Only registered channels become label values: a client
@@ -218,7 +223,8 @@ pub(crate) async fn explain(axum::extract::State(state): St, body: Bytes) -> Res
     };
     let (request, decision) = match parsed {
         Ok(request) => {
-            let decision = snapshot.plan.select(&snapshot.world, &request);
+            // An explanation never counts against capacity (SPEC §10).
+            let decision = snapshot.plan.preview(&snapshot.world, &request);
             (Some(request), decision)
         }
         Err(decision) => (None, decision),

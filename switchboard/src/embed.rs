@@ -44,7 +44,7 @@ pub fn select_text(live: &Live, request: &str) -> String {
 /// decision).
 pub fn explain_text(live: &Live, request: &str) -> String {
     match parse_request(request) {
-        Ok(request) => report::explain_table(Some(&request), &live.select(&request)),
+        Ok(request) => report::explain_table(Some(&request), &live.preview(&request)),
         Err(decision) => report::explain_table(None, &decision),
     }
 }

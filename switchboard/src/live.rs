@@ -312,6 +312,13 @@ impl Live {
         snapshot.plan.select(&snapshot.world, request)
     }
 
+    /// Decides `request` on the configuration in force without counting
+    /// against capacity limits ([`Plan::preview`]: explain, `--dry-run`).
+    pub fn preview(&self, request: &Request) -> Decision {
+        let snapshot = self.inner.current.load();
+        snapshot.plan.preview(&snapshot.world, request)
+    }
+
     /// The configuration in force (keep it to run several selections on
     /// one configuration).
     pub fn snapshot(&self) -> Arc<Snapshot> {

@@ -25,7 +25,8 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
     let text = read_request(&args.request)?;
     let (request, decision) = match switchboard::parse_request(&text) {
         Ok(request) => {
-            let decision = plan.select(&world, &request);
+            // An explanation never counts against capacity (SPEC §10).
+            let decision = plan.preview(&world, &request);
             (Some(request), decision)
         }
         Err(decision) => (None, decision),

@@ -35,6 +35,9 @@ pub struct Args {
     /// input of `replay`).
     #[arg(long, value_name = "FILE")]
     pub decision_log: Option<PathBuf>,
+    /// Decide without counting against capacity limits (SPEC §10).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub(crate) fn positive(text: &str) -> Result<usize, String> {
@@ -58,7 +61,7 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
     match &args.request {
         Some(path) => {
             let text = read_request(path)?;
-            let decision = switchboard::decide_text(&text, |r| plan.select(&world, r));
+            let decision = switchboard::decide_text(&text, |r| decide(&plan, &world, r, args.dry_run));
             let mut out = io::stdout().lock();
             writeln!(out, "{}", decision.to_json()).and_then(|()| out.flush())?;
             Ok(if decision.is_ok() { Status::Success } else { Status::Failure })
@@ -66,10 +69,27 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
         None => {
             let input = io::BufReader::with_capacity(1 << 16, io::stdin());
             let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-            let decide = |line: &switchboard::lines::Line| line.decide(|r| plan.select(&world, r));
-            decide_lines(input, &mut out, Mode::Parallel, args.max_line_bytes, &decide).map_err(fatal)?;
+            let one = |line: &switchboard::lines::Line| line.decide(|r| decide(&plan, &world, r, args.dry_run));
+            // With capacity, decisions are made in input order (an earlier
+            // line never loses capacity to a later one): one at a time.
+            let mode = if plan.counts_capacity(&world) && !args.dry_run { Mode::Stream } else { Mode::Parallel };
+            decide_lines(input, &mut out, mode, args.max_line_bytes, &one).map_err(fatal)?;
             Ok(Status::Success)
         }
+    }
+}
+
+/// One decision: counted, or with `--dry-run` a preview that never counts.
+fn decide(
+    plan: &switchboard::Plan,
+    world: &switchboard::World,
+    request: &switchboard::Request,
+    dry_run: bool,
+) -> Decision {
+    if dry_run {
+        plan.preview(world, request)
+    } else {
+        plan.select(world, request)
     }
 }
 
