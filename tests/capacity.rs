@@ -164,6 +164,14 @@ fn a_batch_is_decided_in_input_order() {
     let ids: Vec<bool> = text(&out.stdout).lines().map(|l| l.contains(r#""id":"wa-1""#)).collect();
     assert_eq!(ids.len(), 2000);
     assert!(ids[..50].iter().all(|x| *x) && ids[50..].iter().all(|x| !*x), "the first 50 lines take wa-1");
+    // The same with a decision log, and a dry run that never counts.
+    let log = dir.path().join("decisions.jsonl");
+    let out =
+        run(&["select", "--rules", s(&rules), "--world", s(&world), "--decision-log", s(&log), "--dry-run"], &input);
+    assert_eq!(text(&out.stdout).matches(r#""id":"wa-1""#).count(), 2000, "a dry run never counts");
+    let out = run(&["select", "--rules", s(&rules), "--world", s(&world), "--decision-log", s(&log)], &input);
+    let ids: Vec<bool> = text(&out.stdout).lines().map(|l| l.contains(r#""id":"wa-1""#)).collect();
+    assert!(ids[..50].iter().all(|x| *x) && ids[50..].iter().all(|x| !*x), "logged: the first 50 lines take wa-1");
 }
 
 #[test]

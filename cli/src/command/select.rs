@@ -106,6 +106,8 @@ fn fatal(e: LinesError) -> Fatal {
 struct Recorder {
     log: DecisionLog,
     ids: DecisionIds,
+    /// `--dry-run`: decisions never count against capacity.
+    dry_run: bool,
 }
 
 impl Recorder {
@@ -114,7 +116,7 @@ impl Recorder {
         let target = Target::parse(path);
         let log = DecisionLog::open(&target, 4096, Overflow::Block)
             .map_err(|e| Fatal::Message(format!("--decision-log {target}: cannot open: {e}")))?;
-        Ok(Some(Recorder { log, ids: DecisionIds::new() }))
+        Ok(Some(Recorder { log, ids: DecisionIds::new(), dry_run: args.dry_run }))
     }
 
     fn record(&self, snapshot: &Arc<Snapshot>, request: &str, decision: String) {
@@ -123,7 +125,7 @@ impl Recorder {
 
     /// Decides `line` on `snapshot` and logs the decision.
     fn decide(&self, snapshot: &Arc<Snapshot>, line: &Line) -> Decision {
-        let decision = line.decide(|r| snapshot.plan.select(&snapshot.world, r));
+        let decision = line.decide(|r| decide(&snapshot.plan, &snapshot.world, r, self.dry_run));
         let request = match line {
             Line::Text(text) => text.as_str(),
             Line::Unreadable(why) => why.as_str(),
@@ -161,7 +163,10 @@ fn logged(args: &Args) -> Result<Status, Fatal> {
             let input = io::BufReader::with_capacity(1 << 16, io::stdin());
             let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
             let decide = |line: &Line| recorder.decide(&snapshot, line);
-            decide_lines(input, &mut out, Mode::Parallel, args.max_line_bytes, &decide).map_err(fatal)?;
+            // With capacity, decisions are made in input order (SPEC §10).
+            let counts = snapshot.plan.counts_capacity(&snapshot.world) && !args.dry_run;
+            let mode = if counts { Mode::Stream } else { Mode::Parallel };
+            decide_lines(input, &mut out, mode, args.max_line_bytes, &decide).map_err(fatal)?;
             Status::Success
         }
     };
@@ -193,6 +198,7 @@ fn watch(args: &Args) -> Result<Status, Fatal> {
     let recorder = Recorder::open(args)?;
     let decide = |line: &Line| match &recorder {
         Some(recorder) => recorder.decide(&live.snapshot(), line),
+        None if args.dry_run => line.decide(|r| live.preview(r)),
         None => line.decide(|r| live.select(r)),
     };
     decide_lines(io::BufReader::new(io::stdin()), &mut io::stdout().lock(), Mode::Stream, args.max_line_bytes, &decide)
