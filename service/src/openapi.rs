@@ -45,6 +45,9 @@ pub(crate) struct RequestDoc {
     contact: Option<ContactDoc>,
     /// The location's instances for this request alone.
     instances: Option<Vec<InstanceSpecDoc>>,
+    /// Decide as of this time (RFC 3339; capacity windows, SPEC §10);
+    /// otherwise the clock.
+    now: Option<String>,
 }
 
 /// The selected instance.

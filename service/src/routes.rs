@@ -167,9 +167,26 @@ pub(crate) fn error_body(status: StatusCode, message: &str) -> Value {
     ))]
 pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Response {
     let snapshot = state.0.live.snapshot();
-    let (request, decision) = state.decide(&snapshot, &body);
-    let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    json_response(status, state.answer(&snapshot, request, &decision))
+    // A decision is ~0.1 µs of CPU and runs on the async worker; one that
+    // may reserve capacity can wait on the store (Redis, within its
+    // timeouts; a dry run reads it), so it runs on the blocking pool and
+    // never stalls a worker.
+    let blocking = snapshot.plan.counts_capacity(&snapshot.world);
+    let decide = move || {
+        let (request, decision) = state.decide(&snapshot, &body);
+        let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+        json_response(status, state.answer(&snapshot, request, &decision))
+    };
+    if !blocking {
+        return decide();
+    }
+    match tokio::task::spawn_blocking(decide).await {
+        Ok(response) => response,
+        Err(_) => json_value(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &error_body(StatusCode::SERVICE_UNAVAILABLE, "the decision could not run; retry"),
+        ),
+    }
 }
 
 /// `POST /v1/select/batch`: JSON Lines in, JSON Lines out, in order.
