@@ -29,9 +29,15 @@ pub enum Strategy {
     Sticky,
     /// Uniformly at random.
     Random,
+    /// Weighted rendezvous hashing on the contact id (SPEC §10): each
+    /// instance scores `-weight / ln(u)` with `u` in (0, 1) from
+    /// [`rendezvous_weight`]; the highest score wins, so shares follow the
+    /// instances' `weight` and removing an instance moves only its contacts.
+    /// Without a contact id: lowest index.
+    Weighted,
 }
 
-const STRATEGIES: &[&str] = &["lowest_index", "round_robin", "sticky", "random"];
+const STRATEGIES: &[&str] = &["lowest_index", "round_robin", "sticky", "random", "weighted"];
 
 impl Strategy {
     fn parse(name: &str) -> Option<Strategy> {
@@ -40,6 +46,7 @@ impl Strategy {
             "round_robin" => Strategy::RoundRobin,
             "sticky" => Strategy::Sticky,
             "random" => Strategy::Random,
+            "weighted" => Strategy::Weighted,
             _ => return None,
         })
     }
@@ -99,6 +106,37 @@ pub fn rendezvous_weight(contact: &str, instance: &str) -> u64 {
     splitmix64(instance.as_bytes().iter().fold(h, fnv))
 }
 
+/// The weighted rendezvous score of an instance for a contact:
+/// `-weight / ln(u)`, `u` taken from the top 53 bits of
+/// [`rendezvous_weight`] and kept strictly inside (0, 1). Fixed across
+/// processes and restarts like the hash it derives from.
+pub fn weighted_score(contact: &str, instance: &str, weight: u32) -> f64 {
+    let bits = rendezvous_weight(contact, instance) >> 11;
+    let u = (bits as f64 + 0.5) / (1u64 << 53) as f64;
+    -f64::from(weight.max(1)) / u.ln()
+}
+
+/// The instance with the highest weighted score for the contact; ties by
+/// lowest index.
+fn weighted_pick<'a>(contact: &str, instances: impl Iterator<Item = &'a Arc<Instance>>) -> Option<&'a Arc<Instance>> {
+    let mut best: Option<(&'a Arc<Instance>, f64)> = None;
+    for instance in instances {
+        let score = weighted_score(contact, instance.id(), instance.weight());
+        let better = match best {
+            None => true,
+            Some((b, bs)) => match score.total_cmp(&bs) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Equal => instance.index() < b.index(),
+                std::cmp::Ordering::Less => false,
+            },
+        };
+        if better {
+            best = Some((instance, score));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
 impl SelectionRule for AnyAvailable {
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         let instances = cx.instances();
@@ -131,6 +169,10 @@ impl SelectionRule for AnyAvailable {
                     "sticky to the contact",
                 ),
                 None => (instances.available_nth(0), "sticky, but the contact has no id: lowest index"),
+            },
+            Strategy::Weighted => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
+                Some(contact) => (weighted_pick(contact, instances.available()), "weighted to the contact"),
+                None => (instances.available_nth(0), "weighted, but the contact has no id: lowest index"),
             },
         };
         match picked {
@@ -175,6 +217,10 @@ impl AnyAvailable {
                     "sticky to the contact",
                 ),
                 None => (room.first().copied(), "sticky, but the contact has no id: lowest index"),
+            },
+            Strategy::Weighted => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
+                Some(contact) => (weighted_pick(contact, room.iter().copied()), "weighted to the contact"),
+                None => (room.first().copied(), "weighted, but the contact has no id: lowest index"),
             },
         };
         match picked {
@@ -287,5 +333,52 @@ mod tests {
         assert_eq!(rendezvous_weight("c1", "wa-1"), 6_211_918_018_842_709_069);
         assert_eq!(rendezvous_weight("c1", "wa-2"), 17_195_964_792_051_510_283);
         assert_eq!(rendezvous_weight("contact-42", "sms-3"), 5_562_669_613_861_985_499);
+    }
+
+    const WEIGHTED: &str = r#"[
+        {"id":"wa-1","channel":"whatsapp","index":1,"phone":"+1 555 0001","connected":true,"weight":1},
+        {"id":"wa-2","channel":"whatsapp","index":2,"phone":"+1 555 0002","connected":true,"weight":3},
+        {"id":"wa-3","channel":"whatsapp","index":3,"phone":"+1 555 0003","connected":true}
+    ]"#;
+
+    const GOLDEN: [&str; 3] = ["0.918764519", "42.727050731", "1.668321443"];
+
+    #[test]
+    fn weighted_scores_are_pinned_across_builds_and_processes() {
+        // Golden values: the score derives from the fixed rendezvous hash.
+        let golden = |c: &str, i: &str, w: u32| format!("{:.9}", weighted_score(c, i, w));
+        assert_eq!(golden("c1", "wa-1", 1), GOLDEN[0]);
+        assert_eq!(golden("c1", "wa-2", 3), GOLDEN[1]);
+        assert_eq!(golden("contact-42", "sms-3", 2), GOLDEN[2]);
+    }
+
+    #[test]
+    fn weighted_shares_follow_the_weights_and_removal_moves_only_its_contacts() {
+        let rule = AnyAvailable::new(Strategy::Weighted);
+        let without_2 =
+            WEIGHTED.replace(r#""phone":"+1 555 0002","connected":true"#, r#""phone":"+1 555 0002","connected":false"#);
+        let mut counts = HashMap::new();
+        let total = 5000;
+        for n in 0..total {
+            let id = format!("contact-{n}");
+            let before = run(&rule, WEIGHTED, "whatsapp", "hi", contact(&id, &[], None));
+            assert_eq!(before, run(&rule, WEIGHTED, "whatsapp", "hi", contact(&id, &[], None)));
+            let after = run(&rule, &without_2, "whatsapp", "hi", contact(&id, &[], None));
+            if before != Selected("wa-2") {
+                assert_eq!(before, after, "{id} moved although its instance stayed");
+            }
+            *counts.entry(format!("{before:?}")).or_insert(0u32) += 1;
+        }
+        // Weights 1 : 3 : 1 -> shares 20% : 60% : 20%, within a few points.
+        let share = |id: &'static str| f64::from(counts[&format!("{:?}", Selected(id))]) / f64::from(total);
+        assert!((share("wa-1") - 0.2).abs() < 0.03, "{counts:?}");
+        assert!((share("wa-2") - 0.6).abs() < 0.03, "{counts:?}");
+        assert!((share("wa-3") - 0.2).abs() < 0.03, "{counts:?}");
+    }
+
+    #[test]
+    fn weighted_without_contact_id_is_lowest_index() {
+        assert_eq!(run(&AnyAvailable::new(Strategy::Weighted), WEIGHTED, "whatsapp", "hi", None), Selected("wa-1"));
+        assert_eq!(run(&AnyAvailable::new(Strategy::Weighted), WORLD, "whatsapp", "hi", None), Selected("wa-3"));
     }
 }
