@@ -241,3 +241,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn least_used_picks_the_fewest_decisions_today_and_skips_instances_at_capacity() {
+    let instances = "      - {id: wa-1, channel: whatsapp, phone: '1', connected: true}\n      - {id: wa-2, channel: whatsapp, phone: '2', connected: true}\n      - {id: wa-3, channel: whatsapp, phone: '3', connected: true, limits: {per_day: 1}}\n";
+    let w = shop(instances, "");
+    let plan = counting_plan("rules: [{rule: any_available, strategy: least_used}]\n");
+    let t = "2026-11-25T14:00:00Z";
+    let got: Vec<String> = (0..7).map(|_| summary(&at(&plan, &w, t, None))).collect();
+    // Ties by lowest index; wa-3 reaches its limit after one decision.
+    assert_eq!(got, ["wa-1", "wa-2", "wa-3", "wa-1", "wa-2", "wa-1", "wa-2"]);
+    // A decision made by another rule counts too.
+    let tagged = r#"{"location":"shop","channel":"whatsapp","body":"hi { WA#2 }","now":"2026-11-25T14:00:00Z"}"#;
+    let both = counting_plan("rules: [manual_override, {rule: any_available, strategy: least_used}]\n");
+    assert_eq!(summary(&decide(&both, &w, tagged)), "wa-2");
+    assert_eq!(summary(&at(&both, &w, t, None)), "wa-1");
+    // The next day in New York starts again from the lowest index.
+    assert_eq!(summary(&at(&plan, &w, "2026-11-26T05:00:00Z", None)), "wa-1");
+    assert_eq!(summary(&at(&plan, &w, "2026-11-26T05:00:01Z", None)), "wa-2");
+}

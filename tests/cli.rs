@@ -178,7 +178,7 @@ fn rules_lists_rules_channels_and_chains() {
         let line = listing.lines().find(|l| l.trim_start().starts_with(channel)).unwrap();
         assert!(line.contains(&format!("code {code} ")), "{line}");
     }
-    assert!(listing.contains("option strategy: lowest_index | round_robin | sticky | random | weighted"));
+    assert!(listing.contains("option strategy: lowest_index | round_robin | sticky | random | least_used | weighted"));
     assert!(listing.contains("2. temporary_switch (disabled, on_unavailable=error)"), "{listing}");
     assert!(listing.contains("built-in (switchboard-rules)"));
     let out = run(&["rules"], "");

@@ -67,7 +67,10 @@ fn options_a_rule_does_not_have() {
     assert!(text.contains("rules.yaml:3:") && text.contains("has no `on_unavailable`"), "{text}");
     // Options written before `rule:` are checked too, at the entry.
     let e = errors("rules:\n  - strategy: sideways\n    rule: any_available\n");
-    assert!(e.to_string().contains("must be one of lowest_index, round_robin, sticky, random, weighted"), "{e}");
+    assert!(
+        e.to_string().contains("must be one of lowest_index, round_robin, sticky, random, least_used, weighted"),
+        "{e}"
+    );
 }
 
 #[test]

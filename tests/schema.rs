@@ -107,7 +107,7 @@ fn rules_schema_documents_every_rule_option_with_type_default_and_doc() {
     }
     let strategy = &s["$defs"]["rule.any_available"]["properties"]["strategy"];
     assert_eq!(strategy["default"], "lowest_index");
-    assert_eq!(strategy["enum"], json!(["lowest_index", "round_robin", "sticky", "random", "weighted"]));
+    assert_eq!(strategy["enum"], json!(["lowest_index", "round_robin", "sticky", "random", "least_used", "weighted"]));
     assert_eq!(s["$defs"]["rule.default_instance"]["properties"]["on_unavailable"]["default"], "skip");
     assert_eq!(s["properties"]["limits"]["properties"]["max_tags"]["default"], 1000);
 }

@@ -175,6 +175,8 @@ pub(crate) struct Chain {
     pub(crate) steps: Vec<Step>,
     pub(crate) entries: Vec<EntrySummary>,
     pub(crate) overridden: bool,
+    /// Whether a step reads the store's day counts (`least_used`).
+    pub(crate) reads_usage: bool,
 }
 
 /// A compiled rules.yaml: one rule chain per registered channel, ready to
@@ -270,10 +272,14 @@ impl Plan {
             out.retain(Diagnostic::is_error);
             return Err(fail(out));
         }
-        let assemble = |entries: &[Entry], overridden: bool| Chain {
-            steps: entries.iter().filter_map(|e| e.step.clone()).collect(),
-            entries: entries.iter().map(|e| e.summary.clone()).collect(),
-            overridden,
+        let assemble = |entries: &[Entry], overridden: bool| {
+            let steps: Vec<Step> = entries.iter().filter_map(|e| e.step.clone()).collect();
+            Chain {
+                reads_usage: steps.iter().any(|s| s.rule.reads_usage()),
+                steps,
+                entries: entries.iter().map(|e| e.summary.clone()).collect(),
+                overridden,
+            }
         };
         let chains: Vec<Chain> = registry
             .channel_ids()

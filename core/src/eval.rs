@@ -8,7 +8,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use crate::capacity::jiff::Timestamp;
 use crate::capacity::{PoolRef, Reservation, ReservationRequest};
 use crate::config::{OnStoreError, Plan, Step};
-use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext};
+use crate::rule::{DayUsage, ErrorKind, OnUnavailable, Outcome, RuleContext};
 use crate::{Instance, Location, Request, World};
 
 /// The code of request errors (SPEC §4).
@@ -468,6 +468,16 @@ impl Plan {
             },
         };
         let channel = &registry.channels()[position];
+        let Some(chain) = self.chains.get(position) else {
+            return Decision::request_error(ErrorKind::UnknownChannel, "channel has no chain", Some(body));
+        };
+        // `least_used` reads the day counts of the plan's store (SPEC §10).
+        let usage = match (&self.store, chain.reads_usage) {
+            (Some(store), true) => {
+                Some(DayUsage { store: &**store, location, now: request.now.unwrap_or_else(Timestamp::now) })
+            }
+            _ => None,
+        };
         let cx = RuleContext {
             request,
             location: location.id(),
@@ -476,9 +486,7 @@ impl Plan {
             instances: location.channel(channel.id()),
             scan: &scan,
             at_capacity: &[],
-        };
-        let Some(chain) = self.chains.get(position) else {
-            return Decision::request_error(ErrorKind::UnknownChannel, "channel has no chain", Some(body));
+            usage,
         };
         let mut trace = Vec::with_capacity(chain.steps.len());
         // Instances refused by the store in this decision, with why.
@@ -532,7 +540,7 @@ impl Plan {
                         None => break (TraceOutcome::FellThrough, None, Err(None)),
                     }
                 }
-                match self.admit(location, &instance, request, count) {
+                match self.admit(location, &instance, request, count, chain.reads_usage) {
                     Admission::Free => {
                         let detail = with_notes(detail, &at_capacity, None);
                         break (TraceOutcome::Selected, detail, Ok(instance));
@@ -651,10 +659,31 @@ fn with_notes(detail: Option<String>, at_capacity: &[(Arc<Instance>, String)], o
 impl Plan {
     /// Checks (and with `count`, reserves) `instance` against its limits and
     /// its pool's in the plan's store.
-    fn admit(&self, location: &Location, instance: &Instance, request: &Request, count: bool) -> Admission {
+    ///
+    /// With `counts_all` (the chain has a `least_used` rule), a decision on
+    /// an instance without limits is counted too, best effort: it is never
+    /// refused, and a store error is ignored.
+    fn admit(
+        &self,
+        location: &Location,
+        instance: &Instance,
+        request: &Request,
+        count: bool,
+        counts_all: bool,
+    ) -> Admission {
         let Some(store) = &self.store else { return Admission::Free };
         let pool = instance.pool().and_then(|p| location.pool(p));
         if instance.limits().is_unlimited() && pool.is_none_or(|p| p.limits().is_unlimited()) {
+            if count && counts_all {
+                let now = request.now.unwrap_or_else(Timestamp::now);
+                let reservation = ReservationRequest {
+                    contact: request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()),
+                    ..ReservationRequest::new(location.id(), location.timezone(), instance.id(), now)
+                };
+                // Without limits nothing can be refused; a failed count
+                // only makes `least_used` less even.
+                let _ = store.reserve(&reservation);
+            }
             return Admission::Free;
         }
         let now = request.now.unwrap_or_else(Timestamp::now);

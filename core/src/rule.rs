@@ -5,8 +5,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::capacity::jiff::Timestamp;
+use crate::capacity::{CapacityStore, ReservationRequest};
 use crate::pattern::{PatternKind, PatternMatch, Scan};
-use crate::{ChannelInfo, Contact, Instance, InstanceView, Request};
+use crate::{ChannelInfo, Contact, Instance, InstanceView, Location, Request};
 
 /// A link in the selection chain.
 ///
@@ -30,17 +32,33 @@ use crate::{ChannelInfo, Contact, Instance, InstanceView, Request};
 pub trait SelectionRule: Send + Sync {
     /// Decides for one request.
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a>;
+
+    /// Whether the rule reads [`RuleContext::day_count`] (`any_available`
+    /// with `least_used`): a plan with such a rule and a store counts every
+    /// decision, also on instances without limits (SPEC §10). The default
+    /// is `false`.
+    fn reads_usage(&self) -> bool {
+        false
+    }
 }
 
 impl<R: SelectionRule + ?Sized> SelectionRule for Box<R> {
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         (**self).evaluate(cx)
     }
+
+    fn reads_usage(&self) -> bool {
+        (**self).reads_usage()
+    }
 }
 
 impl<R: SelectionRule + ?Sized> SelectionRule for Arc<R> {
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         (**self).evaluate(cx)
+    }
+
+    fn reads_usage(&self) -> bool {
+        (**self).reads_usage()
     }
 }
 
@@ -257,6 +275,24 @@ pub struct RuleContext<'a> {
     /// Instances found at capacity earlier in this decision, each with the
     /// sentence saying which limit (SPEC §10).
     pub(crate) at_capacity: &'a [(Arc<Instance>, String)],
+    /// The plan's store, the location and the decision's instant, for
+    /// [`RuleContext::day_count`].
+    pub(crate) usage: Option<DayUsage<'a>>,
+}
+
+/// What [`RuleContext::day_count`] reads: the plan's store, the location
+/// (its timezone sets the day window) and the decision's instant.
+#[derive(Clone, Copy)]
+pub(crate) struct DayUsage<'a> {
+    pub(crate) store: &'a dyn CapacityStore,
+    pub(crate) location: &'a Location,
+    pub(crate) now: Timestamp,
+}
+
+impl fmt::Debug for DayUsage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DayUsage").field("location", &self.location.id()).field("now", &self.now).finish()
+    }
 }
 
 impl<'a> RuleContext<'a> {
@@ -277,7 +313,18 @@ impl<'a> RuleContext<'a> {
             instances,
             scan,
             at_capacity: &[],
+            usage: None,
         }
+    }
+
+    /// The decisions `instance` made in the current day window of the
+    /// location's timezone, read from the plan's capacity store (SPEC §10,
+    /// `least_used`). `None` without a store (or a context built by hand),
+    /// or when the store cannot answer.
+    pub fn day_count(&self, instance: &Instance) -> Option<u64> {
+        let usage = self.usage?;
+        let request = ReservationRequest::new(usage.location.id(), usage.location.timezone(), instance.id(), usage.now);
+        usage.store.usage(&request).ok().map(|u| u.instance.day)
     }
 
     /// Why `instance` cannot be selected in this decision because it, or

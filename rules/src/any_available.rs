@@ -35,9 +35,13 @@ pub enum Strategy {
     /// instances' `weight` and removing an instance moves only its contacts.
     /// Without a contact id: lowest index.
     Weighted,
+    /// The fewest decisions in the current day window of the location's
+    /// timezone, read from the plan's capacity store (SPEC §10); ties by
+    /// lowest index. Without a store: lowest index.
+    LeastUsed,
 }
 
-const STRATEGIES: &[&str] = &["lowest_index", "round_robin", "sticky", "random", "weighted"];
+const STRATEGIES: &[&str] = &["lowest_index", "round_robin", "sticky", "random", "least_used", "weighted"];
 
 impl Strategy {
     fn parse(name: &str) -> Option<Strategy> {
@@ -47,6 +51,7 @@ impl Strategy {
             "sticky" => Strategy::Sticky,
             "random" => Strategy::Random,
             "weighted" => Strategy::Weighted,
+            "least_used" => Strategy::LeastUsed,
             _ => return None,
         })
     }
@@ -137,7 +142,20 @@ fn weighted_pick<'a>(contact: &str, instances: impl Iterator<Item = &'a Arc<Inst
     best.map(|(i, _)| i)
 }
 
+/// The instance with the fewest decisions today (unknown counts as 0); ties
+/// by lowest index.
+fn least_used_pick<'a>(
+    cx: &RuleContext<'a>,
+    instances: impl Iterator<Item = &'a Arc<Instance>>,
+) -> Option<&'a Arc<Instance>> {
+    instances.min_by_key(|i| (cx.day_count(i).unwrap_or(0), i.index()))
+}
+
 impl SelectionRule for AnyAvailable {
+    fn reads_usage(&self) -> bool {
+        self.strategy == Strategy::LeastUsed
+    }
+
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         let instances = cx.instances();
         let count = instances.available_len();
@@ -170,6 +188,7 @@ impl SelectionRule for AnyAvailable {
                 ),
                 None => (instances.available_nth(0), "sticky, but the contact has no id: lowest index"),
             },
+            Strategy::LeastUsed => (least_used_pick(cx, instances.available()), "least used today"),
             Strategy::Weighted => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
                 Some(contact) => (weighted_pick(contact, instances.available()), "weighted to the contact"),
                 None => (instances.available_nth(0), "weighted, but the contact has no id: lowest index"),
@@ -218,6 +237,7 @@ impl AnyAvailable {
                 ),
                 None => (room.first().copied(), "sticky, but the contact has no id: lowest index"),
             },
+            Strategy::LeastUsed => (least_used_pick(cx, room.iter().copied()), "least used today"),
             Strategy::Weighted => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
                 Some(contact) => (weighted_pick(contact, room.iter().copied()), "weighted to the contact"),
                 None => (room.first().copied(), "weighted, but the contact has no id: lowest index"),
@@ -380,5 +400,13 @@ mod tests {
     fn weighted_without_contact_id_is_lowest_index() {
         assert_eq!(run(&AnyAvailable::new(Strategy::Weighted), WEIGHTED, "whatsapp", "hi", None), Selected("wa-1"));
         assert_eq!(run(&AnyAvailable::new(Strategy::Weighted), WORLD, "whatsapp", "hi", None), Selected("wa-3"));
+    }
+
+    #[test]
+    fn least_used_without_a_store_is_lowest_index() {
+        let rule = AnyAvailable::new(Strategy::LeastUsed);
+        assert!(rule.reads_usage());
+        assert_eq!(run(&rule, WORLD, "whatsapp", "hi", None), Selected("wa-3"));
+        assert_eq!(run(&rule, WORLD, "whatsapp", "hi", None), Selected("wa-3"));
     }
 }
