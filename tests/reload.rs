@@ -329,3 +329,17 @@ fn a_reload_keeps_the_capacity_store() {
     assert!(matches!(live.try_reload(), Ok(ReloadEvent::Reloaded { .. })));
     assert!(!Arc::ptr_eq(&first, live.snapshot().plan.store().unwrap()));
 }
+
+#[test]
+fn forget_erases_one_conversation_memory_in_the_store_kept_across_reloads() {
+    let (_dir, live) = setup(RULES_DEFAULT);
+    let now = switchboard::capacity::jiff::Timestamp::from_second(1_790_000_000).unwrap();
+    let key = switchboard::ConversationKey { location: "shop", channel: "whatsapp", contact: "c-1" };
+    let store = live.snapshot().plan.store().cloned().expect("Live attaches a store");
+    store.remember(&key, "a", Duration::from_secs(3600), now).unwrap();
+    live.reload();
+    assert_eq!(live.forget("shop", "whatsapp", "c-2"), Ok(false));
+    assert_eq!(live.forget("shop", "whatsapp", "c-1"), Ok(true));
+    assert_eq!(store.recall(&key, now).unwrap(), None);
+    assert_eq!(live.forget("shop", "whatsapp", "c-1"), Ok(false));
+}

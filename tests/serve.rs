@@ -307,7 +307,7 @@ fn serve_answers_every_route_with_its_status_code() {
     for route in ["/v1/select", "/v1/select/batch", "/v1/explain", "/v1/rules", "/v1/status", "/v1/reload"] {
         assert!(doc["paths"].get(route).is_some(), "{route} missing from the OpenAPI document");
     }
-    for route in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+    for route in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/forget"] {
         assert!(doc["paths"].get(route).is_some(), "{route} missing from the OpenAPI document");
     }
     // The schema names every field a decision answer has.
@@ -478,6 +478,33 @@ fn serve_admin_routes_need_the_token_when_a_token_file_is_given() {
     assert_eq!(reload(Some("Bearer wrong")), 401);
     assert_eq!(reload(Some("Basic s3cret")), 401);
     assert_eq!(reload(Some("Bearer s3cret")), 200);
+    // POST /v1/forget is an admin route too; it checks its body.
+    let forget = |auth: Option<&str>, body: &str| {
+        let mut request = agent().post(&server.url("/v1/forget"));
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        let (status, body) = answer(request.send(body).unwrap());
+        (status, json_of(&body))
+    };
+    let memory = r#"{"location":"shop","channel":"whatsapp","contact":"c-1"}"#;
+    assert_eq!(forget(None, memory).0, 401);
+    assert_eq!(forget(Some("Bearer wrong"), memory).0, 401);
+    let (status, body) = forget(Some("Bearer s3cret"), memory);
+    assert_eq!((status, &body), (200, &serde_json::json!({"forgotten": false})));
+    for bad in [
+        "",
+        "not json",
+        "[]",
+        r#"{"location":"shop","channel":"whatsapp"}"#,
+        r#"{"location":"shop","channel":"whatsapp","contact":"c-1","extra":1}"#,
+        r#"{"location":"shop","channel":"whatsapp","contact":7}"#,
+        r#"{"location":"shop","channel":"whatsapp","contact":""}"#,
+    ] {
+        let (status, body) = forget(Some("Bearer s3cret"), bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["status"], 400, "{bad}: {body}");
+    }
     // Decision, status, health and metrics routes stay open.
     assert_eq!(post(&server.url("/v1/select"), r#"{"location":"shop","channel":"sms","body":"x"}"#).0, 200);
     assert_eq!(get(&server.url("/v1/status")).0, 200);

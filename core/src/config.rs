@@ -359,10 +359,12 @@ impl Plan {
     }
 
     /// Whether decisions on `world` may count against capacity limits: the
-    /// plan has a store, and a `capacity:` section or a world with limits.
-    /// Batches then decide in input order.
+    /// plan has a store, and a `capacity:` section, a world with limits or a
+    /// chain that reads day counts (`least_used`). Batches then decide in
+    /// input order.
     pub fn counts_capacity(&self, world: &crate::World) -> bool {
-        self.store.is_some() && (self.capacity.is_some() || world.has_limits())
+        self.store.is_some()
+            && (self.capacity.is_some() || world.has_limits() || self.chains.iter().any(|c| c.reads_usage))
     }
 
     /// The capacity store attached to this plan, if any.

@@ -183,6 +183,19 @@ pub(crate) struct ErrorDoc {
     error: ErrorDetailDoc,
 }
 
+/// The body of `POST /v1/forget` (admin): one conversation memory to erase.
+#[derive(ToSchema)]
+#[schema(as = Forget)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct ForgetDoc {
+    /// The location id.
+    location: String,
+    /// The channel id.
+    channel: String,
+    /// The contact id.
+    contact: String,
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -205,12 +218,13 @@ impl Modify for BearerAuth {
         crate::routes::rules,
         crate::routes::status,
         crate::routes::reload,
+        crate::routes::forget,
         crate::routes::healthz,
         crate::routes::readyz,
         crate::routes::metrics,
         crate::routes::openapi,
     ),
-    components(schemas(RequestDoc, DecisionDoc, ExplainDoc, StatusDoc, ReloadErrorsDoc, ErrorDoc)),
+    components(schemas(RequestDoc, DecisionDoc, ExplainDoc, StatusDoc, ReloadErrorsDoc, ErrorDoc, ForgetDoc)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

@@ -314,6 +314,57 @@ pub(crate) async fn reload(axum::extract::State(state): St) -> Response {
     }
 }
 
+/// The body of `POST /v1/forget`: an object of exactly the non-empty
+/// strings `location`, `channel` and `contact`, in that order; else why not.
+fn forget_body(body: &[u8]) -> Result<[String; 3], String> {
+    const FIELDS: [&str; 3] = ["location", "channel", "contact"];
+    let shape = "the body must be a JSON object with exactly the strings `location`, `channel` and `contact`";
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("{shape}: {e}"))?;
+    let Value::Object(object) = value else { return Err(shape.to_owned()) };
+    if let Some(extra) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(format!("{shape}: unknown field `{extra}`"));
+    }
+    let field = |name: &str| match object.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) => Err(format!("{shape}: `{name}` is empty")),
+        Some(_) => Err(format!("{shape}: `{name}` is not a string")),
+        None => Err(format!("{shape}: `{name}` is missing")),
+    };
+    Ok([field(FIELDS[0])?, field(FIELDS[1])?, field(FIELDS[2])?])
+}
+
+/// `POST /v1/forget` (admin): erases one conversation memory (SPEC §10).
+#[utoipa::path(post, path = "/v1/forget", tag = "admin",
+    request_body(content = crate::openapi::ForgetDoc, description = "`{\"location\", \"channel\", \"contact\"}`, nothing else"),
+    responses(
+        (status = 200, description = "`{\"forgotten\": true}` when a memory was erased, `false` when there was none", body = Object),
+        (status = 400, description = "The body is not that object", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "--admin-token-file is set and the bearer token is missing or wrong", body = crate::openapi::ErrorDoc),
+        (status = 503, description = "The store cannot answer", body = crate::openapi::ErrorDoc),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn forget(axum::extract::State(state): St, body: Bytes) -> Response {
+    let [location, channel, contact] = match forget_body(&body) {
+        Ok(fields) => fields,
+        Err(message) => {
+            return json_value(StatusCode::BAD_REQUEST, &error_body(StatusCode::BAD_REQUEST, &message));
+        }
+    };
+    let live = state.0.live.clone();
+    let outcome = tokio::task::spawn_blocking(move || live.forget(&location, &channel, &contact)).await;
+    match outcome {
+        Ok(Ok(forgotten)) => json_value(StatusCode::OK, &json!({"forgotten": forgotten})),
+        Ok(Err(e)) => json_value(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &error_body(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}; retry when the store answers")),
+        ),
+        Err(_) => json_value(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &error_body(StatusCode::SERVICE_UNAVAILABLE, "the request could not run; retry"),
+        ),
+    }
+}
+
 /// `GET /healthz`: 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process runs", body = Object)))]
 pub(crate) async fn healthz() -> Response {
@@ -490,6 +541,7 @@ async fn json_errors(axum::extract::State(state): St, request: Request, next: Ne
 pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration) -> Router {
     let admin = Router::new()
         .route("/v1/reload", post(reload))
+        .route("/v1/forget", post(forget))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/v1/select", post(select))

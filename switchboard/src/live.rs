@@ -40,7 +40,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
-use switchboard_core::{Decision, Diagnostic, FileErrors, Plan, Registry, Request, World};
+use switchboard_core::{ConversationKey, Decision, Diagnostic, FileErrors, Plan, Registry, Request, StoreError, World};
 
 /// How long the files must be quiet before a reload: editors write in
 /// bursts (truncate, write, chmod, rename).
@@ -317,6 +317,19 @@ impl Live {
     pub fn preview(&self, request: &Request) -> Decision {
         let snapshot = self.inner.current.load();
         snapshot.plan.preview(&snapshot.world, request)
+    }
+
+    /// Erases the conversation memory of `contact` on `channel` at
+    /// `location` (SPEC §10, `POST /v1/forget`) in the store of the
+    /// configuration in force; whether there was one. Without a store (a
+    /// plan never compiled through [`crate::Stores`]) there is nothing to
+    /// forget: `Ok(false)`.
+    pub fn forget(&self, location: &str, channel: &str, contact: &str) -> Result<bool, StoreError> {
+        let snapshot = self.inner.current.load();
+        match snapshot.plan.store() {
+            Some(store) => store.forget(&ConversationKey { location, channel, contact }),
+            None => Ok(false),
+        }
     }
 
     /// The configuration in force (keep it to run several selections on

@@ -6,7 +6,8 @@
 //! one; this module builds it from `switchboard-state` and attaches it with
 //! [`crate::Plan::with_store`]. A plan without a `capacity:` section gets a
 //! memory store (the default `store: memory`): it is only ever asked about
-//! instances that have limits, so a world without limits counts nothing.
+//! instances that have limits (and, in a chain with `least_used`, about every
+//! selected instance), so a world without limits counts nothing otherwise.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
