@@ -258,10 +258,18 @@ fn every_registered_rule_builds_with_default_options_and_has_a_spec_code() {
     let ids: Vec<&str> = registry.rule_ids().collect();
     assert_eq!(
         ids,
-        ["any_available", "contact_tag", "default_instance", "manual_override", "temporary_switch", "user_assignment"]
+        [
+            "any_available",
+            "contact_tag",
+            "conversation",
+            "default_instance",
+            "manual_override",
+            "temporary_switch",
+            "user_assignment"
+        ]
     );
     for rule in registry.rules() {
-        assert!((101..=106).contains(&rule.code), "{}", rule.id);
+        assert!((101..=107).contains(&rule.code), "{}", rule.id);
         let defaults = switchboard::RuleOptions::default().with_defaults(&rule.options);
         assert!((rule.build)(&defaults).is_ok(), "{}", rule.id);
         assert!(!rule.summary.is_empty());

@@ -12,6 +12,7 @@ mod catalogue;
 mod cli;
 mod cli_ux;
 mod config_errors;
+mod conversation;
 mod fuzz_regressions;
 mod plugins;
 mod properties;

@@ -177,6 +177,9 @@ pub(crate) struct Chain {
     pub(crate) overridden: bool,
     /// Whether a step reads the store's day counts (`least_used`).
     pub(crate) reads_usage: bool,
+    /// How long selections are remembered, when a step reads conversation
+    /// memory (`conversation`): the first such step's `ttl`.
+    pub(crate) memory_ttl: Option<std::time::Duration>,
 }
 
 /// A compiled rules.yaml: one rule chain per registered channel, ready to
@@ -276,6 +279,7 @@ impl Plan {
             let steps: Vec<Step> = entries.iter().filter_map(|e| e.step.clone()).collect();
             Chain {
                 reads_usage: steps.iter().any(|s| s.rule.reads_usage()),
+                memory_ttl: steps.iter().find_map(|s| s.rule.memory_ttl()),
                 steps,
                 entries: entries.iter().map(|e| e.summary.clone()).collect(),
                 overridden,
@@ -358,13 +362,15 @@ impl Plan {
         self
     }
 
-    /// Whether decisions on `world` may count against capacity limits: the
-    /// plan has a store, and a `capacity:` section, a world with limits or a
-    /// chain that reads day counts (`least_used`). Batches then decide in
-    /// input order.
+    /// Whether decisions on `world` may write to the capacity store: the
+    /// plan has a store, and a `capacity:` section, a world with limits, a
+    /// chain that reads day counts (`least_used`) or one that remembers
+    /// conversations (`conversation`). Batches then decide in input order.
     pub fn counts_capacity(&self, world: &crate::World) -> bool {
         self.store.is_some()
-            && (self.capacity.is_some() || world.has_limits() || self.chains.iter().any(|c| c.reads_usage))
+            && (self.capacity.is_some()
+                || world.has_limits()
+                || self.chains.iter().any(|c| c.reads_usage || c.memory_ttl.is_some()))
     }
 
     /// The capacity store attached to this plan, if any.

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::capacity::jiff::Timestamp;
-use crate::capacity::{PoolRef, Reservation, ReservationRequest};
+use crate::capacity::{ConversationKey, PoolRef, Remember, Reservation, ReservationRequest};
 use crate::config::{OnStoreError, Plan, Step};
-use crate::rule::{DayUsage, ErrorKind, OnUnavailable, Outcome, RuleContext};
+use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView};
 use crate::{Instance, Location, Request, World};
 
 /// The code of request errors (SPEC §4).
@@ -471,10 +471,11 @@ impl Plan {
         let Some(chain) = self.chains.get(position) else {
             return Decision::request_error(ErrorKind::UnknownChannel, "channel has no chain", Some(body));
         };
-        // `least_used` reads the day counts of the plan's store (SPEC §10).
-        let usage = match (&self.store, chain.reads_usage) {
+        // `least_used` reads the day counts of the plan's store and
+        // `conversation` its memory (SPEC §10).
+        let view = match (&self.store, chain.reads_usage || chain.memory_ttl.is_some()) {
             (Some(store), true) => {
-                Some(DayUsage { store: &**store, location, now: request.now.unwrap_or_else(Timestamp::now) })
+                Some(StoreView { store: &**store, location, now: request.now.unwrap_or_else(Timestamp::now) })
             }
             _ => None,
         };
@@ -486,7 +487,7 @@ impl Plan {
             instances: location.channel(channel.id()),
             scan: &scan,
             at_capacity: &[],
-            usage,
+            store: view,
         };
         let mut trace = Vec::with_capacity(chain.steps.len());
         // Instances refused by the store in this decision, with why.
@@ -522,6 +523,27 @@ impl Plan {
                         Err(unusable(step, ErrorKind::InstanceDisconnected, message, &mut trace))
                     }
                     Outcome::Unusable { kind, message } => Err(unusable(step, kind, message, &mut trace)),
+                    // The rule could not read the store (conversation
+                    // memory): `on_store_error` decides, as for limits.
+                    Outcome::Failed { kind: ErrorKind::StoreUnavailable, message }
+                        if step.rule.memory_ttl().is_some() =>
+                    {
+                        match self.on_store_error() {
+                            OnStoreError::FailOpen => {
+                                let detail = format!("{message}; on_store_error is fail_open: decided without memory");
+                                trace.push(TraceEntry {
+                                    rule: step.id,
+                                    outcome: TraceOutcome::NoMatch,
+                                    detail: Some(detail),
+                                });
+                                break (TraceOutcome::NoMatch, None, Err(None));
+                            }
+                            OnStoreError::FailClosed => Err(Some(store_closed(format!(
+                                "{message} (on_store_error: fail_closed); check the store, or set `on_store_error: \
+                             fail_open` in rules.yaml to decide without limits and memory while it is down"
+                            )))),
+                        }
+                    }
                     Outcome::Failed { kind, message } => Err(Some((
                         TraceOutcome::Failed,
                         Some(kind.as_str().to_owned()),
@@ -540,7 +562,13 @@ impl Plan {
                         None => break (TraceOutcome::FellThrough, None, Err(None)),
                     }
                 }
-                match self.admit(location, &instance, request, count, chain.reads_usage) {
+                // Every counted selection is remembered in a chain that reads
+                // conversation memory, except a temporary switch's.
+                let remember = chain
+                    .memory_ttl
+                    .filter(|_| count && step.rule.is_remembered())
+                    .map(|ttl| Remember { channel: channel.id(), ttl });
+                match self.admit(location, &instance, request, count, chain.reads_usage, remember) {
                     Admission::Free => {
                         let detail = with_notes(detail, &at_capacity, None);
                         break (TraceOutcome::Selected, detail, Ok(instance));
@@ -556,17 +584,7 @@ impl Plan {
                         Some(failed) => break failed,
                         None => break (TraceOutcome::FellThrough, None, Err(None)),
                     },
-                    Admission::Closed(message) => {
-                        break (
-                            TraceOutcome::Failed,
-                            Some(ErrorKind::StoreUnavailable.as_str().to_owned()),
-                            Err(Some(SelectionError {
-                                code: CODE_STORE_UNAVAILABLE,
-                                kind: ErrorKind::StoreUnavailable,
-                                message,
-                            })),
-                        );
-                    }
+                    Admission::Closed(message) => break store_closed(message),
                 }
             };
             let result = match result {
@@ -658,11 +676,13 @@ fn with_notes(detail: Option<String>, at_capacity: &[(Arc<Instance>, String)], o
 
 impl Plan {
     /// Checks (and with `count`, reserves) `instance` against its limits and
-    /// its pool's in the plan's store.
+    /// its pool's in the plan's store, and with `remember` writes it as the
+    /// contact's conversation instance in the same round trip.
     ///
     /// With `counts_all` (the chain has a `least_used` rule), a decision on
     /// an instance without limits is counted too, best effort: it is never
-    /// refused, and a store error is ignored.
+    /// refused, and a store error is ignored unless the memory had to be
+    /// written too.
     fn admit(
         &self,
         location: &Location,
@@ -670,28 +690,44 @@ impl Plan {
         request: &Request,
         count: bool,
         counts_all: bool,
+        remember: Option<Remember<'_>>,
     ) -> Admission {
         let Some(store) = &self.store else { return Admission::Free };
+        let contact = request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty());
+        let remember = remember.filter(|_| count && contact.is_some());
         let pool = instance.pool().and_then(|p| location.pool(p));
+        let now = || request.now.unwrap_or_else(Timestamp::now);
         if instance.limits().is_unlimited() && pool.is_none_or(|p| p.limits().is_unlimited()) {
-            if count && counts_all {
-                let now = request.now.unwrap_or_else(Timestamp::now);
-                let reservation = ReservationRequest {
-                    contact: request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()),
-                    ..ReservationRequest::new(location.id(), location.timezone(), instance.id(), now)
-                };
+            let written = match (count && counts_all, remember, contact) {
+                (true, _, _) => {
+                    let reservation = ReservationRequest {
+                        contact,
+                        remember,
+                        ..ReservationRequest::new(location.id(), location.timezone(), instance.id(), now())
+                    };
+                    store.reserve(&reservation).map(|_| ())
+                }
+                (false, Some(remember), Some(contact)) => {
+                    let key = ConversationKey { location: location.id(), channel: remember.channel, contact };
+                    store.remember(&key, instance.id(), remember.ttl, now())
+                }
+                _ => Ok(()),
+            };
+            return match written {
                 // Without limits nothing can be refused; a failed count
-                // only makes `least_used` less even.
-                let _ = store.reserve(&reservation);
-            }
-            return Admission::Free;
+                // alone only makes `least_used` less even.
+                Err(e) if remember.is_some() => {
+                    self.store_failed(&e, "remember the conversation", "the conversation is not remembered", instance)
+                }
+                _ => Admission::Free,
+            };
         }
-        let now = request.now.unwrap_or_else(Timestamp::now);
         let reservation = ReservationRequest {
             limits: *instance.limits(),
             pool: pool.map(|p| PoolRef { id: p.id(), limits: *p.limits() }),
-            contact: request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()),
-            ..ReservationRequest::new(location.id(), location.timezone(), instance.id(), now)
+            contact,
+            remember,
+            ..ReservationRequest::new(location.id(), location.timezone(), instance.id(), now())
         };
         let answer = if count {
             store.reserve(&reservation)
@@ -701,18 +737,33 @@ impl Plan {
         match answer {
             Ok(Reservation::Reserved) => Admission::Free,
             Ok(Reservation::AtCapacity(full)) => Admission::Full(full.message(instance.id(), instance.pool())),
-            Err(e) => match self.on_store_error() {
-                OnStoreError::FailOpen => {
-                    Admission::Open(format!("{e}; on_store_error is fail_open: decided without limits"))
-                }
-                OnStoreError::FailClosed => Admission::Closed(format!(
-                    "{e}; cannot check the limits of {} (on_store_error: fail_closed); check the store, or set \
-                     `on_store_error: fail_open` in rules.yaml to decide without limits while it is down",
-                    instance.id()
-                )),
-            },
+            Err(e) => self.store_failed(&e, "check the limits", "decided without limits", instance),
         }
     }
+
+    /// What a store error means under the plan's `on_store_error`: `what`
+    /// could not be done (`check the limits`), and under `fail_open` the
+    /// decision goes on as `open` says (`decided without limits`).
+    fn store_failed(&self, e: &crate::capacity::StoreError, what: &str, open: &str, instance: &Instance) -> Admission {
+        match self.on_store_error() {
+            OnStoreError::FailOpen => Admission::Open(format!("{e}; on_store_error is fail_open: {open}")),
+            OnStoreError::FailClosed => Admission::Closed(format!(
+                "{e}; cannot {what} of {} (on_store_error: fail_closed); check the store, or set \
+                 `on_store_error: fail_open` in rules.yaml to decide without limits and memory while it is down",
+                instance.id()
+            )),
+        }
+    }
+}
+
+/// The failure of a decision whose store cannot answer under `fail_closed`:
+/// code 108 `store_unavailable` (SPEC §10).
+fn store_closed(message: String) -> Decided {
+    (
+        TraceOutcome::Failed,
+        Some(ErrorKind::StoreUnavailable.as_str().to_owned()),
+        Err(Some(SelectionError { code: CODE_STORE_UNAVAILABLE, kind: ErrorKind::StoreUnavailable, message })),
+    )
 }
 
 /// An unusable instance: when the step skips, `fell_through` is recorded in

@@ -108,7 +108,7 @@ pub use model::{normalize_phone, normalize_phone_into, Contact, Instance, Instan
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
 pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};
 pub use rule::{
-    rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, RuleContext,
+    rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, Recall, RuleContext,
     RuleDescriptor, RuleFn, RuleOptions, SelectionRule,
 };
 pub use world::{InstanceView, Location, World};

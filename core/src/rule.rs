@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::capacity::jiff::Timestamp;
-use crate::capacity::{CapacityStore, ReservationRequest};
+use crate::capacity::{CapacityStore, ConversationKey, ReservationRequest, StoreError};
 use crate::pattern::{PatternKind, PatternMatch, Scan};
 use crate::{ChannelInfo, Contact, Instance, InstanceView, Location, Request};
 
@@ -40,6 +41,23 @@ pub trait SelectionRule: Send + Sync {
     fn reads_usage(&self) -> bool {
         false
     }
+
+    /// How long a selection is remembered for the contact when the rule
+    /// reads conversation memory ([`RuleContext::recall`], the
+    /// `conversation` rule's `ttl`): a chain with such a rule remembers
+    /// every selected decision (SPEC §10). The default is `None`: the rule
+    /// reads no memory.
+    fn memory_ttl(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Whether a decision this rule selects is remembered as the contact's
+    /// conversation instance (in a chain that remembers). The default is
+    /// `true`; `temporary_switch` answers `false`, since a temporary switch
+    /// never changes where the contact's messages normally go.
+    fn is_remembered(&self) -> bool {
+        true
+    }
 }
 
 impl<R: SelectionRule + ?Sized> SelectionRule for Box<R> {
@@ -50,6 +68,14 @@ impl<R: SelectionRule + ?Sized> SelectionRule for Box<R> {
     fn reads_usage(&self) -> bool {
         (**self).reads_usage()
     }
+
+    fn memory_ttl(&self) -> Option<Duration> {
+        (**self).memory_ttl()
+    }
+
+    fn is_remembered(&self) -> bool {
+        (**self).is_remembered()
+    }
 }
 
 impl<R: SelectionRule + ?Sized> SelectionRule for Arc<R> {
@@ -59,6 +85,14 @@ impl<R: SelectionRule + ?Sized> SelectionRule for Arc<R> {
 
     fn reads_usage(&self) -> bool {
         (**self).reads_usage()
+    }
+
+    fn memory_ttl(&self) -> Option<Duration> {
+        (**self).memory_ttl()
+    }
+
+    fn is_remembered(&self) -> bool {
+        (**self).is_remembered()
     }
 }
 
@@ -276,23 +310,39 @@ pub struct RuleContext<'a> {
     /// sentence saying which limit (SPEC §10).
     pub(crate) at_capacity: &'a [(Arc<Instance>, String)],
     /// The plan's store, the location and the decision's instant, for
-    /// [`RuleContext::day_count`].
-    pub(crate) usage: Option<DayUsage<'a>>,
+    /// [`RuleContext::day_count`] and [`RuleContext::recall`].
+    pub(crate) store: Option<StoreView<'a>>,
 }
 
-/// What [`RuleContext::day_count`] reads: the plan's store, the location
-/// (its timezone sets the day window) and the decision's instant.
+/// What a rule may read of the plan's capacity store: the store, the
+/// location (its timezone sets the day window) and the decision's instant.
 #[derive(Clone, Copy)]
-pub(crate) struct DayUsage<'a> {
+pub(crate) struct StoreView<'a> {
     pub(crate) store: &'a dyn CapacityStore,
     pub(crate) location: &'a Location,
     pub(crate) now: Timestamp,
 }
 
-impl fmt::Debug for DayUsage<'_> {
+impl fmt::Debug for StoreView<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DayUsage").field("location", &self.location.id()).field("now", &self.now).finish()
+        f.debug_struct("StoreView").field("location", &self.location.id()).field("now", &self.now).finish()
     }
+}
+
+/// What [`RuleContext::recall`] found in the conversation memory (SPEC §10).
+#[derive(Debug, Clone)]
+pub enum Recall<'a> {
+    /// Nothing remembered for the contact on this channel (or the memory
+    /// expired), the request has no contact id, or the plan reads no memory.
+    Nothing,
+    /// The instance that last carried a message to the contact on this
+    /// channel. It may be disconnected or at capacity now.
+    Instance(&'a Arc<Instance>),
+    /// The remembered instance id, which names no instance of the location
+    /// on this channel any more (removed from the world).
+    Gone(String),
+    /// The store cannot answer.
+    Unavailable(StoreError),
 }
 
 impl<'a> RuleContext<'a> {
@@ -313,8 +363,16 @@ impl<'a> RuleContext<'a> {
             instances,
             scan,
             at_capacity: &[],
-            usage: None,
+            store: None,
         }
+    }
+
+    /// This context with `store` to read day counts and conversation memory
+    /// from, for `location` at `now`: for unit tests of a rule that reads
+    /// the store, and for hosts that evaluate one rule outside a plan.
+    pub fn with_store(mut self, store: &'a dyn CapacityStore, location: &'a Location, now: Timestamp) -> Self {
+        self.store = Some(StoreView { store, location, now });
+        self
     }
 
     /// The decisions `instance` made in the current day window of the
@@ -322,9 +380,34 @@ impl<'a> RuleContext<'a> {
     /// `least_used`). `None` without a store (or a context built by hand),
     /// or when the store cannot answer.
     pub fn day_count(&self, instance: &Instance) -> Option<u64> {
-        let usage = self.usage?;
-        let request = ReservationRequest::new(usage.location.id(), usage.location.timezone(), instance.id(), usage.now);
-        usage.store.usage(&request).ok().map(|u| u.instance.day)
+        let view = self.store?;
+        let request = ReservationRequest::new(view.location.id(), view.location.timezone(), instance.id(), view.now);
+        view.store.usage(&request).ok().map(|u| u.instance.day)
+    }
+
+    /// The instance remembered for the request's contact on this channel
+    /// (SPEC §10, `conversation`), read from the plan's store as of the
+    /// decision's instant. [`Recall::Nothing`] without a contact id, or
+    /// when the chain reads no memory (no rule answers
+    /// [`SelectionRule::memory_ttl`]) or the context was built by hand.
+    pub fn recall(&self) -> Recall<'a> {
+        let Some(view) = self.store else { return Recall::Nothing };
+        let Some(contact) = self.contact_id() else { return Recall::Nothing };
+        let key = ConversationKey { location: self.location, channel: self.channel.id(), contact };
+        match view.store.recall(&key, view.now) {
+            Ok(None) => Recall::Nothing,
+            Ok(Some(id)) => match self.instances.iter().find(|i| i.id() == id) {
+                Some(instance) => Recall::Instance(instance),
+                None => Recall::Gone(id),
+            },
+            Err(e) => Recall::Unavailable(e),
+        }
+    }
+
+    /// The request's contact id, when it has a non-empty one: the key of
+    /// conversation memory and of `contacts_per_day`.
+    pub fn contact_id(&self) -> Option<&'a str> {
+        self.request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty())
     }
 
     /// Why `instance` cannot be selected in this decision because it, or

@@ -1,8 +1,9 @@
 //! # switchboard-rules
 //!
-//! The six built-in selection rules of SPEC §3, each registered through
-//! `inventory` with [`switchboard_core::register_rule!`], exactly as a plugin
-//! would register its own:
+//! The six built-in selection rules of SPEC §3 and `conversation` of §10,
+//! each registered through `inventory` with
+//! [`switchboard_core::register_rule!`], exactly as a plugin would register
+//! its own:
 //!
 //! | # | rule id | code | `on_unavailable` default |
 //! |---|---|---|---|
@@ -12,6 +13,7 @@
 //! | 4 | [`user_assignment`] | 104 | error |
 //! | 5 | [`default_instance`] | 105 | skip |
 //! | 6 | [`any_available`] | 106 | — |
+//! | — | [`conversation`] (listed where wanted, typically after `temporary_switch`) | 107 | skip |
 //!
 //! ```
 //! switchboard_rules::link();
@@ -21,6 +23,7 @@
 
 pub mod any_available;
 pub mod contact_tag;
+pub mod conversation;
 pub mod default_instance;
 pub mod manual_override;
 mod pattern_rule;

@@ -18,6 +18,12 @@ impl SelectionRule for TemporarySwitch {
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         crate::pattern_rule::resolve(cx, PatternKind::TemporarySwitch, "temporary switch")
     }
+
+    /// A temporary switch is not remembered as the contact's conversation
+    /// (SPEC §10): the next message goes the normal way.
+    fn is_remembered(&self) -> bool {
+        false
+    }
 }
 
 register_rule! {

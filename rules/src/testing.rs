@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use switchboard_core::{Contact, InstanceSpec, Location, Outcome, Registry, Request, RuleContext, SelectionRule};
+use switchboard_core::capacity::jiff::Timestamp;
+use switchboard_core::{
+    CapacityStore, Contact, InstanceSpec, Location, Outcome, Registry, Request, RuleContext, SelectionRule,
+};
 
 /// An owned summary of an [`Outcome`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,6 +46,41 @@ pub(crate) fn run_with_message(
     body: &str,
     contact: Option<Contact>,
 ) -> (Answer, String) {
+    run_full(rule, None, instances, channel, body, contact)
+}
+
+/// Runs `rule` for a whatsapp message "hi" with `store` (read as of `now`)
+/// behind the context.
+pub(crate) fn run_with_store(
+    rule: &dyn SelectionRule,
+    store: &dyn CapacityStore,
+    now: Timestamp,
+    instances: &str,
+    contact: Option<Contact>,
+) -> Answer {
+    run_on_channel_with_store(rule, store, now, instances, "whatsapp", contact)
+}
+
+/// As [`run_with_store`], on `channel`.
+pub(crate) fn run_on_channel_with_store(
+    rule: &dyn SelectionRule,
+    store: &dyn CapacityStore,
+    now: Timestamp,
+    instances: &str,
+    channel: &str,
+    contact: Option<Contact>,
+) -> Answer {
+    run_full(rule, Some((store, now)), instances, channel, "hi", contact).0
+}
+
+fn run_full(
+    rule: &dyn SelectionRule,
+    store: Option<(&dyn CapacityStore, Timestamp)>,
+    instances: &str,
+    channel: &str,
+    body: &str,
+    contact: Option<Contact>,
+) -> (Answer, String) {
     let registry = registry();
     let specs: Vec<InstanceSpec> = serde_json_from(instances);
     let location = Location::from_specs("loc_1", &specs, &registry).unwrap();
@@ -57,7 +95,10 @@ pub(crate) fn run_with_message(
     let position = registry.channel_position(channel).unwrap();
     let syntax = &registry.channels()[position];
     let scan = registry.scanner().scan(&request.body);
-    let cx = RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan);
+    let mut cx = RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan);
+    if let Some((store, now)) = store {
+        cx = cx.with_store(store, &location, now);
+    }
     let outcome = rule.evaluate(&cx);
     let message = match &outcome {
         Outcome::Unusable { message, .. } | Outcome::Failed { message, .. } => message.clone(),
