@@ -7,7 +7,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::capacity::jiff::Timestamp;
 use crate::capacity::{ConversationKey, PoolRef, Remember, Reservation, ReservationRequest};
-use crate::config::{OnStoreError, Plan, Step};
+use crate::config::{OnStoreError, Plan};
 use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView};
 use crate::{Instance, Location, Request, World};
 
@@ -492,23 +492,58 @@ impl Plan {
         let mut trace = Vec::with_capacity(chain.steps.len());
         // Instances refused by the store in this decision, with why.
         let mut at_capacity: Vec<(Arc<Instance>, String)> = Vec::new();
-        for step in &chain.steps {
+        // The decision that ends the chain: `rule` failed with `error`.
+        let failed = |rule, error: SelectionError, mut trace: Vec<TraceEntry>, body| {
+            trace.push(TraceEntry {
+                rule,
+                outcome: TraceOutcome::Failed,
+                detail: Some(error.kind.as_str().to_owned()),
+            });
+            Decision { rule: Some(rule), body: Some(body), result: Err(error), trace }
+        };
+        'steps: for step in &chain.steps {
             // A rule is consulted again after its choice is refused for
             // capacity, with that instance listed as at capacity; at most
             // once per instance, so this ends.
             let mut rounds = 0usize;
-            let (outcome, detail, result) = loop {
+            loop {
                 rounds += 1;
-                let cx = RuleContext { at_capacity: &at_capacity, ..cx };
-                let chosen = match step.rule.evaluate(&cx) {
+                // (Built only when needed: the context is a dozen words.)
+                let listed;
+                let cx = if at_capacity.is_empty() {
+                    &cx
+                } else {
+                    listed = RuleContext { at_capacity: &at_capacity, ..cx };
+                    &listed
+                };
+                // An unusable instance: skip (fell_through) or fail, per the step.
+                macro_rules! unusable {
+                    ($kind:expr, $message:expr) => {
+                        match step.on_unavailable {
+                            Some(OnUnavailable::Skip) => {
+                                trace.push(TraceEntry {
+                                    rule: step.id,
+                                    outcome: TraceOutcome::FellThrough,
+                                    detail: Some($message),
+                                });
+                                continue 'steps;
+                            }
+                            _ => {
+                                let error = SelectionError { code: step.code, kind: $kind, message: $message };
+                                return failed(step.id, error, trace, body);
+                            }
+                        }
+                    };
+                }
+                let (instance, detail) = match step.rule.evaluate(cx) {
                     Outcome::NoMatch { detail } => {
                         trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail });
-                        break (TraceOutcome::NoMatch, None, Err(None));
+                        continue 'steps;
                     }
                     Outcome::Selected { instance, detail }
                         if instance.is_connected() && instance.channel() == channel.id() =>
                     {
-                        Ok((instance.clone(), detail))
+                        (instance.clone(), detail)
                     }
                     Outcome::Selected { instance, .. } => {
                         // A rule may not select what cannot carry the message:
@@ -520,9 +555,9 @@ impl Plan {
                             if instance.is_connected() { "on another channel" } else { "disconnected" },
                             channel.id()
                         );
-                        Err(unusable(step, ErrorKind::InstanceDisconnected, message, &mut trace))
+                        unusable!(ErrorKind::InstanceDisconnected, message)
                     }
-                    Outcome::Unusable { kind, message } => Err(unusable(step, kind, message, &mut trace)),
+                    Outcome::Unusable { kind, message } => unusable!(kind, message),
                     // The rule could not read the store (conversation
                     // memory): `on_store_error` decides, as for limits.
                     Outcome::Failed { kind: ErrorKind::StoreUnavailable, message }
@@ -536,31 +571,25 @@ impl Plan {
                                     outcome: TraceOutcome::NoMatch,
                                     detail: Some(detail),
                                 });
-                                break (TraceOutcome::NoMatch, None, Err(None));
+                                continue 'steps;
                             }
-                            OnStoreError::FailClosed => Err(Some(store_closed(format!(
-                                "{message} (on_store_error: fail_closed); check the store, or set `on_store_error: \
-                             fail_open` in rules.yaml to decide without limits and memory while it is down"
-                            )))),
+                            OnStoreError::FailClosed => {
+                                let message = format!(
+                                    "{message} (on_store_error: fail_closed); check the store, or set \
+                                     `on_store_error: fail_open` in rules.yaml to decide without limits and memory \
+                                     while it is down"
+                                );
+                                return failed(step.id, store_unavailable(message), trace, body);
+                            }
                         }
                     }
-                    Outcome::Failed { kind, message } => Err(Some((
-                        TraceOutcome::Failed,
-                        Some(kind.as_str().to_owned()),
-                        Err(Some(SelectionError { code: step.code, kind, message })),
-                    ))),
-                };
-                let (instance, detail) = match chosen {
-                    Ok(chosen) => chosen,
-                    Err(Some(failed)) => break failed,
-                    Err(None) => break (TraceOutcome::FellThrough, None, Err(None)),
+                    Outcome::Failed { kind, message } => {
+                        let error = SelectionError { code: step.code, kind, message };
+                        return failed(step.id, error, trace, body);
+                    }
                 };
                 if let Some((_, why)) = at_capacity.iter().find(|(i, _)| i.id() == instance.id()) {
-                    let why = why.clone();
-                    match unusable(step, ErrorKind::InstanceAtCapacity, why, &mut trace) {
-                        Some(failed) => break failed,
-                        None => break (TraceOutcome::FellThrough, None, Err(None)),
-                    }
+                    unusable!(ErrorKind::InstanceAtCapacity, why.clone())
                 }
                 // Every counted selection is remembered in a chain that reads
                 // conversation memory, except a temporary switch's.
@@ -568,33 +597,20 @@ impl Plan {
                     .memory_ttl
                     .filter(|_| count && step.rule.is_remembered())
                     .map(|ttl| Remember { channel: channel.id(), ttl });
-                match self.admit(location, &instance, request, count, chain.reads_usage, remember) {
-                    Admission::Free => {
-                        let detail = with_notes(detail, &at_capacity, None);
-                        break (TraceOutcome::Selected, detail, Ok(instance));
-                    }
-                    Admission::Open(note) => {
-                        let detail = with_notes(detail, &at_capacity, Some(note));
-                        break (TraceOutcome::Selected, detail, Ok(instance));
-                    }
+                let detail = match self.admit(location, &instance, request, count, chain.reads_usage, remember) {
+                    Admission::Free if at_capacity.is_empty() => detail,
+                    Admission::Free => with_notes(detail, &at_capacity, None),
+                    Admission::Open(note) => with_notes(detail, &at_capacity, Some(note)),
                     Admission::Full(why) if rounds <= location.instances().len() => {
                         at_capacity.push((instance, why));
+                        continue;
                     }
-                    Admission::Full(why) => match unusable(step, ErrorKind::InstanceAtCapacity, why, &mut trace) {
-                        Some(failed) => break failed,
-                        None => break (TraceOutcome::FellThrough, None, Err(None)),
-                    },
-                    Admission::Closed(message) => break store_closed(message),
-                }
-            };
-            let result = match result {
-                Ok(instance) => Ok(instance),
-                Err(Some(error)) => Err(error),
-                // no_match or fell_through: already traced.
-                Err(None) => continue,
-            };
-            trace.push(TraceEntry { rule: step.id, outcome, detail });
-            return Decision { rule: Some(step.id), body: Some(body), result, trace };
+                    Admission::Full(why) => unusable!(ErrorKind::InstanceAtCapacity, why),
+                    Admission::Closed(message) => return failed(step.id, store_unavailable(message), trace, body),
+                };
+                trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::Selected, detail });
+                return Decision { rule: Some(step.id), body: Some(body), result: Ok(instance), trace };
+            }
         }
         // Every enabled rule answered no_match or fell_through.
         Decision {
@@ -646,8 +662,6 @@ impl Plan {
         None
     }
 }
-
-type Decided = (TraceOutcome, Option<String>, Result<Arc<Instance>, Option<SelectionError>>);
 
 /// What the capacity store says about a rule's chosen instance.
 enum Admission {
@@ -756,28 +770,8 @@ impl Plan {
     }
 }
 
-/// The failure of a decision whose store cannot answer under `fail_closed`:
+/// The error of a decision whose store cannot answer under `fail_closed`:
 /// code 108 `store_unavailable` (SPEC §10).
-fn store_closed(message: String) -> Decided {
-    (
-        TraceOutcome::Failed,
-        Some(ErrorKind::StoreUnavailable.as_str().to_owned()),
-        Err(Some(SelectionError { code: CODE_STORE_UNAVAILABLE, kind: ErrorKind::StoreUnavailable, message })),
-    )
-}
-
-/// An unusable instance: when the step skips, `fell_through` is recorded in
-/// the trace and `None` returned; otherwise the step's failure.
-fn unusable(step: &Step, kind: ErrorKind, message: String, trace: &mut Vec<TraceEntry>) -> Option<Decided> {
-    match step.on_unavailable {
-        Some(OnUnavailable::Skip) => {
-            trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::FellThrough, detail: Some(message) });
-            None
-        }
-        _ => Some((
-            TraceOutcome::Failed,
-            Some(kind.as_str().to_owned()),
-            Err(Some(SelectionError { code: step.code, kind, message })),
-        )),
-    }
+fn store_unavailable(message: String) -> SelectionError {
+    SelectionError { code: CODE_STORE_UNAVAILABLE, kind: ErrorKind::StoreUnavailable, message }
 }
