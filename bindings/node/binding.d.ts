@@ -31,6 +31,12 @@ export declare class NativeEngine {
   requestError(reason: string): string
   /** The explain table of one request text. */
   explain(request: string): string
+  /**
+   * Erases the conversation memory of one contact on one channel
+   * (SPEC §10, `conversation`); whether there was one. Throws when the
+   * capacity store cannot answer.
+   */
+  forget(location: string, channel: string, contact: string): boolean
   /** The §9 status object, as JSON text. */
   statusJson(): string
   /**

@@ -142,6 +142,8 @@ export declare class Engine {
   explain(request: Request | string): string
   /** The §9 status object. */
   status(): Status
+  /** Erases the conversation memory (SPEC §10) of `contact` on `channel` at `location`; whether there was one. Throws when the capacity store cannot answer. */
+  forget(location: string, channel: string, contact: string): boolean
   /** Reloads now; throws a `ConfigError` on invalid files (the last good configuration stays). */
   reload(): ReloadEvent
   /** Calls `listener` on the event loop after every reload attempt (watcher or `reload()`). */

@@ -54,6 +54,11 @@ class Engine {
     return JSON.parse(this.#native.statusJson())
   }
 
+  /** Erases one contact's conversation memory on one channel; whether there was one. */
+  forget(location, channel, contact) {
+    return this.#native.forget(String(location), String(channel), String(contact))
+  }
+
   /** Reloads now; throws (with `diagnostics`) on invalid files, the last good configuration stays. */
   reload() {
     return JSON.parse(this.#native.reload())

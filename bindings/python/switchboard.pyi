@@ -106,6 +106,9 @@ class ReloadEvent(TypedDict):
     type: Literal["reloaded", "unchanged", "failed"]
     generation: int
 
+class StoreError(Exception):
+    """The capacity store (memory or Redis) cannot answer."""
+
 class ConfigError(Exception):
     """A rules or world file is invalid; every problem, located."""
 
@@ -129,6 +132,8 @@ class Engine:
         """The explain table (what `switchboard explain` prints)."""
     def status(self) -> Status:
         """The §9 status dict."""
+    def forget(self, location: str, channel: str, contact: str) -> bool:
+        """Erases the conversation memory (SPEC §10) of `contact` on `channel` at `location`; whether there was one. Raises StoreError when the capacity store cannot answer."""
     def reload(self) -> ReloadEvent:
         """Reloads now; raises ConfigError on invalid files (the last good configuration stays)."""
     def close(self) -> None:

@@ -157,6 +157,18 @@ impl NativeEngine {
         guarded("explain", || Ok(embed::explain_text(&self.live, &request)))
     }
 
+    /// Erases the conversation memory of one contact on one channel
+    /// (SPEC §10, `conversation`); whether there was one. Throws when the
+    /// capacity store cannot answer.
+    #[napi]
+    pub fn forget(&self, location: String, channel: String, contact: String) -> napi::Result<bool> {
+        guarded("forget", || {
+            self.live
+                .forget(&location, &channel, &contact)
+                .map_err(|e| napi::Error::from_reason(format!("switchboard: cannot forget: {e}")))
+        })
+    }
+
     /// The §9 status object, as JSON text.
     #[napi]
     pub fn status_json(&self) -> napi::Result<String> {

@@ -22,6 +22,13 @@ pyo3::create_exception!(
     "A rules or world file is invalid; `.diagnostics` lists every problem as {file, line, column, message}."
 );
 
+pyo3::create_exception!(
+    switchboard,
+    StoreError,
+    PyException,
+    "The capacity store (memory, or Redis when rules.yaml says `store: redis`) cannot answer."
+);
+
 /// Locks a mutex, going on with the data if a thread panicked holding it.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -200,6 +207,14 @@ impl Engine {
         loads(py, &status)
     }
 
+    /// Erases the conversation memory (SPEC §10) of `contact` on `channel`
+    /// at `location`; whether there was one. Raises `StoreError` when the
+    /// capacity store cannot answer.
+    fn forget(&self, py: Python<'_>, location: &str, channel: &str, contact: &str) -> PyResult<bool> {
+        detached(py, "forget", || self.live.forget(location, channel, contact))?
+            .map_err(|e| StoreError::new_err(format!("cannot forget: {e}")))
+    }
+
     /// Reloads now; returns the event (`{"type": "reloaded" | "unchanged",
     /// "generation": n}`) or raises `ConfigError` (the last good
     /// configuration stays).
@@ -241,6 +256,7 @@ impl Engine {
 fn switchboard_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
+    m.add("StoreError", m.py().get_type::<StoreError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -61,3 +61,37 @@ def test_explain_and_status():
         assert len(status["rules_sha256"]) == 64 and status["last_error"] is None
         assert status["order"]["whatsapp"][0] == "manual_override"
         assert engine.reload() == {"type": "unchanged", "generation": 1}
+
+
+def test_conversations_are_remembered_and_forgotten(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - rule: conversation\n    ttl: 1h\n  - rule: any_available\n    strategy: round_robin\n")
+    engine = switchboard.Engine.open(str(rules), world=str(WORLD))
+
+    def send(contact):
+        return engine.select({"location": "shop", "channel": "whatsapp", "body": "hi",
+                              "now": "2026-11-25T14:00:00Z", "contact": {"id": contact}})
+
+    first = send("c1")
+    assert first["ok"] and first["rule"] == "any_available"
+    again = send("c1")
+    assert again["rule"] == "conversation" and again["instance"] == first["instance"]
+    assert engine.forget("shop", "whatsapp", "c1") is True
+    assert engine.forget("shop", "whatsapp", "c1") is False
+    assert send("c1")["rule"] == "any_available"
+    engine.close()
+
+
+def test_forget_raises_store_error_when_the_store_cannot_answer(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    # Nothing listens on port 1.
+    rules.write_text("rules: [conversation, any_available]\n"
+                     "capacity: {store: redis, redis_url: 'redis://127.0.0.1:1/0'}\n")
+    engine = switchboard.Engine.open(str(rules), world=str(WORLD))
+    try:
+        engine.forget("shop", "whatsapp", "c1")
+    except switchboard.StoreError as e:
+        assert "cannot forget" in str(e)
+    else:
+        raise AssertionError("forget answered without a store")
+    engine.close()
