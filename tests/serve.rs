@@ -16,7 +16,7 @@ use crate::util::{example, repo_file, run, s, text};
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A running `switchboard serve`; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     stderr: Receiver<String>,
@@ -26,7 +26,7 @@ struct Server {
 impl Server {
     /// Starts `serve ARGS --listen 127.0.0.1:0` (unless ARGS listen) and
     /// reads the bound address from the first stderr line.
-    fn start(args: &[&str]) -> Server {
+    pub(crate) fn start(args: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         command.arg("serve").args(args);
         if !args.contains(&"--listen") {
@@ -52,7 +52,7 @@ impl Server {
         Server { child, base, stderr: lines, seen: vec![first] }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -116,30 +116,30 @@ impl Drop for Server {
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(DEADLINE)).build().into()
 }
 
-fn answer(mut response: ureq::http::Response<ureq::Body>) -> (u16, String) {
+pub(crate) fn answer(mut response: ureq::http::Response<ureq::Body>) -> (u16, String) {
     let status = response.status().as_u16();
     (status, response.body_mut().read_to_string().unwrap())
 }
 
-fn json_of(body: &str) -> Value {
+pub(crate) fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
-fn post(url: &str, body: &str) -> (u16, Value) {
+pub(crate) fn post(url: &str, body: &str) -> (u16, Value) {
     let (status, body) = answer(agent().post(url).send(body).unwrap());
     (status, json_of(&body))
 }
 
-fn get(url: &str) -> (u16, Value) {
+pub(crate) fn get(url: &str) -> (u16, Value) {
     let (status, body) = answer(agent().get(url).call().unwrap());
     (status, json_of(&body))
 }
 
-fn get_text(url: &str) -> (u16, String) {
+pub(crate) fn get_text(url: &str) -> (u16, String) {
     answer(agent().get(url).call().unwrap())
 }
 
@@ -162,7 +162,7 @@ fn strs(args: &[String]) -> Vec<&str> {
 }
 
 /// `name{labels} value` lines of a Prometheus text page.
-fn parse_metrics(page: &str) -> BTreeMap<String, f64> {
+pub(crate) fn parse_metrics(page: &str) -> BTreeMap<String, f64> {
     page.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
@@ -291,6 +291,9 @@ fn serve_answers_every_route_with_its_status_code() {
     let rules_bytes = std::fs::read(repo_file("rules.yaml")).unwrap();
     assert_eq!(st["rules_sha256"], switchboard::sha256_hex(&rules_bytes));
     assert_eq!(st["last_error"], Value::Null);
+    // The capacity store in force: memory without a `capacity:` section.
+    assert_eq!((&st["store"]["kind"], &st["store"]["healthy"]), (&json!("memory"), &json!(true)), "{st}");
+    assert_eq!((&st["store"]["last_error"], &st["store"]["errors"]), (&Value::Null, &json!(0)), "{st}");
 
     assert_eq!(get(&server.url("/healthz")).0, 200);
     assert_eq!(get(&server.url("/readyz")), (200, json!({"ready": true, "generation": 1})));
@@ -362,6 +365,9 @@ fn serve_metrics_count_decisions_requests_and_configuration() {
     assert_eq!(m.get(r#"switchboard_http_requests_total{route="/v1/select",status="400"}"#), Some(&3.0));
     assert_eq!(m.get("switchboard_config_generation"), Some(&1.0));
     assert_eq!(m.get("switchboard_config_last_reload_successful"), Some(&1.0));
+    // The capacity store (memory, without a `capacity:` section) answers.
+    assert_eq!(m.get("switchboard_store_up"), Some(&1.0), "{page}");
+    assert_eq!(m.get("switchboard_store_errors_total"), Some(&0.0), "{page}");
     // OpenMetrics when asked for.
     let mut response = agent()
         .get(&server.url("/metrics"))

@@ -6,6 +6,11 @@
 
 mod util;
 
+/// The `redis-server` helper of the store tests, shared (not copied).
+#[path = "../state/tests/support/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
 mod bad_inputs;
 mod capacity;
 mod catalogue;
@@ -13,6 +18,7 @@ mod cli;
 mod cli_ux;
 mod config_errors;
 mod conversation;
+mod fleet;
 mod fuzz_regressions;
 mod plugins;
 mod properties;

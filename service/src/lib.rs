@@ -50,6 +50,10 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for requests in flight before exiting anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the service pings its capacity store for `/v1/status` and
+/// `switchboard_store_up` (between pings, every real store call updates the
+/// health too).
+pub const STORE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How many decision-log lines may wait for the writer; beyond it lines
 /// are dropped and counted (`switchboard_decision_log_dropped_total`).
 pub const DECISION_LOG_QUEUE: usize = 65_536;

@@ -58,6 +58,12 @@ pub struct Metrics {
     /// `switchboard_decision_log_dropped_total`: lines the decision log
     /// dropped because its writer was behind.
     pub log_dropped: Counter,
+    /// `switchboard_store_up`: 1 while the capacity store of the
+    /// configuration in force answers (its last call succeeded), else 0.
+    pub store_up: Gauge,
+    /// `switchboard_store_errors_total`: failed capacity store calls
+    /// (reservations, reads, health checks).
+    pub store_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -110,6 +116,19 @@ impl Metrics {
             "Decision-log lines dropped because the writer was behind",
             log_dropped.clone(),
         );
+        let store_up = Gauge::default();
+        store_up.set(1);
+        registry.register(
+            "switchboard_store_up",
+            "1 while the capacity store in force answers (its last call succeeded), else 0",
+            store_up.clone(),
+        );
+        let store_errors = Counter::default();
+        registry.register(
+            "switchboard_store_errors",
+            "Failed capacity store calls (reservations, reads, health checks)",
+            store_errors.clone(),
+        );
         Metrics {
             registry,
             decisions,
@@ -119,6 +138,8 @@ impl Metrics {
             last_reload_successful,
             reloads,
             log_dropped,
+            store_up,
+            store_errors,
         }
     }
 
@@ -133,6 +154,17 @@ impl Metrics {
         self.decisions
             .get_or_create(&DecisionLabels { channel: channel.to_owned(), rule: rule.to_owned(), outcome, code })
             .inc();
+    }
+
+    /// Brings the store metrics up to date: `up` from the store's health,
+    /// and the error counter to `errors_total` (a total that never
+    /// decreases).
+    pub fn sync_store(&self, up: bool, errors_total: u64) {
+        self.store_up.set(i64::from(up));
+        let seen = self.store_errors.get();
+        if errors_total > seen {
+            self.store_errors.inc_by(errors_total - seen);
+        }
     }
 
     /// The OpenMetrics text exposition (`application/openmetrics-text`).

@@ -128,6 +128,31 @@ pub(crate) struct DecisionLogDoc {
     dropped: u64,
 }
 
+/// The capacity store of the configuration in force and its health
+/// (SPEC §10): the last call on the store decides `healthy`; the service
+/// also pings it every second.
+#[derive(ToSchema)]
+#[schema(as = StoreStatus)]
+pub(crate) struct StoreDoc {
+    /// `memory` or `redis`.
+    kind: String,
+    /// `fail_closed` or `fail_open`.
+    on_store_error: String,
+    /// Whether the store's last call (a reservation, a read, a ping)
+    /// succeeded.
+    healthy: bool,
+    /// RFC 3339 UTC: when `healthy` last changed (or the store was opened).
+    since: String,
+    /// RFC 3339 UTC: the last ping.
+    checked_at: Option<String>,
+    /// The most recent store error, kept after the store recovers.
+    last_error: Option<String>,
+    /// RFC 3339 UTC: when `last_error` happened.
+    last_error_at: Option<String>,
+    /// Failed calls on this store since it was opened.
+    errors: u64,
+}
+
 /// `GET /v1/status` (and `POST /v1/reload`).
 #[derive(ToSchema)]
 #[schema(as = Status)]
@@ -147,6 +172,7 @@ pub(crate) struct StatusDoc {
     dry_run: bool,
     max_body_bytes: u64,
     decision_log: Option<DecisionLogDoc>,
+    store: Option<StoreDoc>,
     /// `POST /v1/reload` only: `reloaded` or `unchanged`.
     result: Option<String>,
 }

@@ -81,6 +81,21 @@ impl State {
         self.0.metrics.reloads.get_or_create(&ReloadLabels { result }).inc();
     }
 
+    /// Pings the capacity store in force (on the blocking pool: Redis
+    /// answers within its timeouts) and updates the store metrics.
+    pub async fn check_store(&self) {
+        let live = self.0.live.clone();
+        let _ = tokio::task::spawn_blocking(move || live.check_store()).await;
+        self.sync_store_metrics();
+    }
+
+    /// `switchboard_store_up` and `switchboard_store_errors_total` from the
+    /// store's health as its calls have seen it.
+    fn sync_store_metrics(&self) {
+        let up = self.0.live.store_health().is_none_or(|health| health.healthy);
+        self.0.metrics.sync_store(up, self.0.live.store_errors_total());
+    }
+
     /// One decision for one request text, on `snapshot`, counted; the
     /// request text (for the log) comes back with it.
     fn decide(&self, snapshot: &Snapshot, bytes: &[u8]) -> (String, Decision) {
@@ -273,12 +288,29 @@ fn status_value(state: &State) -> Value {
         Some(log) => json!({"target": log.target().to_string(), "dropped": log.dropped()}),
         None => Value::Null,
     };
+    status["store"] = state.0.live.store_health().map_or(Value::Null, |health| store_value(&health));
     status
 }
 
-/// `GET /v1/status`: the reload status.
+/// The `store` object of `/v1/status`: the capacity store in force and its
+/// health.
+fn store_value(health: &switchboard::StoreHealth) -> Value {
+    use switchboard::report::rfc3339;
+    json!({
+        "kind": health.kind.as_str(),
+        "on_store_error": health.on_store_error.as_str(),
+        "healthy": health.healthy,
+        "since": rfc3339(health.since),
+        "checked_at": health.checked_at.map(rfc3339),
+        "last_error": health.last_error,
+        "last_error_at": health.last_error_at.map(rfc3339),
+        "errors": health.errors,
+    })
+}
+
+/// `GET /v1/status`: the reload status and the capacity store's health.
 #[utoipa::path(get, path = "/v1/status", tag = "configuration",
-    responses((status = 200, description = "The reload status", body = crate::openapi::StatusDoc)))]
+    responses((status = 200, description = "The reload status and the capacity store's health (`store`)", body = crate::openapi::StatusDoc)))]
 pub(crate) async fn status(axum::extract::State(state): St) -> Response {
     json_value(StatusCode::OK, &status_value(&state))
 }
@@ -392,6 +424,7 @@ pub(crate) async fn metrics(axum::extract::State(state): St, headers: HeaderMap)
     let status = state.0.live.status();
     m.generation.set(i64::try_from(status.generation).unwrap_or(i64::MAX));
     m.last_reload_successful.set(i64::from(status.last_error.is_none()));
+    state.sync_store_metrics();
     if let Some(log) = &state.0.log {
         let dropped = log.dropped();
         let seen = m.log_dropped.get();

@@ -11,7 +11,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::routes::{app, State};
-use crate::{LogFormat, ServeError, ServeOptions, DRAIN_TIMEOUT};
+use crate::{LogFormat, ServeError, ServeOptions, DRAIN_TIMEOUT, STORE_CHECK_INTERVAL};
 
 /// How long connections keep going after a shutdown signal before they
 /// are told to close once their request is answered.
@@ -61,6 +61,19 @@ pub(crate) async fn serve(addr: SocketAddr, state: State, options: &ServeOptions
             tracing::info!("SIGHUP: reloading");
             let live = on_hup.clone();
             let _ = tokio::task::spawn_blocking(move || live.reload()).await;
+        }
+    });
+
+    // The capacity store's health: a ping every STORE_CHECK_INTERVAL (off
+    // the async workers), so `/v1/status` and `switchboard_store_up` follow
+    // a store that goes down or comes back even without traffic.
+    let checker = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(STORE_CHECK_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            checker.check_store().await;
         }
     });
 

@@ -35,7 +35,7 @@ pub mod scenario;
 pub mod schema;
 mod stores;
 pub use live::{sha256_hex, Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
-pub use stores::Stores;
+pub use stores::{StoreHealth, Stores};
 
 /// Every built-in rule and channel (and anything else submitted through
 /// `inventory` in this binary), frozen into a registry.

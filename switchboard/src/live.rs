@@ -42,6 +42,8 @@ use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use switchboard_core::{ConversationKey, Decision, Diagnostic, FileErrors, Plan, Registry, Request, StoreError, World};
 
+use crate::StoreHealth;
+
 /// How long the files must be quiet before a reload: editors write in
 /// bursts (truncate, write, chmod, rename).
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -330,6 +332,28 @@ impl Live {
             Some(store) => store.forget(&ConversationKey { location, channel, contact }),
             None => Ok(false),
         }
+    }
+
+    /// The health of the capacity store of the configuration in force (a
+    /// memory store without a `capacity:` section), as the calls made on it
+    /// have seen it. Cheap: nothing is asked of the store.
+    pub fn store_health(&self) -> Option<StoreHealth> {
+        let snapshot = self.inner.current.load();
+        self.inner.stores.health(&snapshot.plan.capacity().cloned().unwrap_or_default())
+    }
+
+    /// Pings the capacity store of the configuration in force and answers
+    /// its health after the ping. Blocks for one round trip with Redis
+    /// (within its timeouts): call it off an async worker.
+    pub fn check_store(&self) -> Option<StoreHealth> {
+        let snapshot = self.inner.current.load_full();
+        self.inner.stores.check(&snapshot.plan.capacity().cloned().unwrap_or_default())
+    }
+
+    /// Capacity store errors seen so far by every store this handle opened
+    /// (never decreases; for a counter metric).
+    pub fn store_errors_total(&self) -> u64 {
+        self.inner.stores.errors_total()
     }
 
     /// The configuration in force (keep it to run several selections on
