@@ -796,3 +796,31 @@ fn serve_reloads_never_fail_or_mix_a_decision_in_flight() {
         }
     }
 }
+
+#[test]
+fn serve_explain_table_shows_the_counts_of_earlier_selections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rules, world) = (dir.path().join("rules.yaml"), dir.path().join("world.yaml"));
+    std::fs::write(&rules, "rules: [manual_override, any_available]\n").unwrap();
+    std::fs::write(
+        &world,
+        "locations:\n  - id: shop\n    timezone: Europe/Paris\n    pools: [{id: brand-a, limits: {per_day: 10}}]\n    instances:\n      - {id: wa-1, channel: whatsapp, phone: '1', connected: true, pool: brand-a, limits: {per_minute: 2, per_day: 1000}}\n      - {id: wa-2, channel: whatsapp, phone: '2', connected: true, pool: brand-a}\n",
+    )
+    .unwrap();
+    let server = Server::start(&["--rules", s(&rules), "--world", s(&world)]);
+    let request = r#"{"location":"shop","channel":"whatsapp","body":"hi","now":"2026-11-25T14:00:00Z"}"#;
+    let picked: Vec<Value> =
+        (0..3).map(|_| post(&server.url("/v1/select"), request).1["instance"]["id"].clone()).collect();
+    assert_eq!(picked, ["wa-1", "wa-1", "wa-2"]);
+    let (status, explain) = post(&server.url("/v1/explain"), request);
+    assert_eq!(status, 200, "{explain}");
+    let table = explain["table"].as_str().unwrap();
+    let section = "capacity  as of 2026-11-25T14:00:00Z · 2026-11-25 15:00 Europe/Paris\n  \
+                   wa-1  2/2 this minute (at capacity), 2/1000 today; pool brand-a 3/10 today\n  \
+                   wa-2  no limits; pool brand-a 3/10 today\n";
+    assert!(table.contains(section), "{table}");
+    assert_eq!(explain["decision"]["instance"]["id"], "wa-2");
+    assert!(explain["decision"].get("table").is_none() && !explain["decision"].to_string().contains("capacity  as of"));
+    // Explaining counted nothing: the pool still has room for 7 more.
+    assert_eq!(post(&server.url("/v1/explain"), request).1["table"].as_str(), Some(table));
+}

@@ -373,6 +373,13 @@ impl Plan {
                 || self.chains.iter().any(|c| c.reads_usage || c.memory_ttl.is_some()))
     }
 
+    /// Whether the chain of `channel` has a rule that reads the store's day
+    /// counts (`any_available` `strategy: least_used`), so that every
+    /// selected decision there is counted, limits or not.
+    pub fn reads_usage(&self, channel: &str) -> bool {
+        self.registry.channel_position(channel).and_then(|p| self.chains.get(p)).is_some_and(|c| c.reads_usage)
+    }
+
     /// The capacity store attached to this plan, if any.
     pub fn store(&self) -> Option<&Arc<dyn CapacityStore>> {
         self.store.as_ref()

@@ -261,7 +261,8 @@ pub(crate) async fn explain(axum::extract::State(state): St, body: Bytes) -> Res
         }
         Err(decision) => (None, decision),
     };
-    let table = switchboard::report::explain_table(request.as_ref(), &decision);
+    let table =
+        switchboard::report::explain_table_with_capacity(&snapshot.plan, &snapshot.world, request.as_ref(), &decision);
     let decision_json = with_fields(&decision.to_json(), None, snapshot.generation);
     let decision_value: Value = serde_json::from_str(&decision_json).unwrap_or(Value::Null);
     let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };

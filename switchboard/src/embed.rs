@@ -43,8 +43,10 @@ pub fn select_text(live: &Live, request: &str) -> String {
 /// it (a request that cannot be read gets the table of its code-100
 /// decision).
 pub fn explain_text(live: &Live, request: &str) -> String {
+    let snapshot = live.snapshot();
+    let (plan, world) = (&*snapshot.plan, &*snapshot.world);
     match parse_request(request) {
-        Ok(request) => report::explain_table(Some(&request), &live.preview(&request)),
+        Ok(request) => report::explain_table_with_capacity(plan, world, Some(&request), &plan.preview(world, &request)),
         Err(decision) => report::explain_table(None, &decision),
     }
 }

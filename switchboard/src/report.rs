@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
-use switchboard_core::{Decision, OptionKind, Plan, Registry, Request, Source};
+use switchboard_core::capacity::{jiff::Timestamp, Counts, LimitKind, Limits, PoolRef, ReservationRequest, Window};
+use switchboard_core::{Decision, Instance, Location, OptionKind, Plan, Registry, Request, Source, World};
 
 use crate::ReloadStatus;
 
@@ -15,6 +16,158 @@ use crate::ReloadStatus;
 /// body delivered (only when an instance was selected; an error sends
 /// nothing, and the table says so).
 pub fn explain_table(request: Option<&Request>, decision: &Decision) -> String {
+    table(request, decision, None)
+}
+
+/// The explain table of a decision made by `plan` on `world`, as every
+/// front end shows it (`switchboard explain`, `POST /v1/explain`, the
+/// bindings): [`explain_table`] plus, when decisions on the request's
+/// channel count against capacity, the section of [`capacity_section`]
+/// between the rules consulted and the decision. Without limits (and
+/// without a `least_used` chain) it is exactly [`explain_table`].
+pub fn explain_table_with_capacity(
+    plan: &Plan,
+    world: &World,
+    request: Option<&Request>,
+    decision: &Decision,
+) -> String {
+    // A request that was not decided (code 100, an unknown location or
+    // channel) has no trace, and no instance was considered.
+    let section = match request {
+        Some(r) if !decision.trace.is_empty() => capacity_section(plan, world, r),
+        _ => None,
+    };
+    table(request, decision, section.as_deref())
+}
+
+/// The capacity of each instance of the request's location on its channel
+/// (SPEC §10), read from the plan's store with [`CapacityStore::usage`]
+/// (never counting), one line per instance by ascending index: its counts
+/// against each limit in the current window, those reached marked, then its
+/// pool's.
+///
+/// ```text
+/// capacity  as of 2026-11-25T14:00:00Z · 2026-11-25 09:00 America/New_York
+///   wa-1  3/20 this minute, 40/300 this hour, 1000/1000 today (at capacity), contacts 12/250 today; pool brand-a 1500/2000 today
+///   wa-2  0/1000 today; pool brand-a 1500/2000 today · disconnected
+///   wa-3  no limits
+/// ```
+///
+/// `None` when the plan has no store, the location is unknown, or no
+/// instance there has a limit (nor its pool) and the chain does not read
+/// day counts (`least_used`, which then shows each instance's day count).
+/// The instant is the request's `now`, else the clock. A store that cannot
+/// answer is said on the instance's line.
+///
+/// [`CapacityStore::usage`]: switchboard_core::CapacityStore::usage
+pub fn capacity_section(plan: &Plan, world: &World, request: &Request) -> Option<String> {
+    let store = plan.store()?;
+    let inline;
+    let location: &Location = match &request.instances {
+        Some(specs) => {
+            inline = Location::from_specs(&request.location, specs, plan.registry()).ok()?;
+            &inline
+        }
+        None => world.location(&request.location)?,
+    };
+    let view = location.channel(&request.channel);
+    let pool_of = |instance: &Instance| instance.pool().and_then(|p| location.pool(p));
+    let limited = |instance: &Instance| {
+        !instance.limits().is_unlimited() || pool_of(instance).is_some_and(|p| !p.limits().is_unlimited())
+    };
+    let reads_usage = plan.reads_usage(&request.channel);
+    if !reads_usage && !view.iter().any(|i| limited(i)) {
+        return None;
+    }
+    let tz = location.timezone();
+    let (now, at) = match request.now {
+        Some(now) => (now, now.to_string()),
+        None => {
+            let now = Timestamp::now();
+            (now, format!("{now:.0}"))
+        }
+    };
+    let local = tz.to_offset(now).to_datetime(now);
+    let contact = request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "capacity  as of {at} · {} {}",
+        local.strftime("%Y-%m-%d %H:%M"),
+        tz.iana_name().unwrap_or("UTC")
+    );
+    let width = view.iter().map(|i| i.id().len()).max().unwrap_or(0);
+    for instance in view.iter() {
+        let pool = pool_of(instance);
+        let mut line = if limited(instance) || reads_usage {
+            let reservation = ReservationRequest {
+                limits: *instance.limits(),
+                pool: pool.map(|p| PoolRef { id: p.id(), limits: *p.limits() }),
+                contact,
+                ..ReservationRequest::new(location.id(), tz, instance.id(), now)
+            };
+            match store.usage(&reservation) {
+                Ok(usage) => {
+                    let mut line =
+                        against(instance.limits(), &usage.instance, usage.contact_seen, contact, reads_usage);
+                    if let Some(pool) = pool {
+                        let counts = usage.pool.unwrap_or_default();
+                        let _ = write!(
+                            line,
+                            "; pool {} {}",
+                            pool.id(),
+                            against(pool.limits(), &counts, usage.pool_contact_seen, contact, false)
+                        );
+                    }
+                    line
+                }
+                Err(e) => format!("counts unavailable: {e}"),
+            }
+        } else {
+            "no limits".to_owned()
+        };
+        if !instance.is_connected() {
+            line.push_str(" · disconnected");
+        }
+        let _ = writeln!(out, "  {:width$}  {line}", instance.id());
+    }
+    Some(out)
+}
+
+/// `counts` against `limits`: `3/20 this minute, 1000/1000 today (at
+/// capacity), contacts 12/250 today`, or `no limits`. With `day`, the day's
+/// count is shown even without a `per_day` limit (`least_used` reads it).
+fn against(limits: &Limits, counts: &Counts, contact_seen: bool, contact: Option<&str>, day: bool) -> String {
+    let mut parts = Vec::new();
+    for window in Window::ALL {
+        let count = counts.get(window);
+        let describe = LimitKind::from(window).describe();
+        match limits.get(window) {
+            Some(limit) => {
+                let full = if count >= u64::from(limit) { " (at capacity)" } else { "" };
+                parts.push(format!("{count}/{limit} {describe}{full}"));
+            }
+            None if day && window == Window::Day => parts.push(format!("{count} {describe}")),
+            None => {}
+        }
+    }
+    if let Some(limit) = limits.contacts_per_day {
+        let full = match (counts.contacts >= u64::from(limit), contact_seen, contact) {
+            (false, _, _) => String::new(),
+            (true, true, Some(contact)) => format!(" (full; {contact} was already messaged today and passes)"),
+            (true, _, _) => " (at capacity)".to_owned(),
+        };
+        parts.push(format!("contacts {}/{limit} today{full}", counts.contacts));
+    }
+    match (parts.is_empty(), day) {
+        (true, _) => "no limits".to_owned(),
+        (false, true) if limits.is_unlimited() => format!("no limits, {}", parts.join(", ")),
+        _ => parts.join(", "),
+    }
+}
+
+/// The table, with the capacity section (if any) after the rules consulted.
+fn table(request: Option<&Request>, decision: &Decision, capacity: Option<&str>) -> String {
     let mut out = String::new();
     if let Some(r) = request {
         let contact = r.contact.as_ref().and_then(|c| c.id.as_deref()).unwrap_or("-");
@@ -35,6 +188,10 @@ pub fn explain_table(request: Option<&Request>, decision: &Decision) -> String {
             );
             let _ = writeln!(out, "{}", row.trim_end());
         }
+        let _ = writeln!(out);
+    }
+    if let Some(capacity) = capacity {
+        out.push_str(capacity);
         let _ = writeln!(out);
     }
     match &decision.result {
@@ -179,6 +336,111 @@ pub fn status_json(status: &ReloadStatus) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    const WORLD: &str = "locations:
+  - id: shop
+    timezone: America/New_York
+    pools: [{id: brand-a, limits: {per_day: 5}}]
+    instances:
+      - {id: wa-1, channel: whatsapp, phone: '1', connected: true, pool: brand-a,
+         limits: {per_minute: 20, per_hour: 300, per_day: 3, contacts_per_day: 2}}
+      - {id: wa-2, channel: whatsapp, phone: '2', connected: false, pool: brand-a, limits: {per_day: 1}}
+      - {id: wa-three, channel: whatsapp, phone: '3', connected: true}
+      - {id: sms-1, channel: sms, phone: '4', connected: true, limits: {per_day: 1}}
+";
+
+    fn plan(rules: &str) -> Plan {
+        let registry = crate::registry().unwrap();
+        Plan::compile(rules, "rules.yaml", registry)
+            .unwrap()
+            .with_store(Arc::new(switchboard_state::MemoryStore::new()))
+    }
+
+    fn world(yaml: &str) -> World {
+        World::from_str(yaml, "world.yaml", &crate::registry().unwrap()).unwrap()
+    }
+
+    fn request(contact: &str) -> Request {
+        let json = format!(
+            r#"{{"location":"shop","channel":"whatsapp","body":"hi","now":"2026-11-25T14:00:00Z","contact":{{"id":"{contact}"}}}}"#
+        );
+        Request::from_json(&json).unwrap()
+    }
+
+    #[test]
+    fn explain_shows_each_instance_s_counts_against_its_limits_and_never_counts() {
+        let (plan, world) = (plan("rules: [any_available]\n"), world(WORLD));
+        for contact in ["c1", "c2"] {
+            assert_eq!(plan.select(&world, &request(contact)).instance().map(|i| i.id()), Some("wa-1"));
+        }
+        let header = "capacity  as of 2026-11-25T14:00:00Z · 2026-11-25 09:00 America/New_York\n";
+        let section = |contact| capacity_section(&plan, &world, &request(contact)).unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                section("c1"),
+                format!(
+                    "{header}  wa-1      2/20 this minute, 2/300 this hour, 2/3 today, contacts 2/2 today (full; c1 was \
+                     already messaged today and passes); pool brand-a 2/5 today\n  \
+                     wa-2      0/1 today; pool brand-a 2/5 today · disconnected\n  \
+                     wa-three  no limits\n"
+                ),
+            );
+        }
+        assert!(section("c3").contains("contacts 2/2 today (at capacity); pool"), "{}", section("c3"));
+        assert_eq!(plan.select(&world, &request("c1")).instance().map(|i| i.id()), Some("wa-1"));
+        assert!(section("c1").contains("  wa-1      3/20 this minute, 3/300 this hour, 3/3 today (at capacity), "));
+
+        // The whole table: the section sits between the rules and the decision.
+        let req = request("c1");
+        let decision = plan.preview(&world, &req);
+        let table = explain_table_with_capacity(&plan, &world, Some(&req), &decision);
+        let plain = explain_table(Some(&req), &decision);
+        assert_eq!(table.replace(&format!("{}\n", section("c1")), ""), plain, "{table}");
+        assert!(table.find("capacity  as of") < table.find("decision  selected wa-three"), "{table}");
+        assert!(section("c1").contains("3/3 today (at capacity)"), "explaining never counts");
+    }
+
+    #[test]
+    fn without_limits_or_a_store_the_table_is_unchanged() {
+        let free = world(
+            "locations:\n  - id: shop\n    instances:\n      - {id: wa-1, channel: whatsapp, phone: '1', connected: true}\n",
+        );
+        let counting = plan("rules: [any_available]\n");
+        let req = request("c1");
+        let decision = counting.preview(&free, &req);
+        assert_eq!(capacity_section(&counting, &free, &req), None);
+        assert_eq!(
+            explain_table_with_capacity(&counting, &free, Some(&req), &decision),
+            explain_table(Some(&req), &decision)
+        );
+        // Limits, but no store (a plan compiled without one ignores them).
+        let bare = Plan::compile("rules: [any_available]\n", "rules.yaml", crate::registry().unwrap()).unwrap();
+        assert_eq!(capacity_section(&bare, &world(WORLD), &req), None);
+        // An unknown location, or a request that was not decided.
+        let elsewhere = Request { location: "nowhere".into(), ..request("c1") };
+        assert_eq!(capacity_section(&counting, &world(WORLD), &elsewhere), None);
+        let unread = Decision::request_error(switchboard_core::ErrorKind::InvalidRequest, "bad", None);
+        assert_eq!(
+            explain_table_with_capacity(&counting, &world(WORLD), Some(&req), &unread),
+            explain_table(Some(&req), &unread)
+        );
+    }
+
+    #[test]
+    fn a_least_used_chain_shows_day_counts_without_limits() {
+        let free = world(
+            "locations:\n  - id: shop\n    instances:\n      - {id: wa-1, channel: whatsapp, phone: '1', connected: true}\n      - {id: wa-2, channel: whatsapp, phone: '2', connected: true, limits: {per_hour: 9}}\n",
+        );
+        let plan = plan("rules: [{rule: any_available, strategy: least_used}]\n");
+        for _ in 0..3 {
+            plan.select(&free, &request("c1"));
+        }
+        assert_eq!(
+            capacity_section(&plan, &free, &request("c1")).unwrap(),
+            "capacity  as of 2026-11-25T14:00:00Z · 2026-11-25 14:00 UTC\n  wa-1  no limits, 2 today\n  wa-2  1/9 this hour, 1 today\n"
+        );
+    }
 
     #[test]
     fn rfc3339_is_utc_with_millis() {

@@ -35,7 +35,9 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
     match args.format {
         Format::Json => writeln!(out, "{}", decision.to_json())?,
         Format::Text => {
-            for line in switchboard::report::explain_table(request.as_ref(), &decision).lines() {
+            for line in
+                switchboard::report::explain_table_with_capacity(&plan, &world, request.as_ref(), &decision).lines()
+            {
                 writeln!(out, "{}", colour(line))?;
             }
         }
@@ -44,11 +46,15 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
     Ok(if decision.is_ok() { Status::Success } else { Status::Failure })
 }
 
-/// Colours a line of the table: the decision, and each outcome word.
+/// Colours a line of the table: the decision, each outcome word, and each
+/// limit reached.
 fn colour(line: &str) -> String {
     if let Some(rest) = line.strip_prefix("decision  ") {
         let style = if rest.starts_with("selected") { GOOD } else { BAD };
         return format!("{}{}", paint(BOLD, "decision  "), paint(style, rest));
+    }
+    if line.contains("(at capacity)") {
+        return line.replace("(at capacity)", &paint(BAD, "(at capacity)"));
     }
     for (word, style) in [("  selected  ", GOOD), ("  failed  ", BAD), ("  fell_through  ", WARN)] {
         if let Some(at) = line.find(word) {
