@@ -418,9 +418,17 @@ fn serve_reloads_on_post_valid_and_invalid() {
     );
     let st = get(&server.url("/v1/status")).1;
     assert!(st["last_error"].as_str().unwrap().contains("manul_override"), "{st}");
-    let m = parse_metrics(&get_text(&server.url("/metrics")).1);
-    assert_eq!(m.get("switchboard_config_last_reload_successful"), Some(&0.0));
-    assert!(metric_sum(&m, "switchboard_config_reloads_total", &["result=\"failure\""]) >= 1.0);
+    // The reload metrics follow the reload events on their own task: poll.
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let m = parse_metrics(&get_text(&server.url("/metrics")).1);
+        let failed = metric_sum(&m, "switchboard_config_reloads_total", &["result=\"failure\""]);
+        if m.get("switchboard_config_last_reload_successful") == Some(&0.0) && failed >= 1.0 {
+            break;
+        }
+        assert!(Instant::now() < end, "the failed reload never reached the metrics: {m:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Valid: 200 with the status of the new generation.
     std::fs::write(&rules, OTHER_RULES).unwrap();
