@@ -305,3 +305,34 @@ fn serve_survives_redis_going_down_mid_load_and_recovers_when_it_returns() {
     let odd: Vec<&String> = open_seen.iter().filter(|o| *o != "wa-1").collect();
     assert!(odd.is_empty(), "fail_open answered: {odd:?}");
 }
+
+#[test]
+fn a_conversation_remembered_by_one_replica_is_recalled_by_the_other_and_forgotten_by_either() {
+    let redis = RedisServer::start();
+    let rules = format!(
+        "rules:\n  - temporary_switch\n  - rule: conversation\n    ttl: 1h\n  - rule: any_available\n    strategy: round_robin\n\
+         capacity: {{store: redis, redis_url: '{}', key_prefix: 'conv:'}}\n",
+        redis.url()
+    );
+    let world = "locations:\n  - id: shop\n    instances:\n      - {id: wa-1, channel: whatsapp, phone: '1', connected: true}\n      - {id: wa-2, channel: whatsapp, phone: '2', connected: true}\n      - {id: wa-3, channel: whatsapp, phone: '3', connected: true}\n";
+    let dir = temp_with(&[("rules.yaml", &rules), ("world.yaml", world)]);
+    let (rules, world) = (dir.path().join("rules.yaml"), dir.path().join("world.yaml"));
+    let args = ["--rules", s(&rules), "--world", s(&world)];
+    let (a, b) = (Server::start(&args), Server::start(&args));
+    let select = |server: &Server, contact: usize| {
+        let (status, decision) = post(&server.url("/v1/select"), &request(contact));
+        (outcome(status, &decision), decision["rule"].as_str().unwrap_or("").to_owned())
+    };
+    // Replica A chooses for 20 contacts; replica B recalls every one of them.
+    let first: Vec<String> = (0..20).map(|c| select(&a, c).0).collect();
+    assert!(first.iter().collect::<HashSet<_>>().len() > 1, "round robin spread the contacts: {first:?}");
+    for (c, id) in first.iter().enumerate() {
+        assert_eq!(select(&b, c), (id.clone(), "conversation".to_owned()), "contact c-{c} on replica B");
+    }
+    // Forgotten through B (admin route, loopback: no token), A chooses anew.
+    let forget = r#"{"location":"shop","channel":"whatsapp","contact":"c-0"}"#;
+    let (status, body) = post(&b.url("/v1/forget"), forget);
+    assert_eq!((status, body["forgotten"].as_bool()), (200, Some(true)), "{body}");
+    assert_eq!(select(&a, 0).1, "any_available");
+    assert_eq!(select(&a, 1).1, "conversation");
+}
