@@ -1,13 +1,14 @@
 //! The per-process store: counts in memory, sharded by location.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
+use hashbrown::hash_table::{Entry, HashTable};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHasher};
 use switchboard_core::capacity::{
     jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, Limits, Reservation,
-    ReservationRequest, Scope, StoreError, StoreErrorKind, Usage, Window,
+    ReservationRequest, Scope, StoreError, Usage, Window,
 };
 
 /// Shards of the counters; a power of two.
@@ -63,8 +64,10 @@ impl MemoryStore {
         }
     }
 
-    fn shard(&self, location: &str) -> MutexGuard<'_, Shard> {
-        lock(&self.shards[index(location)])
+    /// The shard of a location, by the location's [`hash_str`].
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        // The table inside uses the low bits and the top seven: take others.
+        lock(&self.shards[(hash >> 32) as usize & (SHARDS - 1)])
     }
 
     fn conversations(&self, key: &ConversationKey<'_>) -> MutexGuard<'_, Conversations> {
@@ -82,15 +85,74 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The hash of an id: computed once per reservation for each of the
+/// location, the instance, the pool and the contact, and used for every
+/// look-up of it (the shard, the table, both contact sets).
+fn hash_str(id: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(id.as_bytes());
+    hasher.finish()
+}
+
+/// Whether two ids are equal, compared a word at a time in line (the
+/// last word overlapping the one before): ids are short, and a call to
+/// `memcmp` costs more than the comparison.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    fn word<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
+        s.get(at..at + N).and_then(|w| w.try_into().ok())
+    }
+    match n {
+        0 => true,
+        1..4 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..8 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        _ => {
+            (0..n / 8).all(|i| word::<8>(a, i * 8) == word::<8>(b, i * 8)) && word::<8>(a, n - 8) == word::<8>(b, n - 8)
+        }
+    }
+}
+
+/// Values by id, each looked up by its precomputed [`hash_str`]: one probe,
+/// no rehashing of the id, and a key allocated only on insertion.
+struct Named<V> {
+    table: HashTable<(u64, Box<str>, V)>,
+}
+
+impl<V> Default for Named<V> {
+    fn default() -> Self {
+        Named { table: HashTable::new() }
+    }
+}
+
+impl<V> Named<V> {
+    fn get(&self, hash: u64, id: &str) -> Option<&V> {
+        self.table.find(hash, |(h, name, _)| *h == hash && same(name, id)).map(|(_, _, v)| v)
+    }
+}
+
+impl<V: Default> Named<V> {
+    fn get_or_insert(&mut self, hash: u64, id: &str) -> &mut V {
+        match self.table.entry(hash, |(h, name, _)| *h == hash && same(name, id), |(h, _, _)| *h) {
+            Entry::Occupied(entry) => &mut entry.into_mut().2,
+            Entry::Vacant(entry) => &mut entry.insert((hash, id.into(), V::default())).into_mut().2,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Shard {
-    locations: FxHashMap<Box<str>, LocationCounts>,
+    locations: Named<LocationCounts>,
 }
 
 #[derive(Default)]
 struct LocationCounts {
-    instances: FxHashMap<Box<str>, Subject>,
-    pools: FxHashMap<Box<str>, Subject>,
+    instances: Named<Subject>,
+    pools: Named<Subject>,
     /// The location's calendar: window starts without timezone look-ups.
     calendar: Option<Calendar>,
 }
@@ -113,7 +175,7 @@ struct Subject {
 
 #[derive(Default)]
 struct ContactDay {
-    seen: FxHashSet<Box<str>>,
+    seen: Named<()>,
     /// Distinct contacts plus requests without a contact.
     count: u64,
 }
@@ -152,26 +214,26 @@ impl<T: Default> Recent<T> {
 impl Subject {
     /// The counts in the windows starting at `starts` (minute, hour, day),
     /// and whether `contact` was already counted today.
-    fn counts(&self, starts: &[i64; 3], contact: Option<&str>) -> (Counts, bool) {
+    fn counts(&self, starts: &[i64; 3], contact: Option<(u64, &str)>) -> (Counts, bool) {
         let count = |i: usize| self.windows[i].get(starts[i]).copied().unwrap_or(0);
         let day = self.contacts.get(starts[2]);
         let seen = match (day, contact) {
-            (Some(day), Some(contact)) => day.seen.contains(contact),
+            (Some(day), Some((hash, contact))) => day.seen.get(hash, contact).is_some(),
             _ => false,
         };
         let counts = Counts { minute: count(0), hour: count(1), day: count(2), contacts: day.map_or(0, |d| d.count) };
         (counts, seen)
     }
 
-    fn count(&mut self, starts: &[i64; 3], limits: &Limits, contact: Option<&str>, seen: bool) {
+    fn count(&mut self, starts: &[i64; 3], limits: &Limits, contact: Option<(u64, &str)>, seen: bool) {
         for ((window, start), horizon) in self.windows.iter_mut().zip(starts).zip(HORIZON) {
             *window.get_mut(*start, horizon) += 1;
         }
         if limits.contacts_per_day.is_some() && !seen {
             let day = self.contacts.get_mut(starts[2], CONTACTS_HORIZON);
             day.count += 1;
-            if let Some(contact) = contact {
-                day.seen.insert(contact.into());
+            if let Some((hash, contact)) = contact {
+                day.seen.get_or_insert(hash, contact);
             }
         }
     }
@@ -181,43 +243,37 @@ fn starts(request: &ReservationRequest<'_>) -> [i64; 3] {
     Window::ALL.map(|window| window.span(request.now, request.timezone).start.as_second())
 }
 
-/// The value under `id`, inserted if missing (without allocating a key when
-/// present: the hot path).
-fn get_or_insert<'m, V: Default>(map: &'m mut FxHashMap<Box<str>, V>, id: &str) -> Result<&'m mut V, StoreError> {
-    if !map.contains_key(id) {
-        map.insert(id.into(), V::default());
-    }
-    // Present: inserted just above under the same lock.
-    map.get_mut(id)
-        .ok_or_else(|| StoreError::new(StoreErrorKind::Protocol, "memory store: entry vanished under its lock"))
-}
-
 impl CapacityStore for MemoryStore {
     fn reserve(&self, request: &ReservationRequest<'_>) -> Result<Reservation, StoreError> {
-        let mut shard = self.shard(request.location);
-        let LocationCounts { instances, pools, calendar } = get_or_insert(&mut shard.locations, request.location)?;
+        let location_hash = hash_str(request.location);
+        let contact = request.contact.map(|c| (hash_str(c), c));
+        let instance_hash = hash_str(request.instance);
+        let pool_hash = request.pool.map(|p| hash_str(p.id));
+        let mut shard = self.shard(location_hash);
+        let LocationCounts { instances, pools, calendar } =
+            shard.locations.get_or_insert(location_hash, request.location);
         let starts = starts_in(calendar, request);
-        let instance = get_or_insert(instances, request.instance)?;
-        let (counts, instance_seen) = instance.counts(&starts, request.contact);
+        let instance = instances.get_or_insert(instance_hash, request.instance);
+        let (counts, instance_seen) = instance.counts(&starts, contact);
         if let Some((kind, count, limit)) = request.limits.first_reached(&counts, !instance_seen) {
             return Ok(Reservation::AtCapacity(AtCapacity { scope: Scope::Instance, kind, count, limit }));
         }
-        let pool = match request.pool {
-            Some(pool) => {
-                let subject = get_or_insert(pools, pool.id)?;
-                let (counts, seen) = subject.counts(&starts, request.contact);
+        let pool = match (request.pool, pool_hash) {
+            (Some(pool), Some(hash)) => {
+                let subject = pools.get_or_insert(hash, pool.id);
+                let (counts, seen) = subject.counts(&starts, contact);
                 if let Some((kind, count, limit)) = pool.limits.first_reached(&counts, !seen) {
                     return Ok(Reservation::AtCapacity(AtCapacity { scope: Scope::Pool, kind, count, limit }));
                 }
                 Some((subject, pool.limits, seen))
             }
-            None => None,
+            _ => None,
         };
         // Every window had room: count them all, still under the lock.
         if let Some((subject, limits, seen)) = pool {
-            subject.count(&starts, &limits, request.contact, seen);
+            subject.count(&starts, &limits, contact, seen);
         }
-        instance.count(&starts, &request.limits, request.contact, instance_seen);
+        instance.count(&starts, &request.limits, contact, instance_seen);
         drop(shard);
         if let (Some(remember), Some(contact)) = (request.remember, request.contact) {
             let key = ConversationKey { location: request.location, channel: remember.channel, contact };
@@ -227,16 +283,21 @@ impl CapacityStore for MemoryStore {
     }
 
     fn usage(&self, request: &ReservationRequest<'_>) -> Result<Usage, StoreError> {
-        let mut shard = self.shard(request.location);
-        let mut location = shard.locations.get_mut(request.location);
+        let location_hash = hash_str(request.location);
+        let contact = request.contact.map(|c| (hash_str(c), c));
+        let mut shard = self.shard(location_hash);
+        let mut location = shard
+            .locations
+            .table
+            .find_mut(location_hash, |(h, name, _)| *h == location_hash && same(name, request.location));
         let starts = match location.as_deref_mut() {
-            Some(location) => starts_in(&mut location.calendar, request),
+            Some((_, _, location)) => starts_in(&mut location.calendar, request),
             None => starts(request),
         };
-        let location = location.as_deref();
-        let read = |subject: Option<&Subject>| subject.map(|s| s.counts(&starts, request.contact)).unwrap_or_default();
-        let instance = read(location.and_then(|l| l.instances.get(request.instance)));
-        let pool = request.pool.map(|pool| read(location.and_then(|l| l.pools.get(pool.id))));
+        let location = location.as_deref().map(|(_, _, l)| l);
+        let read = |subject: Option<&Subject>| subject.map(|s| s.counts(&starts, contact)).unwrap_or_default();
+        let instance = read(location.and_then(|l| l.instances.get(hash_str(request.instance), request.instance)));
+        let pool = request.pool.map(|pool| read(location.and_then(|l| l.pools.get(hash_str(pool.id), pool.id))));
         Ok(Usage::from_parts(instance, pool))
     }
 
@@ -292,4 +353,22 @@ fn conversation_key(key: &ConversationKey<'_>) -> Box<str> {
 struct Conversations {
     memories: FxHashMap<Box<str>, (Box<str>, i64)>,
     inserts: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_is_string_equality() {
+        let ids =
+            ["", "a", "b", "ab", "wa-1", "wa-2", "wa-10", "12345678", "12345679", "123456789", "abcdefghijklmnopq"];
+        for a in ids {
+            for b in ids {
+                assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+        // The padding of the last word never makes a shorter id equal.
+        assert!(!same("a\0", "\0a") && !same("\0\0", "\0"));
+    }
 }

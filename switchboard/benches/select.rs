@@ -1,4 +1,5 @@
-//! Selection benchmarks (run: `cargo bench --bench select`). Not a test:
+//! Selection benchmarks (run: `cargo bench --bench select`; only the
+//! capacity cases: `cargo bench --bench select -- capacity`). Not a test:
 //! prints medians, gates nothing.
 //!
 //! 1. A typical request (150-byte body, 5 tags, 6 instances, resolves at
@@ -7,6 +8,12 @@
 //!    implements the default chain directly for this one shape of data.
 //! 3. The same shape of request on a location with 10,000 instances.
 //! 4. A manual override on that large location.
+//! 5. Capacity (SPEC §10): the typical request without limits, and the same
+//!    with a memory store and limits that never run out (the instance's
+//!    minute, hour and day; then also its pool's day and both contact
+//!    sets), measured alternately in one run, with the clock read and
+//!    with `now` in the request; the target is at most +25 % for
+//!    the memory store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -35,12 +42,18 @@ fn typical_request(location: &str) -> Request {
 }
 
 fn world_yaml(location: &str, instances: usize) -> String {
-    let mut s = format!("locations:\n  - id: {location}\n    instances:\n");
+    world_yaml_with(location, instances, "", "")
+}
+
+/// The world of [`world_yaml`], each instance given `extra` (e.g. `, limits:
+/// {…}`), the location given `pools` (e.g. `    pools: […]\n`).
+fn world_yaml_with(location: &str, instances: usize, pools: &str, extra: &str) -> String {
+    let mut s = format!("locations:\n  - id: {location}\n{pools}    instances:\n");
     for i in 1..=instances {
         let channel = ["whatsapp", "imessage", "sms"][i % 3];
         let default = if i == 2 || i == 3 || i == 4 { ", default: true" } else { "" };
         s.push_str(&format!(
-            "      - {{id: inst-{i}, channel: {channel}, phone: \"+1 555 {i:07}\", connected: {}{default}, users: [u_{}]}}\n",
+            "      - {{id: inst-{i}, channel: {channel}, phone: \"+1 555 {i:07}\", connected: {}{default}, users: [u_{}]{extra}}}\n",
             i % 5 != 0,
             i % 7
         ));
@@ -145,6 +158,11 @@ fn main() {
     let baseline = Baseline::new(&small, "shop");
     assert_eq!(baseline.select(&request), decision, "the baseline decides exactly like the engine");
 
+    if std::env::args().any(|a| a == "capacity") {
+        // `cargo bench --bench select -- capacity`: only the capacity cases.
+        capacity(&rules, &registry);
+        return;
+    }
     if std::env::var_os("SWITCHBOARD_BENCH_PROFILE").is_some() {
         // For `valgrind --tool=callgrind`: only the typical selection.
         for _ in 0..200_000 {
@@ -212,6 +230,8 @@ fn main() {
         println!("throughput, {threads} thread(s)                {:8.2} M selections/s", rate / 1e6);
     }
 
+    capacity(&rules, &registry);
+
     let mut over = typical_request("big");
     over.body = format!("{} {{ WA#3000 }}", &BODY[..130]);
     let d = plan.select(&big, &over);
@@ -244,4 +264,93 @@ pub fn breakdown(plan: &Plan, world: &World, request: &Request) {
     let arc_ns = measure(|| drop(black_box(arc.clone())), 2_000, 101);
     let vec_ns = measure(|| drop(black_box(Vec::<[u64; 6]>::with_capacity(6))), 2_000, 101);
     println!("breakdown: scan {scan_ns:.1}  scan+strip {strip_ns:.1}  channel {chan_ns:.1}  location {loc_ns:.1}  arc clone+drop {arc_ns:.1}  vec alloc {vec_ns:.1}");
+}
+
+/// Capacity: the typical request decided by the shipped rules.yaml on the
+/// 6-instance world without limits, then with a memory store and limits
+/// that never run out, alternating the cases round by round (so drift on a
+/// shared machine hits both) and reporting the median of the rounds'
+/// medians. The request carries no `now`: each decision reads the clock,
+/// as in production.
+fn capacity(rules: &str, registry: &Arc<switchboard::Registry>) {
+    const NEVER: u32 = 4_000_000_000;
+    let counting = |world: &str| {
+        let plan = switchboard::compile_rules(rules, std::path::Path::new("rules.yaml"), registry).unwrap();
+        let world = World::from_str(world, "bench.yaml", registry).unwrap();
+        (plan, world)
+    };
+    let windows = format!(", limits: {{per_minute: {NEVER}, per_hour: {NEVER}, per_day: {NEVER}}}");
+    let everything = format!(
+        ", pool: brand, limits: {{per_minute: {NEVER}, per_hour: {NEVER}, per_day: {NEVER}, contacts_per_day: {NEVER}}}"
+    );
+    let pool = format!("    pools: [{{id: brand, limits: {{per_day: {NEVER}, contacts_per_day: {NEVER}}}}}]\n");
+    let cases = [
+        ("no limits (no store)", counting(&world_yaml("shop", 6))),
+        ("memory store, instance minute/hour/day", counting(&world_yaml_with("shop", 6, "", &windows))),
+        ("memory store, + pool day and contact sets", counting(&world_yaml_with("shop", 6, &pool, &everything))),
+    ];
+    let request = typical_request("shop");
+    for (name, (plan, world)) in &cases {
+        let d = plan.select(world, &request);
+        assert_eq!((d.rule, d.instance().map(|i| i.id())), (Some("default_instance"), Some("inst-3")), "{name}");
+        assert_eq!(plan.counts_capacity(world), !name.starts_with("no limits"), "{name}");
+    }
+    if let Some(store) = cases[1].1 .0.store() {
+        // The limited cases really count: one decision above.
+        let tz = switchboard::capacity::timezone("UTC").unwrap();
+        let now = switchboard::capacity::jiff::Timestamp::now();
+        let usage = store.usage(&switchboard::ReservationRequest::new("shop", &tz, "inst-3", now)).unwrap();
+        assert!(usage.instance.day >= 1, "the memory store counted nothing");
+    }
+    if std::env::var_os("SWITCHBOARD_BENCH_PROFILE").is_some() {
+        // For `valgrind --tool=callgrind`: only the limited selection.
+        let (plan, world) = &cases[2].1;
+        for _ in 0..200_000 {
+            drop(black_box(plan.select(black_box(world), black_box(&request))));
+        }
+        return;
+    }
+    // The same with `now` in the request: no clock read, the store alone.
+    let mut dated = typical_request("shop");
+    dated.now = Some("2026-11-25T14:00:00Z".parse().unwrap());
+    // (name, case, request, the run it is compared with)
+    let runs: [(&str, usize, &Request, usize); 5] = [
+        ("no limits (no store)", 0, &request, 0),
+        ("memory store, instance minute/hour/day", 1, &request, 0),
+        ("memory store, + pool day and contact sets", 2, &request, 0),
+        ("no limits, request with `now`", 0, &dated, 3),
+        ("memory store, instance windows, with `now`", 1, &dated, 3),
+    ];
+    let rounds = 7;
+    let mut medians: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
+    for _ in 0..rounds {
+        for (i, (_, case, request, _)) in runs.iter().enumerate() {
+            let (plan, world) = &cases[*case].1;
+            medians[i].push(measure(
+                || drop(black_box(plan.select(black_box(world), black_box(*request)))),
+                2_000,
+                101,
+            ));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let figures: Vec<(f64, f64, f64)> = medians.iter_mut().map(median).collect();
+    for ((name, _, _, base), (mid, low, high)) in runs.iter().zip(&figures) {
+        println!(
+            "capacity: {name:<42} median {mid:8.1} ns/selection (rounds {low:.1}-{high:.1})  {:+6.1} %",
+            (mid / figures[*base].0 - 1.0) * 100.0
+        );
+    }
+    let clock_ns = measure(
+        || {
+            black_box(switchboard::capacity::jiff::Timestamp::now());
+        },
+        2_000,
+        101,
+    );
+    println!("capacity: of which the clock read (Timestamp::now, once per limited decision) {clock_ns:.1} ns");
+    println!("capacity: target: the memory store adds at most +25 % to an in-process decision");
 }

@@ -57,7 +57,7 @@ pub fn explain_table_with_capacity(
 /// instance there has a limit (nor its pool) and the chain does not read
 /// day counts (`least_used`, which then shows each instance's day count).
 /// The instant is the request's `now`, else the clock. A store that cannot
-/// answer is said on the instance's line.
+/// answer is said on the first instance's line, and not asked again.
 ///
 /// [`CapacityStore::usage`]: switchboard_core::CapacityStore::usage
 pub fn capacity_section(plan: &Plan, world: &World, request: &Request) -> Option<String> {
@@ -97,9 +97,16 @@ pub fn capacity_section(plan: &Plan, world: &World, request: &Request) -> Option
         tz.iana_name().unwrap_or("UTC")
     );
     let width = view.iter().map(|i| i.id().len()).max().unwrap_or(0);
+    // After a store error the others are not asked (each could wait for
+    // the store's timeout).
+    let mut failed = false;
     for instance in view.iter() {
         let pool = pool_of(instance);
-        let mut line = if limited(instance) || reads_usage {
+        let mut line = if !limited(instance) && !reads_usage {
+            "no limits".to_owned()
+        } else if failed {
+            "counts unavailable".to_owned()
+        } else {
             let reservation = ReservationRequest {
                 limits: *instance.limits(),
                 pool: pool.map(|p| PoolRef { id: p.id(), limits: *p.limits() }),
@@ -121,10 +128,11 @@ pub fn capacity_section(plan: &Plan, world: &World, request: &Request) -> Option
                     }
                     line
                 }
-                Err(e) => format!("counts unavailable: {e}"),
+                Err(e) => {
+                    failed = true;
+                    format!("counts unavailable: {e}")
+                }
             }
-        } else {
-            "no limits".to_owned()
         };
         if !instance.is_connected() {
             line.push_str(" · disconnected");
@@ -424,6 +432,58 @@ mod tests {
         assert_eq!(
             explain_table_with_capacity(&counting, &world(WORLD), Some(&req), &unread),
             explain_table(Some(&req), &unread)
+        );
+    }
+
+    /// A store that never answers.
+    struct Down;
+
+    impl switchboard_core::CapacityStore for Down {
+        fn reserve(
+            &self,
+            _: &ReservationRequest<'_>,
+        ) -> Result<switchboard_core::Reservation, switchboard_core::StoreError> {
+            Err(switchboard_core::StoreError::new(switchboard_core::StoreErrorKind::Unavailable, "connection refused"))
+        }
+        fn usage(
+            &self,
+            _: &ReservationRequest<'_>,
+        ) -> Result<switchboard_core::capacity::Usage, switchboard_core::StoreError> {
+            Err(switchboard_core::StoreError::new(switchboard_core::StoreErrorKind::Unavailable, "connection refused"))
+        }
+        fn remember(
+            &self,
+            _: &switchboard_core::ConversationKey<'_>,
+            _: &str,
+            _: std::time::Duration,
+            _: Timestamp,
+        ) -> Result<(), switchboard_core::StoreError> {
+            Ok(())
+        }
+        fn recall(
+            &self,
+            _: &switchboard_core::ConversationKey<'_>,
+            _: Timestamp,
+        ) -> Result<Option<String>, switchboard_core::StoreError> {
+            Ok(None)
+        }
+        fn forget(&self, _: &switchboard_core::ConversationKey<'_>) -> Result<bool, switchboard_core::StoreError> {
+            Ok(false)
+        }
+    }
+
+    #[test]
+    fn a_store_that_cannot_answer_is_said_once() {
+        let plan = Plan::compile("rules: [any_available]\n", "rules.yaml", crate::registry().unwrap())
+            .unwrap()
+            .with_store(Arc::new(Down));
+        let section = capacity_section(&plan, &world(WORLD), &request("c1")).unwrap();
+        assert!(
+            section.ends_with(
+                "  wa-1      counts unavailable: capacity store unavailable: connection refused\n  \
+                 wa-2      counts unavailable · disconnected\n  wa-three  no limits\n"
+            ),
+            "{section}"
         );
     }
 
