@@ -45,6 +45,24 @@ pub use jiff;
 use jiff::tz::{Offset, TimeZone};
 use jiff::Timestamp;
 
+/// The clock of a decision whose request carries no `now`: the coarse wall
+/// clock (`CLOCK_REALTIME_COARSE`, a few milliseconds of resolution, read
+/// from the vDSO in a few nanoseconds) where the platform has one, else
+/// [`Timestamp::now`]. Windows are minutes or longer and TTLs seconds or
+/// longer, so milliseconds of resolution change no decision, while the
+/// precise clock alone cost about a fifth of a decision with limits.
+pub fn clock() -> Timestamp {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        let nanos = i32::try_from(ts.tv_nsec).unwrap_or(0);
+        if let Ok(now) = Timestamp::new(ts.tv_sec, nanos) {
+            return now;
+        }
+    }
+    Timestamp::now()
+}
+
 /// Looks up an IANA timezone name (`America/New_York`, `UTC`) in the tzdb
 /// bundled with this build.
 ///
@@ -856,6 +874,16 @@ mod tests {
                 assert_eq!(calendar.starts(back), Window::ALL.map(|w| w.span(back, &zone).start.as_second()));
             }
         }
+    }
+
+    #[test]
+    fn the_clock_is_the_wall_clock_to_the_millisecond() {
+        let before = Timestamp::now();
+        let coarse = clock();
+        let after = Timestamp::now();
+        // The coarse clock lags by at most its resolution (a jiffy).
+        assert!(coarse.as_millisecond() >= before.as_millisecond() - 100, "{before} {coarse}");
+        assert!(coarse <= after, "{coarse} {after}");
     }
 
     #[test]

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::capacity::jiff::Timestamp;
 use crate::capacity::{ConversationKey, PoolRef, Remember, Reservation, ReservationRequest};
 use crate::config::{OnStoreError, Plan};
 use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView};
@@ -475,7 +474,7 @@ impl Plan {
         // `conversation` its memory (SPEC §10).
         let view = match (&self.store, chain.reads_usage || chain.memory_ttl.is_some()) {
             (Some(store), true) => {
-                Some(StoreView { store: &**store, location, now: request.now.unwrap_or_else(Timestamp::now) })
+                Some(StoreView { store: &**store, location, now: request.now.unwrap_or_else(crate::capacity::clock) })
             }
             _ => None,
         };
@@ -710,7 +709,7 @@ impl Plan {
         let contact = request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty());
         let remember = remember.filter(|_| count && contact.is_some());
         let pool = instance.pool().and_then(|p| location.pool(p));
-        let now = || request.now.unwrap_or_else(Timestamp::now);
+        let now = || request.now.unwrap_or_else(crate::capacity::clock);
         if instance.limits().is_unlimited() && pool.is_none_or(|p| p.limits().is_unlimited()) {
             let written = match (count && counts_all, remember, contact) {
                 (true, _, _) => {
