@@ -346,11 +346,11 @@ fn capacity(rules: &str, registry: &Arc<switchboard::Registry>) {
     }
     let clock_ns = measure(
         || {
-            black_box(switchboard::capacity::jiff::Timestamp::now());
+            black_box(switchboard::capacity::clock());
         },
         2_000,
         101,
     );
-    println!("capacity: of which the clock read (Timestamp::now, once per limited decision) {clock_ns:.1} ns");
+    println!("capacity: of which the clock read (capacity::clock, coarse, once per limited decision) {clock_ns:.1} ns");
     println!("capacity: target: the memory store adds at most +25 % to an in-process decision");
 }
