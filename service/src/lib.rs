@@ -54,6 +54,13 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// `switchboard_store_up` (between pings, every real store call updates the
 /// health too).
 pub const STORE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How many decisions that may reserve capacity in Redis run at once, each
+/// on a blocking thread waiting for its round trip; more wait for a turn
+/// as async tasks. It equals the Redis store's idle connections kept
+/// (`RedisConfig::max_idle`), so under any load every call finds a pooled
+/// connection instead of opening and closing one, and a burst of requests
+/// does not grow hundreds of blocking threads.
+pub const STORE_DECISIONS_AT_ONCE: usize = 64;
 /// How many decision-log lines may wait for the writer; beyond it lines
 /// are dropped and counted (`switchboard_decision_log_dropped_total`).
 pub const DECISION_LOG_QUEUE: usize = 65_536;
@@ -216,6 +223,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         dry_run: options.dry_run,
         max_body_bytes: options.max_body_bytes,
         concurrency: Arc::new(tokio::sync::Semaphore::new(options.max_concurrency.max(1))),
+        store_decisions: Arc::new(tokio::sync::Semaphore::new(STORE_DECISIONS_AT_ONCE)),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
