@@ -30,6 +30,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null &
+REDIS_PID=$!
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
 # The bench world with every instance limited (a limit the run never reaches).
@@ -71,7 +72,13 @@ print(f"  {sys.argv[1]:<7} rule={d.get('rule')} instance={(d.get('instance') or 
 PY
 done
 
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
+
 load() { # load NAME: one wrk run, its summary line; sets REQS
+  local serve0 redis0
+  serve0=$(cpu_ticks "${PIDS[$1]}"); redis0=$(cpu_ticks "$REDIS_PID")
   wrk -t2 -c"$CONN" -d"$DUR" --latency -s "$HERE/post.lua" "http://127.0.0.1:${PORTS[$1]}/v1/select" > "$WORK/wrk.out"
   local rps p50 p99 errors
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
@@ -79,7 +86,12 @@ load() { # load NAME: one wrk run, its summary line; sets REQS
   p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
   REQS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
   errors=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' "$WORK/wrk.out" | tr '\n' ' ')
-  printf '  %-7s %10s req/s   p50 %-8s p99 %-8s errors: %s\n' "$1" "$rps" "$p50" "$p99" "${errors:-none}"
+  # CPU per request: less sensitive than req/s to other work on the machine.
+  local serve_us redis_us
+  serve_us=$(( ($(cpu_ticks "${PIDS[$1]}") - serve0) * TICK_NS / REQS / 1000 ))
+  redis_us=$(( ($(cpu_ticks "$REDIS_PID") - redis0) * TICK_NS / REQS / 1000 ))
+  printf '  %-7s %10s req/s   p50 %-8s p99 %-8s serve CPU %3s µs/req  redis-server CPU %3s µs/req  errors: %s\n' \
+    "$1" "$rps" "$p50" "$p99" "$serve_us" "$redis_us" "${errors:-none}"
 }
 
 echo "== load: POST /v1/select, $CONN connections, keep-alive, $DUR each, $ROUNDS rounds"

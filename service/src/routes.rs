@@ -30,9 +30,9 @@ pub(crate) struct Shared {
     pub dry_run: bool,
     pub max_body_bytes: usize,
     pub concurrency: Arc<tokio::sync::Semaphore>,
-    /// Bounds the decisions waiting on Redis at once (see
-    /// [`crate::STORE_DECISIONS_AT_ONCE`]).
-    pub store_decisions: Arc<tokio::sync::Semaphore>,
+    /// The pool of [`crate::STORE_DECISION_THREADS`] threads that runs
+    /// decisions which may wait on Redis.
+    pub store_pool: tokio::runtime::Handle,
 }
 
 /// The one state struct; cheap to clone.
@@ -188,11 +188,11 @@ pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Resp
     // A decision is ~0.1 µs of CPU and runs on the async worker, memory
     // store reservations included (well under a microsecond); one that may
     // reserve capacity in Redis can wait on a round trip (within its
-    // timeouts; a dry run reads it), so it runs on the blocking pool and
-    // never stalls a worker.
+    // timeouts; a dry run reads it), so it runs on the store decision pool
+    // and never stalls a worker.
     let blocking = snapshot.plan.counts_capacity(&snapshot.world)
         && snapshot.plan.capacity().is_some_and(|c| c.store == switchboard::StoreKind::Redis);
-    let permits = state.0.store_decisions.clone();
+    let pool = state.0.store_pool.clone();
     let decide = move || {
         let (request, decision) = state.decide(&snapshot, &body);
         let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
@@ -201,19 +201,7 @@ pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Resp
     if !blocking {
         return decide();
     }
-    // At most STORE_DECISIONS_AT_ONCE on blocking threads (each on a pooled
-    // Redis connection); the others wait here, as cheap async tasks.
-    let Ok(permit) = permits.acquire_owned().await else {
-        return json_value(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &error_body(StatusCode::SERVICE_UNAVAILABLE, "the decision could not run; retry"),
-        );
-    };
-    let decide = move || {
-        let _permit = permit;
-        decide()
-    };
-    match tokio::task::spawn_blocking(decide).await {
+    match pool.spawn_blocking(decide).await {
         Ok(response) => response,
         Err(_) => json_value(
             StatusCode::SERVICE_UNAVAILABLE,
