@@ -190,8 +190,7 @@ pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Resp
     // reserve capacity in Redis can wait on a round trip (within its
     // timeouts; a dry run reads it), so it runs on the store decision pool
     // and never stalls a worker.
-    let blocking = snapshot.plan.counts_capacity(&snapshot.world)
-        && snapshot.plan.capacity().is_some_and(|c| c.store == switchboard::StoreKind::Redis);
+    let blocking = waits_on_redis(&snapshot);
     let pool = state.0.store_pool.clone();
     let decide = move || {
         let (request, decision) = state.decide(&snapshot, &body);
@@ -251,7 +250,31 @@ pub(crate) async fn select_batch(axum::extract::State(state): St, body: Bytes) -
     ))]
 pub(crate) async fn explain(axum::extract::State(state): St, body: Bytes) -> Response {
     let snapshot = state.0.live.snapshot();
-    let parsed = match std::str::from_utf8(&body) {
+    // Reading the counts in Redis is a round trip: as for `select`, off the
+    // async worker.
+    if waits_on_redis(&snapshot) {
+        let pool = state.0.store_pool.clone();
+        return match pool.spawn_blocking(move || explain_on(&snapshot, &body)).await {
+            Ok(response) => response,
+            Err(_) => json_value(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &error_body(StatusCode::SERVICE_UNAVAILABLE, "the explanation could not run; retry"),
+            ),
+        };
+    }
+    explain_on(&snapshot, &body)
+}
+
+/// Whether a decision on `snapshot` may wait on a Redis round trip (it may
+/// reserve or read capacity, and the store is Redis).
+fn waits_on_redis(snapshot: &Snapshot) -> bool {
+    snapshot.plan.counts_capacity(&snapshot.world)
+        && snapshot.plan.capacity().is_some_and(|c| c.store == switchboard::StoreKind::Redis)
+}
+
+/// The explain answer for one request body.
+fn explain_on(snapshot: &Snapshot, body: &[u8]) -> Response {
+    let parsed = match std::str::from_utf8(body) {
         Ok(text) => switchboard::parse_request(text),
         Err(e) => Err(Decision::request_error(
             ErrorKind::InvalidRequest,
