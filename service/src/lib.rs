@@ -59,9 +59,9 @@ pub const STORE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// for a thread. A thread that finishes a decision takes the next queued
 /// one without sleeping, so a few busy threads cost far fewer context
 /// switches than one thread per connection: through `serve` with 64
-/// connections on 2 cores, 16 threads did 1.4–1.5× the decisions per second
-/// of tokio's default pool (up to 512 threads) at about 0.55× the CPU per
-/// decision (README, Performance). The pool is the service's own, so
+/// connections on 2 cores, 16 threads did ≈ 1.5× the decisions per second
+/// of tokio's shared blocking pool (one thread per connection) at about
+/// half the CPU per decision (README, Performance). The pool is the service's own, so
 /// reloads, `/v1/forget`, batches and the store's health pings never wait
 /// behind queued decisions.
 pub const STORE_DECISION_THREADS: usize = 16;
