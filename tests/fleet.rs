@@ -336,3 +336,46 @@ fn a_conversation_remembered_by_one_replica_is_recalled_by_the_other_and_forgott
     assert_eq!(select(&a, 0).1, "any_available");
     assert_eq!(select(&a, 1).1, "conversation");
 }
+
+#[test]
+fn serve_answers_108_within_the_timeout_while_redis_hangs_and_recovers_when_it_resumes() {
+    let redis = RedisServer::start();
+    let world = "locations:
+  - id: shop
+    instances:
+      - {id: wa-1, channel: whatsapp, phone: '+1 555 0101', connected: true, limits: {per_day: 1000000000}}
+";
+    let dir = temp_with(&[("rules.yaml", &rules_for(&redis, "fail_closed")), ("world.yaml", world)]);
+    let (rules, world) = (dir.path().join("rules.yaml"), dir.path().join("world.yaml"));
+    let server = Server::start(&["--rules", s(&rules), "--world", s(&world)]);
+    let url = server.url("/v1/select");
+    let (status, decision) = post(&url, &request(1));
+    assert_eq!(outcome(status, &decision), "wa-1");
+
+    // Redis stops answering (SIGSTOP): connections stay open, replies never
+    // come. Each decision gives up after the store's 1 s I/O timeout.
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(redis.pid().to_string()).status();
+        assert!(status.unwrap().success());
+    };
+    signal("STOP");
+    let started = Instant::now();
+    let (status, decision) = post(&url, &request(2));
+    let waited = started.elapsed();
+    assert_eq!(outcome(status, &decision), "108/store_unavailable", "{decision}");
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    assert!(decision["error"]["message"].as_str().unwrap().contains("timed out"), "{decision}");
+    let store = poll("the status says the store is down", || {
+        let store = store_status(&server);
+        (store["healthy"] == false).then_some(store)
+    });
+    assert!(store["errors"].as_u64().unwrap() >= 1, "{store}");
+    assert_eq!(get(&server.url("/healthz")).0, 200);
+
+    signal("CONT");
+    poll("decisions select again", || {
+        let (status, decision) = post(&url, &request(3));
+        (outcome(status, &decision) == "wa-1").then_some(())
+    });
+    poll("the status says the store is back", || (store_status(&server)["healthy"] == true).then_some(()));
+}

@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     pub dry_run: bool,
     pub max_body_bytes: usize,
     pub concurrency: Arc<tokio::sync::Semaphore>,
+    /// The pool of [`crate::STORE_DECISION_THREADS`] threads that runs
+    /// decisions which may wait on Redis.
+    pub store_pool: tokio::runtime::Handle,
 }
 
 /// The one state struct; cheap to clone.
@@ -182,11 +185,13 @@ pub(crate) fn error_body(status: StatusCode, message: &str) -> Value {
     ))]
 pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Response {
     let snapshot = state.0.live.snapshot();
-    // A decision is ~0.1 µs of CPU and runs on the async worker; one that
-    // may reserve capacity can wait on the store (Redis, within its
-    // timeouts; a dry run reads it), so it runs on the blocking pool and
-    // never stalls a worker.
-    let blocking = snapshot.plan.counts_capacity(&snapshot.world);
+    // A decision is ~0.1 µs of CPU and runs on the async worker, memory
+    // store reservations included (well under a microsecond); one that may
+    // reserve capacity in Redis can wait on a round trip (within its
+    // timeouts; a dry run reads it), so it runs on the store decision pool
+    // and never stalls a worker.
+    let blocking = waits_on_redis(&snapshot);
+    let pool = state.0.store_pool.clone();
     let decide = move || {
         let (request, decision) = state.decide(&snapshot, &body);
         let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
@@ -195,7 +200,7 @@ pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Resp
     if !blocking {
         return decide();
     }
-    match tokio::task::spawn_blocking(decide).await {
+    match pool.spawn_blocking(decide).await {
         Ok(response) => response,
         Err(_) => json_value(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -245,7 +250,31 @@ pub(crate) async fn select_batch(axum::extract::State(state): St, body: Bytes) -
     ))]
 pub(crate) async fn explain(axum::extract::State(state): St, body: Bytes) -> Response {
     let snapshot = state.0.live.snapshot();
-    let parsed = match std::str::from_utf8(&body) {
+    // Reading the counts in Redis is a round trip: as for `select`, off the
+    // async worker.
+    if waits_on_redis(&snapshot) {
+        let pool = state.0.store_pool.clone();
+        return match pool.spawn_blocking(move || explain_on(&snapshot, &body)).await {
+            Ok(response) => response,
+            Err(_) => json_value(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &error_body(StatusCode::SERVICE_UNAVAILABLE, "the explanation could not run; retry"),
+            ),
+        };
+    }
+    explain_on(&snapshot, &body)
+}
+
+/// Whether a decision on `snapshot` may wait on a Redis round trip (it may
+/// reserve or read capacity, and the store is Redis).
+fn waits_on_redis(snapshot: &Snapshot) -> bool {
+    snapshot.plan.counts_capacity(&snapshot.world)
+        && snapshot.plan.capacity().is_some_and(|c| c.store == switchboard::StoreKind::Redis)
+}
+
+/// The explain answer for one request body.
+fn explain_on(snapshot: &Snapshot, body: &[u8]) -> Response {
+    let parsed = match std::str::from_utf8(body) {
         Ok(text) => switchboard::parse_request(text),
         Err(e) => Err(Decision::request_error(
             ErrorKind::InvalidRequest,
