@@ -128,17 +128,21 @@ pub struct Instance {
     pub(crate) index: u64,
     pub(crate) connected: bool,
     pub(crate) default: bool,
-    pub(crate) users: Box<[String]>,
+    /// Nearly always one user: kept inline.
+    pub(crate) users: Users,
     pub(crate) pool: Option<Box<str>>,
     limits: Option<Box<Limits>>,
 }
+
+/// An instance's users.
+pub(crate) type Users = smallvec::SmallVec<[String; 1]>;
 
 /// What [`Instance::new`] needs besides the texts.
 pub(crate) struct InstanceParts {
     pub(crate) index: u64,
     pub(crate) connected: bool,
     pub(crate) default: bool,
-    pub(crate) users: Box<[String]>,
+    pub(crate) users: Users,
     pub(crate) weight: u32,
     pub(crate) pool: Option<Box<str>>,
     pub(crate) limits: Limits,

@@ -21,7 +21,7 @@ use smallvec::SmallVec;
 use crate::capacity::jiff::tz::TimeZone;
 use crate::capacity::{self, Limits};
 use crate::diag::{self, Diagnostic, FileErrors};
-use crate::model::{InstanceParts, Obj};
+use crate::model::{InstanceParts, Obj, Users};
 use crate::tree::{self, Node, Path, Value};
 use crate::{Instance, InstanceSpec, Registry};
 
@@ -308,7 +308,7 @@ struct Spec<'s> {
     phone: &'s str,
     connected: bool,
     default: bool,
-    users: Box<[String]>,
+    users: Users,
     weight: Option<u32>,
     pool: Option<&'s str>,
     limits: Option<Limits>,
@@ -323,7 +323,7 @@ impl<'s> Spec<'s> {
             phone: &spec.phone,
             connected: spec.connected,
             default: spec.default,
-            users: spec.users.as_slice().into(),
+            users: spec.users.iter().cloned().collect(),
             weight: spec.weight,
             pool: spec.pool.as_deref(),
             limits: spec.limits,
@@ -730,9 +730,7 @@ impl World {
 
     /// Adds a location unless its id is taken; whether it was added.
     fn insert(&mut self, location: Location) -> bool {
-        if self.locations.contains(&*location.id) {
-            return false;
-        }
+        // A set keeps the location it has: the new one is dropped.
         self.locations.insert(ById(location))
     }
 
@@ -814,7 +812,9 @@ impl World {
             first = false;
             let Some(len) = input.object()? else { return Ok(None) };
             let Some(text) = input.buf.get(input.start..input.start + len) else { return Ok(None) };
-            let mut de = serde_json::Deserializer::from_slice(text);
+            // Checked whole once, rather than string by string by serde.
+            let Ok(text) = std::str::from_utf8(text) else { return Ok(None) };
+            let mut de = serde_json::Deserializer::from_str(text);
             let Ok(location) = LocationSeed(&mut builder).deserialize(&mut de) else { return Ok(None) };
             if de.end().is_err() {
                 return Ok(None);
@@ -1183,7 +1183,7 @@ fn read_instance<'n>(node: &'n Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnost
         phone: "",
         connected: false,
         default: false,
-        users: Box::default(),
+        users: Users::new(),
         weight: None,
         pool: None,
         limits: None,
@@ -1253,7 +1253,7 @@ fn read_instance<'n>(node: &'n Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnost
             out.push(node.error(format!("an instance needs `{required}`")).at_path(path));
         }
     }
-    spec.users = user_ids.into_boxed_slice();
+    spec.users = Users::from_vec(user_ids);
     (out.len() == before).then_some(spec)
 }
 
@@ -1381,7 +1381,7 @@ struct FastInstance<'a> {
     #[serde(default)]
     default: bool,
     #[serde(default)]
-    users: Users,
+    users: UserList,
     #[serde(default)]
     weight: Option<u32>,
     #[serde(default, borrow)]
@@ -1390,25 +1390,25 @@ struct FastInstance<'a> {
     limits: Option<Limits>,
 }
 
-/// A list of user ids (as `Vec<String>` reads it), kept in an allocation of
-/// its exact size.
+/// A list of user ids, as `Vec<String>` reads it.
 #[derive(Default)]
-struct Users(Box<[String]>);
+struct UserList(Users);
 
-impl<'de> Deserialize<'de> for Users {
+impl<'de> Deserialize<'de> for UserList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Users;
+            type Value = UserList;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a sequence")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Users, A::Error> {
-                let mut users: SmallVec<[String; 2]> = SmallVec::new();
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UserList, A::Error> {
+                let mut users = Users::new();
                 while let Some(user) = seq.next_element::<String>()? {
                     users.push(user);
                 }
-                Ok(Users(users.into_vec().into_boxed_slice()))
+                users.shrink_to_fit();
+                Ok(UserList(users))
             }
         }
         d.deserialize_seq(V)
