@@ -550,9 +550,8 @@ impl<'r> LocationBuilder<'r> {
                 self.channels.len() - 1
             }
         };
-        let Some(state) = self.channels.get_mut(slot) else { return Err("internal: no channel state".into()) };
-        match state.explicit {
-            None => state.explicit = Some((index.is_some(), name)),
+        match self.channels[slot].explicit {
+            None => self.channels[slot].explicit = Some((index.is_some(), name)),
             Some((explicit, first)) if explicit != index.is_some() => {
                 let first = self.name(first);
                 let (with, without) = if explicit { (first, id) } else { (id, first) };
@@ -563,6 +562,7 @@ impl<'r> LocationBuilder<'r> {
             }
             Some(_) => {}
         }
+        let state = &mut self.channels[slot];
         let index = match index {
             Some(0) => return Err(format!("instance `{id}`: index 0 is not allowed; indexes start at 1")),
             Some(n) => n,
@@ -577,15 +577,14 @@ impl<'r> LocationBuilder<'r> {
             ));
         }
         if default {
-            let Some(state) = self.channels.get_mut(slot) else { return Err("internal: no channel state".into()) };
-            if let Some(other) = state.default {
+            if let Some(other) = self.channels[slot].default {
                 return Err(format!(
                     "instance `{id}` is marked `default: true` but `{}` already is the {channel} \
                      default of this location; keep one default per channel",
                     self.name(other)
                 ));
             }
-            state.default = Some(name);
+            self.channels[slot].default = Some(name);
         }
         let parts = InstanceParts { index, connected, default, users, weight, pool: pool.map(Box::from), limits };
         let Some(instance) = Instance::new(channel, id, phone, parts) else {
@@ -1621,5 +1620,22 @@ mod tests {
         assert_eq!(World::from_str(r#"{"locat\u0069ons":[{"id":"a"}]}"#, "w.json", &registry).unwrap().len(), 1);
         let late_pool = r#"{"locations":[{"id":"a","instances":[{"id":"x","channel":"whatsapp","pool":"p"}],"pools":[{"id":"p"}]}]}"#;
         assert!(World::from_json_reader(late_pool.as_bytes(), &registry).unwrap().is_some());
+    }
+
+    /// A refused instance still counts for the ones after it: its id is
+    /// taken, and an index is reported as used by the last instance that
+    /// claimed it.
+    #[test]
+    fn refused_instances_still_take_their_id_and_index() {
+        let text = "locations:\n  - id: l\n    instances:\n      - {id: a, channel: whatsapp, index: 0}\n      \
+                    - {id: a, channel: whatsapp, index: 1}\n      - {id: b, channel: whatsapp, index: 2}\n      \
+                    - {id: c, channel: whatsapp, index: 2}\n      - {id: d, channel: whatsapp, index: 2}\n";
+        let e = World::from_str(text, "w.yaml", &registry()).unwrap_err();
+        let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        assert!(messages[0].ends_with("instance `a`: index 0 is not allowed; indexes start at 1"), "{messages:?}");
+        assert!(messages[1].contains("duplicate instance id `a`"), "{messages:?}");
+        assert!(messages[2].contains("instance `c`: index 2 on whatsapp is already used by `b`"), "{messages:?}");
+        assert!(messages[3].contains("instance `d`: index 2 on whatsapp is already used by `c`"), "{messages:?}");
     }
 }
