@@ -114,31 +114,82 @@ pub struct InstanceSpec {
 
 /// A compiled instance: the spec with its index resolved and its phone
 /// number normalized once.
+///
+/// Compact, since a world holds millions: the channel id, the instance id,
+/// the phone as written and its digits share one allocation, and what most
+/// instances lack (a pool, limits) costs a pointer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
-    pub(crate) id: String,
-    pub(crate) channel: String,
+    /// The channel id, the id, the phone and its digits, end to end.
+    text: Box<str>,
+    /// Where the channel id, the id and the phone end in `text`.
+    ends: [u32; 3],
+    pub(crate) weight: u32,
     pub(crate) index: u64,
-    pub(crate) phone: String,
-    pub(crate) digits: String,
     pub(crate) connected: bool,
     pub(crate) default: bool,
-    pub(crate) users: Vec<String>,
+    /// Nearly always one user: kept inline.
+    pub(crate) users: Users,
+    pub(crate) pool: Option<Box<str>>,
+    limits: Option<Box<Limits>>,
+}
+
+/// An instance's users.
+pub(crate) type Users = smallvec::SmallVec<[String; 1]>;
+
+/// What [`Instance::new`] needs besides the texts.
+pub(crate) struct InstanceParts {
+    pub(crate) index: u64,
+    pub(crate) connected: bool,
+    pub(crate) default: bool,
+    pub(crate) users: Users,
     pub(crate) weight: u32,
-    pub(crate) pool: Option<String>,
+    pub(crate) pool: Option<Box<str>>,
     pub(crate) limits: Limits,
 }
 
 impl Instance {
+    /// Packs an instance; `None` when its texts are too long to index with
+    /// 32 bits (4 GiB).
+    pub(crate) fn new(channel: &str, id: &str, phone: &str, parts: InstanceParts) -> Option<Instance> {
+        let mut text = String::with_capacity(channel.len() + id.len() + 2 * phone.len());
+        text.push_str(channel);
+        let channel_end = u32::try_from(text.len()).ok()?;
+        text.push_str(id);
+        let id_end = u32::try_from(text.len()).ok()?;
+        text.push_str(phone);
+        let phone_end = u32::try_from(text.len()).ok()?;
+        normalize_phone_into(phone, &mut text);
+        u32::try_from(text.len()).ok()?;
+        let InstanceParts { index, connected, default, users, weight, pool, limits } = parts;
+        Some(Instance {
+            text: text.into_boxed_str(),
+            ends: [channel_end, id_end, phone_end],
+            weight,
+            index,
+            connected,
+            default,
+            users,
+            pool,
+            limits: (!limits.is_unlimited()).then(|| Box::new(limits)),
+        })
+    }
+
+    #[inline]
+    fn part(&self, from: u32, to: Option<u32>) -> &str {
+        let to = to.map_or(self.text.len(), |t| t as usize);
+        self.text.get(from as usize..to).unwrap_or_default()
+    }
+
     /// The instance id.
     #[inline]
     pub fn id(&self) -> &str {
-        &self.id
+        self.part(self.ends[0], Some(self.ends[1]))
     }
     /// The channel id, as registered (lower case).
     #[inline]
     pub fn channel(&self) -> &str {
-        &self.channel
+        self.part(0, Some(self.ends[0]))
     }
     /// The instance index on its channel (1 is the first).
     #[inline]
@@ -148,12 +199,12 @@ impl Instance {
     /// The phone number as written.
     #[inline]
     pub fn phone(&self) -> &str {
-        &self.phone
+        self.part(self.ends[1], Some(self.ends[2]))
     }
     /// The phone number reduced by [`normalize_phone`].
     #[inline]
     pub fn phone_digits(&self) -> &str {
-        &self.digits
+        self.part(self.ends[2], None)
     }
     /// Whether the instance may be selected at all.
     #[inline]
@@ -167,7 +218,7 @@ impl Instance {
     }
     /// Whether the instance has a phone number (`any_available` needs one).
     pub fn has_phone(&self) -> bool {
-        !self.phone.trim().is_empty()
+        !self.phone().trim().is_empty()
     }
     /// The CRM users assigned to this instance.
     #[inline]
@@ -188,14 +239,14 @@ impl Instance {
     /// The instance's own capacity limits ([`Limits::NONE`] when it has none).
     #[inline]
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        self.limits.as_deref().unwrap_or(&Limits::NONE)
     }
     /// A short human label: `wa-support (#2, +1 555 SUPPORT)`.
     pub fn label(&self) -> String {
         if self.has_phone() {
-            format!("{} (#{}, {})", self.id, self.index, self.phone)
+            format!("{} (#{}, {})", self.id(), self.index, self.phone())
         } else {
-            format!("{} (#{}, no phone)", self.id, self.index)
+            format!("{} (#{}, no phone)", self.id(), self.index)
         }
     }
 }

@@ -121,9 +121,48 @@ pub fn compile_rules_in(
 /// Reads a world file for a plan: against its registry (plugin channels
 /// included) and within its `limits.max_world_bytes`.
 pub fn load_world_for(path: impl AsRef<Path>, plan: &Plan) -> Result<World, FileErrors> {
-    let path = path.as_ref();
-    let text = read_text_limited(path, plan.limits().max_world_bytes, WORLD_LIMIT)?;
-    World::from_str(&text, &path.display().to_string(), plan.registry())
+    load_world_limited(path.as_ref(), plan.limits().max_world_bytes, WORLD_LIMIT, plan.registry())
+}
+
+/// Reads a world file of at most `max` bytes. A JSON world is streamed, a
+/// location at a time, never held whole ([`World::from_json_reader`]); a
+/// file the stream gives up on (a problem, an unusual form, an unreadable
+/// file) is then read whole, and [`World::diagnose`] reports what is wrong
+/// exactly as [`World::from_str`] would.
+fn load_world_limited(path: &Path, max: u64, setting: &str, registry: &Registry) -> Result<World, FileErrors> {
+    let name = path.display().to_string();
+    if !name.to_ascii_lowercase().ends_with(".json") {
+        let text = read_text_limited(path, max, setting)?;
+        return World::from_str(&text, &name, registry);
+    }
+    if let Some(world) = stream_world(path, max, registry) {
+        return Ok(world);
+    }
+    let text = read_text_limited(path, max, setting)?;
+    World::diagnose(&text, &name, registry)
+}
+
+/// A JSON world streamed from a regular file of at most `max` bytes;
+/// `None` for anything else (the caller reads the file whole).
+fn stream_world(path: &Path, max: u64, registry: &Registry) -> Option<World> {
+    use std::io::Read;
+    /// Counts the bytes read through it.
+    struct Counted<R>(R, u64);
+    impl<R: Read> Read for Counted<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > max {
+        return None;
+    }
+    let mut input = Counted(file.take(max.saturating_add(1)), 0);
+    let world = World::from_json_reader(&mut input, registry).ok().flatten()?;
+    (input.1 <= max).then_some(world)
 }
 
 /// Where the world size limit is set, for messages.
@@ -133,9 +172,7 @@ pub(crate) const WORLD_LIMIT: &str = "limits.max_world_bytes in rules.yaml";
 /// the plan's registry (`plan.registry()`) so that plugin channels are known;
 /// [`load_world_for`] also applies the plan's size limit.
 pub fn load_world(path: impl AsRef<Path>, registry: &Registry) -> Result<World, FileErrors> {
-    let path = path.as_ref();
-    let text = read_text(path)?;
-    World::from_str(&text, &path.display().to_string(), registry)
+    load_world_limited(path.as_ref(), u64::MAX, "", registry)
 }
 
 /// One decision for one request text: `select` on the parsed request, or
