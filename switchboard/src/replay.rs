@@ -575,7 +575,110 @@ fn read_lines(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use super::*;
+    use crate::capacity::{Reservation, Usage};
+    use crate::{ConversationKey, StoreError};
+
+    /// A store that counts every call made to it, and answers nothing.
+    #[derive(Default)]
+    struct Watched {
+        calls: AtomicUsize,
+    }
+
+    impl Watched {
+        fn called(&self) -> Result<(), StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::new(crate::capacity::StoreErrorKind::Unavailable, "the configured store"))
+        }
+    }
+
+    impl CapacityStore for Watched {
+        fn reserve(&self, _: &ReservationRequest<'_>) -> Result<Reservation, StoreError> {
+            self.called().map(|()| Reservation::Reserved)
+        }
+        fn usage(&self, _: &ReservationRequest<'_>) -> Result<Usage, StoreError> {
+            self.called().map(|()| Usage::default())
+        }
+        fn remember(&self, _: &ConversationKey<'_>, _: &str, _: Duration, _: Timestamp) -> Result<(), StoreError> {
+            self.called()
+        }
+        fn recall(&self, _: &ConversationKey<'_>, _: Timestamp) -> Result<Option<String>, StoreError> {
+            self.called().map(|()| None)
+        }
+        fn forget(&self, _: &ConversationKey<'_>) -> Result<bool, StoreError> {
+            self.called().map(|()| false)
+        }
+    }
+
+    const WORLD: &str = "locations:\n  - id: shop\n    instances:\n      - {id: im-1, channel: imessage, index: 1, phone: '1', connected: true, limits: {per_day: 3}}\n      - {id: im-2, channel: imessage, index: 2, phone: '2', connected: true}\n";
+
+    const RULES: &str =
+        "rules: [temporary_switch, {rule: conversation, ttl: 1h}, {rule: any_available, strategy: round_robin}]\n";
+
+    fn replay_text(plan: &Plan, world: &World, log: &str, workers: usize) -> Summary {
+        let options = Options { chunk: 1, workers, ..Options::default() };
+        replay(plan, world, io::Cursor::new(log.to_owned()), &options, &|_| {}).unwrap()
+    }
+
+    #[test]
+    fn history_is_kept_in_a_private_store_in_log_order_whatever_the_plan_has_attached() {
+        let registry = crate::registry().unwrap();
+        let compile = || Plan::compile(RULES, "rules.yaml", registry.clone()).unwrap();
+        let world = World::from_str(WORLD, "world.yaml", &registry).unwrap();
+        // The log: decided with a store, logged at `time` without `now`.
+        let original = compile().with_store(Arc::new(MemoryStore::new()));
+        let mut log = String::new();
+        let mut decided = Vec::new();
+        for (minute, contact, body) in [
+            (0, "a", "hi"),
+            (1, "b", "hi"),
+            (2, "b", "hi {TEMP-IM#1}"),
+            (3, "b", "hi"),
+            (4, "a", "hi"),
+            (5, "a", "hi"),
+            (6, "a", "hi"),
+        ] {
+            let time = format!("2026-11-25T14:{minute:02}:00Z");
+            let request = json!({"location": "shop", "channel": "imessage", "body": body, "contact": {"id": contact}});
+            let mut dated = request.clone();
+            dated["now"] = json!(time);
+            let decision = crate::decide_text(&dated.to_string(), |r| original.select(&world, r));
+            decided.push(Outcome::of(&decision).to_string());
+            let decision: Value = serde_json::from_str(&decision.to_json()).unwrap();
+            log.push_str(&format!("{}\n", json!({"time": time, "request": request, "decision": decision})));
+        }
+        assert_eq!(
+            decided,
+            [
+                "any_available/im-1",
+                "any_available/im-2",
+                "temporary_switch/im-1",
+                "conversation/im-2",
+                "conversation/im-1",
+                "any_available/im-2",
+                "conversation/im-2"
+            ]
+        );
+        // Replayed with a plan without a store, and with one whose store
+        // fails every call; asking for parallel workers or not.
+        let watched = Arc::new(Watched::default());
+        for attach in [false, true] {
+            for workers in [0, 4] {
+                let plan = if attach { compile().with_store(watched.clone()) } else { compile() };
+                let summary = replay_text(&plan, &world, &log, workers);
+                assert_eq!(
+                    summary.headline(),
+                    "7 decisions, 7 unchanged, 0 changed (0.0%)",
+                    "{:?}",
+                    summary.transitions
+                );
+            }
+        }
+        assert_eq!(watched.calls.load(Ordering::SeqCst), 0, "the configured store is never called");
+    }
 
     #[test]
     fn outcomes_render_as_rule_and_instance_or_error() {
