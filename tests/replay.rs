@@ -1,7 +1,10 @@
 //! `switchboard replay` (SPEC §12) on decision logs (SPEC §9) written here:
 //! transitions checked against counts computed independently with the
 //! library, the same configuration giving 0 changed, the `--max-changed`
-//! gate, JSON output, and unreadable lines and logs.
+//! gate, JSON output, and unreadable lines and logs. Capacity counts and
+//! conversation memory come from the log's own earlier decisions, in a
+//! private store: never from the replay's own decisions, nor the
+//! configured store (SPEC §10).
 
 use std::collections::BTreeMap;
 
@@ -249,4 +252,243 @@ fn a_bad_new_rules_file_exits_2_located() {
     let out = run(&args, "");
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("new.yaml:2:5: rules[0]: unknown rule"), "{}", text(&out.stderr));
+}
+
+/// A chain that remembers conversations (SPEC §10), with both overrides.
+const CONVERSATION: &str = "\
+rules:
+  - manual_override
+  - temporary_switch
+  - {rule: conversation, ttl: 1h}
+  - {rule: any_available, strategy: round_robin}
+";
+
+const IMESSAGE: &str = "\
+locations:
+  - id: shop
+    instances:
+      - {id: im-1, channel: imessage, index: 1, phone: '1', connected: true}
+      - {id: im-2, channel: imessage, index: 2, phone: '2', connected: true}
+      - {id: im-3, channel: imessage, index: 3, phone: '3', connected: true}
+";
+
+/// An iMessage request to `contact` dated `now` (none when empty).
+fn imessage(contact: &str, body: &str, now: &str) -> String {
+    let mut r = json!({"location": "shop", "channel": "imessage", "body": body, "contact": {"id": contact}});
+    if !now.is_empty() {
+        r["now"] = json!(now);
+    }
+    r.to_string()
+}
+
+/// `switchboard select --decision-log` over `requests`: the log's path.
+fn select_log(dir: &std::path::Path, rules: &str, world: &str, requests: &[String]) -> std::path::PathBuf {
+    let log = dir.join("decisions.jsonl");
+    let (rules, world) = (dir.join(rules), dir.join(world));
+    let input: String = requests.iter().map(|r| format!("{r}\n")).collect();
+    let out = run(&["select", "--rules", s(&rules), "--world", s(&world), "--decision-log", s(&log)], &input);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    log
+}
+
+/// The decisions of a log, as `rule/instance` or `error CODE KIND`.
+fn logged(log: &std::path::Path) -> Vec<String> {
+    let content = std::fs::read_to_string(log).unwrap();
+    content
+        .lines()
+        .map(|l| {
+            let d = &serde_json::from_str::<Value>(l).unwrap()["decision"];
+            match d["instance"]["id"].as_str() {
+                Some(id) => format!("{}/{id}", d["rule"].as_str().unwrap_or("-")),
+                None => format!("error {} {}", d["error"]["code"], d["error"]["kind"].as_str().unwrap()),
+            }
+        })
+        .collect()
+}
+
+/// `replay --format json` of `log` with `rules` and `world` (in `dir`).
+fn replay_json(dir: &std::path::Path, rules: &str, world: &str, log: &std::path::Path) -> Value {
+    let (rules, world) = (dir.join(rules), dir.join(world));
+    let out = run(&["replay", "--rules", s(&rules), "--world", s(&world), "--log", s(log), "--format", "json"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `(label, count)` of every transition of a JSON report.
+fn transitions(report: &Value) -> Vec<(String, u64)> {
+    let all = report["transitions"].as_array().unwrap();
+    all.iter().map(|t| (t["label"].as_str().unwrap().to_owned(), t["count"].as_u64().unwrap())).collect()
+}
+
+#[test]
+fn a_conversation_log_replayed_with_its_own_rules_changes_nothing() {
+    let dir = temp_with(&[("rules.yaml", CONVERSATION), ("world.yaml", IMESSAGE)]);
+    let at = |minute: u32| format!("2026-11-25T14:{minute:02}:00Z");
+    let mut requests: Vec<String> = Vec::new();
+    for (n, contact) in ["a", "b", "c", "a", "b", "c", "d", "a", "d"].iter().enumerate() {
+        requests.push(imessage(contact, "hi", &at(n as u32)));
+    }
+    // A temporary switch carries one message and is not remembered.
+    requests.push(imessage("a", "hi {TEMP-IM#3}", &at(10)));
+    requests.push(imessage("a", "hi", &at(11)));
+    // An override moves the conversation.
+    requests.push(imessage("b", "hi {IM#1}", &at(12)));
+    requests.push(imessage("b", "hi", &at(13)));
+    let log = select_log(dir.path(), "rules.yaml", "world.yaml", &requests);
+    let decided = logged(&log);
+    assert_eq!(
+        decided,
+        [
+            "any_available/im-1",
+            "any_available/im-2",
+            "any_available/im-3",
+            "conversation/im-1",
+            "conversation/im-2",
+            "conversation/im-3",
+            "any_available/im-1",
+            "conversation/im-1",
+            "conversation/im-1",
+            "temporary_switch/im-3",
+            "conversation/im-1",
+            "manual_override/im-1",
+            "conversation/im-1",
+        ]
+    );
+    let report = replay_json(dir.path(), "rules.yaml", "world.yaml", &log);
+    assert_eq!((report["decisions"].as_u64(), report["changed"].as_u64()), (Some(13), Some(0)), "{report}");
+}
+
+#[test]
+fn conversation_memory_comes_from_the_logged_decisions_not_the_replayed_ones() {
+    let without_override = CONVERSATION.replace("  - manual_override\n", "");
+    let dir = temp_with(&[("rules.yaml", CONVERSATION), ("new.yaml", &without_override), ("world.yaml", IMESSAGE)]);
+    let requests = [
+        imessage("a", "hi {IM#3}", "2026-11-25T14:00:00Z"),
+        imessage("a", "hi", "2026-11-25T14:01:00Z"),
+        imessage("a", "hi", "2026-11-25T14:02:00Z"),
+    ];
+    let log = select_log(dir.path(), "rules.yaml", "world.yaml", &requests);
+    assert_eq!(logged(&log), ["manual_override/im-3", "conversation/im-3", "conversation/im-3"]);
+    // Without `manual_override` the first message goes elsewhere, but the
+    // log says im-3 carried it: the conversation stays there.
+    let report = replay_json(dir.path(), "new.yaml", "world.yaml", &log);
+    assert_eq!(transitions(&report), [("manual_override/im-3 → any_available/im-1".to_owned(), 1)], "{report}");
+    assert_eq!(report["unchanged"], 2);
+}
+
+#[test]
+fn requests_without_now_are_decided_as_of_their_logged_time() {
+    // Logged at these times, without `now` in the request: memory expires
+    // an hour after the last message, by the log's clock.
+    let plan = switchboard::compile_rules(CONVERSATION, std::path::Path::new("rules.yaml"), &registry()).unwrap();
+    let w = world(IMESSAGE);
+    let times = ["2026-11-25T14:00:00Z", "2026-11-25T14:30:00Z", "2026-11-25T14:30:00Z", "2026-11-25T16:00:00Z"];
+    let mut lines = Vec::new();
+    let mut decided = Vec::new();
+    for (n, (contact, time)) in ["a", "a", "b", "a"].iter().zip(times).enumerate() {
+        let d = switchboard::decide_text(&imessage(contact, "hi", time), |r| plan.select(&w, r));
+        decided.push(label(&d));
+        let decision: Value = serde_json::from_str(&d.to_json()).unwrap();
+        let request: Value = serde_json::from_str(&imessage(contact, "hi", "")).unwrap();
+        lines.push(json!({"decision_id": format!("d{n}"), "time": time, "request": request, "decision": decision}));
+    }
+    assert_eq!(decided, ["any_available/im-1", "conversation/im-1", "any_available/im-2", "any_available/im-3"]);
+    let dir = temp_with(&[("rules.yaml", CONVERSATION), ("world.yaml", IMESSAGE)]);
+    let log = dir.path().join("decisions.jsonl");
+    std::fs::write(&log, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let report = replay_json(dir.path(), "rules.yaml", "world.yaml", &log);
+    assert_eq!(report["changed"], 0, "{report}");
+}
+
+const UNLIMITED: &str = "\
+locations:
+  - id: shop
+    instances:
+      - {id: wa-1, channel: whatsapp, index: 1, phone: '1', connected: true}
+      - {id: wa-2, channel: whatsapp, index: 2, phone: '2', connected: true}
+";
+
+/// Ten WhatsApp requests in one day, to contacts `contacts[i % len]`.
+fn ten_requests(contacts: &[&str]) -> Vec<String> {
+    (0..10)
+        .map(|i| {
+            json!({"location": "shop", "channel": "whatsapp", "body": "hi",
+                   "contact": {"id": contacts[i % contacts.len()]}, "now": format!("2026-11-25T14:{i:02}:00Z")})
+            .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn new_limits_are_measured_against_the_logs_own_traffic() {
+    let limited = UNLIMITED
+        .replace("connected: true}\n      - {id: wa-2", "connected: true, limits: {per_day: 4}}\n      - {id: wa-2");
+    let alone = "locations:\n  - id: shop\n    instances:\n      - {id: wa-1, channel: whatsapp, index: 1, phone: '1', connected: true, limits: {per_day: 4}}\n";
+    let pooled = "\
+locations:
+  - id: shop
+    pools: [{id: brand, limits: {per_day: 4}}]
+    instances:
+      - {id: wa-1, channel: whatsapp, index: 1, phone: '1', connected: true, pool: brand}
+      - {id: wa-2, channel: whatsapp, index: 2, phone: '2', connected: true, pool: brand}
+      - {id: wa-3, channel: whatsapp, index: 3, phone: '3', connected: true}
+";
+    let dir = temp_with(&[
+        ("rules.yaml", "rules: [any_available]\n"),
+        ("world.yaml", UNLIMITED),
+        ("limited.yaml", &limited),
+        ("alone.yaml", alone),
+        ("pooled.yaml", pooled),
+    ]);
+    let requests = ten_requests(&["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"]);
+    let log = select_log(dir.path(), "rules.yaml", "world.yaml", &requests);
+    assert!(logged(&log).iter().all(|d| d == "any_available/wa-1"), "{:?}", logged(&log));
+    // wa-1 took 10 decisions that day; with room for 4, the other 6 move…
+    let report = replay_json(dir.path(), "rules.yaml", "limited.yaml", &log);
+    assert_eq!(transitions(&report), [("any_available/wa-1 → any_available/wa-2".to_owned(), 6)], "{report}");
+    assert_eq!(report["transitions"][0]["example_line"], 5);
+    // …or find nowhere to go…
+    let report = replay_json(dir.path(), "rules.yaml", "alone.yaml", &log);
+    let exhausted = "any_available/wa-1 → error 106 capacity_exhausted";
+    assert_eq!(transitions(&report), [(exhausted.to_owned(), 6)], "{report}");
+    // …and a pool counts what its instances took.
+    let report = replay_json(dir.path(), "rules.yaml", "pooled.yaml", &log);
+    assert_eq!(transitions(&report), [("any_available/wa-1 → any_available/wa-3".to_owned(), 6)], "{report}");
+}
+
+#[test]
+fn contacts_per_day_counts_the_contacts_the_log_messaged() {
+    let limited = UNLIMITED.replace(
+        "connected: true}\n      - {id: wa-2",
+        "connected: true, limits: {contacts_per_day: 3}}\n      - {id: wa-2",
+    );
+    let dir =
+        temp_with(&[("rules.yaml", "rules: [any_available]\n"), ("world.yaml", UNLIMITED), ("limited.yaml", &limited)]);
+    // c0…c4, then c0…c4 again: all on wa-1 in the log.
+    let log = select_log(dir.path(), "rules.yaml", "world.yaml", &ten_requests(&["c0", "c1", "c2", "c3", "c4"]));
+    // With room for 3 contacts, c3 and c4 are new contacts refused on their
+    // first message; their second message reaches a contact the log had
+    // wa-1 message that day, which passes, as c0…c2 do.
+    let report = replay_json(dir.path(), "rules.yaml", "limited.yaml", &log);
+    assert_eq!(transitions(&report), [("any_available/wa-1 → any_available/wa-2".to_owned(), 2)], "{report}");
+    assert_eq!(report["transitions"][0]["example_line"], 4);
+}
+
+#[test]
+fn replay_never_uses_the_configured_store() {
+    // Nothing listens on port 1: any call to that Redis would answer 108.
+    let redis = format!("{CONVERSATION}capacity: {{store: redis, redis_url: 'redis://127.0.0.1:1/0'}}\n");
+    let limited =
+        IMESSAGE.replace("phone: '1', connected: true}", "phone: '1', connected: true, limits: {per_day: 2}}");
+    let dir = temp_with(&[("rules.yaml", CONVERSATION), ("redis.yaml", &redis), ("world.yaml", &limited)]);
+    let requests: Vec<String> = ["a", "b", "c", "d", "a", "b", "e", "d"]
+        .iter()
+        .enumerate()
+        .map(|(n, c)| imessage(c, "hi", &format!("2026-11-25T14:{n:02}:00Z")))
+        .collect();
+    let log = select_log(dir.path(), "rules.yaml", "world.yaml", &requests);
+    assert!(logged(&log).iter().any(|d| d.starts_with("conversation/")), "{:?}", logged(&log));
+    let report = replay_json(dir.path(), "redis.yaml", "world.yaml", &log);
+    assert_eq!((report["decisions"].as_u64(), report["changed"].as_u64()), (Some(8), Some(0)), "{report}");
+    assert!(!report.to_string().contains("108"), "{report}");
 }

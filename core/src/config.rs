@@ -380,6 +380,23 @@ impl Plan {
         self.registry.channel_position(channel).and_then(|p| self.chains.get(p)).is_some_and(|c| c.reads_usage)
     }
 
+    /// How long the chain of `channel` remembers a selected decision as the
+    /// contact's conversation instance: the `ttl` of its first rule that
+    /// reads conversation memory (`conversation`); `None` when it has none
+    /// (or the channel is unknown), and then nothing is remembered there.
+    pub fn memory_ttl(&self, channel: &str) -> Option<std::time::Duration> {
+        self.registry.channel_position(channel).and_then(|p| self.chains.get(p)).and_then(|c| c.memory_ttl)
+    }
+
+    /// Whether a decision selected by the rule `rule` is remembered as the
+    /// contact's conversation instance in the chain of `channel`
+    /// ([`SelectionRule::is_remembered`]: `temporary_switch` is not);
+    /// `None` when that chain has no enabled rule `rule`.
+    pub fn is_remembered(&self, channel: &str, rule: &str) -> Option<bool> {
+        let chain = self.registry.channel_position(channel).and_then(|p| self.chains.get(p))?;
+        chain.steps.iter().find(|s| s.id == rule).map(|s| s.rule.is_remembered())
+    }
+
     /// The capacity store attached to this plan, if any.
     pub fn store(&self) -> Option<&Arc<dyn CapacityStore>> {
         self.store.as_ref()

@@ -4,9 +4,28 @@
 //! transition (`old rule/instance → new rule/instance`) with its count and
 //! one example request.
 //!
-//! The log streams through in chunks decided on every core, in memory
-//! bounded by the chunk queue and the number of distinct transitions, not
-//! by the log's length.
+//! Each request is decided as of its logged `time` (unless it carries its
+//! own `now`) with [`Plan::preview`], so a replay never counts against
+//! capacity. Capacity and conversation state in a replay come from the
+//! log's own earlier decisions, in a private store; the live store is never
+//! read or written. Before line N is decided, a private [`MemoryStore`]
+//! attached to a clone of the new plan holds exactly what the *logged*
+//! decisions of lines 1 to N−1 did: each one that selected an instance is counted against that
+//! instance (and its pool, when the world gives it one) with its contact at
+//! its time, and is remembered as the contact's conversation instance (with
+//! the `ttl` of the new chain's `conversation` rule, when it has one)
+//! unless `temporary_switch` decided it. So a new `conversation` rule
+//! recalls what the log's traffic would have left, and new limits are
+//! measured against the log's own traffic, not against an empty store nor
+//! against a production Redis as it is now.
+//!
+//! That history needs log order: when the new plan counts capacity or
+//! remembers conversations ([`Plan::counts_capacity`]), the log is decided
+//! by one thread in log order while another reads ahead; otherwise the log
+//! streams through in chunks decided on every core. Either way memory is
+//! bounded by the chunk queue and the number of distinct transitions (plus,
+//! with history, the private store: counts per instance and the
+//! conversations still within their `ttl`), not by the log's length.
 //!
 //! ```no_run
 //! use switchboard::replay::{replay, Options};
@@ -24,13 +43,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::{Decision, Diagnostic, Plan, World};
+use switchboard_state::MemoryStore;
+
+use crate::capacity::{clock, jiff::Timestamp, Limits, PoolRef, Remember};
+use crate::{CapacityStore, Decision, Diagnostic, Location, Plan, Request, ReservationRequest, World};
 
 /// What a decision is compared on: the deciding rule and the selected
 /// instance, or, for an error, its code and kind (the rule that raised it
@@ -149,7 +171,9 @@ pub struct Options {
     pub max_line_bytes: usize,
     /// Lines per chunk handed to a worker.
     pub chunk: usize,
-    /// Worker threads (0: one per core, at most 8).
+    /// Worker threads (0: one per core, at most 8); one, whatever this says,
+    /// when the new plan counts capacity or remembers conversations (the
+    /// log's history is then kept in log order).
     pub workers: usize,
 }
 
@@ -285,7 +309,9 @@ impl Tally {
         }
     }
 
-    fn line(&mut self, plan: &Plan, world: &World, number: u64, text: &str) {
+    /// Decides line `number` again with `plan` and compares; with a
+    /// `history`, then records what its logged decision did.
+    fn line(&mut self, plan: &Plan, world: &World, history: Option<&History>, number: u64, text: &str) {
         let parsed: LogLine<'_> = match serde_json::from_str(text) {
             Ok(p) => p,
             Err(e) => return self.unreadable(number, located(number, &e)),
@@ -304,7 +330,10 @@ impl Tally {
             Some(Ok(text)) => std::borrow::Cow::Owned(text),
             _ => std::borrow::Cow::Borrowed(raw),
         };
-        let decision = decide_as_of(plan, world, &request_text, parsed.time.as_deref());
+        let (decision, request) = decide_as_of(plan, world, &request_text, parsed.time.as_deref());
+        if let (Some(history), Some(request)) = (history, &request) {
+            history.record(plan, world, request, &old);
+        }
         self.decisions += 1;
         if !old.is(&decision) {
             let new = Outcome::of(&decision);
@@ -355,16 +384,86 @@ impl Tally {
     }
 }
 
-/// Decides a logged request again, as of the time it was logged, without
-/// counting against capacity.
-///
-/// Today no rule reads a clock and [`Plan::select`] counts nothing, so the
-/// time is not used. When requests carry `now` (SPEC §10), this is the one
-/// place that sets it from the logged `time` (unless the request has its own)
-/// and selects without reserving capacity.
-fn decide_as_of(plan: &Plan, world: &World, request: &str, time: Option<&str>) -> Decision {
-    let _as_of = time;
-    crate::decide_text(request, |r| plan.select(world, r))
+/// Decides a logged request again, as of the time it was logged (the
+/// logged `time`, unless the request carries its own `now`; a missing or
+/// unreadable `time` leaves the clock), without counting against capacity
+/// or remembering anything. Also answers the request as decided, when it
+/// could be read.
+fn decide_as_of(plan: &Plan, world: &World, request: &str, time: Option<&str>) -> (Decision, Option<Request>) {
+    let mut request = match crate::parse_request(request) {
+        Ok(request) => request,
+        Err(decision) => return (decision, None),
+    };
+    if request.now.is_none() {
+        request.now = time.and_then(|t| t.parse::<Timestamp>().ok());
+    }
+    (plan.preview(world, &request), Some(request))
+}
+
+/// The rule whose selections are not remembered, for a logged rule that the
+/// new chain no longer has (a rule in the chain answers for itself).
+const TEMPORARY_SWITCH: &str = "temporary_switch";
+
+/// The log's own history: what the logged decisions read so far did to
+/// capacity counts and conversation memory, in a private store that the
+/// replayed plan reads (see the module docs).
+struct History {
+    store: Arc<MemoryStore>,
+}
+
+impl History {
+    /// Records the logged decision of `request`, decided `logged`: when it
+    /// selected an instance, counts it (and its pool) at the request's time
+    /// with its contact, and remembers it as the contact's conversation
+    /// instance when the new chain of its channel remembers and the logged
+    /// rule is remembered. A request whose location is not known (in the
+    /// world, or inline) records nothing: the new configuration cannot
+    /// decide it either.
+    fn record(&self, plan: &Plan, world: &World, request: &Request, logged: &Outcome) {
+        let Outcome::Selected { rule, instance } = logged else { return };
+        let inline;
+        let location: &Location = match &request.instances {
+            Some(specs) => match Location::from_specs(&request.location, specs, plan.registry()) {
+                Ok(location) => {
+                    inline = location;
+                    &inline
+                }
+                Err(_) => return,
+            },
+            None => match world.location(&request.location) {
+                Some(location) => location,
+                None => return,
+            },
+        };
+        let selected = location.instances().iter().find(|i| i.id() == instance);
+        let pool = selected.and_then(|i| i.pool()).and_then(|p| location.pool(p));
+        let contact = request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty());
+        let remember = plan.registry().channel_id(&request.channel).and_then(|channel| {
+            let ttl = plan.memory_ttl(channel)?;
+            let remembered = rule
+                .as_deref()
+                .is_none_or(|rule| plan.is_remembered(channel, rule).unwrap_or(rule != TEMPORARY_SWITCH));
+            remembered.then_some(Remember { channel, ttl })
+        });
+        let now = request.now.unwrap_or_else(clock);
+        let reservation = ReservationRequest {
+            limits: selected.map_or(Limits::NONE, |i| counting(i.limits())),
+            pool: pool.map(|p| PoolRef { id: p.id(), limits: counting(p.limits()) }),
+            contact,
+            remember,
+            ..ReservationRequest::new(location.id(), location.timezone(), instance, now)
+        };
+        // Limits that are never reached: the memory store always counts,
+        // and never fails.
+        let _ = self.store.reserve(&reservation);
+    }
+}
+
+/// Limits that never refuse a reservation but make a store keep what
+/// `limits` reads: the day's set of contacts when `contacts_per_day` is set
+/// (a store counts distinct contacts only under that limit).
+fn counting(limits: &Limits) -> Limits {
+    Limits { contacts_per_day: limits.contacts_per_day.map(|_| u32::MAX), ..Limits::NONE }
 }
 
 fn located(number: u64, e: &serde_json::Error) -> Diagnostic {
@@ -387,6 +486,11 @@ enum Line {
 /// ends the replay; a line that is not a logged decision (bad JSON, not
 /// UTF-8, longer than the limit, missing `request` or `decision`) is
 /// counted as unreadable and skipped. Blank lines are skipped.
+///
+/// The store attached to `plan` is never used: capacity counts and
+/// conversation memory come from the log's own earlier decisions, in a
+/// private memory store (see the module docs), and then the log is decided
+/// in log order by one thread.
 pub fn replay(
     plan: &Plan,
     world: &World,
@@ -394,9 +498,14 @@ pub fn replay(
     options: &Options,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<Summary> {
-    let workers = match options.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8),
-        n => n,
+    let store = Arc::new(MemoryStore::new());
+    let plan = &plan.clone().with_store(store.clone());
+    let history = plan.counts_capacity(world).then(|| History { store });
+    let history = history.as_ref();
+    let workers = match (history, options.workers) {
+        (Some(_), _) => 1,
+        (None, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8),
+        (None, n) => n,
     };
     let chunk = options.chunk.max(1);
     let (work_tx, work_rx) = mpsc::sync_channel::<Vec<Line>>(workers * 2);
@@ -412,7 +521,7 @@ pub fn replay(
                         let Ok(lines) = job else { break };
                         for line in lines {
                             match line {
-                                Line::Text(n, text) => tally.line(plan, world, n, &text),
+                                Line::Text(n, text) => tally.line(plan, world, history, n, &text),
                                 Line::Unreadable(n, why) => tally
                                     .unreadable(n, Diagnostic { line: Some(n as usize), ..Diagnostic::unlocated(why) }),
                             }
@@ -466,7 +575,110 @@ fn read_lines(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use super::*;
+    use crate::capacity::{Reservation, Usage};
+    use crate::{ConversationKey, StoreError};
+
+    /// A store that counts every call made to it, and answers nothing.
+    #[derive(Default)]
+    struct Watched {
+        calls: AtomicUsize,
+    }
+
+    impl Watched {
+        fn called(&self) -> Result<(), StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::new(crate::capacity::StoreErrorKind::Unavailable, "the configured store"))
+        }
+    }
+
+    impl CapacityStore for Watched {
+        fn reserve(&self, _: &ReservationRequest<'_>) -> Result<Reservation, StoreError> {
+            self.called().map(|()| Reservation::Reserved)
+        }
+        fn usage(&self, _: &ReservationRequest<'_>) -> Result<Usage, StoreError> {
+            self.called().map(|()| Usage::default())
+        }
+        fn remember(&self, _: &ConversationKey<'_>, _: &str, _: Duration, _: Timestamp) -> Result<(), StoreError> {
+            self.called()
+        }
+        fn recall(&self, _: &ConversationKey<'_>, _: Timestamp) -> Result<Option<String>, StoreError> {
+            self.called().map(|()| None)
+        }
+        fn forget(&self, _: &ConversationKey<'_>) -> Result<bool, StoreError> {
+            self.called().map(|()| false)
+        }
+    }
+
+    const WORLD: &str = "locations:\n  - id: shop\n    instances:\n      - {id: im-1, channel: imessage, index: 1, phone: '1', connected: true, limits: {per_day: 3}}\n      - {id: im-2, channel: imessage, index: 2, phone: '2', connected: true}\n";
+
+    const RULES: &str =
+        "rules: [temporary_switch, {rule: conversation, ttl: 1h}, {rule: any_available, strategy: round_robin}]\n";
+
+    fn replay_text(plan: &Plan, world: &World, log: &str, workers: usize) -> Summary {
+        let options = Options { chunk: 1, workers, ..Options::default() };
+        replay(plan, world, io::Cursor::new(log.to_owned()), &options, &|_| {}).unwrap()
+    }
+
+    #[test]
+    fn history_is_kept_in_a_private_store_in_log_order_whatever_the_plan_has_attached() {
+        let registry = crate::registry().unwrap();
+        let compile = || Plan::compile(RULES, "rules.yaml", registry.clone()).unwrap();
+        let world = World::from_str(WORLD, "world.yaml", &registry).unwrap();
+        // The log: decided with a store, logged at `time` without `now`.
+        let original = compile().with_store(Arc::new(MemoryStore::new()));
+        let mut log = String::new();
+        let mut decided = Vec::new();
+        for (minute, contact, body) in [
+            (0, "a", "hi"),
+            (1, "b", "hi"),
+            (2, "b", "hi {TEMP-IM#1}"),
+            (3, "b", "hi"),
+            (4, "a", "hi"),
+            (5, "a", "hi"),
+            (6, "a", "hi"),
+        ] {
+            let time = format!("2026-11-25T14:{minute:02}:00Z");
+            let request = json!({"location": "shop", "channel": "imessage", "body": body, "contact": {"id": contact}});
+            let mut dated = request.clone();
+            dated["now"] = json!(time);
+            let decision = crate::decide_text(&dated.to_string(), |r| original.select(&world, r));
+            decided.push(Outcome::of(&decision).to_string());
+            let decision: Value = serde_json::from_str(&decision.to_json()).unwrap();
+            log.push_str(&format!("{}\n", json!({"time": time, "request": request, "decision": decision})));
+        }
+        assert_eq!(
+            decided,
+            [
+                "any_available/im-1",
+                "any_available/im-2",
+                "temporary_switch/im-1",
+                "conversation/im-2",
+                "conversation/im-1",
+                "any_available/im-2",
+                "conversation/im-2"
+            ]
+        );
+        // Replayed with a plan without a store, and with one whose store
+        // fails every call; asking for parallel workers or not.
+        let watched = Arc::new(Watched::default());
+        for attach in [false, true] {
+            for workers in [0, 4] {
+                let plan = if attach { compile().with_store(watched.clone()) } else { compile() };
+                let summary = replay_text(&plan, &world, &log, workers);
+                assert_eq!(
+                    summary.headline(),
+                    "7 decisions, 7 unchanged, 0 changed (0.0%)",
+                    "{:?}",
+                    summary.transitions
+                );
+            }
+        }
+        assert_eq!(watched.calls.load(Ordering::SeqCst), 0, "the configured store is never called");
+    }
 
     #[test]
     fn outcomes_render_as_rule_and_instance_or_error() {

@@ -1,6 +1,9 @@
 //! `switchboard replay`: re-decides a decision log with new rules and
-//! prints what would change (SPEC §12). A progress bar is drawn on stderr
-//! only when stderr is a terminal.
+//! prints what would change (SPEC §12). Capacity and conversation state in
+//! a replay come from the log's own earlier decisions, in a private store;
+//! the store the rules name (`capacity:`, a production Redis included) is
+//! never read or written ([`switchboard::replay`]). A progress bar is drawn
+//! on stderr only when stderr is a terminal.
 
 use std::io::{IsTerminal, Write};
 
