@@ -8,7 +8,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHasher};
 use switchboard_core::capacity::{
     jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, LimitKind, Limits, Reservation,
-    ReservationRequest, Scope, StoreError, StoreErrorKind, Usage, Window,
+    ReservationRequest, Scope, StoreError, Usage, Window,
 };
 
 /// Shards of the counters; a power of two.
@@ -167,13 +167,13 @@ impl<V> Paired<V> {
     }
 }
 
-impl<V> Paired<V> {
+impl<V: Default> Paired<V> {
     #[inline]
-    fn get_or_insert_with(&mut self, hash: u64, location: &str, id: &str, new: impl FnOnce() -> V) -> &mut V {
+    fn get_or_insert(&mut self, hash: u64, location: &str, id: &str) -> &mut V {
         let eq = |(h, l, i, _): &(u64, Box<str>, Box<str>, V)| *h == hash && same(i, id) && same(l, location);
         match self.table.entry(hash, eq, |(h, _, _, _)| *h) {
             Entry::Occupied(entry) => &mut entry.into_mut().3,
-            Entry::Vacant(entry) => &mut entry.insert((hash, location.into(), id.into(), new())).into_mut().3,
+            Entry::Vacant(entry) => &mut entry.insert((hash, location.into(), id.into(), V::default())).into_mut().3,
         }
     }
 }
@@ -187,43 +187,20 @@ fn pair_hash(location: u64, id: u64) -> u64 {
 }
 
 /// The counters of the locations whose hash picks this shard: instances
-/// keyed by (location, id), and pools, kept in `pool_counts` at the
-/// position `pools` gives for (location, id) (pools are never dropped, so
-/// a position stays theirs).
+/// and pools, each keyed by (location, id).
 #[derive(Default)]
 struct Shard {
     instances: Paired<Counted>,
-    pools: Paired<usize>,
-    pool_counts: Vec<Subject>,
+    pools: Paired<Subject>,
 }
 
-/// The position in `pool_counts` of pool `id` of `location` in `pools`,
-/// added if new.
-#[cold]
-fn pool_position(
-    pools: &mut Paired<usize>,
-    pool_counts: &mut Vec<Subject>,
-    location_hash: u64,
-    location: &str,
-    id: &str,
-) -> usize {
-    let next = pool_counts.len();
-    let position = *pools.get_or_insert_with(pair_hash(location_hash, hash_str(id)), location, id, || next);
-    if position == next {
-        pool_counts.push(Subject::default());
-    }
-    position
-}
-
-/// An instance's counts, its location's calendar (window starts without
-/// timezone look-ups; each instance keeps its own, so one probe finds
-/// both), and the pool it was last counted in with its position in
-/// [`Shard::pool_counts`] (a reload may move it to another pool).
+/// An instance's counts, and its location's calendar (window starts
+/// without timezone look-ups; each instance keeps its own, so one probe
+/// finds both).
 #[derive(Default)]
 struct Counted {
     subject: Subject,
     calendar: Option<Calendar>,
-    pool: Option<(Box<str>, usize)>,
 }
 
 /// The window starts of `request` (minute, hour, day), from the calendar
@@ -382,32 +359,17 @@ impl CapacityStore for MemoryStore {
     fn reserve(&self, request: &ReservationRequest<'_>) -> Result<Reservation, StoreError> {
         let location_hash = hash_str(request.location);
         let instance_hash = pair_hash(location_hash, hash_str(request.instance));
+        let pool = request.pool.map(|pool| (pool, pair_hash(location_hash, hash_str(pool.id))));
         // The contact matters only to a `contacts_per_day` limit.
         let per_contact = |limits: &Limits| limits.contacts_per_day.is_some();
         let contact = request
             .contact
-            .filter(|_| per_contact(&request.limits) || request.pool.is_some_and(|pool| per_contact(&pool.limits)))
+            .filter(|_| per_contact(&request.limits) || pool.is_some_and(|(pool, _)| per_contact(&pool.limits)))
             .map(|c| (hash_str(c), c));
-        let mut guard = self.shard(location_hash);
-        let Shard { instances, pools, pool_counts } = &mut *guard;
-        let counted = instances.get_or_insert_with(instance_hash, request.location, request.instance, Counted::default);
-        // The instance's pool: where it was counted last time (one
-        // comparison of ids), else looked up.
-        let pool = match request.pool {
-            Some(pool) => {
-                let position = match &counted.pool {
-                    Some((id, position)) if same(id, pool.id) => *position,
-                    _ => {
-                        let position = pool_position(pools, pool_counts, location_hash, request.location, pool.id);
-                        counted.pool = Some((pool.id.into(), position));
-                        position
-                    }
-                };
-                Some((pool, position))
-            }
-            None => None,
-        };
-        let Counted { subject: instance, calendar, .. } = counted;
+        let mut shard = self.shard(location_hash);
+        let Shard { instances, pools } = &mut *shard;
+        let Counted { subject: instance, calendar } =
+            instances.get_or_insert(instance_hash, request.location, request.instance);
         let starts = starts_in(calendar, request);
         let refused =
             |scope, (kind, count, limit)| Ok(Reservation::AtCapacity(AtCapacity { scope, kind, count, limit }));
@@ -416,10 +378,8 @@ impl CapacityStore for MemoryStore {
             Err(reached) => return refused(Scope::Instance, reached),
         };
         let pool = match pool {
-            Some((pool, position)) => {
-                let Some(subject) = pool_counts.get_mut(position) else {
-                    return Err(StoreError::new(StoreErrorKind::Protocol, "the memory store lost a pool's counts"));
-                };
+            Some((pool, hash)) => {
+                let subject = pools.get_or_insert(hash, request.location, pool.id);
                 match subject.check(&starts, &pool.limits, contact) {
                     Ok(seen) => Some((subject, pool.limits, seen)),
                     Err(reached) => return refused(Scope::Pool, reached),
@@ -432,7 +392,7 @@ impl CapacityStore for MemoryStore {
             subject.count(&starts, &limits, contact, seen);
         }
         instance.count(&starts, &request.limits, contact, instance_seen);
-        drop(guard);
+        drop(shard);
         if let (Some(remember), Some(contact)) = (request.remember, request.contact) {
             let key = ConversationKey { location: request.location, channel: remember.channel, contact };
             self.remember(&key, request.instance, remember.ttl, request.now)?;
@@ -445,7 +405,7 @@ impl CapacityStore for MemoryStore {
         let contact = request.contact.map(|c| (hash_str(c), c));
         let instance_hash = pair_hash(location_hash, hash_str(request.instance));
         let mut shard = self.shard(location_hash);
-        let Shard { instances, pools, pool_counts } = &mut *shard;
+        let Shard { instances, pools } = &mut *shard;
         let mut instance = instances.get_mut(instance_hash, request.location, request.instance);
         let starts = match instance.as_deref_mut() {
             Some(counted) => starts_in(&mut counted.calendar, request),
@@ -453,10 +413,9 @@ impl CapacityStore for MemoryStore {
         };
         let read = |subject: Option<&Subject>| subject.map(|s| s.counts(&starts, contact)).unwrap_or_default();
         let instance = read(instance.map(|counted| &counted.subject));
-        let pool = request.pool.map(|pool| {
-            let position = pools.get(pair_hash(location_hash, hash_str(pool.id)), request.location, pool.id);
-            read(position.and_then(|p| pool_counts.get(*p)))
-        });
+        let pool = request
+            .pool
+            .map(|pool| read(pools.get(pair_hash(location_hash, hash_str(pool.id)), request.location, pool.id)));
         Ok(Usage::from_parts(instance, pool))
     }
 
