@@ -51,6 +51,7 @@ use jiff::Timestamp;
 /// [`Timestamp::now`]. Windows are minutes or longer and TTLs seconds or
 /// longer, so milliseconds of resolution change no decision, while the
 /// precise clock alone cost about a fifth of a decision with limits.
+#[inline]
 pub fn clock() -> Timestamp {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -117,6 +118,7 @@ impl Limits {
     pub const NONE: Limits = Limits { per_minute: None, per_hour: None, per_day: None, contacts_per_day: None };
 
     /// Whether every limit is absent.
+    #[inline]
     pub fn is_unlimited(&self) -> bool {
         *self == Limits::NONE
     }
@@ -133,6 +135,7 @@ impl Limits {
     }
 
     /// The decision-count limit of one window.
+    #[inline]
     pub fn get(&self, window: Window) -> Option<u32> {
         match window {
             Window::Minute => self.per_minute,
@@ -149,6 +152,7 @@ impl Limits {
     ///
     /// Every store uses this order, so an explanation names the same limit
     /// whichever store answered.
+    #[inline]
     pub fn first_reached(&self, counts: &Counts, contact_is_new: bool) -> Option<(LimitKind, u64, u32)> {
         for window in Window::ALL {
             if let Some(limit) = self.get(window) {
@@ -266,7 +270,18 @@ impl fmt::Display for Window {
 #[derive(Debug, Clone)]
 pub struct Calendar {
     tz: TimeZone,
+    /// The last answer and the seconds `[from, until)` it holds for: the
+    /// intersection of its three windows, so any instant inside has the
+    /// same starts (two comparisons for a stream of reservations).
+    last: Option<LastStarts>,
     cached: Option<CachedDay>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastStarts {
+    from: i64,
+    until: i64,
+    starts: [i64; 3],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -282,7 +297,7 @@ struct CachedDay {
 impl Calendar {
     /// A calendar of `tz`, empty.
     pub fn new(tz: TimeZone) -> Calendar {
-        Calendar { tz, cached: None }
+        Calendar { tz, last: None, cached: None }
     }
 
     /// The timezone.
@@ -292,26 +307,45 @@ impl Calendar {
 
     /// Whether this is the calendar of `tz` (cheap when both have IANA
     /// names).
+    #[inline]
     pub fn is_of(&self, tz: &TimeZone) -> bool {
         match (self.tz.iana_name(), tz.iana_name()) {
-            (Some(mine), Some(theirs)) => mine == theirs,
+            // Clones of one zone share their name: no comparison of bytes.
+            (Some(mine), Some(theirs)) => std::ptr::eq(mine, theirs) || mine == theirs,
             _ => self.tz == *tz,
         }
     }
 
     /// The start (Unix seconds) of the minute, hour and day windows
     /// containing `now`: `Window::ALL.map(|w| w.span(now, tz).start)`.
+    #[inline]
     pub fn starts(&mut self, now: Timestamp) -> [i64; 3] {
         let mut second = now.as_second();
         if now.subsec_nanosecond() < 0 {
             second -= 1;
         }
+        match self.last {
+            Some(last) if last.from <= second && second < last.until => last.starts,
+            _ => self.starts_anew(second, now),
+        }
+    }
+
+    /// [`Calendar::starts`] outside the last answer's windows.
+    #[cold]
+    fn starts_anew(&mut self, second: i64, now: Timestamp) -> [i64; 3] {
         if let Some(c) = self.cached {
             if (c.day_start..c.day_end).contains(&second) && (c.stable_from..c.stable_until).contains(&second) {
                 let local = second.saturating_add(c.offset);
                 let hour = second - local.rem_euclid(3600);
                 if hour >= c.stable_from {
-                    return [second - local.rem_euclid(60), hour, c.day_start];
+                    // The offset holds on [stable_from, stable_until), which
+                    // contains the whole local hour: the minute is the local
+                    // clock's, inside the hour and the day.
+                    let minute = second - local.rem_euclid(60);
+                    let starts = [minute, hour, c.day_start];
+                    let until = minute.saturating_add(60).min(c.stable_until).min(c.day_end);
+                    self.last = Some(LastStarts { from: minute.max(c.day_start), until, starts });
+                    return starts;
                 }
             }
         }
@@ -329,7 +363,13 @@ impl Calendar {
             stable_from,
             stable_until,
         });
-        spans.map(|span| span.start.as_second())
+        let starts = spans.map(|span| span.start.as_second());
+        // Windows partition time: every instant in all three windows has
+        // these starts.
+        let from = spans.iter().map(|span| span.start.as_second()).max().unwrap_or(i64::MAX);
+        let until = spans.iter().map(|span| span.end.as_second()).min().unwrap_or(i64::MIN);
+        self.last = (from <= second && second < until).then_some(LastStarts { from, until, starts });
+        starts
     }
 }
 
@@ -425,6 +465,7 @@ impl LimitKind {
 }
 
 impl From<Window> for LimitKind {
+    #[inline]
     fn from(window: Window) -> LimitKind {
         match window {
             Window::Minute => LimitKind::PerMinute,
@@ -459,6 +500,7 @@ pub struct Counts {
 
 impl Counts {
     /// The decision count of one window.
+    #[inline]
     pub fn get(&self, window: Window) -> u64 {
         match window {
             Window::Minute => self.minute,
@@ -512,6 +554,7 @@ pub struct ReservationRequest<'a> {
 impl<'a> ReservationRequest<'a> {
     /// A request for `instance` of `location` with no limits, no pool, no
     /// contact and no memory; fill the rest with struct update syntax.
+    #[inline]
     pub fn new(location: &'a str, timezone: &'a TimeZone, instance: &'a str, now: Timestamp) -> Self {
         ReservationRequest {
             location,
@@ -872,6 +915,30 @@ mod tests {
                 // And back in time: the cache is left, not trusted.
                 let back = ts(start);
                 assert_eq!(calendar.starts(back), Window::ALL.map(|w| w.span(back, &zone).start.as_second()));
+            }
+        }
+    }
+
+    #[test]
+    fn calendar_starts_equal_window_spans_around_every_change() {
+        let changes = [
+            ("America/New_York", ["2026-03-08T07:00:00Z", "2026-11-01T06:00:00Z"]),
+            ("Europe/London", ["2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z"]),
+            ("Australia/Lord_Howe", ["2026-04-04T15:00:00Z", "2026-10-03T15:30:00Z"]),
+            ("Asia/Kolkata", ["2026-11-25T18:30:00Z", "2026-11-26T18:29:00Z"]),
+        ];
+        for (name, instants) in changes {
+            let zone = tz(name);
+            let mut calendar = Calendar::new(zone.clone());
+            for at in instants {
+                let around = ts(at).as_second();
+                // Every 7 seconds for three hours either side, and back.
+                for second in (around - 3 * 3600..around + 3 * 3600).step_by(7).chain([around - 1, around, around - 61])
+                {
+                    let t = Timestamp::from_second(second).unwrap();
+                    let expected = Window::ALL.map(|window| window.span(t, &zone).start.as_second());
+                    assert_eq!(calendar.starts(t), expected, "{name} {t}");
+                }
             }
         }
     }

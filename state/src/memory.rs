@@ -7,7 +7,7 @@ use std::time::Duration;
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHasher};
 use switchboard_core::capacity::{
-    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, Limits, Reservation,
+    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, LimitKind, Limits, Reservation,
     ReservationRequest, Scope, StoreError, Usage, Window,
 };
 
@@ -30,12 +30,13 @@ const PRUNE_EVERY: u32 = 1024;
 /// process only.
 ///
 /// Counters are sharded by location: one reservation takes one shard's lock
-/// for a few hash look-ups, checks every window of the instance and its pool
-/// (pools are per location, so both are in the shard), and counts them.
-/// Each instance and pool keeps its windows of each kind keyed by the
-/// window's start, and drops those older than a [horizon](HORIZON) behind
-/// its newest window when it opens a new one, so windows expire by key
-/// with no sweeper thread and memory stays bounded by
+/// for one hash probe per subject (the instance, keyed by location and id,
+/// then its pool: pools are per location, so both are in the shard), checks
+/// every limited window of both, and counts every window of both. Each
+/// instance and pool keeps its windows of each kind keyed by the window's
+/// start, the newest in line, and drops those older than a
+/// [horizon](HORIZON) behind the newest when it opens a new one, so windows
+/// expire by key with no sweeper thread and memory stays bounded by
 /// the number of instances (plus, while `contacts_per_day` is set, that
 /// day's contact ids). Conversation memories are pruned in passing.
 pub struct MemoryStore {
@@ -144,21 +145,67 @@ impl<V: Default> Named<V> {
     }
 }
 
-#[derive(Default)]
-struct Shard {
-    locations: Named<LocationCounts>,
+/// Values by (location, id), each looked up by the pair's [`pair_hash`]:
+/// one probe for both ids, and keys allocated only on insertion.
+struct Paired<V> {
+    table: HashTable<(u64, Box<str>, Box<str>, V)>,
 }
 
+impl<V> Default for Paired<V> {
+    fn default() -> Self {
+        Paired { table: HashTable::new() }
+    }
+}
+
+impl<V> Paired<V> {
+    fn get(&self, hash: u64, location: &str, id: &str) -> Option<&V> {
+        self.table.find(hash, |(h, l, i, _)| *h == hash && same(i, id) && same(l, location)).map(|(_, _, _, v)| v)
+    }
+
+    fn get_mut(&mut self, hash: u64, location: &str, id: &str) -> Option<&mut V> {
+        self.table.find_mut(hash, |(h, l, i, _)| *h == hash && same(i, id) && same(l, location)).map(|(_, _, _, v)| v)
+    }
+}
+
+impl<V: Default> Paired<V> {
+    #[inline]
+    fn get_or_insert(&mut self, hash: u64, location: &str, id: &str) -> &mut V {
+        let eq = |(h, l, i, _): &(u64, Box<str>, Box<str>, V)| *h == hash && same(i, id) && same(l, location);
+        match self.table.entry(hash, eq, |(h, _, _, _)| *h) {
+            Entry::Occupied(entry) => &mut entry.into_mut().3,
+            Entry::Vacant(entry) => &mut entry.insert((hash, location.into(), id.into(), V::default())).into_mut().3,
+        }
+    }
+}
+
+/// The hash of a (location, id) pair from the ids' [`hash_str`]es: a
+/// folded multiply, so the table's bits depend on both.
+#[inline]
+fn pair_hash(location: u64, id: u64) -> u64 {
+    let full = u128::from(location) * u128::from(id ^ 0x9e37_79b9_7f4a_7c15);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// The counters of the locations whose hash picks this shard: instances
+/// and pools, each keyed by (location, id).
 #[derive(Default)]
-struct LocationCounts {
-    instances: Named<Subject>,
-    pools: Named<Subject>,
-    /// The location's calendar: window starts without timezone look-ups.
+struct Shard {
+    instances: Paired<Counted>,
+    pools: Paired<Subject>,
+}
+
+/// An instance's counts, and its location's calendar (window starts
+/// without timezone look-ups; each instance keeps its own, so one probe
+/// finds both).
+#[derive(Default)]
+struct Counted {
+    subject: Subject,
     calendar: Option<Calendar>,
 }
 
-/// The window starts of `request` (minute, hour, day), from the location's
-/// calendar when it is of the request's timezone (a reload may change it).
+/// The window starts of `request` (minute, hour, day), from the calendar
+/// when it is of the request's timezone (a reload may change it).
+#[inline]
 fn starts_in(calendar: &mut Option<Calendar>, request: &ReservationRequest<'_>) -> [i64; 3] {
     match calendar {
         Some(calendar) if calendar.is_of(request.timezone) => calendar.starts(request.now),
@@ -180,40 +227,100 @@ struct ContactDay {
     count: u64,
 }
 
-/// Windows by start second, within a horizon of the newest.
+/// Windows by start second, within a horizon of the newest: the newest
+/// in line (nearly every request is in it), older ones beside.
 struct Recent<T> {
-    slots: Vec<(i64, T)>,
+    newest: Option<(i64, T)>,
+    older: Vec<(i64, T)>,
 }
 
 impl<T> Default for Recent<T> {
     fn default() -> Self {
-        Recent { slots: Vec::new() }
+        Recent { newest: None, older: Vec::new() }
     }
 }
 
 impl<T: Default> Recent<T> {
+    #[inline]
     fn get(&self, start: i64) -> Option<&T> {
-        // The current window is usually the last opened: search from the end.
-        self.slots.iter().rev().find(|(s, _)| *s == start).map(|(_, v)| v)
+        match &self.newest {
+            Some((s, value)) if *s == start => Some(value),
+            _ => self.older.iter().rev().find(|(s, _)| *s == start).map(|(_, v)| v),
+        }
     }
 
+    #[inline]
     fn get_mut(&mut self, start: i64, horizon: i64) -> &mut T {
-        let position = match self.slots.iter().rposition(|(s, _)| *s == start) {
-            Some(position) => position,
-            None => {
-                let newest = self.slots.iter().map(|(s, _)| *s).max().unwrap_or(start).max(start);
-                self.slots.retain(|(s, _)| *s >= newest.saturating_sub(horizon));
-                self.slots.push((start, T::default()));
-                self.slots.len() - 1
+        if !matches!(self.newest, Some((s, _)) if s == start) {
+            if let Some(position) = self.open(start, horizon) {
+                return &mut self.older[position].1;
             }
-        };
-        &mut self.slots[position].1
+        }
+        // (Always `Some` of `start` here.)
+        &mut self.newest.get_or_insert_with(|| (start, T::default())).1
+    }
+
+    /// Makes room for the window starting at `start` when it is not the
+    /// newest: an older one kept (its position in `older`), else a new one
+    /// (the newest, `None`, or in `older` if older than the newest),
+    /// dropping those older than `horizon` behind the newest.
+    #[cold]
+    fn open(&mut self, start: i64, horizon: i64) -> Option<usize> {
+        if let Some(position) = self.older.iter().rposition(|(s, _)| *s == start) {
+            return Some(position);
+        }
+        let newest = self.newest.as_ref().map_or(start, |(s, _)| (*s).max(start));
+        let floor = newest.saturating_sub(horizon);
+        if self.newest.as_ref().is_none_or(|(s, _)| *s < start) {
+            self.older.extend(self.newest.take());
+            self.older.retain(|(s, _)| *s >= floor);
+            self.newest = Some((start, T::default()));
+            return None;
+        }
+        self.older.retain(|(s, _)| *s >= floor);
+        self.older.push((start, T::default()));
+        Some(self.older.len() - 1)
     }
 }
 
 impl Subject {
+    /// The check of a reservation: `Ok` with whether `contact` was already
+    /// counted today when one more decision fits every limit of `limits`
+    /// in the windows starting at `starts`, else the first limit reached,
+    /// in the order of [`Limits::first_reached`] (which [`Subject::counts`]
+    /// feeds for a usage). Windows without a limit are not read, nor the
+    /// contact set without `contacts_per_day`.
+    #[inline(always)]
+    fn check(
+        &self,
+        starts: &[i64; 3],
+        limits: &Limits,
+        contact: Option<(u64, &str)>,
+    ) -> Result<bool, (LimitKind, u64, u32)> {
+        for (i, window) in Window::ALL.into_iter().enumerate() {
+            if let Some(limit) = limits.get(window) {
+                let count = self.windows[i].get(starts[i]).copied().unwrap_or(0);
+                if count >= u64::from(limit) {
+                    return Err((LimitKind::from(window), count, limit));
+                }
+            }
+        }
+        let Some(limit) = limits.contacts_per_day else { return Ok(false) };
+        let day = self.contacts.get(starts[2]);
+        let seen = match (day, contact) {
+            (Some(day), Some((hash, contact))) => day.seen.get(hash, contact).is_some(),
+            _ => false,
+        };
+        let count = day.map_or(0, |d| d.count);
+        if !seen && count >= u64::from(limit) {
+            return Err((LimitKind::ContactsPerDay, count, limit));
+        }
+        Ok(seen)
+    }
+
     /// The counts in the windows starting at `starts` (minute, hour, day),
     /// and whether `contact` was already counted today.
+    #[inline]
     fn counts(&self, starts: &[i64; 3], contact: Option<(u64, &str)>) -> (Counts, bool) {
         let count = |i: usize| self.windows[i].get(starts[i]).copied().unwrap_or(0);
         let day = self.contacts.get(starts[2]);
@@ -225,9 +332,14 @@ impl Subject {
         (counts, seen)
     }
 
+    /// Counts one decision in every window (those without a limit too: a
+    /// usage shows them, `least_used` reads the day, and a limit added by
+    /// a reload applies to the whole window) and, with `contacts_per_day`,
+    /// the contact unless `seen`.
+    #[inline(always)]
     fn count(&mut self, starts: &[i64; 3], limits: &Limits, contact: Option<(u64, &str)>, seen: bool) {
-        for ((window, start), horizon) in self.windows.iter_mut().zip(starts).zip(HORIZON) {
-            *window.get_mut(*start, horizon) += 1;
+        for i in 0..3 {
+            *self.windows[i].get_mut(starts[i], HORIZON[i]) += 1;
         }
         if limits.contacts_per_day.is_some() && !seen {
             let day = self.contacts.get_mut(starts[2], CONTACTS_HORIZON);
@@ -246,28 +358,34 @@ fn starts(request: &ReservationRequest<'_>) -> [i64; 3] {
 impl CapacityStore for MemoryStore {
     fn reserve(&self, request: &ReservationRequest<'_>) -> Result<Reservation, StoreError> {
         let location_hash = hash_str(request.location);
-        let contact = request.contact.map(|c| (hash_str(c), c));
-        let instance_hash = hash_str(request.instance);
-        let pool_hash = request.pool.map(|p| hash_str(p.id));
+        let instance_hash = pair_hash(location_hash, hash_str(request.instance));
+        let pool = request.pool.map(|pool| (pool, pair_hash(location_hash, hash_str(pool.id))));
+        // The contact matters only to a `contacts_per_day` limit.
+        let per_contact = |limits: &Limits| limits.contacts_per_day.is_some();
+        let contact = request
+            .contact
+            .filter(|_| per_contact(&request.limits) || pool.is_some_and(|(pool, _)| per_contact(&pool.limits)))
+            .map(|c| (hash_str(c), c));
         let mut shard = self.shard(location_hash);
-        let LocationCounts { instances, pools, calendar } =
-            shard.locations.get_or_insert(location_hash, request.location);
+        let Shard { instances, pools } = &mut *shard;
+        let Counted { subject: instance, calendar } =
+            instances.get_or_insert(instance_hash, request.location, request.instance);
         let starts = starts_in(calendar, request);
-        let instance = instances.get_or_insert(instance_hash, request.instance);
-        let (counts, instance_seen) = instance.counts(&starts, contact);
-        if let Some((kind, count, limit)) = request.limits.first_reached(&counts, !instance_seen) {
-            return Ok(Reservation::AtCapacity(AtCapacity { scope: Scope::Instance, kind, count, limit }));
-        }
-        let pool = match (request.pool, pool_hash) {
-            (Some(pool), Some(hash)) => {
-                let subject = pools.get_or_insert(hash, pool.id);
-                let (counts, seen) = subject.counts(&starts, contact);
-                if let Some((kind, count, limit)) = pool.limits.first_reached(&counts, !seen) {
-                    return Ok(Reservation::AtCapacity(AtCapacity { scope: Scope::Pool, kind, count, limit }));
+        let refused =
+            |scope, (kind, count, limit)| Ok(Reservation::AtCapacity(AtCapacity { scope, kind, count, limit }));
+        let instance_seen = match instance.check(&starts, &request.limits, contact) {
+            Ok(seen) => seen,
+            Err(reached) => return refused(Scope::Instance, reached),
+        };
+        let pool = match pool {
+            Some((pool, hash)) => {
+                let subject = pools.get_or_insert(hash, request.location, pool.id);
+                match subject.check(&starts, &pool.limits, contact) {
+                    Ok(seen) => Some((subject, pool.limits, seen)),
+                    Err(reached) => return refused(Scope::Pool, reached),
                 }
-                Some((subject, pool.limits, seen))
             }
-            _ => None,
+            None => None,
         };
         // Every window had room: count them all, still under the lock.
         if let Some((subject, limits, seen)) = pool {
@@ -285,19 +403,19 @@ impl CapacityStore for MemoryStore {
     fn usage(&self, request: &ReservationRequest<'_>) -> Result<Usage, StoreError> {
         let location_hash = hash_str(request.location);
         let contact = request.contact.map(|c| (hash_str(c), c));
+        let instance_hash = pair_hash(location_hash, hash_str(request.instance));
         let mut shard = self.shard(location_hash);
-        let mut location = shard
-            .locations
-            .table
-            .find_mut(location_hash, |(h, name, _)| *h == location_hash && same(name, request.location));
-        let starts = match location.as_deref_mut() {
-            Some((_, _, location)) => starts_in(&mut location.calendar, request),
+        let Shard { instances, pools } = &mut *shard;
+        let mut instance = instances.get_mut(instance_hash, request.location, request.instance);
+        let starts = match instance.as_deref_mut() {
+            Some(counted) => starts_in(&mut counted.calendar, request),
             None => starts(request),
         };
-        let location = location.as_deref().map(|(_, _, l)| l);
         let read = |subject: Option<&Subject>| subject.map(|s| s.counts(&starts, contact)).unwrap_or_default();
-        let instance = read(location.and_then(|l| l.instances.get(hash_str(request.instance), request.instance)));
-        let pool = request.pool.map(|pool| read(location.and_then(|l| l.pools.get(hash_str(pool.id), pool.id))));
+        let instance = read(instance.map(|counted| &counted.subject));
+        let pool = request
+            .pool
+            .map(|pool| read(pools.get(pair_hash(location_hash, hash_str(pool.id)), request.location, pool.id)));
         Ok(Usage::from_parts(instance, pool))
     }
 
@@ -358,6 +476,34 @@ struct Conversations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_core::capacity::{timezone, PoolRef};
+
+    #[test]
+    fn an_instance_moved_to_another_pool_counts_there() {
+        let store = MemoryStore::new();
+        let utc = timezone("UTC").unwrap();
+        let now: Timestamp = "2026-11-25T14:00:00Z".parse().unwrap();
+        let two = Limits { per_day: Some(2), ..Limits::NONE };
+        let request = |instance, pool| ReservationRequest {
+            pool: Some(PoolRef { id: pool, limits: two }),
+            ..ReservationRequest::new("shop", &utc, instance, now)
+        };
+        let day = |instance, pool| store.usage(&request(instance, pool)).unwrap().pool.unwrap().day;
+        assert!(store.reserve(&request("wa-1", "a")).unwrap().is_reserved());
+        // A reload moves wa-1 to pool b: its next decision counts in b only.
+        assert!(store.reserve(&request("wa-1", "b")).unwrap().is_reserved());
+        assert_eq!((day("wa-1", "a"), day("wa-1", "b")), (1, 1));
+        // Pool a is shared: wa-2 fills it, and wa-1, moved back, finds it full.
+        assert!(store.reserve(&request("wa-2", "a")).unwrap().is_reserved());
+        let full = store.reserve(&request("wa-1", "a")).unwrap();
+        assert!(matches!(full, Reservation::AtCapacity(AtCapacity { scope: Scope::Pool, count: 2, .. })), "{full:?}");
+        assert!(store.reserve(&request("wa-1", "b")).unwrap().is_reserved());
+        assert!(!store.reserve(&request("wa-2", "b")).unwrap().is_reserved());
+        assert_eq!((day("wa-1", "a"), day("wa-2", "b")), (2, 2));
+        // The same pool id in another location is another pool.
+        let elsewhere = ReservationRequest { location: "mall", ..request("wa-1", "a") };
+        assert!(store.reserve(&elsewhere).unwrap().is_reserved());
+    }
 
     #[test]
     fn same_is_string_equality() {

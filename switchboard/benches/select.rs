@@ -164,10 +164,9 @@ fn main() {
         return;
     }
     if std::env::var_os("SWITCHBOARD_BENCH_PROFILE").is_some() {
-        // For `valgrind --tool=callgrind`: only the typical selection.
-        for _ in 0..200_000 {
-            drop(black_box(plan.select(black_box(&small), black_box(&request))));
-        }
+        // For `valgrind --tool=callgrind`: only the typical selection (with
+        // the `capacity` argument, one capacity case: see `capacity`).
+        profile_loop(&plan, &small, &request, 200_000);
         return;
     }
     let engine_ns = measure(|| drop(black_box(plan.select(black_box(&small), black_box(&request)))), 2_000, 301);
@@ -240,6 +239,15 @@ fn main() {
     println!("manual override, 10,000 instances      median {over_ns:8.1} ns/selection  (target < 2000 ns)");
 }
 
+/// `rounds` selections of `request`: the loop a profile measures (name it
+/// to callgrind's `--toggle-collect=select::profile_loop` to count only it).
+#[inline(never)]
+fn profile_loop(plan: &Plan, world: &World, request: &Request, rounds: u32) {
+    for _ in 0..rounds {
+        drop(black_box(plan.select(black_box(world), black_box(request))));
+    }
+}
+
 #[doc(hidden)]
 pub fn breakdown(plan: &Plan, world: &World, request: &Request) {
     let registry = plan.registry();
@@ -302,17 +310,31 @@ fn capacity(rules: &str, registry: &Arc<switchboard::Registry>) {
         let usage = store.usage(&switchboard::ReservationRequest::new("shop", &tz, "inst-3", now)).unwrap();
         assert!(usage.instance.day >= 1, "the memory store counted nothing");
     }
-    if std::env::var_os("SWITCHBOARD_BENCH_PROFILE").is_some() {
-        // For `valgrind --tool=callgrind`: only the limited selection.
-        let (plan, world) = &cases[2].1;
-        for _ in 0..200_000 {
-            drop(black_box(plan.select(black_box(world), black_box(&request))));
-        }
-        return;
-    }
     // The same with `now` in the request: no clock read, the store alone.
     let mut dated = typical_request("shop");
     dated.now = Some("2026-11-25T14:00:00Z".parse().unwrap());
+    if let Some(which) = std::env::var_os("SWITCHBOARD_BENCH_PROFILE") {
+        // For `valgrind --tool=callgrind --toggle-collect=select::profile_loop
+        // … select capacity`: only 200,000 decisions of one case, by
+        // SWITCHBOARD_BENCH_PROFILE: `0` no limits, `1` instance limits,
+        // anything else (`2`) pool and contact sets; a trailing `now` dates
+        // the request (`1now`).
+        let which = which.to_string_lossy();
+        let case = match which.trim_end_matches("now") {
+            "0" => 0,
+            "1" => 1,
+            _ => 2,
+        };
+        let request = if which.ends_with("now") { &dated } else { &request };
+        let (plan, world) = &cases[case].1;
+        println!(
+            "profiling: {} ({}), 200,000 decisions",
+            cases[case].0,
+            if request.now.is_some() { "with `now`" } else { "clock" }
+        );
+        profile_loop(plan, world, request, 200_000);
+        return;
+    }
     // (name, case, request, the run it is compared with)
     let runs: [(&str, usize, &Request, usize); 5] = [
         ("no limits (no store)", 0, &request, 0),
@@ -352,5 +374,34 @@ fn capacity(rules: &str, registry: &Arc<switchboard::Registry>) {
         101,
     );
     println!("capacity: of which the clock read (capacity::clock, coarse, once per limited decision) {clock_ns:.1} ns");
+    if let Some(store) = cases[1].1 .0.store() {
+        // The store's part of a decision with instance limits: one
+        // reservation, as `admit` makes it (through the watched store).
+        let tz = switchboard::capacity::timezone("UTC").unwrap();
+        let limits = switchboard::capacity::Limits {
+            per_minute: Some(NEVER),
+            per_hour: Some(NEVER),
+            per_day: Some(NEVER),
+            ..switchboard::capacity::Limits::NONE
+        };
+        let reserve_ns = measure(
+            || {
+                let request = switchboard::ReservationRequest {
+                    limits,
+                    contact: Some("c_81723"),
+                    ..switchboard::ReservationRequest::new("shop", &tz, "inst-3", switchboard::capacity::clock())
+                };
+                black_box(store.reserve(black_box(&request)).unwrap());
+            },
+            2_000,
+            101,
+        );
+        let lock = std::sync::Mutex::new(0u64);
+        let lock_ns = measure(|| *black_box(&lock).lock().unwrap() += 1, 2_000, 101);
+        println!(
+            "capacity: of which one reservation (clock, instance limits, through the watched store) {reserve_ns:.1} ns; \
+             an uncontended std Mutex lock and unlock {lock_ns:.1} ns"
+        );
+    }
     println!("capacity: target: the memory store adds at most +25 % to an in-process decision");
 }

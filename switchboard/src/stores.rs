@@ -74,16 +74,20 @@ impl Stores {
         if let Some((_, _, _, store, _)) = open.iter().find(|(k, u, p, _, _)| *k == kind && *u == url && *p == prefix) {
             return Ok(store.clone());
         }
-        let inner: Box<dyn CapacityStore> = match kind {
-            StoreKind::Memory => Box::new(MemoryStore::new()),
-            StoreKind::Redis => Box::new(RedisStore::open(RedisConfig {
-                url: url.clone(),
-                key_prefix: prefix.clone(),
-                ..RedisConfig::default()
-            })?),
-        };
         let health = Arc::new(Health::default());
-        let store: Arc<dyn CapacityStore> = Arc::new(Watched { inner, health: health.clone() });
+        // Watched by type (not through a second `dyn`): a reservation is one
+        // indirect call.
+        let store: Arc<dyn CapacityStore> = match kind {
+            StoreKind::Memory => Arc::new(Watched { inner: MemoryStore::new(), health: health.clone() }),
+            StoreKind::Redis => Arc::new(Watched {
+                inner: RedisStore::open(RedisConfig {
+                    url: url.clone(),
+                    key_prefix: prefix.clone(),
+                    ..RedisConfig::default()
+                })?,
+                health: health.clone(),
+            }),
+        };
         open.push((kind, url, prefix, store.clone(), health));
         Ok(store)
     }
@@ -178,16 +182,22 @@ impl Health {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[inline]
     fn succeeded(&self) {
-        if self.healthy.load(Ordering::Relaxed) {
-            return;
+        if !self.healthy.load(Ordering::Relaxed) {
+            self.recovered();
         }
+    }
+
+    #[cold]
+    fn recovered(&self) {
         let mut state = self.state();
         if !self.healthy.swap(true, Ordering::Relaxed) {
             state.since = SystemTime::now();
         }
     }
 
+    #[cold]
     fn failed(&self, error: &StoreError) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now();
@@ -198,6 +208,7 @@ impl Health {
         state.last_error = Some((error.to_string(), now));
     }
 
+    #[inline]
     fn observe<T>(&self, outcome: Result<T, StoreError>) -> Result<T, StoreError> {
         match &outcome {
             Ok(_) => self.succeeded(),
@@ -226,12 +237,12 @@ impl Health {
 }
 
 /// A store whose every call's outcome is recorded in its [`Health`].
-struct Watched {
-    inner: Box<dyn CapacityStore>,
+struct Watched<S> {
+    inner: S,
     health: Arc<Health>,
 }
 
-impl CapacityStore for Watched {
+impl<S: CapacityStore> CapacityStore for Watched<S> {
     fn reserve(&self, request: &ReservationRequest<'_>) -> Result<Reservation, StoreError> {
         self.health.observe(self.inner.reserve(request))
     }
@@ -305,7 +316,7 @@ mod tests {
     fn health_follows_the_last_call_and_keeps_the_last_error() {
         let flaky: &'static Flaky = Box::leak(Box::default());
         let health = Arc::new(Health::default());
-        let watched = Watched { inner: Box::new(flaky), health: health.clone() };
+        let watched = Watched { inner: flaky, health: health.clone() };
         let config = CapacityConfig::default();
         let tz = timezone("UTC").unwrap();
         let request = ReservationRequest {
