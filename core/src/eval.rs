@@ -535,6 +535,14 @@ impl Plan {
                     };
                 }
                 let (instance, detail) = match step.rule.evaluate(cx) {
+                    // (`None` matched apart and written here rather than
+                    // copied out of the rule's answer, which the rule wrote
+                    // in narrower stores: that wide copy stalled on store
+                    // forwarding, the hottest instruction of a selection.)
+                    Outcome::NoMatch { detail: None } => {
+                        trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail: None });
+                        continue 'steps;
+                    }
                     Outcome::NoMatch { detail } => {
                         trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail });
                         continue 'steps;
