@@ -576,6 +576,16 @@ fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> Limits {
     limits
 }
 
+/// The error of a `capacity.<key>` that is not one of its two `choices`,
+/// with a "did you mean" when the text is close to one.
+fn not_one_of(value: &Node<'_>, key: &str, choices: [&str; 2]) -> Diagnostic {
+    let text = value.as_str();
+    let got = text.map_or_else(|| value.value.to_string(), |t| format!("`{t}`"));
+    let hint = text.map(|t| diag::suggestion(t, choices)).unwrap_or_default();
+    let [a, b] = choices;
+    value.error(format!("`capacity.{key}` must be `{a}` or `{b}`; got {got}{hint}"))
+}
+
 /// `capacity:`: every key checked, located; defaults for the rest.
 fn read_capacity(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> CapacityConfig {
     let mut config = CapacityConfig::default();
@@ -589,26 +599,10 @@ fn read_capacity(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> CapacityConfig {
         match (key, text) {
             ("store", Some("memory")) => config.store = StoreKind::Memory,
             ("store", Some("redis")) => config.store = StoreKind::Redis,
-            ("store", _) => {
-                let got = text.map_or_else(|| value.value.to_string(), |t| format!("`{t}`"));
-                let hint = text.map(|t| diag::suggestion(t, ["memory", "redis"])).unwrap_or_default();
-                out.push(
-                    value.error(format!("`capacity.store` must be `memory` or `redis`; got {got}{hint}")).at_path(at),
-                );
-            }
+            ("store", _) => out.push(not_one_of(value, key, ["memory", "redis"]).at_path(at)),
             ("on_store_error", Some("fail_closed")) => config.on_store_error = OnStoreError::FailClosed,
             ("on_store_error", Some("fail_open")) => config.on_store_error = OnStoreError::FailOpen,
-            ("on_store_error", _) => {
-                let got = text.map_or_else(|| value.value.to_string(), |t| format!("`{t}`"));
-                let hint = text.map(|t| diag::suggestion(t, ["fail_closed", "fail_open"])).unwrap_or_default();
-                out.push(
-                    value
-                        .error(format!(
-                            "`capacity.on_store_error` must be `fail_closed` or `fail_open`; got {got}{hint}"
-                        ))
-                        .at_path(at),
-                );
-            }
+            ("on_store_error", _) => out.push(not_one_of(value, key, ["fail_closed", "fail_open"]).at_path(at)),
             ("redis_url", Some(url)) if url.starts_with("redis://") => url.clone_into(&mut config.redis_url),
             ("redis_url", _) => out.push(
                 value

@@ -433,6 +433,7 @@ impl Plan {
             );
         }
         let body = scan.stripped();
+        // As `World::location_of`, borrowed on the hot path.
         let inline;
         let location: &Location = match &request.instances {
             Some(specs) => match Location::from_specs(&request.location, specs, registry) {
@@ -470,12 +471,19 @@ impl Plan {
         let Some(chain) = self.chains.get(position) else {
             return Decision::request_error(ErrorKind::UnknownChannel, "channel has no chain", Some(body));
         };
+        // The decision's one instant (SPEC §10): the request's `now`, else
+        // the clock, read at most once and only when the store is asked.
+        let instant = std::cell::OnceCell::new();
+        let now = || *instant.get_or_init(|| request.now.unwrap_or_else(crate::capacity::clock));
+        let counting = match (count, chain.reads_usage) {
+            (false, _) => Counting::Preview,
+            (true, false) => Counting::Limited,
+            (true, true) => Counting::All,
+        };
         // `least_used` reads the day counts of the plan's store and
-        // `conversation` its memory (SPEC §10).
+        // `conversation` its memory.
         let view = match (&self.store, chain.reads_usage || chain.memory_ttl.is_some()) {
-            (Some(store), true) => {
-                Some(StoreView { store: &**store, location, now: request.now.unwrap_or_else(crate::capacity::clock) })
-            }
+            (Some(store), true) => Some(StoreView { store: &**store, location, now: now() }),
             _ => None,
         };
         let cx = RuleContext {
@@ -604,7 +612,7 @@ impl Plan {
                     .memory_ttl
                     .filter(|_| count && step.rule.is_remembered())
                     .map(|ttl| Remember { channel: channel.id(), ttl });
-                let detail = match self.admit(location, &instance, request, count, chain.reads_usage, remember) {
+                let detail = match self.admit(location, &instance, request, &now, counting, remember) {
                     Admission::Free if at_capacity.is_empty() => detail,
                     Admission::Free => with_notes(detail, &at_capacity, None),
                     Admission::Open(note) => with_notes(detail, &at_capacity, Some(note)),
@@ -670,6 +678,17 @@ impl Plan {
     }
 }
 
+/// What a decision does to the capacity store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counting {
+    /// A preview (`explain`, `--dry-run`): reads counts, writes nothing.
+    Preview,
+    /// Counts decisions on instances that have limits (or whose pool has).
+    Limited,
+    /// Counts every decision: the chain reads day counts (`least_used`).
+    All,
+}
+
 /// What the capacity store says about a rule's chosen instance.
 enum Admission {
     /// No limit applies, or the reservation succeeded (or, previewing, would).
@@ -696,30 +715,30 @@ fn with_notes(detail: Option<String>, at_capacity: &[(Arc<Instance>, String)], o
 }
 
 impl Plan {
-    /// Checks (and with `count`, reserves) `instance` against its limits and
-    /// its pool's in the plan's store, and with `remember` writes it as the
-    /// contact's conversation instance in the same round trip.
+    /// Checks (and unless previewing, reserves) `instance` against its limits and
+    /// its pool's in the plan's store as of the decision's instant `now`, and
+    /// with `remember` writes it as the contact's conversation instance in
+    /// the same round trip.
     ///
-    /// With `counts_all` (the chain has a `least_used` rule), a decision on
-    /// an instance without limits is counted too, best effort: it is never
-    /// refused, and a store error is ignored unless the memory had to be
-    /// written too.
+    /// With [`Counting::All`] (the chain has a `least_used` rule), a
+    /// decision on an instance without limits is counted too, best effort:
+    /// it is never refused, and a store error is ignored unless the memory
+    /// had to be written too.
     fn admit(
         &self,
         location: &Location,
         instance: &Instance,
         request: &Request,
-        count: bool,
-        counts_all: bool,
+        now: &impl Fn() -> crate::capacity::jiff::Timestamp,
+        counting: Counting,
         remember: Option<Remember<'_>>,
     ) -> Admission {
         let Some(store) = &self.store else { return Admission::Free };
-        let contact = request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty());
-        let remember = remember.filter(|_| count && contact.is_some());
+        let contact = request.contact_id();
+        let remember = remember.filter(|_| counting != Counting::Preview && contact.is_some());
         let pool = instance.pool().and_then(|p| location.pool(p));
-        let now = || request.now.unwrap_or_else(crate::capacity::clock);
         if instance.limits().is_unlimited() && pool.is_none_or(|p| p.limits().is_unlimited()) {
-            let written = match (count && counts_all, remember, contact) {
+            let written = match (counting == Counting::All, remember, contact) {
                 (true, _, _) => {
                     let reservation = ReservationRequest {
                         contact,
@@ -750,7 +769,7 @@ impl Plan {
             remember,
             ..ReservationRequest::new(location.id(), location.timezone(), instance.id(), now())
         };
-        let answer = if count {
+        let answer = if counting != Counting::Preview {
             store.reserve(&reservation)
         } else {
             store.usage(&reservation).map(|usage| usage.verdict(&reservation))

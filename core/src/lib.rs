@@ -111,4 +111,4 @@ pub use rule::{
     rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, Recall, RuleContext,
     RuleDescriptor, RuleFn, RuleOptions, SelectionRule,
 };
-pub use world::{InstanceView, Location, World};
+pub use world::{InstanceView, Location, NoLocation, World};

@@ -299,6 +299,14 @@ impl Request {
     pub fn from_json(text: &str) -> Result<Request, serde_json::Error> {
         serde_json::from_str::<Obj<Request>>(text).map(|o| o.0)
     }
+
+    /// The contact's id when the request has a non-empty one: the key of
+    /// `sticky`/`weighted` hashing, of `contacts_per_day` and of
+    /// conversation memory.
+    #[inline]
+    pub fn contact_id(&self) -> Option<&str> {
+        self.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty())
+    }
 }
 
 /// The phone-keypad digit of an ASCII letter (`ABC`→2 … `WXYZ`→9).

@@ -407,7 +407,7 @@ impl<'a> RuleContext<'a> {
     /// The request's contact id, when it has a non-empty one: the key of
     /// conversation memory and of `contacts_per_day`.
     pub fn contact_id(&self) -> Option<&'a str> {
-        self.request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty())
+        self.request.contact_id()
     }
 
     /// Why `instance` cannot be selected in this decision because it, or

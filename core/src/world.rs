@@ -23,7 +23,7 @@ use crate::capacity::{self, Limits};
 use crate::diag::{self, Diagnostic, FileErrors};
 use crate::model::{InstanceParts, Obj, Users};
 use crate::tree::{self, Node, Path, Value};
-use crate::{Instance, InstanceSpec, Registry};
+use crate::{Instance, InstanceSpec, Registry, Request};
 
 /// Channels with more instances than this get hash indexes; smaller ones
 /// (nearly all) are scanned, which is as fast at that size and keeps a
@@ -72,6 +72,17 @@ impl Pool {
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+}
+
+/// Why a request has no location to be decided in
+/// ([`World::location_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoLocation {
+    /// The request's inline `instances` are invalid: the first problem.
+    InvalidInstances(String),
+    /// The location is not in the world and the request carries no
+    /// `instances`.
+    Unknown,
 }
 
 /// A CRM location and its instances, indexed per channel.
@@ -710,6 +721,20 @@ impl World {
     /// The location with this id.
     pub fn location(&self, id: &str) -> Option<&Location> {
         self.locations.get(id).map(|l| &l.0)
+    }
+
+    /// The location `request` is decided in: its inline `instances`
+    /// compiled (they replace the world's), else the world's location of
+    /// that id. (The evaluator resolves the location itself, borrowing
+    /// without this `Cow`: returned through memory on every decision, it
+    /// cost a typical selection 7–17 ns.)
+    pub fn location_of(&self, request: &Request, registry: &Registry) -> Result<Cow<'_, Location>, NoLocation> {
+        match &request.instances {
+            Some(specs) => Location::from_specs(&request.location, specs, registry)
+                .map(Cow::Owned)
+                .map_err(NoLocation::InvalidInstances),
+            None => self.location(&request.location).map(Cow::Borrowed).ok_or(NoLocation::Unknown),
+        }
     }
 
     /// The number of locations.

@@ -179,7 +179,7 @@ impl SelectionRule for AnyAvailable {
                 (instances.available_nth(n % count), "round robin")
             }
             Strategy::Random => (instances.available_nth((self.random() % count as u64) as usize), "random"),
-            Strategy::Sticky => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
+            Strategy::Sticky => match cx.contact_id() {
                 Some(contact) => (
                     instances
                         .available()
@@ -189,7 +189,7 @@ impl SelectionRule for AnyAvailable {
                 None => (instances.available_nth(0), "sticky, but the contact has no id: lowest index"),
             },
             Strategy::LeastUsed => (least_used_pick(cx, instances.available()), "least used today"),
-            Strategy::Weighted => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
+            Strategy::Weighted => match cx.contact_id() {
                 Some(contact) => (weighted_pick(contact, instances.available()), "weighted to the contact"),
                 None => (instances.available_nth(0), "weighted, but the contact has no id: lowest index"),
             },
@@ -228,7 +228,7 @@ impl AnyAvailable {
                 (room.get(n % count).copied(), "round robin")
             }
             Strategy::Random => (room.get((self.random() % count as u64) as usize).copied(), "random"),
-            Strategy::Sticky => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
+            Strategy::Sticky => match cx.contact_id() {
                 Some(contact) => (
                     room.iter()
                         .copied()
@@ -238,7 +238,7 @@ impl AnyAvailable {
                 None => (room.first().copied(), "sticky, but the contact has no id: lowest index"),
             },
             Strategy::LeastUsed => (least_used_pick(cx, room.iter().copied()), "least used today"),
-            Strategy::Weighted => match cx.contact().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty()) {
+            Strategy::Weighted => match cx.contact_id() {
                 Some(contact) => (weighted_pick(contact, room.iter().copied()), "weighted to the contact"),
                 None => (room.first().copied(), "weighted, but the contact has no id: lowest index"),
             },

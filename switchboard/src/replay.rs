@@ -49,10 +49,14 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+// A logged rule the new chain no longer has cannot answer for itself
+// (`SelectionRule::is_remembered`): only temporary switches are not
+// remembered.
+use switchboard_rules::temporary_switch::ID as TEMPORARY_SWITCH_ID;
 use switchboard_state::MemoryStore;
 
 use crate::capacity::{clock, jiff::Timestamp, Limits, PoolRef, Remember};
-use crate::{CapacityStore, Decision, Diagnostic, Location, Plan, Request, ReservationRequest, World};
+use crate::{CapacityStore, Decision, Diagnostic, Plan, Request, ReservationRequest, World};
 
 /// What a decision is compared on: the deciding rule and the selected
 /// instance, or, for an error, its code and kind (the rule that raised it
@@ -400,10 +404,6 @@ fn decide_as_of(plan: &Plan, world: &World, request: &str, time: Option<&str>) -
     (plan.preview(world, &request), Some(request))
 }
 
-/// The rule whose selections are not remembered, for a logged rule that the
-/// new chain no longer has (a rule in the chain answers for itself).
-const TEMPORARY_SWITCH: &str = "temporary_switch";
-
 /// The log's own history: what the logged decisions read so far did to
 /// capacity counts and conversation memory, in a private store that the
 /// replayed plan reads (see the module docs).
@@ -421,28 +421,15 @@ impl History {
     /// decide it either.
     fn record(&self, plan: &Plan, world: &World, request: &Request, logged: &Outcome) {
         let Outcome::Selected { rule, instance } = logged else { return };
-        let inline;
-        let location: &Location = match &request.instances {
-            Some(specs) => match Location::from_specs(&request.location, specs, plan.registry()) {
-                Ok(location) => {
-                    inline = location;
-                    &inline
-                }
-                Err(_) => return,
-            },
-            None => match world.location(&request.location) {
-                Some(location) => location,
-                None => return,
-            },
-        };
+        let Ok(location) = world.location_of(request, plan.registry()) else { return };
         let selected = location.instances().iter().find(|i| i.id() == instance);
         let pool = selected.and_then(|i| i.pool()).and_then(|p| location.pool(p));
-        let contact = request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty());
+        let contact = request.contact_id();
         let remember = plan.registry().channel_id(&request.channel).and_then(|channel| {
             let ttl = plan.memory_ttl(channel)?;
             let remembered = rule
                 .as_deref()
-                .is_none_or(|rule| plan.is_remembered(channel, rule).unwrap_or(rule != TEMPORARY_SWITCH));
+                .is_none_or(|rule| plan.is_remembered(channel, rule).unwrap_or(rule != TEMPORARY_SWITCH_ID));
             remembered.then_some(Remember { channel, ttl })
         });
         let now = request.now.unwrap_or_else(clock);

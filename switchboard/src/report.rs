@@ -62,14 +62,8 @@ pub fn explain_table_with_capacity(
 /// [`CapacityStore::usage`]: switchboard_core::CapacityStore::usage
 pub fn capacity_section(plan: &Plan, world: &World, request: &Request) -> Option<String> {
     let store = plan.store()?;
-    let inline;
-    let location: &Location = match &request.instances {
-        Some(specs) => {
-            inline = Location::from_specs(&request.location, specs, plan.registry()).ok()?;
-            &inline
-        }
-        None => world.location(&request.location)?,
-    };
+    let location = world.location_of(request, plan.registry()).ok()?;
+    let location: &Location = &location;
     let view = location.channel(&request.channel);
     let pool_of = |instance: &Instance| instance.pool().and_then(|p| location.pool(p));
     let limited = |instance: &Instance| {
@@ -88,7 +82,7 @@ pub fn capacity_section(plan: &Plan, world: &World, request: &Request) -> Option
         }
     };
     let local = tz.to_offset(now).to_datetime(now);
-    let contact = request.contact.as_ref().and_then(|c| c.id.as_deref()).filter(|id| !id.is_empty());
+    let contact = request.contact_id();
     let mut out = String::new();
     let _ = writeln!(
         out,
