@@ -396,41 +396,18 @@ impl Plan {
 
     fn decide(&self, world: &World, request: &Request, count: bool) -> Decision {
         let registry = &*self.registry;
+        // (Every way out but the chain's is a `#[cold]` function: kept out of
+        // this one, they left the hot path shorter and with fewer spills.)
         let Some(position) = registry.channel_position(&request.channel) else {
-            // Every registered channel's patterns are stripped whatever the
-            // sending channel, so the body is cleaned here too (unless the
-            // request is over a limit, which would make that costly).
-            let max = self.limits.max_patterns;
-            let body = self
-                .over_limits(request)
-                .is_none()
-                .then(|| registry.scanner().scan_at_most(&request.body, max.saturating_add(1)))
-                .filter(|scan| scan.matches().len() <= max)
-                .map(|scan| scan.stripped());
-            return Decision::request_error(
-                ErrorKind::UnknownChannel,
-                format!(
-                    "unknown channel `{}`; registered channels: {}",
-                    request.channel,
-                    registry.channel_ids().collect::<Vec<_>>().join(", ")
-                ),
-                body,
-            );
+            return self.unknown_channel(request);
         };
-        if let Some(problem) = self.over_limits(request) {
-            return Decision::request_error(ErrorKind::InvalidRequest, problem, None);
+        if self.over_limits(request) {
+            return self.over_limits_error(request);
         }
         let limits = &self.limits;
         let scan = registry.scanner().scan_at_most(&request.body, limits.max_patterns.saturating_add(1));
         if scan.matches().len() > limits.max_patterns {
-            return Decision::request_error(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "the body has more than {} override/switch patterns (limits.max_patterns in rules.yaml)",
-                    limits.max_patterns
-                ),
-                None,
-            );
+            return self.too_many_patterns();
         }
         let body = scan.stripped();
         // As `World::location_of`, borrowed on the hot path.
@@ -447,24 +424,7 @@ impl Plan {
             },
             None => match world.location(&request.location) {
                 Some(l) => l,
-                None => {
-                    return Decision::request_error(
-                        ErrorKind::UnknownLocation,
-                        if world.is_no_file() {
-                            format!(
-                                "location `{}`: no world file was given (`--world`) and the request carries no \
-                                 `instances`; give a world file or put the location's instances in the request",
-                                request.location
-                            )
-                        } else {
-                            format!(
-                                "location `{}` is not in the world file and the request carries no `instances`",
-                                request.location
-                            )
-                        },
-                        Some(body),
-                    )
-                }
+                None => return unknown_location(world, request, body),
             },
         };
         let channel = &registry.channels()[position];
@@ -496,19 +456,24 @@ impl Plan {
             at_capacity: &[],
             store: view,
         };
-        let mut trace = Vec::with_capacity(chain.steps.len());
+        // The trace is written in place: one entry per step, each a plain
+        // `no_match` until its rule answers otherwise, cut after the deciding
+        // step. (Pushing an entry per step copied it through the stack, and
+        // that copy stalled on store forwarding: a fifth of a selection.)
+        let mut trace: Vec<TraceEntry> = chain
+            .steps
+            .iter()
+            .map(|step| TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail: None })
+            .collect();
         // Instances refused by the store in this decision, with why.
         let mut at_capacity: Vec<(Arc<Instance>, String)> = Vec::new();
         // The decision that ends the chain: `rule` failed with `error`.
-        let failed = |rule, error: SelectionError, mut trace: Vec<TraceEntry>, body| {
-            trace.push(TraceEntry {
-                rule,
-                outcome: TraceOutcome::Failed,
-                detail: Some(error.kind.as_str().to_owned()),
-            });
+        let failed = |n, rule, error: SelectionError, mut trace: Vec<TraceEntry>, body| {
+            answer(&mut trace, n, TraceOutcome::Failed, Some(error.kind.as_str().to_owned()));
+            trace.truncate(n + 1);
             Decision { rule: Some(rule), body: Some(body), result: Err(error), trace }
         };
-        'steps: for step in &chain.steps {
+        'steps: for (n, step) in chain.steps.iter().enumerate() {
             // A rule is consulted again after its choice is refused for
             // capacity, with that instance listed as at capacity; at most
             // once per instance, so this ends.
@@ -528,49 +493,34 @@ impl Plan {
                     ($kind:expr, $message:expr) => {
                         match step.on_unavailable {
                             Some(OnUnavailable::Skip) => {
-                                trace.push(TraceEntry {
-                                    rule: step.id,
-                                    outcome: TraceOutcome::FellThrough,
-                                    detail: Some($message),
-                                });
+                                answer(&mut trace, n, TraceOutcome::FellThrough, Some($message));
                                 continue 'steps;
                             }
                             _ => {
                                 let error = SelectionError { code: step.code, kind: $kind, message: $message };
-                                return failed(step.id, error, trace, body);
+                                return failed(n, step.id, error, trace, body);
                             }
                         }
                     };
                 }
                 let (instance, detail) = match step.rule.evaluate(cx) {
-                    // (`None` matched apart and written here rather than
-                    // copied out of the rule's answer, which the rule wrote
-                    // in narrower stores: that wide copy stalled on store
-                    // forwarding, the hottest instruction of a selection.)
-                    Outcome::NoMatch { detail: None } => {
-                        trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail: None });
-                        continue 'steps;
-                    }
+                    // (A `None` note is matched apart and never copied out of
+                    // the rule's answer, which the rule wrote in narrower
+                    // stores: that wide copy stalled on store forwarding.)
+                    Outcome::NoMatch { detail: None } => continue 'steps,
                     Outcome::NoMatch { detail } => {
-                        trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail });
+                        answer(&mut trace, n, TraceOutcome::NoMatch, detail);
                         continue 'steps;
                     }
                     Outcome::Selected { instance, detail }
-                        if instance.is_connected() && instance.channel() == channel.id() =>
+                        if instance.is_connected() && crate::registry::same_str(instance.channel(), channel.id()) =>
                     {
                         (instance.clone(), detail)
                     }
                     Outcome::Selected { instance, .. } => {
                         // A rule may not select what cannot carry the message:
                         // treat it as unusable rather than trust it.
-                        let message = format!(
-                            "rule `{}` chose {} which is {}; only connected {} instances can be used",
-                            step.id,
-                            instance.label(),
-                            if instance.is_connected() { "on another channel" } else { "disconnected" },
-                            channel.id()
-                        );
-                        unusable!(ErrorKind::InstanceDisconnected, message)
+                        unusable!(ErrorKind::InstanceDisconnected, unfit_choice(step.id, instance, channel.id()))
                     }
                     Outcome::Unusable { kind, message } => unusable!(kind, message),
                     // The rule could not read the store (conversation
@@ -581,11 +531,7 @@ impl Plan {
                         match self.on_store_error() {
                             OnStoreError::FailOpen => {
                                 let detail = format!("{message}; on_store_error is fail_open: decided without memory");
-                                trace.push(TraceEntry {
-                                    rule: step.id,
-                                    outcome: TraceOutcome::NoMatch,
-                                    detail: Some(detail),
-                                });
+                                answer(&mut trace, n, TraceOutcome::NoMatch, Some(detail));
                                 continue 'steps;
                             }
                             OnStoreError::FailClosed => {
@@ -594,13 +540,13 @@ impl Plan {
                                      `on_store_error: fail_open` in rules.yaml to decide without limits and memory \
                                      while it is down"
                                 );
-                                return failed(step.id, store_unavailable(message), trace, body);
+                                return failed(n, step.id, store_unavailable(message), trace, body);
                             }
                         }
                     }
                     Outcome::Failed { kind, message } => {
                         let error = SelectionError { code: step.code, kind, message };
-                        return failed(step.id, error, trace, body);
+                        return failed(n, step.id, error, trace, body);
                     }
                 };
                 if let Some((_, why)) = at_capacity.iter().find(|(i, _)| i.id() == instance.id()) {
@@ -621,9 +567,10 @@ impl Plan {
                         continue;
                     }
                     Admission::Full(why) => unusable!(ErrorKind::InstanceAtCapacity, why),
-                    Admission::Closed(message) => return failed(step.id, store_unavailable(message), trace, body),
+                    Admission::Closed(message) => return failed(n, step.id, store_unavailable(message), trace, body),
                 };
-                trace.push(TraceEntry { rule: step.id, outcome: TraceOutcome::Selected, detail });
+                answer(&mut trace, n, TraceOutcome::Selected, detail);
+                trace.truncate(n + 1);
                 return Decision { rule: Some(step.id), body: Some(body), result: Ok(instance), trace };
             }
         }
@@ -647,34 +594,121 @@ impl Plan {
 }
 
 impl Plan {
-    /// The first input limit the request exceeds, as a message.
+    /// Whether the request exceeds an input limit (`limits` in rules.yaml).
     #[inline]
-    fn over_limits(&self, request: &Request) -> Option<String> {
+    fn over_limits(&self, request: &Request) -> bool {
         let l = &self.limits;
-        if request.body.len() > l.max_body_bytes {
-            return Some(format!(
+        let tags = request.contact.as_ref().map_or(&[][..], |c| &c.tags);
+        request.body.len() > l.max_body_bytes
+            || tags.len() > l.max_tags
+            || tags.iter().any(|t| t.len() > l.max_tag_bytes)
+    }
+
+    /// The decision for a request over an input limit (code 100): the
+    /// first limit it exceeds.
+    #[cold]
+    #[inline(never)]
+    fn over_limits_error(&self, request: &Request) -> Decision {
+        let l = &self.limits;
+        let tags = request.contact.as_ref().map_or(&[][..], |c| &c.tags);
+        let problem = if request.body.len() > l.max_body_bytes {
+            format!(
                 "the body is {} bytes; the limit is {} (limits.max_body_bytes in rules.yaml)",
                 request.body.len(),
                 l.max_body_bytes
-            ));
-        }
-        let tags = request.contact.as_ref().map_or(&[][..], |c| &c.tags);
-        if tags.len() > l.max_tags {
-            return Some(format!(
-                "the contact has {} tags; the limit is {} (limits.max_tags in rules.yaml)",
-                tags.len(),
-                l.max_tags
-            ));
-        }
-        if let Some((i, tag)) = tags.iter().enumerate().find(|(_, t)| t.len() > l.max_tag_bytes) {
-            return Some(format!(
-                "tag {} is {} bytes; the limit is {} (limits.max_tag_bytes in rules.yaml)",
+            )
+        } else if tags.len() > l.max_tags {
+            format!("the contact has {} tags; the limit is {} (limits.max_tags in rules.yaml)", tags.len(), l.max_tags)
+        } else {
+            let (i, bytes) =
+                tags.iter().map(String::len).enumerate().find(|(_, n)| *n > l.max_tag_bytes).unwrap_or_default();
+            format!(
+                "tag {} is {bytes} bytes; the limit is {} (limits.max_tag_bytes in rules.yaml)",
                 i + 1,
-                tag.len(),
                 l.max_tag_bytes
-            ));
+            )
+        };
+        Decision::request_error(ErrorKind::InvalidRequest, problem, None)
+    }
+
+    /// The decision for a body with more patterns than `limits.max_patterns`.
+    #[cold]
+    #[inline(never)]
+    fn too_many_patterns(&self) -> Decision {
+        Decision::request_error(
+            ErrorKind::InvalidRequest,
+            format!(
+                "the body has more than {} override/switch patterns (limits.max_patterns in rules.yaml)",
+                self.limits.max_patterns
+            ),
+            None,
+        )
+    }
+
+    /// The decision for a request on an unregistered channel.
+    #[cold]
+    #[inline(never)]
+    fn unknown_channel(&self, request: &Request) -> Decision {
+        let registry = &*self.registry;
+        // Every registered channel's patterns are stripped whatever the
+        // sending channel, so the body is cleaned here too (unless the
+        // request is over a limit, which would make that costly).
+        let max = self.limits.max_patterns;
+        let body = (!self.over_limits(request))
+            .then(|| registry.scanner().scan_at_most(&request.body, max.saturating_add(1)))
+            .filter(|scan| scan.matches().len() <= max)
+            .map(|scan| scan.stripped());
+        Decision::request_error(
+            ErrorKind::UnknownChannel,
+            format!(
+                "unknown channel `{}`; registered channels: {}",
+                request.channel,
+                registry.channel_ids().collect::<Vec<_>>().join(", ")
+            ),
+            body,
+        )
+    }
+}
+
+/// The decision for a request whose location is neither in the world nor
+/// inline.
+#[cold]
+#[inline(never)]
+fn unknown_location(world: &World, request: &Request, body: String) -> Decision {
+    let message = if world.is_no_file() {
+        format!(
+            "location `{}`: no world file was given (`--world`) and the request carries no `instances`; give a \
+             world file or put the location's instances in the request",
+            request.location
+        )
+    } else {
+        format!("location `{}` is not in the world file and the request carries no `instances`", request.location)
+    };
+    Decision::request_error(ErrorKind::UnknownLocation, message, Some(body))
+}
+
+/// Why a rule's choice cannot carry the message: disconnected, or on
+/// another channel.
+#[cold]
+#[inline(never)]
+fn unfit_choice(rule: &str, instance: &Instance, channel: &str) -> String {
+    format!(
+        "rule `{rule}` chose {} which is {}; only connected {channel} instances can be used",
+        instance.label(),
+        if instance.is_connected() { "on another channel" } else { "disconnected" },
+    )
+}
+
+/// Writes step `n`'s answer into a decision's trace, whose entries start as
+/// plain `no_match` without a note.
+#[inline]
+fn answer(trace: &mut [TraceEntry], n: usize, outcome: TraceOutcome, detail: Option<String>) {
+    if let Some(entry) = trace.get_mut(n) {
+        entry.outcome = outcome;
+        // (A `None` is left in place, not copied: see `Outcome::NoMatch`.)
+        if detail.is_some() {
+            entry.detail = detail;
         }
-        None
     }
 }
 

@@ -24,6 +24,18 @@ impl SelectionRule for ContactTag {
             return Outcome::no_match();
         };
         let channel = cx.channel();
+        let prefix = channel.tag_prefix();
+        // `tag_number`'s fast path with the prefix's first letter read once:
+        // most tags (`vip`) start with another visible character, and most
+        // contacts have no other tag, so nothing is set up for them.
+        let first = prefix.as_bytes().first().map(u8::to_ascii_lowercase);
+        let may_name = |tag: &String| match (tag.as_bytes().first(), first) {
+            (Some(t), Some(p)) => !t.is_ascii_graphic() || t.to_ascii_lowercase() == p,
+            _ => true,
+        };
+        let Some(start) = contact.tags.iter().position(may_name) else {
+            return Outcome::no_match();
+        };
         let instances = cx.instances();
         let mut notes: Vec<String> = Vec::new();
         let mut disconnected = Vec::new();
@@ -31,16 +43,7 @@ impl SelectionRule for ContactTag {
         // as a disconnected instance is.
         let mut full: Vec<&str> = Vec::new();
         let mut digits = String::new();
-        let prefix = channel.tag_prefix();
-        let first = prefix.as_bytes().first().map(u8::to_ascii_lowercase);
-        for tag in &contact.tags {
-            // `tag_number`'s fast path with the prefix's first letter read
-            // once: most tags (`vip`) start with another visible character.
-            if let (Some(t), Some(p)) = (tag.as_bytes().first(), first) {
-                if t.is_ascii_graphic() && t.to_ascii_lowercase() != p {
-                    continue;
-                }
-            }
+        for tag in contact.tags.iter().skip(start).filter(|tag| may_name(tag)) {
             let Some(number) = tag_number(tag, prefix) else { continue };
             if !number.bytes().any(|b| b.is_ascii_digit()) {
                 notes.push(format!("tag `{tag}` has no digit; ignored"));

@@ -163,10 +163,15 @@ fn main() {
         capacity(&rules, &registry);
         return;
     }
-    if std::env::var_os("SWITCHBOARD_BENCH_PROFILE").is_some() {
-        // For `valgrind --tool=callgrind`: only the typical selection (with
-        // the `capacity` argument, one capacity case: see `capacity`).
-        profile_loop(&plan, &small, &request, 200_000);
+    if let Some(which) = std::env::var_os("SWITCHBOARD_BENCH_PROFILE") {
+        // For `valgrind --tool=callgrind` or `perf record`: only the typical
+        // selection, 200,000 times (`baseline`: the hand-written chain's;
+        // with the `capacity` argument, one capacity case: see `capacity`).
+        if which == "baseline" {
+            baseline_loop(&baseline, &request, 200_000);
+        } else {
+            profile_loop(&plan, &small, &request, 200_000);
+        }
         return;
     }
     let engine_ns = measure(|| drop(black_box(plan.select(black_box(&small), black_box(&request)))), 2_000, 301);
@@ -245,6 +250,14 @@ fn main() {
 fn profile_loop(plan: &Plan, world: &World, request: &Request, rounds: u32) {
     for _ in 0..rounds {
         drop(black_box(plan.select(black_box(world), black_box(request))));
+    }
+}
+
+/// [`profile_loop`] for the baseline (`--toggle-collect=select::baseline_loop`).
+#[inline(never)]
+fn baseline_loop(baseline: &Baseline, request: &Request, rounds: u32) {
+    for _ in 0..rounds {
+        drop(black_box(baseline.select(black_box(request))));
     }
 }
 
