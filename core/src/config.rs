@@ -19,6 +19,8 @@ pub(crate) struct Step {
     pub(crate) code: u32,
     pub(crate) on_unavailable: Option<OnUnavailable>,
     pub(crate) rule: Arc<dyn SelectionRule>,
+    /// [`SelectionRule::needs_patterns`], asked once.
+    pub(crate) needs_patterns: bool,
 }
 
 /// One entry of a rule list as configured, for display.
@@ -690,6 +692,7 @@ fn read_list(node: &Node<'_>, registry: &Registry, path: &str, out: &mut Vec<Dia
                     id: crate::intern(&rule.id),
                     code: rule.code,
                     on_unavailable,
+                    needs_patterns: built.needs_patterns(),
                     rule: Arc::from(built),
                 });
                 entries.push(Entry { summary, step });

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::capacity::{ConversationKey, PoolRef, Remember, Reservation, ReservationRequest};
-use crate::config::{OnStoreError, Plan};
+use crate::capacity::{CapacityStore, ConversationKey, PoolRef, Remember, Reservation, ReservationRequest};
+use crate::config::{OnStoreError, Plan, Step};
 use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView};
 use crate::{Instance, Location, Request, World};
 
@@ -456,24 +456,24 @@ impl Plan {
             at_capacity: &[],
             store: view,
         };
-        // The trace is written in place: one entry per step, each a plain
-        // `no_match` until its rule answers otherwise, cut after the deciding
-        // step. (Pushing an entry per step copied it through the stack, and
-        // that copy stalled on store forwarding: a fifth of a selection.)
-        let mut trace: Vec<TraceEntry> = chain
-            .steps
-            .iter()
-            .map(|step| TraceEntry { rule: step.id, outcome: TraceOutcome::NoMatch, detail: None })
-            .collect();
+        // The trace is written in place, up to the step that answers: the
+        // steps before it that were not written answered a plain `no_match`.
+        // (Pushing an entry per step copied it through the stack, and that
+        // copy stalled on store forwarding: a fifth of a selection.)
+        let mut trace: Vec<TraceEntry> = Vec::with_capacity(chain.steps.len());
+        let steps = &chain.steps[..];
         // Instances refused by the store in this decision, with why.
         let mut at_capacity: Vec<(Arc<Instance>, String)> = Vec::new();
         // The decision that ends the chain: `rule` failed with `error`.
         let failed = |n, rule, error: SelectionError, mut trace: Vec<TraceEntry>, body| {
-            answer(&mut trace, n, TraceOutcome::Failed, Some(error.kind.as_str().to_owned()));
-            trace.truncate(n + 1);
+            answer(&mut trace, steps, n, TraceOutcome::Failed, Some(error.kind.as_str().to_owned()));
             Decision { rule: Some(rule), body: Some(body), result: Err(error), trace }
         };
+        let patterns = !scan.matches().is_empty();
         'steps: for (n, step) in chain.steps.iter().enumerate() {
+            if step.needs_patterns && !patterns {
+                continue;
+            }
             // A rule is consulted again after its choice is refused for
             // capacity, with that instance listed as at capacity; at most
             // once per instance, so this ends.
@@ -493,7 +493,7 @@ impl Plan {
                     ($kind:expr, $message:expr) => {
                         match step.on_unavailable {
                             Some(OnUnavailable::Skip) => {
-                                answer(&mut trace, n, TraceOutcome::FellThrough, Some($message));
+                                answer(&mut trace, steps, n, TraceOutcome::FellThrough, Some($message));
                                 continue 'steps;
                             }
                             _ => {
@@ -509,7 +509,7 @@ impl Plan {
                     // stores: that wide copy stalled on store forwarding.)
                     Outcome::NoMatch { detail: None } => continue 'steps,
                     Outcome::NoMatch { detail } => {
-                        answer(&mut trace, n, TraceOutcome::NoMatch, detail);
+                        answer(&mut trace, steps, n, TraceOutcome::NoMatch, detail);
                         continue 'steps;
                     }
                     Outcome::Selected { instance, detail }
@@ -531,7 +531,7 @@ impl Plan {
                         match self.on_store_error() {
                             OnStoreError::FailOpen => {
                                 let detail = format!("{message}; on_store_error is fail_open: decided without memory");
-                                answer(&mut trace, n, TraceOutcome::NoMatch, Some(detail));
+                                answer(&mut trace, steps, n, TraceOutcome::NoMatch, Some(detail));
                                 continue 'steps;
                             }
                             OnStoreError::FailClosed => {
@@ -554,11 +554,17 @@ impl Plan {
                 }
                 // Every counted selection is remembered in a chain that reads
                 // conversation memory, except a temporary switch's.
-                let remember = chain
-                    .memory_ttl
-                    .filter(|_| count && step.rule.is_remembered())
-                    .map(|ttl| Remember { channel: channel.id(), ttl });
-                let detail = match self.admit(location, &instance, request, &now, counting, remember) {
+                let admission = match &self.store {
+                    None => Admission::Free,
+                    Some(store) => {
+                        let remember = chain
+                            .memory_ttl
+                            .filter(|_| count && step.rule.is_remembered())
+                            .map(|ttl| Remember { channel: channel.id(), ttl });
+                        self.admit(&**store, location, &instance, request, &now, counting, remember)
+                    }
+                };
+                let detail = match admission {
                     Admission::Free if at_capacity.is_empty() => detail,
                     Admission::Free => with_notes(detail, &at_capacity, None),
                     Admission::Open(note) => with_notes(detail, &at_capacity, Some(note)),
@@ -569,12 +575,12 @@ impl Plan {
                     Admission::Full(why) => unusable!(ErrorKind::InstanceAtCapacity, why),
                     Admission::Closed(message) => return failed(n, step.id, store_unavailable(message), trace, body),
                 };
-                answer(&mut trace, n, TraceOutcome::Selected, detail);
-                trace.truncate(n + 1);
+                answer(&mut trace, steps, n, TraceOutcome::Selected, detail);
                 return Decision { rule: Some(step.id), body: Some(body), result: Ok(instance), trace };
             }
         }
         // Every enabled rule answered no_match or fell_through.
+        trace.extend(steps.get(trace.len()..).unwrap_or_default().iter().map(Step::plain_answer));
         Decision {
             rule: None,
             body: Some(body),
@@ -699,16 +705,25 @@ fn unfit_choice(rule: &str, instance: &Instance, channel: &str) -> String {
     )
 }
 
-/// Writes step `n`'s answer into a decision's trace, whose entries start as
-/// plain `no_match` without a note.
+/// Writes step `n`'s answer into a decision's trace, after a plain
+/// `no_match` for each step before it not yet written.
 #[inline]
-fn answer(trace: &mut [TraceEntry], n: usize, outcome: TraceOutcome, detail: Option<String>) {
-    if let Some(entry) = trace.get_mut(n) {
+fn answer(trace: &mut Vec<TraceEntry>, steps: &[Step], n: usize, outcome: TraceOutcome, detail: Option<String>) {
+    trace.extend(steps.get(trace.len()..=n).unwrap_or_default().iter().map(Step::plain_answer));
+    if let Some(entry) = trace.last_mut() {
         entry.outcome = outcome;
         // (A `None` is left in place, not copied: see `Outcome::NoMatch`.)
         if detail.is_some() {
             entry.detail = detail;
         }
+    }
+}
+
+impl Step {
+    /// The step's trace entry for a plain `no_match`.
+    #[inline]
+    fn plain_answer(&self) -> TraceEntry {
+        TraceEntry { rule: self.id, outcome: TraceOutcome::NoMatch, detail: None }
     }
 }
 
@@ -758,8 +773,11 @@ impl Plan {
     /// decision on an instance without limits is counted too, best effort:
     /// it is never refused, and a store error is ignored unless the memory
     /// had to be written too.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn admit(
         &self,
+        store: &dyn CapacityStore,
         location: &Location,
         instance: &Instance,
         request: &Request,
@@ -767,7 +785,6 @@ impl Plan {
         counting: Counting,
         remember: Option<Remember<'_>>,
     ) -> Admission {
-        let Some(store) = &self.store else { return Admission::Free };
         let contact = request.contact_id();
         let remember = remember.filter(|_| counting != Counting::Preview && contact.is_some());
         let pool = instance.pool().and_then(|p| location.pool(p));

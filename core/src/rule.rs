@@ -58,6 +58,16 @@ pub trait SelectionRule: Send + Sync {
     fn is_remembered(&self) -> bool {
         true
     }
+
+    /// Whether the rule answers a plain `no_match` (no note) whenever the
+    /// body has no override or switch pattern of any channel, as
+    /// `manual_override` and `temporary_switch` do. The evaluator then
+    /// records that answer without calling the rule for such a body (most
+    /// of them), which saves a dynamic call per decision. Asked once, when
+    /// the plan is compiled. The default is `false`: always called.
+    fn needs_patterns(&self) -> bool {
+        false
+    }
 }
 
 impl<R: SelectionRule + ?Sized> SelectionRule for Box<R> {
@@ -76,6 +86,10 @@ impl<R: SelectionRule + ?Sized> SelectionRule for Box<R> {
     fn is_remembered(&self) -> bool {
         (**self).is_remembered()
     }
+
+    fn needs_patterns(&self) -> bool {
+        (**self).needs_patterns()
+    }
 }
 
 impl<R: SelectionRule + ?Sized> SelectionRule for Arc<R> {
@@ -93,6 +107,10 @@ impl<R: SelectionRule + ?Sized> SelectionRule for Arc<R> {
 
     fn is_remembered(&self) -> bool {
         (**self).is_remembered()
+    }
+
+    fn needs_patterns(&self) -> bool {
+        (**self).needs_patterns()
     }
 }
 

@@ -33,67 +33,80 @@ impl SelectionRule for ContactTag {
             (Some(t), Some(p)) => !t.is_ascii_graphic() || t.to_ascii_lowercase() == p,
             _ => true,
         };
-        let Some(start) = contact.tags.iter().position(may_name) else {
-            return Outcome::no_match();
-        };
-        let instances = cx.instances();
-        let mut notes: Vec<String> = Vec::new();
-        let mut disconnected = Vec::new();
-        // Connected but at capacity in this decision (SPEC §10): passed over
-        // as a disconnected instance is.
-        let mut full: Vec<&str> = Vec::new();
-        let mut digits = String::new();
-        for tag in contact.tags.iter().skip(start).filter(|tag| may_name(tag)) {
-            let Some(number) = tag_number(tag, prefix) else { continue };
-            if !number.bytes().any(|b| b.is_ascii_digit()) {
-                notes.push(format!("tag `{tag}` has no digit; ignored"));
+        match contact.tags.iter().position(may_name) {
+            None => Outcome::no_match(),
+            Some(start) => resolve(cx, &contact.tags[start..], prefix, may_name),
+        }
+    }
+}
+
+/// The rule's answer for `tags`, the first of which may name an instance
+/// (kept out of `evaluate`, whose fast path then sets up nothing).
+#[inline(never)]
+fn resolve<'a>(
+    cx: &RuleContext<'a>,
+    tags: &'a [String],
+    prefix: &str,
+    may_name: impl Fn(&String) -> bool,
+) -> Outcome<'a> {
+    let channel = cx.channel();
+    let instances = cx.instances();
+    let mut notes: Vec<String> = Vec::new();
+    let mut disconnected = Vec::new();
+    // Connected but at capacity in this decision (SPEC §10): passed over
+    // as a disconnected instance is.
+    let mut full: Vec<&str> = Vec::new();
+    let mut digits = String::new();
+    for tag in tags.iter().filter(|tag| may_name(tag)) {
+        let Some(number) = tag_number(tag, prefix) else { continue };
+        if !number.bytes().any(|b| b.is_ascii_digit()) {
+            notes.push(format!("tag `{tag}` has no digit; ignored"));
+            continue;
+        }
+        digits.clear();
+        normalize_phone_into(number, &mut digits);
+        let mut named = false;
+        for instance in instances.with_phone_digits(&digits) {
+            named = true;
+            if let Some(why) = cx.at_capacity(instance) {
+                full.push(why);
                 continue;
             }
-            digits.clear();
-            normalize_phone_into(number, &mut digits);
-            let mut named = false;
-            for instance in instances.with_phone_digits(&digits) {
-                named = true;
-                if let Some(why) = cx.at_capacity(instance) {
-                    full.push(why);
-                    continue;
+            if instance.is_connected() {
+                let mut detail = format!("tag `{tag}` names {}", instance.label());
+                for note in &notes {
+                    detail.push_str("; ");
+                    detail.push_str(note);
                 }
-                if instance.is_connected() {
-                    let mut detail = format!("tag `{tag}` names {}", instance.label());
-                    for note in &notes {
-                        detail.push_str("; ");
-                        detail.push_str(note);
-                    }
-                    return Outcome::selected(instance).with_detail(detail);
-                }
-                disconnected.push(instance);
+                return Outcome::selected(instance).with_detail(detail);
             }
-            if !named {
-                notes.push(format!(
-                    "tag `{tag}` names no {} instance of location `{}`; ignored",
-                    channel.id(),
-                    cx.location()
-                ));
-            }
+            disconnected.push(instance);
         }
-        if !full.is_empty() {
-            return Outcome::unusable(ErrorKind::InstanceAtCapacity, full.join("; "));
-        }
-        if disconnected.is_empty() {
-            return match notes.is_empty() {
-                true => Outcome::no_match(),
-                false => Outcome::no_match_because(notes.join("; ")),
-            };
-        }
-        Outcome::unusable(
-            ErrorKind::InstanceDisconnected,
-            format!(
-                "the contact's {} tags name only disconnected instances: {}; reconnect one or update the contact's tags",
+        if !named {
+            notes.push(format!(
+                "tag `{tag}` names no {} instance of location `{}`; ignored",
                 channel.id(),
-                crate::labels(disconnected.into_iter())
-            ),
-        )
+                cx.location()
+            ));
+        }
     }
+    if !full.is_empty() {
+        return Outcome::unusable(ErrorKind::InstanceAtCapacity, full.join("; "));
+    }
+    if disconnected.is_empty() {
+        return match notes.is_empty() {
+            true => Outcome::no_match(),
+            false => Outcome::no_match_because(notes.join("; ")),
+        };
+    }
+    Outcome::unusable(
+        ErrorKind::InstanceDisconnected,
+        format!(
+            "the contact's {} tags name only disconnected instances: {}; reconnect one or update the contact's tags",
+            channel.id(),
+            crate::labels(disconnected.into_iter())
+        ),
+    )
 }
 
 register_rule! {

@@ -18,6 +18,10 @@ impl SelectionRule for ManualOverride {
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         crate::pattern_rule::resolve(cx, PatternKind::Override, "manual override")
     }
+
+    fn needs_patterns(&self) -> bool {
+        true
+    }
 }
 
 register_rule! {

@@ -19,6 +19,10 @@ impl SelectionRule for TemporarySwitch {
         crate::pattern_rule::resolve(cx, PatternKind::TemporarySwitch, "temporary switch")
     }
 
+    fn needs_patterns(&self) -> bool {
+        true
+    }
+
     /// A temporary switch is not remembered as the contact's conversation
     /// (SPEC §10): the next message goes the normal way.
     fn is_remembered(&self) -> bool {

@@ -1,7 +1,9 @@
 //! `user_assignment` (priority 4, code 104): the contact's assigned CRM user
 //! has instances on this channel.
 
-use switchboard_core::{register_rule, ErrorKind, OnUnavailable, Outcome, RuleContext, SelectionRule};
+use std::sync::Arc;
+
+use switchboard_core::{register_rule, ErrorKind, Instance, OnUnavailable, Outcome, RuleContext, SelectionRule};
 
 /// The rule id.
 pub const ID: &str = "user_assignment";
@@ -27,17 +29,25 @@ impl SelectionRule for UserAssignment {
         // The lowest connected index, without collecting the candidates;
         // only the error message lists them all.
         let connected = if first.is_connected() { Some(first) } else { candidates.find(|i| i.is_connected()) };
-        match connected {
-            Some(instance) => Outcome::selected(instance).with_detail(format!("assigned user `{user}`")),
-            None => Outcome::unusable(
-                ErrorKind::InstanceDisconnected,
-                format!(
-                    "the contact's assigned user `{user}` has only disconnected {} instances: {}; reconnect one or reassign the contact",
-                    cx.channel().id(),
-                    crate::labels(instances.assigned_to(user))
-                ),
+        answer(cx, user, connected)
+    }
+}
+
+/// The answer once the user has instances on the channel: the first
+/// connected, else unusable (kept out of `evaluate`, whose common path, a
+/// user with no instance here, then sets up no formatting).
+#[inline(never)]
+fn answer<'a>(cx: &RuleContext<'a>, user: &str, connected: Option<&'a Arc<Instance>>) -> Outcome<'a> {
+    match connected {
+        Some(instance) => Outcome::selected(instance).with_detail(format!("assigned user `{user}`")),
+        None => Outcome::unusable(
+            ErrorKind::InstanceDisconnected,
+            format!(
+                "the contact's assigned user `{user}` has only disconnected {} instances: {}; reconnect one or reassign the contact",
+                cx.channel().id(),
+                crate::labels(cx.instances().assigned_to(user))
             ),
-        }
+        ),
     }
 }
 
