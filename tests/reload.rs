@@ -255,6 +255,38 @@ fn a_world_change_keeps_the_compiled_plan_and_vice_versa() {
 }
 
 #[test]
+fn a_json_world_is_streamed_and_hashed_as_it_is_read() {
+    // A JSON world is never held whole as text: its file is hashed in
+    // chunks, then streamed into the world (and hashed again as it streams).
+    let world = |phone: &str| {
+        format!(
+            r#"{{"locations":[{{"id":"l","instances":[
+                {{"id":"a","channel":"whatsapp","index":1,"phone":"{phone}","connected":true}},
+                {{"id":"b","channel":"whatsapp","index":2,"phone":"2","connected":true,"default":true}}]}}]}}"#
+        )
+    };
+    let dir = temp_with(&[("rules.yaml", RULES_ANY), ("world.json", &world("1"))]);
+    let path = dir.path().join("world.json");
+    let live = Live::open(registry(), dir.path().join("rules.yaml"), Some(path.clone())).unwrap();
+    let sha = |path: &Path| Some(switchboard::sha256_hex(&fs::read(path).unwrap()));
+    let first = live.snapshot();
+    assert_eq!(first.world_sha256, sha(&path));
+    assert_eq!(live.select(&req()).instance().map(|i| i.phone().to_owned()), Some("1".to_owned()));
+    assert_eq!(live.reload(), ReloadEvent::Unchanged { generation: 1 }, "the same bytes: nothing compiled again");
+    fs::write(&path, world("11")).unwrap();
+    assert_eq!(live.reload(), ReloadEvent::Reloaded { generation: 2 });
+    let second = live.snapshot();
+    assert_eq!(second.world_sha256, sha(&path));
+    assert!(Arc::ptr_eq(&first.plan, &second.plan) && !Arc::ptr_eq(&first.world, &second.world));
+    assert_eq!(live.select(&req()).instance().map(|i| i.phone().to_owned()), Some("11".to_owned()));
+    // An invalid JSON world is diagnosed at its line, and the last good one kept.
+    fs::write(&path, world("11").replace("\"index\":2", "\"index\":\"2\"")).unwrap();
+    let ReloadEvent::Failed { error, .. } = live.reload() else { panic!("the invalid world was accepted") };
+    assert!(error.contains("world.json:3:"), "{error}");
+    assert!(Arc::ptr_eq(&second.world, &live.snapshot().world));
+}
+
+#[test]
 fn a_reload_refuses_a_world_over_its_size_limit() {
     let rules = "rules: [default_instance, any_available]\nlimits: {max_world_bytes: 400}\n";
     let (dir, live) = setup(rules);

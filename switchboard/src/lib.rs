@@ -53,6 +53,31 @@ pub fn read_text(path: &Path) -> Result<String, FileErrors> {
 /// Like [`read_text`], refusing a file larger than `max` bytes (without
 /// reading it); `setting` names the limit in the message.
 pub fn read_text_limited(path: &Path, max: u64, setting: &str) -> Result<String, FileErrors> {
+    let mut bytes = Vec::new();
+    read_limited(path, max, setting, |chunk| bytes.extend_from_slice(chunk))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        FileErrors::whole_file(
+            path.display().to_string(),
+            format!("is not valid UTF-8 (first bad byte at offset {at}); save it as UTF-8"),
+        )
+    })
+}
+
+/// The sha256 of a file of at most `max` bytes (lowercase hex), read in
+/// chunks and never held whole, with the errors of [`read_text_limited`]
+/// (but for UTF-8, which only reading the text checks).
+pub(crate) fn file_sha256(path: &Path, max: u64, setting: &str) -> Result<String, FileErrors> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    read_limited(path, max, setting, |chunk| hasher.update(chunk))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Reads a file of at most `max` bytes in chunks into `each`, refusing a
+/// larger one (without reading it when its size says so) with an error a
+/// person can act on; `setting` names the limit in the message.
+fn read_limited(path: &Path, max: u64, setting: &str, mut each: impl FnMut(&[u8])) -> Result<(), FileErrors> {
     use std::io::Read;
     let too_big = |size: u64| {
         FileErrors::whole_file(path.display().to_string(), format!("is {size} bytes; the limit is {max} ({setting})"))
@@ -66,12 +91,23 @@ pub fn read_text_limited(path: &Path, max: u64, setting: &str) -> Result<String,
     if path.is_dir() {
         return Err(FileErrors::whole_file(name, "is a directory; give the path of a file"));
     }
-    let read = || -> std::io::Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)?.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
-        Ok(bytes)
+    let mut read = 0u64;
+    let mut copy = || -> std::io::Result<()> {
+        let mut file = std::fs::File::open(path)?.take(max.saturating_add(1));
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    read += n as u64;
+                    each(chunk.get(..n).unwrap_or_default());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     };
-    let bytes = read().map_err(|e| {
+    copy().map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "no such file; check the path".to_owned(),
             std::io::ErrorKind::PermissionDenied => "permission denied; check the file's permissions".to_owned(),
@@ -79,13 +115,10 @@ pub fn read_text_limited(path: &Path, max: u64, setting: &str) -> Result<String,
         };
         FileErrors::whole_file(&name, why)
     })?;
-    if bytes.len() as u64 > max {
-        return Err(too_big(bytes.len() as u64));
+    if read > max {
+        return Err(too_big(read));
     }
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        FileErrors::whole_file(&name, format!("is not valid UTF-8 (first bad byte at offset {at}); save it as UTF-8"))
-    })
+    Ok(())
 }
 
 /// Reads and compiles a rules.yaml, loading the plugins it lists (paths
@@ -130,28 +163,61 @@ pub fn load_world_for(path: impl AsRef<Path>, plan: &Plan) -> Result<World, File
 /// file) is then read whole, and [`World::diagnose`] reports what is wrong
 /// exactly as [`World::from_str`] would.
 fn load_world_limited(path: &Path, max: u64, setting: &str, registry: &Registry) -> Result<World, FileErrors> {
-    let name = path.display().to_string();
-    if !name.to_ascii_lowercase().ends_with(".json") {
-        let text = read_text_limited(path, max, setting)?;
-        return World::from_str(&text, &name, registry);
-    }
-    if let Some(world) = stream_world(path, max, registry) {
-        return Ok(world);
-    }
-    let text = read_text_limited(path, max, setting)?;
-    World::diagnose(&text, &name, registry)
+    load_world_inner(path, max, setting, registry, false).map(|(world, _)| world)
 }
 
-/// A JSON world streamed from a regular file of at most `max` bytes;
-/// `None` for anything else (the caller reads the file whole).
-fn stream_world(path: &Path, max: u64, registry: &Registry) -> Option<World> {
+/// [`load_world_limited`] with the sha256 (lowercase hex) of the bytes the
+/// world was read from, hashed as they stream ([`Live`] keeps it).
+pub(crate) fn load_world_hashed(
+    path: &Path,
+    max: u64,
+    setting: &str,
+    registry: &Registry,
+) -> Result<(World, String), FileErrors> {
+    let (world, hash) = load_world_inner(path, max, setting, registry, true)?;
+    Ok((world, hash.unwrap_or_default()))
+}
+
+/// The world of [`load_world_limited`], with its bytes' sha256 when `hash`.
+fn load_world_inner(
+    path: &Path,
+    max: u64,
+    setting: &str,
+    registry: &Registry,
+    hash: bool,
+) -> Result<(World, Option<String>), FileErrors> {
+    use sha2::Digest;
+    let name = path.display().to_string();
+    let is_json = name.to_ascii_lowercase().ends_with(".json");
+    if is_json {
+        if let Some(streamed) = stream_world(path, max, registry, hash) {
+            return Ok(streamed);
+        }
+    }
+    let text = read_text_limited(path, max, setting)?;
+    let sha256 = hash.then(|| hex(&sha2::Sha256::digest(text.as_bytes())));
+    let world = match is_json {
+        true => World::diagnose(&text, &name, registry),
+        false => World::from_str(&text, &name, registry),
+    }?;
+    Ok((world, sha256))
+}
+
+/// A JSON world streamed from a regular file of at most `max` bytes, with
+/// the sha256 of the bytes read when `hash`; `None` for anything else (the
+/// caller reads the file whole).
+fn stream_world(path: &Path, max: u64, registry: &Registry, hash: bool) -> Option<(World, Option<String>)> {
+    use sha2::Digest;
     use std::io::Read;
-    /// Counts the bytes read through it.
-    struct Counted<R>(R, u64);
+    /// Counts (and hashes, when asked) the bytes read through it.
+    struct Counted<R>(R, u64, Option<sha2::Sha256>);
     impl<R: Read> Read for Counted<R> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = self.0.read(buf)?;
             self.1 += n as u64;
+            if let Some(hasher) = &mut self.2 {
+                hasher.update(buf.get(..n).unwrap_or_default());
+            }
             Ok(n)
         }
     }
@@ -160,9 +226,19 @@ fn stream_world(path: &Path, max: u64, registry: &Registry) -> Option<World> {
     if !meta.is_file() || meta.len() > max {
         return None;
     }
-    let mut input = Counted(file.take(max.saturating_add(1)), 0);
+    let mut input = Counted(file.take(max.saturating_add(1)), 0, hash.then(sha2::Sha256::new));
     let world = World::from_json_reader(&mut input, registry).ok().flatten()?;
-    (input.1 <= max).then_some(world)
+    (input.1 <= max).then(|| (world, input.2.map(|h| hex(&h.finalize()))))
+}
+
+/// `bytes` (a digest) as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut hex = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    hex
 }
 
 /// Where the world size limit is set, for messages.

@@ -163,13 +163,7 @@ impl std::fmt::Debug for Live {
 /// sha256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    hex
+    crate::hex(&sha2::Sha256::digest(bytes))
 }
 
 impl Inner {
@@ -190,15 +184,17 @@ impl Inner {
                 .ok(),
             _ => None,
         };
-        let limits = plan.as_deref().map_or(current.plan.limits(), Plan::limits);
-        let world_text = self
+        let max = plan.as_deref().map_or(current.plan.limits(), Plan::limits).max_world_bytes;
+        // The world file is hashed first, in chunks: a world of 100 MB is
+        // then never held as text beside the world built from it, and an
+        // unchanged one is not read again.
+        let mut world_sha256: Option<Option<String>> = self
             .world
             .as_deref()
-            .map(|path| crate::read_text_limited(path, limits.max_world_bytes, crate::WORLD_LIMIT))
+            .map(|path| crate::file_sha256(path, max, crate::WORLD_LIMIT))
             .transpose()
             .map_err(|e| errors.push(e))
             .ok();
-        let world_sha256 = world_text.as_ref().map(|w| w.as_deref().map(|t| sha256_hex(t.as_bytes())));
         if loaded
             && rules_sha256.as_ref() == Some(&current.rules_sha256)
             && world_sha256.as_ref() == Some(&current.world_sha256)
@@ -209,15 +205,21 @@ impl Inner {
         // channels); it is reused only while that channel set is the same.
         let registry = plan.as_ref().map_or(&self.registry, |p| p.registry());
         let same_channels = registry.channel_ids().eq(current.plan.registry().channel_ids());
-        let world = match (world_text, &world_sha256, &self.world) {
-            (Some(_), Some(hash), _) if loaded && *hash == current.world_sha256 && same_channels => {
-                Some(current.world.clone())
-            }
-            (Some(Some(text)), _, Some(path)) => World::from_str(&text, &path.display().to_string(), registry)
-                .map(Arc::new)
-                .map_err(|e| errors.push(e))
-                .ok(),
-            (Some(None), _, _) => Some(Arc::new(World::empty())),
+        let world = match (&world_sha256, &self.world) {
+            (Some(hash), _) if loaded && *hash == current.world_sha256 && same_channels => Some(current.world.clone()),
+            (Some(Some(_)), Some(path)) => match crate::load_world_hashed(path, max, crate::WORLD_LIMIT, registry) {
+                Ok((world, hash)) => {
+                    // The hash of what was read (the file may have changed
+                    // since it was first hashed).
+                    world_sha256 = Some(Some(hash));
+                    Some(Arc::new(world))
+                }
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            },
+            (Some(None), _) => Some(Arc::new(World::empty())),
             _ => None,
         };
         match (plan, world, rules_sha256, world_sha256) {
