@@ -3,7 +3,6 @@
 //! the whitespace rule of SPEC §2.
 
 use regex::Regex;
-use smallvec::SmallVec;
 
 use crate::ChannelSyntax;
 
@@ -77,7 +76,7 @@ impl Scanner {
     /// Like [`Scanner::scan`], stopping after `limit` patterns (a hostile
     /// body cannot make the scan allocate without bound).
     pub fn scan_at_most<'b>(&self, body: &'b str, limit: usize) -> Scan<'b> {
-        let mut matches = SmallVec::new();
+        let mut matches = Vec::new();
         // Every pattern starts with `{`: most bodies have none (memchr).
         let first = memchr::memchr(b'{', body.as_bytes());
         if let (Some(regex), Some(_)) = (&self.regex, first) {
@@ -115,7 +114,7 @@ fn parse_index(digits: &str) -> Option<u64> {
 #[derive(Debug, Clone)]
 pub struct Scan<'b> {
     body: &'b str,
-    matches: SmallVec<[PatternMatch; 4]>,
+    matches: Vec<PatternMatch>,
 }
 
 impl<'b> Scan<'b> {
