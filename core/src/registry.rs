@@ -374,12 +374,16 @@ impl Registry {
     }
 
     /// The position of a channel, its id compared case-insensitively.
+    #[inline]
     pub fn channel_position(&self, id: &str) -> Option<usize> {
-        let channels = &self.channels;
-        channels
-            .iter()
-            .position(|c| same_str(c.id(), id))
-            .or_else(|| channels.iter().position(|c| c.id().eq_ignore_ascii_case(id)))
+        // The exact spelling in line (every decision asks), any other case
+        // apart.
+        self.channels.iter().position(|c| same_str(c.id(), id)).or_else(|| self.channel_position_any_case(id))
+    }
+
+    #[inline(never)]
+    fn channel_position_any_case(&self, id: &str) -> Option<usize> {
+        self.channels.iter().position(|c| c.id().eq_ignore_ascii_case(id))
     }
 
     /// The registered spelling of a channel id.
