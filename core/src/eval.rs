@@ -401,6 +401,13 @@ impl Plan {
         let Some(position) = registry.channel_position(&request.channel) else {
             return self.unknown_channel(request);
         };
+        // The world's location is looked up first, its answer used after
+        // the body's checks (their errors come first): the look-up's chain
+        // of dependent loads then overlaps the scan and the body's copy.
+        let found = match request.instances {
+            None => world.location(&request.location),
+            Some(_) => None,
+        };
         if self.over_limits(request) {
             return self.over_limits_error(request);
         }
@@ -422,7 +429,7 @@ impl Plan {
                     return Decision::request_error(ErrorKind::InvalidRequest, message, Some(body));
                 }
             },
-            None => match world.location(&request.location) {
+            None => match found {
                 Some(l) => l,
                 None => return unknown_location(world, request, body),
             },
