@@ -166,9 +166,16 @@ fn main() {
     if let Some(which) = std::env::var_os("SWITCHBOARD_BENCH_PROFILE") {
         // For `valgrind --tool=callgrind` or `perf record`: only the typical
         // selection, 200,000 times (`baseline`: the hand-written chain's;
-        // with the `capacity` argument, one capacity case: see `capacity`).
+        // `override`: the manual override on 10,000 instances; with the
+        // `capacity` argument, one capacity case: see `capacity`).
         if which == "baseline" {
             baseline_loop(&baseline, &request, 200_000);
+        } else if which == "override" {
+            // The manual override on a 10,000-instance location.
+            let big = World::from_str(&world_yaml("big", 10_000), "bench.yaml", &registry).unwrap();
+            let mut over = typical_request("big");
+            over.body = format!("{} {{ WA#3000 }}", &BODY[..130]);
+            profile_loop(&plan, &big, &over, 200_000);
         } else {
             profile_loop(&plan, &small, &request, 200_000);
         }
