@@ -859,3 +859,100 @@ impl Plan {
 fn store_unavailable(message: String) -> SelectionError {
     SelectionError { code: CODE_STORE_UNAVAILABLE, kind: ErrorKind::StoreUnavailable, message }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::{
+        ChannelDescriptor, ChannelInfo, ChannelSyntax, Outcome, Plan, RegistryBuilder, Request, RuleContext,
+        RuleDescriptor, RuleInfo, RuleOptions, SelectionRule, World,
+    };
+
+    struct Wa;
+    impl ChannelSyntax for Wa {
+        fn id(&self) -> &str {
+            "whatsapp"
+        }
+        fn code(&self) -> &str {
+            "WA"
+        }
+        fn tag_prefix(&self) -> &str {
+            "wa:"
+        }
+    }
+    static WA: Wa = Wa;
+
+    /// Calls of [`Picky`], which selects the first instance whenever asked.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    struct Picky;
+    impl SelectionRule for Picky {
+        fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
+            CALLS.fetch_add(1, Ordering::SeqCst);
+            match cx.instances().iter().next() {
+                Some(i) => Outcome::selected(i),
+                None => Outcome::no_match(),
+            }
+        }
+        fn needs_patterns(&self) -> bool {
+            true
+        }
+    }
+    fn picky(_: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
+        Ok(Box::new(Picky))
+    }
+    fn last(_: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
+        Ok(Box::new(crate::rule_fn(|cx| match cx.instances().iter().last() {
+            Some(i) => Outcome::selected(i),
+            None => Outcome::no_match(),
+        })))
+    }
+
+    #[test]
+    fn a_rule_that_needs_patterns_is_skipped_for_a_body_without_one_and_traced_as_no_match() {
+        let descriptor = |id, build| RuleDescriptor {
+            id,
+            summary: "",
+            code: 1000,
+            on_unavailable: None,
+            options: &[],
+            build,
+            source: "test",
+        };
+        let registry = RegistryBuilder::new()
+            .rule(RuleInfo::from_descriptor(&descriptor("picky", picky)))
+            .rule(RuleInfo::from_descriptor(&descriptor("last", last)))
+            .channel(ChannelInfo::from_descriptor(&ChannelDescriptor { syntax: &WA, source: "test" }))
+            .build()
+            .map(Arc::new)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plan =
+            Plan::compile("rules: [picky, last]", "rules.yaml", registry.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let world = World::from_str(
+            "locations: [{id: l, instances: [{id: a, channel: whatsapp, phone: '1', connected: true},
+                                             {id: b, channel: whatsapp, phone: '2', connected: true}]}]",
+            "world.yaml",
+            &registry,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let decide = |body: &str| {
+            let json = serde_json::json!({"location": "l", "channel": "whatsapp", "body": body}).to_string();
+            let request = Request::from_json(&json).unwrap_or_else(|e| panic!("{e}"));
+            plan.select(&world, &request).to_json()
+        };
+        let before = CALLS.load(Ordering::SeqCst);
+        let plain = decide("hi");
+        assert_eq!(CALLS.load(Ordering::SeqCst), before, "not called for a body without a pattern");
+        assert!(
+            plain.contains(r#""rule":"last""#)
+                && plain.contains(
+                    r#""trace":[{"rule":"picky","outcome":"no_match"},{"rule":"last","outcome":"selected"}]"#
+                ),
+            "{plain}"
+        );
+        let with = decide("hi {WA#9}");
+        assert_eq!(CALLS.load(Ordering::SeqCst), before + 1, "called when the body has a pattern");
+        assert!(with.contains(r#""rule":"picky""#) && with.contains(r#""body":"hi""#), "{with}");
+    }
+}
