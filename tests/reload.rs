@@ -287,6 +287,36 @@ fn a_json_world_is_streamed_and_hashed_as_it_is_read() {
 }
 
 #[test]
+fn a_world_from_a_fifo_is_read_once() {
+    // `--world <(…)` or a named pipe: the world can be read once only, so
+    // it is read, hashed and built in one pass (a regular file is hashed
+    // first, then read again only when it changed).
+    let dir = temp_with(&[("rules.yaml", RULES_DEFAULT)]);
+    let fifo = dir.path().join("world.yaml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let writer = {
+        let fifo = fifo.clone();
+        // Opening a FIFO for writing waits for its reader; a second reader
+        // would wait for a writer that never comes.
+        std::thread::spawn(move || fs::write(&fifo, WORLD).unwrap())
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rules = dir.path().join("rules.yaml");
+    std::thread::spawn(move || {
+        let live = Live::open(registry(), rules, Some(fifo));
+        let _ = tx.send(
+            live.map(|l| (summary(&l.select(&req())), l.snapshot().world_sha256.clone())).map_err(|e| e.to_string()),
+        );
+    });
+    let opened = rx.recv_timeout(Duration::from_secs(20)).expect("Live::open blocked on the FIFO: it was opened twice");
+    writer.join().unwrap();
+    let (selected, sha) = opened.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(selected, "b");
+    assert_eq!(sha, Some(switchboard::sha256_hex(WORLD.as_bytes())));
+}
+
+#[test]
 fn a_reload_refuses_a_world_over_its_size_limit() {
     let rules = "rules: [default_instance, any_available]\nlimits: {max_world_bytes: 400}\n";
     let (dir, live) = setup(rules);

@@ -185,29 +185,43 @@ impl Inner {
             _ => None,
         };
         let max = plan.as_deref().map_or(current.plan.limits(), Plan::limits).max_world_bytes;
-        // The world file is hashed first, in chunks: a world of 100 MB is
-        // then never held as text beside the world built from it, and an
-        // unchanged one is not read again.
-        let mut world_sha256: Option<Option<String>> = self
-            .world
-            .as_deref()
-            .map(|path| crate::file_sha256(path, max, crate::WORLD_LIMIT))
-            .transpose()
-            .map_err(|e| errors.push(e))
-            .ok();
+        // The world is compiled against the plan's registry (plugins add
+        // channels); it is reused only while that channel set is the same.
+        let registry = plan.as_ref().map_or(&self.registry, |p| p.registry());
+        let load = |path: &Path| crate::load_world_hashed(path, max, crate::WORLD_LIMIT, registry);
+        // A regular world file is hashed first, in chunks: a world of 100 MB
+        // is then never held as text beside the world built from it, and an
+        // unchanged one is not read again. A pipe or a FIFO (`--world
+        // <(…)`) can be read once only: it is read, hashed and built at once.
+        let mut built: Option<World> = None;
+        let mut world_sha256: Option<Option<String>> = match self.world.as_deref() {
+            None => Some(None),
+            Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) => match load(path) {
+                Ok((world, hash)) => {
+                    built = Some(world);
+                    Some(Some(hash))
+                }
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            },
+            Some(path) => crate::file_sha256(path, max, crate::WORLD_LIMIT).map(Some).map_err(|e| errors.push(e)).ok(),
+        };
         if loaded
             && rules_sha256.as_ref() == Some(&current.rules_sha256)
             && world_sha256.as_ref() == Some(&current.world_sha256)
         {
             return Ok(None);
         }
-        // The world is compiled against the plan's registry (plugins add
-        // channels); it is reused only while that channel set is the same.
-        let registry = plan.as_ref().map_or(&self.registry, |p| p.registry());
         let same_channels = registry.channel_ids().eq(current.plan.registry().channel_ids());
-        let world = match (&world_sha256, &self.world) {
-            (Some(hash), _) if loaded && *hash == current.world_sha256 && same_channels => Some(current.world.clone()),
-            (Some(Some(_)), Some(path)) => match crate::load_world_hashed(path, max, crate::WORLD_LIMIT, registry) {
+        let world = match (&world_sha256, &self.world, built) {
+            (Some(hash), _, _) if loaded && *hash == current.world_sha256 && same_channels => {
+                Some(current.world.clone())
+            }
+            (Some(None), _, _) => Some(Arc::new(World::empty())),
+            (Some(Some(_)), _, Some(world)) => Some(Arc::new(world)),
+            (Some(Some(_)), Some(path), None) => match load(path) {
                 Ok((world, hash)) => {
                     // The hash of what was read (the file may have changed
                     // since it was first hashed).
@@ -219,7 +233,6 @@ impl Inner {
                     None
                 }
             },
-            (Some(None), _) => Some(Arc::new(World::empty())),
             _ => None,
         };
         match (plan, world, rules_sha256, world_sha256) {
