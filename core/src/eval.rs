@@ -865,24 +865,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
+    use crate::testing::Wa;
     use crate::{
-        ChannelDescriptor, ChannelInfo, ChannelSyntax, Outcome, Plan, RegistryBuilder, Request, RuleContext,
-        RuleDescriptor, RuleInfo, RuleOptions, SelectionRule, World,
+        ChannelInfo, Outcome, Plan, RegistryBuilder, Request, RuleContext, RuleDescriptor, RuleInfo, RuleOptions,
+        SelectionRule, Source, World,
     };
-
-    struct Wa;
-    impl ChannelSyntax for Wa {
-        fn id(&self) -> &str {
-            "whatsapp"
-        }
-        fn code(&self) -> &str {
-            "WA"
-        }
-        fn tag_prefix(&self) -> &str {
-            "wa:"
-        }
-    }
-    static WA: Wa = Wa;
 
     /// Calls of [`Picky`], which selects the first instance whenever asked.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -923,7 +910,7 @@ mod tests {
         let registry = RegistryBuilder::new()
             .rule(RuleInfo::from_descriptor(&descriptor("picky", picky)))
             .rule(RuleInfo::from_descriptor(&descriptor("last", last)))
-            .channel(ChannelInfo::from_descriptor(&ChannelDescriptor { syntax: &WA, source: "test" }))
+            .channel(ChannelInfo::new(&Wa, Source::Builtin("test".into())))
             .build()
             .map(Arc::new)
             .unwrap_or_else(|e| panic!("{e}"));

@@ -70,6 +70,8 @@ mod model;
 pub mod pattern;
 mod registry;
 mod rule;
+#[cfg(test)]
+mod testing;
 mod tree;
 mod world;
 

@@ -1483,20 +1483,8 @@ impl<'de> Visitor<'de> for Fast<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Wa;
     use crate::{normalize_phone, ChannelInfo, RegistryBuilder, Source};
-
-    struct Wa;
-    impl crate::ChannelSyntax for Wa {
-        fn id(&self) -> &str {
-            "whatsapp"
-        }
-        fn code(&self) -> &str {
-            "WA"
-        }
-        fn tag_prefix(&self) -> &str {
-            "wa:"
-        }
-    }
 
     /// Small channels are scanned, large ones hashed: both must answer
     /// exactly as a naive search does.
