@@ -53,7 +53,10 @@ pub fn read_text(path: &Path) -> Result<String, FileErrors> {
 /// Like [`read_text`], refusing a file larger than `max` bytes (without
 /// reading it); `setting` names the limit in the message.
 pub fn read_text_limited(path: &Path, max: u64, setting: &str) -> Result<String, FileErrors> {
-    let mut bytes = Vec::new();
+    // Sized once from the file's length, as `read_to_end` would be: no
+    // doubling of a large world's text while it is read.
+    let size = std::fs::metadata(path).map_or(0, |m| m.len().min(max));
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     read_limited(path, max, setting, |chunk| bytes.extend_from_slice(chunk))?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
