@@ -70,49 +70,35 @@ pub trait SelectionRule: Send + Sync {
     }
 }
 
-impl<R: SelectionRule + ?Sized> SelectionRule for Box<R> {
-    fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
-        (**self).evaluate(cx)
-    }
+/// A boxed or shared rule is the rule: every method forwards (one macro,
+/// so that a method added to the trait is forwarded by both).
+macro_rules! forward_rule {
+    ($($pointer:ident),+) => {$(
+        impl<R: SelectionRule + ?Sized> SelectionRule for $pointer<R> {
+            fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
+                (**self).evaluate(cx)
+            }
 
-    fn reads_usage(&self) -> bool {
-        (**self).reads_usage()
-    }
+            fn reads_usage(&self) -> bool {
+                (**self).reads_usage()
+            }
 
-    fn memory_ttl(&self) -> Option<Duration> {
-        (**self).memory_ttl()
-    }
+            fn memory_ttl(&self) -> Option<Duration> {
+                (**self).memory_ttl()
+            }
 
-    fn is_remembered(&self) -> bool {
-        (**self).is_remembered()
-    }
+            fn is_remembered(&self) -> bool {
+                (**self).is_remembered()
+            }
 
-    fn needs_patterns(&self) -> bool {
-        (**self).needs_patterns()
-    }
+            fn needs_patterns(&self) -> bool {
+                (**self).needs_patterns()
+            }
+        }
+    )+};
 }
 
-impl<R: SelectionRule + ?Sized> SelectionRule for Arc<R> {
-    fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
-        (**self).evaluate(cx)
-    }
-
-    fn reads_usage(&self) -> bool {
-        (**self).reads_usage()
-    }
-
-    fn memory_ttl(&self) -> Option<Duration> {
-        (**self).memory_ttl()
-    }
-
-    fn is_remembered(&self) -> bool {
-        (**self).is_remembered()
-    }
-
-    fn needs_patterns(&self) -> bool {
-        (**self).needs_patterns()
-    }
-}
+forward_rule!(Box, Arc);
 
 /// A rule made from a closure; see [`rule_fn`].
 #[derive(Clone, Copy)]
