@@ -13,17 +13,10 @@
 # Needs wrk, redis-server and redis-cli (apt-get install -y wrk redis-server).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DUR=${DUR:-10s}
-CONN=${CONN:-64}
+source bench/serve/common.sh
 ROUNDS=${ROUNDS:-2}
-BIN=target/release/switchboard
-HERE=bench/serve
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-for tool in wrk redis-server redis-cli python3 curl; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 2; }
-done
+needs wrk redis-server redis-cli python3 curl
 cargo build --release -q --bin switchboard
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -49,15 +42,14 @@ printf 'capacity: {store: redis, redis_url: "redis://127.0.0.1:%s/0", key_prefix
   >> "$WORK/rules-redis.yaml"
 
 declare -A PORTS PIDS
-start_serve() { # start_serve NAME RULES WORLD
-  "$BIN" serve --rules "$2" --world "$3" --listen 127.0.0.1:0 2>"$WORK/$1.err" &
-  PIDS[$1]=$!
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/$1.err" 2>/dev/null && break; sleep 0.05; done
-  PORTS[$1]=$(head -1 "$WORK/$1.err" | sed 's/.*127.0.0.1://')
+serve_case() { # serve_case NAME RULES WORLD
+  start_serve "$1" --rules "$2" --world "$3"
+  PIDS[$1]=$PID
+  PORTS[$1]=$PORT
 }
-start_serve none rules.yaml "$HERE/world.json"
-start_serve memory "$WORK/rules-memory.yaml" "$WORK/world-limits.json"
-start_serve redis "$WORK/rules-redis.yaml" "$WORK/world-limits.json"
+serve_case none rules.yaml "$HERE/world.json"
+serve_case memory "$WORK/rules-memory.yaml" "$WORK/world-limits.json"
+serve_case redis "$WORK/rules-redis.yaml" "$WORK/world-limits.json"
 
 BODY=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$HERE/post.lua")
 echo "== the same decision from each (rule, instance), and the store in force"
@@ -79,19 +71,13 @@ TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
 load() { # load NAME: one wrk run, its summary line; sets REQS
   local serve0 redis0
   serve0=$(cpu_ticks "${PIDS[$1]}"); redis0=$(cpu_ticks "$REDIS_PID")
-  wrk -t2 -c"$CONN" -d"$DUR" --latency -s "$HERE/post.lua" "http://127.0.0.1:${PORTS[$1]}/v1/select" > "$WORK/wrk.out"
-  local rps p50 p99 errors
-  rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
-  p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.out")
-  p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
-  REQS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
-  errors=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' "$WORK/wrk.out" | tr '\n' ' ')
+  wrk_run "http://127.0.0.1:${PORTS[$1]}/v1/select"
   # CPU per request: less sensitive than req/s to other work on the machine.
   local serve_us redis_us
   serve_us=$(( ($(cpu_ticks "${PIDS[$1]}") - serve0) * TICK_NS / REQS / 1000 ))
   redis_us=$(( ($(cpu_ticks "$REDIS_PID") - redis0) * TICK_NS / REQS / 1000 ))
   printf '  %-7s %10s req/s   p50 %-8s p99 %-8s serve CPU %3s µs/req  redis-server CPU %3s µs/req  errors: %s\n' \
-    "$1" "$rps" "$p50" "$p99" "$serve_us" "$redis_us" "${errors:-none}"
+    "$1" "$RPS" "$P50" "$P99" "$serve_us" "$redis_us" "${ERRORS:-none}"
 }
 
 echo "== load: POST /v1/select, $CONN connections, keep-alive, $DUR each, $ROUNDS rounds"

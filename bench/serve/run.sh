@@ -6,44 +6,24 @@
 # REQUESTS requests. Usage: bash bench/serve/run.sh  (DUR=10s CONN=64 REQUESTS=1000000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DUR=${DUR:-10s}
-CONN=${CONN:-64}
+source bench/serve/common.sh
 REQUESTS=${REQUESTS:-1000000}
-BIN=target/release/switchboard
-HERE=bench/serve
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
-command -v node >/dev/null || { echo "node is missing" >&2; exit 2; }
+needs wrk node
 cargo build --release -q --bin switchboard
 
-# start_serve NAME ARGS...: starts serve on a free port; sets PORT and PID.
-start_serve() {
-  local name=$1; shift
-  "$BIN" serve --rules rules.yaml --world "$HERE/world.json" --listen 127.0.0.1:0 "$@" 2>"$WORK/$name.err" &
-  PID=$!
-  for _ in $(seq 100); do
-    if grep -q "listening on" "$WORK/$name.err" 2>/dev/null; then break; fi
-    sleep 0.05
-  done
-  PORT=$(head -1 "$WORK/$name.err" | sed 's/.*127.0.0.1://')
-}
+# serve_bench NAME ARGS...: serve on the bench data (see start_serve).
+serve_bench() { local name=$1; shift; start_serve "$name" --rules rules.yaml --world "$HERE/world.json" "$@"; }
 
 rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
 
-load() { # load URL: one wrk run, its summary lines
-  wrk -t2 -c"$CONN" -d"$DUR" --latency -s "$HERE/post.lua" "$1" > "$WORK/wrk.out"
-  local rps p50 p99 errors
-  rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
-  p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.out")
-  p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
-  errors=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' "$WORK/wrk.out" | tr '\n' ' ')
-  printf '%-28s %10s req/s   p50 %-8s p99 %-8s errors: %s\n' "$2" "$rps" "$p50" "$p99" "${errors:-none}"
+load() { # load URL NAME: one wrk run, its summary line
+  wrk_run "$1"
+  printf '%-28s %10s req/s   p50 %-8s p99 %-8s errors: %s\n' "$2" "$RPS" "$P50" "$P99" "${ERRORS:-none}"
 }
 
 echo "== agreement: every example request, serve vs node (rule, instance, error code)"
-start_serve plain; SERVE_PID=$PID; SERVE_PORT=$PORT
+serve_bench plain; SERVE_PID=$PID; SERVE_PORT=$PORT
 node "$HERE/node-server.js" "$HERE/world.json" 0 2>"$WORK/node.err" &
 NODE_PID=$!
 for _ in $(seq 100); do grep -q listening "$WORK/node.err" 2>/dev/null && break; sleep 0.05; done
@@ -76,7 +56,7 @@ echo "serve RSS idle: $(rss_kib "$SERVE_PID") KiB"
 load "http://127.0.0.1:$SERVE_PORT/v1/select" "serve"
 load "http://127.0.0.1:$NODE_PORT/v1/select" "node"
 kill "$NODE_PID"
-start_serve logged --decision-log "$WORK/decisions.jsonl"; LOG_PID=$PID
+serve_bench logged --decision-log "$WORK/decisions.jsonl"; LOG_PID=$PID
 load "http://127.0.0.1:$PORT/v1/select" "serve --decision-log FILE"
 dropped=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^switchboard_decision_log_dropped_total/ {print $2}')
 echo "  decision-log lines dropped: $dropped; written: $(wc -l < "$WORK/decisions.jsonl")"
@@ -85,8 +65,8 @@ kill "$LOG_PID"
 echo "== memory: serve after $REQUESTS requests"
 total=0
 while [ "$total" -lt "$REQUESTS" ]; do
-  wrk -t2 -c"$CONN" -d5s -s "$HERE/post.lua" "http://127.0.0.1:$SERVE_PORT/v1/select" > "$WORK/wrk.out"
-  total=$((total + $(awk '/requests in/ {print $1}' "$WORK/wrk.out")))
+  wrk_run "http://127.0.0.1:$SERVE_PORT/v1/select" 5s
+  total=$((total + REQS))
 done
 echo "serve RSS after $total requests: $(rss_kib "$SERVE_PID") KiB"
 kill "$SERVE_PID"

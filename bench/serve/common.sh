@@ -1,0 +1,40 @@
+# What the serve benchmarks share (sourced by run.sh and capacity.sh from the
+# repository's root): the settings, a work directory removed at exit with
+# every background process, starting `switchboard serve`, one wrk run.
+set -euo pipefail
+DUR=${DUR:-10s}
+CONN=${CONN:-64}
+BIN=target/release/switchboard
+HERE=bench/serve
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+# needs TOOL...: exits with 2 naming the first tool missing.
+needs() {
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install -y $tool)" >&2; exit 2; }
+  done
+}
+
+# start_serve NAME ARGS...: `serve ARGS` on a free loopback port; sets PORT and PID.
+start_serve() {
+  local name=$1; shift
+  "$BIN" serve --listen 127.0.0.1:0 "$@" 2>"$WORK/$name.err" &
+  PID=$!
+  for _ in $(seq 100); do
+    if grep -q "listening on" "$WORK/$name.err" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  PORT=$(head -1 "$WORK/$name.err" | sed 's/.*127.0.0.1://')
+}
+
+# wrk_run URL [DURATION]: one wrk run posting post.lua's request to URL
+# (DURATION defaults to DUR); sets RPS, P50, P99, REQS and ERRORS.
+wrk_run() {
+  wrk -t2 -c"$CONN" -d"${2:-$DUR}" --latency -s "$HERE/post.lua" "$1" > "$WORK/wrk.out"
+  RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+  P50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.out")
+  P99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
+  REQS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+  ERRORS=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' "$WORK/wrk.out" | tr '\n' ' ')
+}
