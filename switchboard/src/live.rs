@@ -189,14 +189,16 @@ impl Inner {
         // channels); it is reused only while that channel set is the same.
         let registry = plan.as_ref().map_or(&self.registry, |p| p.registry());
         let load = |path: &Path| crate::load_world_hashed(path, max, crate::WORLD_LIMIT, registry);
-        // A regular world file is hashed first, in chunks: a world of 100 MB
-        // is then never held as text beside the world built from it, and an
-        // unchanged one is not read again. A pipe or a FIFO (`--world
-        // <(…)`) can be read once only: it is read, hashed and built at once.
+        // A world is read, hashed and built in one pass (a JSON world
+        // streamed, never held whole as text) except on a reload of a
+        // regular file: that is hashed first, in chunks, so that an
+        // unchanged world is not built again. (A first load has nothing to
+        // compare with, and a pipe or a FIFO, `--world <(…)`, can be read
+        // once only.)
         let mut built: Option<World> = None;
         let mut world_sha256: Option<Option<String>> = match self.world.as_deref() {
             None => Some(None),
-            Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) => match load(path) {
+            Some(path) if !(loaded && std::fs::metadata(path).is_ok_and(|m| m.is_file())) => match load(path) {
                 Ok((world, hash)) => {
                     built = Some(world);
                     Some(Some(hash))
