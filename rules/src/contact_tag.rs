@@ -35,7 +35,7 @@ impl SelectionRule for ContactTag {
         };
         match contact.tags.iter().position(may_name) {
             None => Outcome::no_match(),
-            Some(start) => resolve(cx, &contact.tags[start..], prefix, may_name),
+            Some(start) => resolve(cx, &contact.tags[start..], prefix),
         }
     }
 }
@@ -43,12 +43,7 @@ impl SelectionRule for ContactTag {
 /// The rule's answer for `tags`, the first of which may name an instance
 /// (kept out of `evaluate`, whose fast path then sets up nothing).
 #[inline(never)]
-fn resolve<'a>(
-    cx: &RuleContext<'a>,
-    tags: &'a [String],
-    prefix: &str,
-    may_name: impl Fn(&String) -> bool,
-) -> Outcome<'a> {
+fn resolve<'a>(cx: &RuleContext<'a>, tags: &'a [String], prefix: &str) -> Outcome<'a> {
     let channel = cx.channel();
     let instances = cx.instances();
     let mut notes: Vec<String> = Vec::new();
@@ -57,7 +52,7 @@ fn resolve<'a>(
     // as a disconnected instance is.
     let mut full: Vec<&str> = Vec::new();
     let mut digits = String::new();
-    for tag in tags.iter().filter(|tag| may_name(tag)) {
+    for tag in tags {
         let Some(number) = tag_number(tag, prefix) else { continue };
         if !number.bytes().any(|b| b.is_ascii_digit()) {
             notes.push(format!("tag `{tag}` has no digit; ignored"));
