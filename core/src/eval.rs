@@ -408,8 +408,8 @@ impl Plan {
             None => world.location(&request.location),
             Some(_) => None,
         };
-        if self.over_limits(request) {
-            return self.over_limits_error(request);
+        if let Some(over) = self.over_limit(request) {
+            return self.over_limit_error(over);
         }
         let limits = &self.limits;
         let scan = registry.scanner().scan_at_most(&request.body, limits.max_patterns.saturating_add(1));
@@ -607,39 +607,39 @@ impl Plan {
 }
 
 impl Plan {
-    /// Whether the request exceeds an input limit (`limits` in rules.yaml).
+    /// The first input limit the request exceeds (`limits` in rules.yaml):
+    /// checked in line on every decision, put into words apart.
     #[inline]
-    fn over_limits(&self, request: &Request) -> bool {
+    fn over_limit(&self, request: &Request) -> Option<OverLimit> {
         let l = &self.limits;
         let tags = request.contact.as_ref().map_or(&[][..], |c| &c.tags);
-        request.body.len() > l.max_body_bytes
-            || tags.len() > l.max_tags
-            || tags.iter().any(|t| t.len() > l.max_tag_bytes)
+        if request.body.len() > l.max_body_bytes {
+            return Some(OverLimit::Body(request.body.len()));
+        }
+        if tags.len() > l.max_tags {
+            return Some(OverLimit::Tags(tags.len()));
+        }
+        let (i, tag) = tags.iter().enumerate().find(|(_, t)| t.len() > l.max_tag_bytes)?;
+        Some(OverLimit::Tag { number: i + 1, bytes: tag.len() })
     }
 
-    /// The decision for a request over an input limit (code 100): the
-    /// first limit it exceeds.
+    /// The decision for a request over an input limit (code 100).
     #[cold]
     #[inline(never)]
-    fn over_limits_error(&self, request: &Request) -> Decision {
+    fn over_limit_error(&self, over: OverLimit) -> Decision {
         let l = &self.limits;
-        let tags = request.contact.as_ref().map_or(&[][..], |c| &c.tags);
-        let problem = if request.body.len() > l.max_body_bytes {
-            format!(
-                "the body is {} bytes; the limit is {} (limits.max_body_bytes in rules.yaml)",
-                request.body.len(),
+        let problem = match over {
+            OverLimit::Body(bytes) => format!(
+                "the body is {bytes} bytes; the limit is {} (limits.max_body_bytes in rules.yaml)",
                 l.max_body_bytes
-            )
-        } else if tags.len() > l.max_tags {
-            format!("the contact has {} tags; the limit is {} (limits.max_tags in rules.yaml)", tags.len(), l.max_tags)
-        } else {
-            let (i, bytes) =
-                tags.iter().map(String::len).enumerate().find(|(_, n)| *n > l.max_tag_bytes).unwrap_or_default();
-            format!(
-                "tag {} is {bytes} bytes; the limit is {} (limits.max_tag_bytes in rules.yaml)",
-                i + 1,
+            ),
+            OverLimit::Tags(n) => {
+                format!("the contact has {n} tags; the limit is {} (limits.max_tags in rules.yaml)", l.max_tags)
+            }
+            OverLimit::Tag { number, bytes } => format!(
+                "tag {number} is {bytes} bytes; the limit is {} (limits.max_tag_bytes in rules.yaml)",
                 l.max_tag_bytes
-            )
+            ),
         };
         Decision::request_error(ErrorKind::InvalidRequest, problem, None)
     }
@@ -667,7 +667,9 @@ impl Plan {
         // sending channel, so the body is cleaned here too (unless the
         // request is over a limit, which would make that costly).
         let max = self.limits.max_patterns;
-        let body = (!self.over_limits(request))
+        let body = self
+            .over_limit(request)
+            .is_none()
             .then(|| registry.scanner().scan_at_most(&request.body, max.saturating_add(1)))
             .filter(|scan| scan.matches().len() <= max)
             .map(|scan| scan.stripped());
@@ -732,6 +734,16 @@ impl Step {
     fn plain_answer(&self) -> TraceEntry {
         TraceEntry { rule: self.id, outcome: TraceOutcome::NoMatch, detail: None }
     }
+}
+
+/// The first input limit a request exceeds, with its figure.
+enum OverLimit {
+    /// The body's bytes.
+    Body(usize),
+    /// The contact's number of tags.
+    Tags(usize),
+    /// A tag (1-based) and its bytes.
+    Tag { number: usize, bytes: usize },
 }
 
 /// What a decision does to the capacity store.
