@@ -583,11 +583,15 @@ fn serve_sigterm_answers_requests_in_flight_and_flushes_the_log() {
     assert_eq!(post(&server.url("/v1/select"), request).0, 200);
 
     let addr = server.base.trim_start_matches("http://").to_owned();
-    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
-    slow.set_read_timeout(Some(DEADLINE)).unwrap();
     let (head, tail) = request.split_at(20);
-    write!(slow, "POST /v1/select HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{head}", request.len()).unwrap();
-    slow.flush().unwrap();
+    let send_head = || {
+        let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+        slow.set_read_timeout(Some(DEADLINE)).unwrap();
+        write!(slow, "POST /v1/select HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{head}", request.len()).unwrap();
+        slow.flush().unwrap();
+        slow
+    };
+    let mut slow = send_head();
 
     // The slot is taken once the slow request is in its handler.
     let end = Instant::now() + DEADLINE;
@@ -595,6 +599,14 @@ fn serve_sigterm_answers_requests_in_flight_and_flushes_the_log() {
         let response = agent().get(&server.url("/v1/status")).call().unwrap();
         if response.status().as_u16() == 503 {
             break response;
+        }
+        // A poll that held the slot when the slow request arrived had it
+        // refused (503 at once): then it is sent again.
+        slow.set_nonblocking(true).unwrap();
+        let answered = slow.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0);
+        slow.set_nonblocking(false).unwrap();
+        if answered {
+            slow = send_head();
         }
         assert!(Instant::now() < end, "the slow request never held the slot");
         std::thread::sleep(Duration::from_millis(10));
