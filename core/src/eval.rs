@@ -458,7 +458,7 @@ impl Plan {
             location: location.id(),
             channel,
             channel_position: position,
-            instances: location.channel(channel.id()),
+            instances: location.channel_of(channel),
             scan: &scan,
             at_capacity: &[],
             store: view,
@@ -469,9 +469,10 @@ impl Plan {
         // copy stalled on store forwarding: a fifth of a selection.)
         let mut trace: Vec<TraceEntry> = Vec::with_capacity(chain.steps.len());
         let patterns = !scan.matches().is_empty();
-        let walk = Walk { plan: self, cx: &cx, chain, location, request, now: &now, count, counting, patterns };
+        // (Built where needed: built up front it cost every selection.)
+        let walk = || Walk { plan: self, cx: &cx, chain, location, request, now: &now, count, counting, patterns };
         if self.store.is_some() {
-            return walk.general(trace, body, 0, None);
+            return walk().general(trace, body, 0, None);
         }
         // Without a store nothing is reserved and no instance is ever at
         // capacity: the chain's common answers (a plain `no_match`, a usable
@@ -489,10 +490,10 @@ impl Plan {
                     answer(&mut trace, &chain.steps, n, TraceOutcome::Selected, detail);
                     return Decision { rule: Some(step.id), body: Some(body), result: Ok(instance), trace };
                 }
-                other => return walk.general(trace, body, n, Some(other)),
+                other => return walk().general(trace, body, n, Some(other)),
             }
         }
-        walk.exhausted(trace, body)
+        walk().exhausted(trace, body)
     }
 }
 
@@ -500,7 +501,7 @@ impl Plan {
 /// request's channel.
 #[inline]
 fn fits(instance: &Instance, channel: &crate::ChannelInfo) -> bool {
-    instance.is_connected() && crate::registry::same_str(instance.channel(), channel.id())
+    instance.is_connected() && crate::registry::same_bytes(instance.channel_bytes(), channel.id().as_bytes())
 }
 
 /// One decision's walk down its chain, past the request's checks.

@@ -191,6 +191,12 @@ impl Instance {
     pub fn channel(&self) -> &str {
         self.part(0, Some(self.ends[0]))
     }
+    /// [`Instance::channel`]'s bytes (read without a check that the end is
+    /// a character boundary, which it is by construction).
+    #[inline]
+    pub(crate) fn channel_bytes(&self) -> &[u8] {
+        self.text.as_bytes().get(..self.ends[0] as usize).unwrap_or_default()
+    }
     /// The instance index on its channel (1 is the first).
     #[inline]
     pub fn index(&self) -> u64 {

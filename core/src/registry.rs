@@ -81,7 +81,9 @@ impl RuleInfo {
 /// every request; no dynamic dispatch), and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelInfo {
-    id: String,
+    /// Shared with the worlds built with this registry: a location finds
+    /// its instances on a channel by this pointer first.
+    id: Arc<str>,
     code: String,
     tag_prefix: String,
     summary: String,
@@ -95,7 +97,7 @@ impl ChannelInfo {
     /// Reads a channel's syntax.
     pub fn new(syntax: &dyn ChannelSyntax, source: Source) -> ChannelInfo {
         ChannelInfo {
-            id: syntax.id().to_owned(),
+            id: Arc::from(syntax.id()),
             code: syntax.code().to_owned(),
             tag_prefix: syntax.tag_prefix().to_owned(),
             summary: syntax.summary().to_owned(),
@@ -118,12 +120,16 @@ impl ChannelInfo {
         has_temporary_switch: bool,
         source: Source,
     ) -> ChannelInfo {
-        ChannelInfo { id, code, tag_prefix, summary, has_override, has_temporary_switch, source }
+        ChannelInfo { id: Arc::from(id), code, tag_prefix, summary, has_override, has_temporary_switch, source }
     }
 
     /// See [`ChannelSyntax::id`].
     #[inline]
     pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The id as shared with the worlds built with this registry.
+    pub(crate) fn shared_id(&self) -> &Arc<str> {
         &self.id
     }
     /// See [`ChannelSyntax::code`].
@@ -314,7 +320,8 @@ impl RegistryBuilder {
         rules.sort_by(|a, b| a.id.cmp(&b.id));
         channels.sort_by(|a, b| a.id.cmp(&b.id));
         let scanner = Scanner::new(channels.iter().map(|c| c as &dyn ChannelSyntax));
-        Ok(Registry { rules, channels, scanner })
+        let keys = channels.iter().map(|c| WordKey::of(c.id()).unwrap_or(WordKey::NONE)).collect();
+        Ok(Registry { rules, channels, keys, scanner })
     }
 }
 
@@ -327,6 +334,9 @@ fn is_identifier(id: &str) -> bool {
 pub struct Registry {
     rules: Vec<RuleInfo>,
     channels: Vec<ChannelInfo>,
+    /// Each channel's id as a [`WordKey`] ([`WordKey::NONE`] for ids of
+    /// another length), in the order of `channels`.
+    keys: Box<[WordKey]>,
     scanner: Scanner,
 }
 
@@ -340,7 +350,12 @@ impl Registry {
 
     /// A registry with nothing in it.
     pub fn empty() -> Registry {
-        Registry { rules: Vec::new(), channels: Vec::new(), scanner: Scanner::new(std::iter::empty()) }
+        Registry {
+            rules: Vec::new(),
+            channels: Vec::new(),
+            keys: Box::default(),
+            scanner: Scanner::new(std::iter::empty()),
+        }
     }
 
     /// A builder starting from this registry's entries (to add plugins).
@@ -376,9 +391,14 @@ impl Registry {
     /// The position of a channel, its id compared case-insensitively.
     #[inline]
     pub fn channel_position(&self, id: &str) -> Option<usize> {
-        // The exact spelling in line (every decision asks), any other case
-        // apart.
-        self.channels.iter().position(|c| same_str(c.id(), id)).or_else(|| self.channel_position_any_case(id))
+        // The exact spelling in line (every decision asks; an id of 8 to 16
+        // bytes, `whatsapp`, compared as words without reading the
+        // registered ids), any other case apart.
+        match WordKey::of(id) {
+            Some(key) => self.keys.iter().position(|k| *k == key),
+            None => self.channels.iter().position(|c| same_str(c.id(), id)),
+        }
+        .or_else(|| self.channel_position_any_case(id))
     }
 
     #[inline(never)]
@@ -402,7 +422,12 @@ impl Registry {
 /// `imessage`) as two overlapping words in line, where `==` calls `memcmp`.
 #[inline]
 pub(crate) fn same_str(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`same_str`] for bytes.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() || a.first() != b.first() {
         return false;
@@ -414,6 +439,29 @@ pub(crate) fn same_str(a: &str, b: &str) -> bool {
     }
 }
 
+/// A text of 8 to 16 bytes as its length and two overlapping words (its
+/// first 8 bytes and its last 8): two texts are equal exactly when their
+/// keys are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WordKey {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl WordKey {
+    /// Equal to no key of a text (whose length is at least 8).
+    const NONE: WordKey = WordKey { len: 0, head: 0, tail: 0 };
+
+    /// The key of `s`, if it is 8 to 16 bytes long.
+    #[inline]
+    fn of(s: &str) -> Option<WordKey> {
+        let s = s.as_bytes();
+        let len = s.len();
+        (8..=16).contains(&len).then(|| WordKey { len, head: word(s, 0), tail: word(s, len - 8) })
+    }
+}
+
 /// The 8 bytes of `s` at `at` (in bounds at every call) as a word.
 #[inline(always)]
 fn word(s: &[u8], at: usize) -> u64 {
@@ -422,6 +470,53 @@ fn word(s: &[u8], at: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn word_keys_are_equal_exactly_when_the_texts_are() {
+        use super::WordKey;
+        let texts =
+            ["whatsapp", "whatsapq", "imessage", "sms", "", "a_sixteen_byte_i", "a_sixteen_byte_j", "b_sixteen_byte_i"];
+        for a in texts {
+            assert_eq!(WordKey::of(a).is_some(), (8..=16).contains(&a.len()), "{a:?}");
+            for b in texts {
+                if let (Some(ka), Some(kb)) = (WordKey::of(a), WordKey::of(b)) {
+                    assert_eq!(ka == kb, a == b, "{a:?} {b:?}");
+                }
+            }
+            assert_ne!(WordKey::of(a), Some(WordKey::NONE), "{a:?}");
+        }
+        for n in 8..=16usize {
+            let a: String = (0..n).map(|i| char::from(b'a' + i as u8)).collect();
+            for at in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'#';
+                let b = String::from_utf8(b).unwrap_or_default();
+                assert_ne!(WordKey::of(&a), WordKey::of(&b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn channel_positions_are_found_by_any_spelling() {
+        // Ids shorter than 8 bytes, of 8 to 16 and longer.
+        let channel = |id: &str, code: &str| {
+            let parts = [id.to_owned(), code.to_owned(), format!("{code}:"), String::new()];
+            super::ChannelInfo::from_parts(parts, true, false, crate::Source::Builtin("t".into()))
+        };
+        let registry = super::RegistryBuilder::new()
+            .channel(channel("whatsapp", "WA"))
+            .channel(channel("sms", "SMS"))
+            .channel(channel("twelve_bytes", "TB"))
+            .channel(channel("more_than_sixteen_bytes", "LONG"))
+            .build()
+            .unwrap();
+        for (p, channel) in registry.channels().iter().enumerate() {
+            assert_eq!(registry.channel_position(channel.id()), Some(p));
+            assert_eq!(registry.channel_position(&channel.id().to_ascii_uppercase()), Some(p));
+        }
+        assert_eq!(registry.channel_position("whatsap"), None);
+        assert_eq!(registry.channel_position("whatsappp"), None);
+    }
+
     #[test]
     fn same_str_agrees_with_eq_at_every_length_and_position() {
         for n in 0..40usize {

@@ -133,11 +133,26 @@ impl Location {
     /// The view of this location's instances on one channel (empty when it
     /// has none there).
     pub fn channel(&self, channel: &str) -> InstanceView<'_> {
-        InstanceView {
-            instances: &self.instances,
-            positions: &self.positions,
-            slot: self.channels.iter().find(|c| crate::registry::same_str(&c.channel, channel)),
-        }
+        self.view(self.channels.iter().find(|c| crate::registry::same_str(&c.channel, channel)))
+    }
+
+    /// [`Location::channel`] for a registered channel: a world built with
+    /// the channel's registry (or a copy of it) shares the registry's id,
+    /// found by its address without reading it; any other world's by its
+    /// text.
+    #[inline]
+    pub(crate) fn channel_of(&self, channel: &crate::ChannelInfo) -> InstanceView<'_> {
+        let id = channel.id();
+        let slot = match self.channels.iter().find(|c| std::ptr::eq(c.channel.as_ptr(), id.as_ptr())) {
+            Some(slot) => Some(slot),
+            None => self.channels.iter().find(|c| crate::registry::same_str(&c.channel, id)),
+        };
+        self.view(slot)
+    }
+
+    #[inline]
+    fn view<'l>(&'l self, slot: Option<&'l ChannelInstances>) -> InstanceView<'l> {
+        InstanceView { instances: &self.instances, positions: &self.positions, slot }
     }
 
     /// Compiles inline instances (a request's `instances`) into a location;
@@ -368,8 +383,6 @@ struct LocationBuilder<'r> {
     taken: Vec<(u32, u64, u32)>,
     /// Past [`SCAN_INDEXES`]: the same by hash.
     taken_map: FxHashMap<(u32, u64), u32>,
-    /// The registry's channel ids, interned as they are met.
-    interned: Vec<Option<Arc<str>>>,
     /// Whether an instance may name a pool not read yet (the fast paths,
     /// where the location's `pools` may come after its `instances`); the
     /// names are then checked by [`LocationSeed`] at the end.
@@ -398,7 +411,6 @@ impl<'r> LocationBuilder<'r> {
             channels: Vec::new(),
             taken: Vec::new(),
             taken_map: FxHashMap::default(),
-            interned: Vec::new(),
             defer_pools: false,
             pending_pools: Vec::new(),
         }
@@ -500,18 +512,6 @@ impl<'r> LocationBuilder<'r> {
             self.taken_map.extend(self.taken.iter().map(|&(c, i, n)| ((c, i), n)));
         }
         self.taken_map.insert((channel, index), name)
-    }
-
-    /// The interned id of the registry's `position`th channel.
-    fn interned(&mut self, position: usize, id: &str) -> Arc<str> {
-        if self.interned.len() <= position {
-            self.interned.resize(position + 1, None);
-        }
-        match self.interned.get_mut(position) {
-            Some(Some(shared)) => shared.clone(),
-            Some(slot) => slot.insert(Arc::from(id)).clone(),
-            None => Arc::from(id),
-        }
     }
 
     fn push(&mut self, spec: Spec<'_>) -> Result<(), String> {
@@ -635,8 +635,9 @@ impl<'r> LocationBuilder<'r> {
                 }
             }
             let available = (order.1, positions.len() as u32);
+            // The registry's own id, shared: see `Location::channel_of`.
             let channel = match self.registry.channel_position(first.channel()) {
-                Some(position) => self.interned(position, first.channel()),
+                Some(position) => self.registry.channels()[position].shared_id().clone(),
                 None => Arc::from(first.channel()),
             };
             let indexes = (group.len() > INDEXED_ABOVE).then(|| Box::new(index(&instances, group)));
@@ -1550,6 +1551,41 @@ mod tests {
     }
 
     /// The streamed fast path builds what the slow path builds.
+    #[test]
+    fn a_channel_is_found_by_the_registry_the_world_was_built_with_and_by_any_other() {
+        let (built_with, other) = (registry(), registry());
+        let spec = |id: &str, channel: &str| InstanceSpec {
+            id: id.into(),
+            channel: channel.into(),
+            index: None,
+            phone: "+1 555 0001".into(),
+            connected: true,
+            default: false,
+            users: Vec::new(),
+            weight: None,
+            pool: None,
+            limits: None,
+        };
+        let location = Location::from_specs("l", &[spec("a", "whatsapp"), spec("b", "WhatsApp")], &built_with).unwrap();
+        let ids = |view: InstanceView<'_>| view.iter().map(|i| i.id().to_owned()).collect::<Vec<_>>();
+        let want = ids(location.channel("whatsapp"));
+        assert_eq!(want, ["a", "b"]);
+        // The same channel of another registry: another allocation of its
+        // id, found by its text.
+        let (mine, theirs) = (&built_with.channels()[0], &other.channels()[0]);
+        assert!(!std::ptr::eq(mine.id().as_ptr(), theirs.id().as_ptr()));
+        assert_eq!(ids(location.channel_of(mine)), want);
+        assert_eq!(ids(location.channel_of(theirs)), want);
+        // A channel the location has no instance on.
+        let sms = ChannelInfo::from_parts(
+            ["sms".into(), "SMS".into(), "sms:".into(), String::new()],
+            false,
+            false,
+            Source::Builtin("t".into()),
+        );
+        assert!(location.channel_of(&sms).is_empty());
+    }
+
     #[test]
     fn a_streamed_json_world_is_the_world_the_slow_path_builds() {
         let registry = registry();
