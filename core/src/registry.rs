@@ -439,6 +439,24 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// `a == b` for short texts (location ids): 4 to 16 bytes compared in
+/// line as two overlapping words of 4 or 8 bytes, others by `==`.
+#[inline]
+pub(crate) fn same_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        4..8 => {
+            let word = |s: &[u8], at: usize| bytes::<4>(s, at).map_or(0, u32::from_ne_bytes);
+            word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4)
+        }
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// A text of 8 to 16 bytes as its length and two overlapping words (its
 /// first 8 bytes and its last 8): two texts are equal exactly when their
 /// keys are.
@@ -465,11 +483,31 @@ impl WordKey {
 /// The 8 bytes of `s` at `at` (in bounds at every call) as a word.
 #[inline(always)]
 fn word(s: &[u8], at: usize) -> u64 {
-    s.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map_or(0, u64::from_ne_bytes)
+    bytes::<8>(s, at).map_or(0, u64::from_ne_bytes)
+}
+
+/// The `N` bytes of `s` at `at`.
+#[inline(always)]
+fn bytes<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
+    s.get(at..at + N).and_then(|w| <[u8; N]>::try_from(w).ok())
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn same_short_agrees_with_eq_at_every_length_and_position() {
+        for n in 0..40usize {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(super::same_short(a.as_bytes(), a.clone().as_bytes()), "{a:?}");
+            assert!(!super::same_short(a.as_bytes(), format!("{a}x").as_bytes()), "{a:?}");
+            for at in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'#';
+                assert!(!super::same_short(a.as_bytes(), &b), "{a:?} {b:?}");
+            }
+        }
+    }
+
     #[test]
     fn word_keys_are_equal_exactly_when_the_texts_are() {
         use super::WordKey;

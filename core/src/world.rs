@@ -699,10 +699,29 @@ impl Borrow<str> for ById {
     }
 }
 
+/// A location id as looked up: hashed as a `str` (as [`ById`] hashes),
+/// compared in line ([`crate::registry::same_short`]: every decision
+/// looks its location up, and `==` calls `memcmp`).
+struct LocationId<'a>(&'a str);
+
+impl Hash for LocationId<'_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<ById> for LocationId<'_> {
+    #[inline]
+    fn equivalent(&self, key: &ById) -> bool {
+        crate::registry::same_short(self.0.as_bytes(), key.0.id.as_bytes())
+    }
+}
+
 /// Every location known to the engine.
 #[derive(Debug, Clone, Default)]
 pub struct World {
-    locations: FxHashSet<ById>,
+    locations: hashbrown::HashSet<ById, rustc_hash::FxBuildHasher>,
     /// `true` for [`World::empty`]: no world file was given.
     no_file: bool,
 }
@@ -721,7 +740,7 @@ impl World {
 
     /// The location with this id.
     pub fn location(&self, id: &str) -> Option<&Location> {
-        self.locations.get(id).map(|l| &l.0)
+        self.locations.get(&LocationId(id)).map(|l| &l.0)
     }
 
     /// The location `request` is decided in: its inline `instances`
