@@ -739,6 +739,7 @@ impl World {
     }
 
     /// The location with this id.
+    #[inline]
     pub fn location(&self, id: &str) -> Option<&Location> {
         self.locations.get(&LocationId(id)).map(|l| &l.0)
     }

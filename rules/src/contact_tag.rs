@@ -28,10 +28,13 @@ impl SelectionRule for ContactTag {
         // `tag_number`'s fast path with the prefix's first letter read once:
         // most tags (`vip`) start with another visible character, and most
         // contacts have no other tag, so nothing is set up for them.
-        let first = prefix.as_bytes().first().map(u8::to_ascii_lowercase);
-        let may_name = |tag: &String| match (tag.as_bytes().first(), first) {
-            (Some(t), Some(p)) => !t.is_ascii_graphic() || t.to_ascii_lowercase() == p,
-            _ => true,
+        let Some(&first) = prefix.as_bytes().first() else {
+            return resolve(cx, &contact.tags, prefix);
+        };
+        let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+        let may_name = |tag: &String| match tag.as_bytes().first() {
+            Some(&t) => t == lower || t == upper || !t.is_ascii_graphic(),
+            None => true,
         };
         match contact.tags.iter().position(may_name) {
             None => Outcome::no_match(),
@@ -139,6 +142,11 @@ mod tests {
     fn prefix_is_case_insensitive_and_trimmed() {
         let c = contact("c1", &["  WA:   +1 (555) 673-377  "], None);
         assert_eq!(run(&ContactTag, WORLD, "whatsapp", "hi", c), Selected("wa-orders"));
+        // The first letter in either case, with nothing before it.
+        for tag in ["WA:+1 (555) 673-377", "wA: +1 (555) 673-377"] {
+            let c = contact("c1", &["vip", tag], None);
+            assert_eq!(run(&ContactTag, WORLD, "whatsapp", "hi", c), Selected("wa-orders"), "{tag}");
+        }
     }
 
     #[test]
