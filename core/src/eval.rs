@@ -471,14 +471,19 @@ impl Plan {
         let patterns = !scan.matches().is_empty();
         // (Built where needed: built up front it cost every selection.)
         let walk = || Walk { plan: self, cx: &cx, chain, location, request, now: &now, count, counting, patterns };
-        if self.store.is_some() {
+        // The store is asked about every selection of a chain that counts
+        // them all (`least_used`) or remembers conversations (`general`
+        // walks those); otherwise only about an instance with limits (its
+        // own or its pool's, see `admit`), and nothing is remembered.
+        let store = self.store.as_deref();
+        if store.is_some() && (counting == Counting::All || (count && chain.memory_ttl.is_some())) {
             return walk().general(trace, body, 0, None);
         }
-        // Without a store nothing is reserved and no instance is ever at
-        // capacity: the chain's common answers (a plain `no_match`, a usable
-        // instance) are taken here, and any other hands the chain, from that
-        // step with that answer, to `Walk::general`. (This loop, a fraction
-        // of the general one, spills far less: ≈ 6 % of a selection.)
+        // So here the chain's common answers (a plain `no_match`, a usable
+        // instance the store admits) are taken at once, and any other hands
+        // the chain, from that step with that answer, to `Walk::general`.
+        // (This loop, a fraction of the general one, spills far less: ≈ 6 %
+        // of a selection.)
         for (n, step) in chain.steps.iter().enumerate() {
             if step.needs_patterns && !patterns {
                 continue;
@@ -486,11 +491,20 @@ impl Plan {
             match step.rule.evaluate(&cx) {
                 Outcome::NoMatch { detail: None } => {}
                 Outcome::Selected { instance, detail } if fits(instance, channel) => {
+                    if let Some(store) = store.filter(|_| instance.may_be_limited()) {
+                        match self.admit(store, location, instance, request, &now, counting, None) {
+                            Admission::Free => {}
+                            refused => {
+                                let first = (Outcome::Selected { instance, detail }, Some(refused));
+                                return walk().general(trace, body, n, Some(first));
+                            }
+                        }
+                    }
                     let instance = instance.clone();
                     answer(&mut trace, &chain.steps, n, TraceOutcome::Selected, detail);
                     return Decision { rule: Some(step.id), body: Some(body), result: Ok(instance), trace };
                 }
-                other => return walk().general(trace, body, n, Some(other)),
+                other => return walk().general(trace, body, n, Some((other, None))),
             }
         }
         walk().exhausted(trace, body)
@@ -524,14 +538,15 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
     /// The chain from step `from` on, with everything a step's answer can
     /// lead to: capacity reservations and refusals (the rule asked again),
     /// unusable instances, failures, conversation memory. `first` is step
-    /// `from`'s answer when it was already asked.
+    /// `from`'s answer when it was already asked, with the store's answer
+    /// about the instance it selected when the store was asked too.
     #[inline(never)]
     fn general(
         &self,
         mut trace: Vec<TraceEntry>,
         body: String,
         from: usize,
-        mut first: Option<Outcome<'a>>,
+        mut first: Option<(Outcome<'a>, Option<Admission>)>,
     ) -> Decision {
         let Walk { plan, cx, chain, location, request, now, count, counting, patterns } = *self;
         let channel = cx.channel;
@@ -576,9 +591,9 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                         }
                     };
                 }
-                let outcome = match first.take() {
-                    Some(outcome) => outcome,
-                    None => step.rule.evaluate(cx),
+                let (outcome, mut admitted) = match first.take() {
+                    Some(first) => first,
+                    None => (step.rule.evaluate(cx), None),
                 };
                 let (instance, detail) = match outcome {
                     // (A `None` note is matched apart and never copied out of
@@ -627,9 +642,10 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                 }
                 // Every counted selection is remembered in a chain that reads
                 // conversation memory, except a temporary switch's.
-                let admission = match &plan.store {
-                    None => Admission::Free,
-                    Some(store) => {
+                let admission = match (admitted.take(), &plan.store) {
+                    (Some(admission), _) => admission,
+                    (None, None) => Admission::Free,
+                    (None, Some(store)) => {
                         let remember = chain
                             .memory_ttl
                             .filter(|_| count && step.rule.is_remembered())

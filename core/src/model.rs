@@ -242,6 +242,12 @@ impl Instance {
     pub fn pool(&self) -> Option<&str> {
         self.pool.as_deref()
     }
+    /// Whether a capacity store may have to count this instance: it has
+    /// limits of its own or counts against a pool's.
+    #[inline]
+    pub(crate) fn may_be_limited(&self) -> bool {
+        self.limits.is_some() || self.pool.is_some()
+    }
     /// The instance's own capacity limits ([`Limits::NONE`] when it has none).
     #[inline]
     pub fn limits(&self) -> &Limits {

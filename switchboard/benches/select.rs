@@ -302,7 +302,9 @@ pub fn breakdown(plan: &Plan, world: &World, request: &Request) {
 }
 
 /// Capacity: the typical request decided by the shipped rules.yaml on the
-/// 6-instance world without limits, then with a memory store and limits
+/// 6-instance world without limits (its plan has the memory store every
+/// compiled rules file gets, never asked about an instance without
+/// limits), then with limits
 /// that never run out, alternating the cases round by round (so drift on a
 /// shared machine hits both) and reporting the median of the rounds'
 /// medians. The request carries no `now`: each decision reads the clock,
@@ -320,7 +322,7 @@ fn capacity(rules: &str, registry: &Arc<switchboard::Registry>) {
     );
     let pool = format!("    pools: [{{id: brand, limits: {{per_day: {NEVER}, contacts_per_day: {NEVER}}}}}]\n");
     let cases = [
-        ("no limits (no store)", counting(&world_yaml("shop", 6))),
+        ("no limits (store never asked)", counting(&world_yaml("shop", 6))),
         ("memory store, instance minute/hour/day", counting(&world_yaml_with("shop", 6, "", &windows))),
         ("memory store, + pool day and contact sets", counting(&world_yaml_with("shop", 6, &pool, &everything))),
     ];
@@ -365,7 +367,7 @@ fn capacity(rules: &str, registry: &Arc<switchboard::Registry>) {
     }
     // (name, case, request, the run it is compared with)
     let runs: [(&str, usize, &Request, usize); 5] = [
-        ("no limits (no store)", 0, &request, 0),
+        ("no limits (store never asked)", 0, &request, 0),
         ("memory store, instance minute/hour/day", 1, &request, 0),
         ("memory store, + pool day and contact sets", 2, &request, 0),
         ("no limits, request with `now`", 0, &dated, 3),
