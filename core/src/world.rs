@@ -3,7 +3,8 @@
 //!
 //! A world may hold a million instances, so it is kept compact: each
 //! instance's texts share one allocation ([`Instance`]), the channel ids are
-//! interned, a location's per-channel orders live in one vector of
+//! the registry's own (shared, and found by address on every decision), a
+//! location's per-channel orders live in one vector of
 //! positions, and only large channels get hash indexes. A JSON world is read
 //! a location at a time ([`World::from_json_reader`]), never as one string.
 
