@@ -559,7 +559,9 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
             Decision { rule: Some(rule), body: Some(body), result: Err(error), trace }
         };
         'steps: for (n, step) in steps.iter().enumerate().skip(from) {
-            if step.needs_patterns && !patterns {
+            // (Step `from`, when already asked, is never skipped: its answer
+            // belongs to it.)
+            if step.needs_patterns && !patterns && first.is_none() {
                 continue;
             }
             // A rule is consulted again after its choice is refused for

@@ -417,7 +417,7 @@ impl<'r> LocationBuilder<'r> {
         }
     }
 
-    /// Starts a new location (keeping the buffers and the interned ids).
+    /// Starts a new location (keeping the buffers).
     fn reset(&mut self) {
         self.timezone = TimeZone::UTC;
         self.pools.clear();
@@ -1571,7 +1571,6 @@ mod tests {
         RegistryBuilder::new().channel(ChannelInfo::new(&Wa, Source::Builtin("t".into()))).build().unwrap()
     }
 
-    /// The streamed fast path builds what the slow path builds.
     #[test]
     fn a_channel_is_found_by_the_registry_the_world_was_built_with_and_by_any_other() {
         let (built_with, other) = (registry(), registry());
@@ -1607,6 +1606,7 @@ mod tests {
         assert!(location.channel_of(&sms).is_empty());
     }
 
+    /// The streamed fast path builds what the slow path builds.
     #[test]
     fn a_streamed_json_world_is_the_world_the_slow_path_builds() {
         let registry = registry();
