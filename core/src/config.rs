@@ -375,11 +375,16 @@ impl Plan {
                 || self.chains.iter().any(|c| c.reads_usage || c.memory_ttl.is_some()))
     }
 
+    /// The chain of `channel` (its id in any case), if it is registered.
+    fn chain(&self, channel: &str) -> Option<&Chain> {
+        self.registry.channel_position(channel).and_then(|p| self.chains.get(p))
+    }
+
     /// Whether the chain of `channel` has a rule that reads the store's day
     /// counts (`any_available` `strategy: least_used`), so that every
     /// selected decision there is counted, limits or not.
     pub fn reads_usage(&self, channel: &str) -> bool {
-        self.registry.channel_position(channel).and_then(|p| self.chains.get(p)).is_some_and(|c| c.reads_usage)
+        self.chain(channel).is_some_and(|c| c.reads_usage)
     }
 
     /// How long the chain of `channel` remembers a selected decision as the
@@ -387,7 +392,7 @@ impl Plan {
     /// reads conversation memory (`conversation`); `None` when it has none
     /// (or the channel is unknown), and then nothing is remembered there.
     pub fn memory_ttl(&self, channel: &str) -> Option<std::time::Duration> {
-        self.registry.channel_position(channel).and_then(|p| self.chains.get(p)).and_then(|c| c.memory_ttl)
+        self.chain(channel).and_then(|c| c.memory_ttl)
     }
 
     /// Whether a decision selected by the rule `rule` is remembered as the
@@ -395,7 +400,7 @@ impl Plan {
     /// ([`SelectionRule::is_remembered`]: `temporary_switch` is not);
     /// `None` when that chain has no enabled rule `rule`.
     pub fn is_remembered(&self, channel: &str, rule: &str) -> Option<bool> {
-        let chain = self.registry.channel_position(channel).and_then(|p| self.chains.get(p))?;
+        let chain = self.chain(channel)?;
         chain.steps.iter().find(|s| s.id == rule).map(|s| s.rule.is_remembered())
     }
 
@@ -433,20 +438,17 @@ impl Plan {
 
     /// The configured entries for a channel, disabled ones included.
     pub fn entries(&self, channel: &str) -> &[EntrySummary] {
-        self.registry.channel_position(channel).and_then(|p| self.chains.get(p)).map_or(&[], |c| &c.entries)
+        self.chain(channel).map_or(&[], |c| &c.entries)
     }
 
     /// The ids of the enabled rules for a channel, in priority order.
     pub fn order(&self, channel: &str) -> Vec<&str> {
-        self.registry
-            .channel_position(channel)
-            .and_then(|p| self.chains.get(p))
-            .map_or_else(Vec::new, |c| c.steps.iter().map(|s| s.id).collect())
+        self.chain(channel).map_or_else(Vec::new, |c| c.steps.iter().map(|s| s.id).collect())
     }
 
     /// Whether a channel has its own `channels.<id>.rules` list.
     pub fn has_channel_order(&self, channel: &str) -> bool {
-        self.registry.channel_position(channel).and_then(|p| self.chains.get(p)).is_some_and(|c| c.overridden)
+        self.chain(channel).is_some_and(|c| c.overridden)
     }
 }
 
