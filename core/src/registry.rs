@@ -495,20 +495,6 @@ fn bytes<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn same_short_agrees_with_eq_at_every_length_and_position() {
-        for n in 0..40usize {
-            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-            assert!(super::same_short(a.as_bytes(), a.clone().as_bytes()), "{a:?}");
-            assert!(!super::same_short(a.as_bytes(), format!("{a}x").as_bytes()), "{a:?}");
-            for at in 0..n {
-                let mut b = a.clone().into_bytes();
-                b[at] = b'#';
-                assert!(!super::same_short(a.as_bytes(), &b), "{a:?} {b:?}");
-            }
-        }
-    }
-
-    #[test]
     fn word_keys_are_equal_exactly_when_the_texts_are() {
         use super::WordKey;
         let texts =
@@ -556,16 +542,22 @@ mod tests {
     }
 
     #[test]
-    fn same_str_agrees_with_eq_at_every_length_and_position() {
-        for n in 0..40usize {
-            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-            assert!(super::same_str(&a, &a.clone()), "{a:?}");
-            assert!(!super::same_str(&a, &format!("{a}x")), "{a:?}");
-            for at in 0..n {
-                let mut b = a.clone().into_bytes();
-                b[at] = b'#';
-                let b = String::from_utf8(b).unwrap_or_default();
-                assert!(!super::same_str(&a, &b), "{a:?} {b:?}");
+    fn the_in_line_comparisons_agree_with_eq_at_every_length_and_position() {
+        fn same_str(a: &[u8], b: &[u8]) -> bool {
+            super::same_str(std::str::from_utf8(a).unwrap_or_default(), std::str::from_utf8(b).unwrap_or_default())
+        }
+        type Same = fn(&[u8], &[u8]) -> bool;
+        let comparisons: [(&str, Same); 2] = [("same_str", same_str), ("same_short", super::same_short)];
+        for (name, same) in comparisons {
+            for n in 0..40usize {
+                let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+                assert!(same(a.as_bytes(), a.clone().as_bytes()), "{name} {a:?}");
+                assert!(!same(a.as_bytes(), format!("{a}x").as_bytes()), "{name} {a:?}");
+                for at in 0..n {
+                    let mut b = a.clone().into_bytes();
+                    b[at] = b'#';
+                    assert!(!same(a.as_bytes(), &b), "{name} {a:?} {b:?}");
+                }
             }
         }
     }
