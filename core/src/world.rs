@@ -780,6 +780,12 @@ impl World {
         self.locations.insert(ById(location))
     }
 
+    /// Whether a world file of this name is read as JSON (it ends in
+    /// `.json`, in any case); any other is read as YAML.
+    pub fn is_json_file(file: &str) -> bool {
+        file.to_ascii_lowercase().ends_with(".json")
+    }
+
     /// Reads a world file. `file` names it in errors; a name ending in
     /// `.json` is read as JSON, anything else as YAML.
     pub fn from_str(text: &str, file: &str, registry: &Registry) -> Result<World, FileErrors> {
@@ -792,7 +798,7 @@ impl World {
         // The fast path: plain serde, building each location as it is read.
         // Any problem sends the file to the slow path, which reads it into a
         // positioned tree and reports every problem at its line and column.
-        let json = is_json(file);
+        let json = World::is_json_file(file);
         let fast = if json {
             World::from_json_reader(text.as_bytes(), registry).ok().flatten()
         } else {
@@ -814,7 +820,7 @@ impl World {
                 "the world file is empty; expected `locations:` with a list of locations",
             ));
         }
-        let json = is_json(file);
+        let json = World::is_json_file(file);
         World::check(text, json, registry, false)
             .and_then(|_| World::check(text, json, registry, true))
             .map_err(|diagnostics| FileErrors::sorted(file, diagnostics))
@@ -932,11 +938,6 @@ impl World {
             Err(out)
         }
     }
-}
-
-/// Whether a file name says JSON.
-fn is_json(file: &str) -> bool {
-    file.to_ascii_lowercase().ends_with(".json")
 }
 
 /// A reader's bytes, read in chunks into one buffer that holds at least

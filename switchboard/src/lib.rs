@@ -191,7 +191,7 @@ fn load_world_inner(
 ) -> Result<(World, Option<String>), FileErrors> {
     use sha2::Digest;
     let name = path.display().to_string();
-    let is_json = name.to_ascii_lowercase().ends_with(".json");
+    let is_json = World::is_json_file(&name);
     if is_json {
         if let Some(streamed) = stream_world(path, max, registry, hash) {
             return Ok(streamed);
