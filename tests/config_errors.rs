@@ -143,9 +143,46 @@ fn capacity_section_is_read_and_its_errors_located() {
     for (line, says) in [
         ("rules.yaml:3:", "`capacity.store` must be `memory` or `redis`; got `rediss` (did you mean `redis`?)"),
         ("rules.yaml:4:", "(did you mean `fail_open`?)"),
-        ("rules.yaml:5:", "`capacity.redis_url` must be a `redis://host:port/db` URL"),
+        ("rules.yaml:5:", "`capacity.redis_url` must be a `redis://host:port/db` or `rediss://host:port/db` URL"),
         ("rules.yaml:6:", "unknown field `key_prefx` in capacity (did you mean `key_prefix`?)"),
     ] {
         assert!(e.lines().any(|l| l.starts_with(line) && l.contains(says)), "{line} {says}\n{e}");
+    }
+}
+
+#[test]
+fn capacity_names_a_cluster_by_its_seeds_and_a_tls_ca_and_every_mistake_is_located() {
+    let text =
+        "rules: [any_available]\ncapacity:\n  store: redis\n  redis_url: 'rediss://alice:pw@10.0.0.9:6380/0'\n  \
+                redis_cluster: ['redis://10.0.0.1:6379', 'rediss://10.0.0.2:6379']\n  tls_ca_file: certs/ca.pem\n";
+    let plan = switchboard::Plan::compile(text, "rules.yaml", registry()).unwrap();
+    let c = plan.capacity().unwrap();
+    assert_eq!(c.redis_url, "rediss://alice:pw@10.0.0.9:6380/0");
+    assert_eq!(c.redis_cluster, ["redis://10.0.0.1:6379", "rediss://10.0.0.2:6379"]);
+    assert_eq!(c.tls_ca_file.as_deref(), Some("certs/ca.pem"));
+
+    let e = switchboard::Plan::compile(
+        "rules: [any_available]\ncapacity:\n  store: redis\n  redis_cluster: ['redis://a:1', 'http://b:2', 7]\n  tls_ca_file: ''\n",
+        "rules.yaml",
+        registry(),
+    )
+    .unwrap_err()
+    .to_string();
+    for (line, says) in [
+        ("rules.yaml:4:", "`capacity.redis_cluster[1]` must be a `redis://host:port` or `rediss://host:port` URL"),
+        ("rules.yaml:4:", "`capacity.redis_cluster[2]` must be"),
+        ("rules.yaml:5:", "`capacity.tls_ca_file` must name a PEM file of CA certificates"),
+    ] {
+        assert!(e.lines().any(|l| l.starts_with(line) && l.contains(says)), "{line} {says}\n{e}");
+    }
+    for (value, says) in [("[]", "lists no seed node"), ("'redis://a:1'", "a list of seed node URLs")] {
+        let e = switchboard::Plan::compile(
+            &format!("rules: [any_available]\ncapacity:\n  redis_cluster: {value}\n"),
+            "rules.yaml",
+            registry(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rules.yaml:3:") && e.contains(says), "{value}: {e}");
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::redis_server::RedisServer;
+use crate::redis_server::{start_tls, RedisCluster, RedisServer, TestCa};
 use crate::serve::{get, get_text, parse_metrics, post, Server};
 use crate::util::{s, temp_with};
 
@@ -378,4 +378,137 @@ fn serve_answers_108_within_the_timeout_while_redis_hangs_and_recovers_when_it_r
         (outcome(status, &decision) == "wa-1").then_some(())
     });
     poll("the status says the store is back", || (store_status(&server)["healthy"] == true).then_some(()));
+}
+
+/// Thirty locations, each with one instance of 20 a day: room for exactly
+/// 600 decisions, spread over a cluster's three masters by hash tag.
+fn thirty_locations() -> String {
+    let mut world = String::from("locations:\n");
+    for l in 0..30 {
+        world.push_str(&format!(
+            "  - id: loc-{l}\n    instances:\n      - {{id: wa-{l}, channel: whatsapp, phone: '+1 555 01{l:02}', connected: true, limits: {{per_day: 20}}}}\n"
+        ));
+    }
+    world
+}
+
+fn at(location: usize, contact: usize) -> String {
+    format!(
+        r#"{{"location":"loc-{location}","channel":"whatsapp","body":"hi","now":"{NOW}","contact":{{"id":"c-{contact}"}}}}"#
+    )
+}
+
+#[test]
+fn two_serve_processes_on_a_redis_cluster_are_exact_and_a_dead_master_fails_only_its_locations() {
+    let mut cluster = RedisCluster::start();
+    let seeds = cluster.seeds().iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ");
+    let rules = format!("{RULES}capacity: {{store: redis, redis_cluster: [{seeds}], key_prefix: 'c:'}}\n");
+    let dir = temp_with(&[("rules.yaml", &rules), ("world.yaml", &thirty_locations())]);
+    let (rules, world) = (dir.path().join("rules.yaml"), dir.path().join("world.yaml"));
+    let args = ["--rules", s(&rules), "--world", s(&world)];
+    let servers = [Server::start(&args), Server::start(&args)];
+    let urls: Vec<String> = servers.iter().map(|server| server.url("/v1/select")).collect();
+
+    // 900 requests (30 per location, 10 more than its limit allows) from
+    // 30 threads over both processes at once.
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for t in 0..30 {
+            let (urls, answers) = (&urls, answers.clone());
+            scope.spawn(move || {
+                for i in 0..30 {
+                    let location = (t + i) % 30;
+                    let (status, decision) = post(&urls[i % 2], &at(location, t * 30 + i));
+                    answers.lock().unwrap().push((location, outcome(status, &decision)));
+                }
+            });
+        }
+    });
+    let answers = answers.lock().unwrap();
+    for l in 0..30 {
+        let mine: Vec<&String> = answers.iter().filter(|(loc, _)| *loc == l).map(|(_, o)| o).collect();
+        let selected = mine.iter().filter(|o| **o == &format!("wa-{l}")).count();
+        let refused = mine.iter().filter(|o| **o == "106/capacity_exhausted").count();
+        assert_eq!((selected, refused), (20, 10), "loc-{l}: {mine:?}");
+    }
+    let owners: Vec<usize> = (0..30).map(|l| cluster.node_of(&format!("{{loc-{l}}}"))).collect();
+    assert_eq!(owners.iter().collect::<HashSet<_>>().len(), 3, "the locations spread over every master");
+    for server in &servers {
+        assert_eq!(store_status(server)["healthy"], true);
+    }
+
+    // One master dies: its locations answer 108, every other location
+    // still decides, and the service stays up.
+    let dead = owners[0];
+    cluster.nodes[dead].kill();
+    let tomorrow = |location: usize, contact: usize| at(location, contact).replace(NOW, "2026-11-26T14:00:00Z");
+    for (l, owner) in owners.iter().enumerate() {
+        let (status, decision) = post(&urls[l % 2], &tomorrow(l, 5000 + l));
+        let expected = if *owner == dead { "108/store_unavailable".to_owned() } else { format!("wa-{l}") };
+        assert_eq!(outcome(status, &decision), expected, "loc-{l} (node {owner}, node {dead} down): {decision}");
+    }
+    for server in &servers {
+        assert_eq!(get(&server.url("/healthz")).0, 200);
+        let store = poll("the status says the cluster is not whole", || {
+            let store = store_status(server);
+            (store["healthy"] == false).then_some(store)
+        });
+        assert!(store["last_error"].as_str().is_some_and(|e| e.contains("redis")), "{store}");
+    }
+
+    // It returns (its slots, no data): its locations decide again by
+    // themselves.
+    cluster.nodes[dead].restart();
+    for (l, _) in owners.iter().enumerate().filter(|(_, owner)| **owner == dead) {
+        poll("the returned master's locations select again", || {
+            let (status, decision) = post(&urls[l % 2], &tomorrow(l, 6000 + l));
+            (outcome(status, &decision) == format!("wa-{l}")).then_some(())
+        });
+    }
+    for server in &servers {
+        poll("the status says the cluster is back", || (store_status(server)["healthy"] == true).then_some(()));
+    }
+}
+
+#[test]
+fn serve_reaches_redis_over_tls_as_an_acl_user_and_names_a_wrong_password() {
+    let ca = TestCa::new("switchboard test CA");
+    let (_redis, tls_port) = start_tls(&ca);
+    let world = "locations:
+  - id: shop
+    instances:
+      - {id: wa-1, channel: whatsapp, phone: '+1 555 0101', connected: true, limits: {per_day: 2}}
+";
+    let rules = |password: &str| {
+        format!(
+            "{RULES}capacity: {{store: redis, redis_url: 'rediss://alice:{password}@127.0.0.1:{tls_port}/0', tls_ca_file: ca.pem}}\n"
+        )
+    };
+    let ca_pem = std::fs::read_to_string(&ca.ca_file).unwrap();
+    let dir = temp_with(&[
+        ("good.yaml", &rules("secret")),
+        ("wrong.yaml", &rules("wrong-password")),
+        ("ca.pem", &ca_pem),
+        ("world.yaml", world),
+    ]);
+    let start = |rules: &str| {
+        let (rules, world) = (dir.path().join(rules), dir.path().join("world.yaml"));
+        Server::start(&["--rules", s(&rules), "--world", s(&world)])
+    };
+    // tls_ca_file is found beside the rules file; the limit holds over TLS.
+    let good = start("good.yaml");
+    let outcomes: Vec<String> = (0..3)
+        .map(|c| {
+            let (status, decision) = post(&good.url("/v1/select"), &request(c));
+            outcome(status, &decision)
+        })
+        .collect();
+    assert_eq!(outcomes, ["wa-1", "wa-1", "106/capacity_exhausted"]);
+
+    let wrong = start("wrong.yaml");
+    let (status, decision) = post(&wrong.url("/v1/select"), &request(1));
+    assert_eq!(outcome(status, &decision), "108/store_unavailable");
+    let message = decision["error"]["message"].as_str().unwrap();
+    assert!(message.contains("authentication failed"), "{message}");
+    assert!(!message.contains("wrong-password"), "the password is never shown: {message}");
 }

@@ -776,6 +776,16 @@ pub trait CapacityStore: Send + Sync {
     fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Whether a call may wait on I/O (a network round trip, within the
+    /// store's timeouts). A host asks this, not which store it holds, to
+    /// decide where decisions that reach the store run: an async service
+    /// keeps them off its event-loop workers when it answers `true`. The
+    /// default answers `false`, for a store in memory, whose calls take well
+    /// under a microsecond.
+    fn may_block(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -148,8 +148,15 @@ impl OnStoreError {
 pub struct CapacityConfig {
     /// Where the counts live.
     pub store: StoreKind,
-    /// The Redis server (`store: redis`).
+    /// The Redis server (`store: redis`): `redis://` or `rediss://`
+    /// (TLS), with an optional `user:password@`.
     pub redis_url: String,
+    /// The seed nodes of a Redis Cluster (`redis_cluster`), used instead
+    /// of `redis_url` when not empty.
+    pub redis_cluster: Vec<String>,
+    /// A PEM file of CAs to trust for `rediss://` (`tls_ca_file`), as
+    /// written (relative to the rules file).
+    pub tls_ca_file: Option<String>,
     /// The prefix of every Redis key.
     pub key_prefix: String,
     /// What to do when the store cannot answer.
@@ -161,13 +168,15 @@ impl Default for CapacityConfig {
         CapacityConfig {
             store: StoreKind::Memory,
             redis_url: "redis://127.0.0.1:6379/0".to_owned(),
+            redis_cluster: Vec::new(),
+            tls_ca_file: None,
             key_prefix: "switchboard:".to_owned(),
             on_store_error: OnStoreError::FailClosed,
         }
     }
 }
 
-const CAPACITY_KEYS: [&str; 4] = ["store", "redis_url", "key_prefix", "on_store_error"];
+const CAPACITY_KEYS: [&str; 6] = ["store", "redis_url", "redis_cluster", "tls_ca_file", "key_prefix", "on_store_error"];
 
 const LIMIT_KEYS: [&str; 5] = ["max_body_bytes", "max_tags", "max_tag_bytes", "max_patterns", "max_world_bytes"];
 
@@ -591,6 +600,10 @@ fn not_one_of(value: &Node<'_>, key: &str, choices: [&str; 2]) -> Diagnostic {
 }
 
 /// `capacity:`: every key checked, located; defaults for the rest.
+fn is_redis_url(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
+}
+
 fn read_capacity(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> CapacityConfig {
     let mut config = CapacityConfig::default();
     let expecting = format!("a map with {}", CAPACITY_KEYS.map(|k| format!("`{k}`")).join(", "));
@@ -607,10 +620,42 @@ fn read_capacity(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> CapacityConfig {
             ("on_store_error", Some("fail_closed")) => config.on_store_error = OnStoreError::FailClosed,
             ("on_store_error", Some("fail_open")) => config.on_store_error = OnStoreError::FailOpen,
             ("on_store_error", _) => out.push(not_one_of(value, key, ["fail_closed", "fail_open"]).at_path(at)),
-            ("redis_url", Some(url)) if url.starts_with("redis://") => url.clone_into(&mut config.redis_url),
+            ("redis_url", Some(url)) if is_redis_url(url) => url.clone_into(&mut config.redis_url),
             ("redis_url", _) => out.push(
                 value
-                    .error(format!("`capacity.redis_url` must be a `redis://host:port/db` URL; got {}", value.value))
+                    .error(format!(
+                        "`capacity.redis_url` must be a `redis://host:port/db` or `rediss://host:port/db` URL; got {}",
+                        value.value
+                    ))
+                    .at_path(at),
+            ),
+            ("redis_cluster", _) => {
+                let expecting = "a list of seed node URLs (`redis://host:port` or `rediss://host:port`)";
+                let items = tree::items(value, expecting, &at, out);
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(url) if is_redis_url(url) => config.redis_cluster.push(url.to_owned()),
+                        _ => out.push(
+                            item.error(format!(
+                                "`capacity.redis_cluster[{i}]` must be a `redis://host:port` or \
+                                 `rediss://host:port` URL; got {}",
+                                item.value
+                            ))
+                            .at_path(format!("{at}[{i}]")),
+                        ),
+                    }
+                }
+                if items.is_empty() && matches!(value.value, Value::Seq(_)) {
+                    out.push(value.error("`capacity.redis_cluster` lists no seed node; name at least one").at_path(at));
+                }
+            }
+            ("tls_ca_file", Some(file)) if !file.trim().is_empty() => config.tls_ca_file = Some(file.to_owned()),
+            ("tls_ca_file", _) => out.push(
+                value
+                    .error(format!(
+                        "`capacity.tls_ca_file` must name a PEM file of CA certificates; got {}",
+                        value.value
+                    ))
                     .at_path(at),
             ),
             (_, Some(prefix)) => prefix.clone_into(&mut config.key_prefix),

@@ -725,6 +725,10 @@ pub struct World {
     locations: hashbrown::HashSet<ById, rustc_hash::FxBuildHasher>,
     /// `true` for [`World::empty`]: no world file was given.
     no_file: bool,
+    /// Whether any location has a capacity limit, kept as locations are
+    /// added: a request asks it, and a walk over the world per request grew
+    /// with the world.
+    limits: bool,
 }
 
 impl World {
@@ -764,9 +768,11 @@ impl World {
         self.locations.len()
     }
 
-    /// Whether any instance or pool of any location has a capacity limit.
+    /// Whether any instance or pool of any location has a capacity limit
+    /// (known since the world was built: no walk).
+    #[inline]
     pub fn has_limits(&self) -> bool {
-        self.locations.iter().any(|l| l.0.has_limits())
+        self.limits
     }
 
     /// Whether there is no location.
@@ -776,8 +782,11 @@ impl World {
 
     /// Adds a location unless its id is taken; whether it was added.
     fn insert(&mut self, location: Location) -> bool {
+        let limits = location.has_limits();
         // A set keeps the location it has: the new one is dropped.
-        self.locations.insert(ById(location))
+        let added = self.locations.insert(ById(location));
+        self.limits |= added && limits;
+        added
     }
 
     /// Whether a world file of this name is read as JSON (it ends in

@@ -190,7 +190,7 @@ pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Resp
     // reserve capacity in Redis can wait on a round trip (within its
     // timeouts; a dry run reads it), so it runs on the store decision pool
     // and never stalls a worker.
-    let blocking = waits_on_redis(&snapshot);
+    let blocking = may_block(&snapshot);
     let pool = state.0.store_pool.clone();
     let decide = move || {
         let (request, decision) = state.decide(&snapshot, &body);
@@ -252,7 +252,7 @@ pub(crate) async fn explain(axum::extract::State(state): St, body: Bytes) -> Res
     let snapshot = state.0.live.snapshot();
     // Reading the counts in Redis is a round trip: as for `select`, off the
     // async worker.
-    if waits_on_redis(&snapshot) {
+    if may_block(&snapshot) {
         let pool = state.0.store_pool.clone();
         return match pool.spawn_blocking(move || explain_on(&snapshot, &body)).await {
             Ok(response) => response,
@@ -265,11 +265,12 @@ pub(crate) async fn explain(axum::extract::State(state): St, body: Bytes) -> Res
     explain_on(&snapshot, &body)
 }
 
-/// Whether a decision on `snapshot` may wait on a Redis round trip (it may
-/// reserve or read capacity, and the store is Redis).
-fn waits_on_redis(snapshot: &Snapshot) -> bool {
-    snapshot.plan.counts_capacity(&snapshot.world)
-        && snapshot.plan.capacity().is_some_and(|c| c.store == switchboard::StoreKind::Redis)
+/// Whether a decision on `snapshot` may wait on its store's I/O: the store
+/// says its calls may block, and the decision may reserve or read capacity
+/// (both known since the configuration was loaded: nothing here grows with
+/// the world).
+fn may_block(snapshot: &Snapshot) -> bool {
+    snapshot.plan.store().is_some_and(|store| store.may_block()) && snapshot.plan.counts_capacity(&snapshot.world)
 }
 
 /// The explain answer for one request body.

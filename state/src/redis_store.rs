@@ -5,7 +5,11 @@ use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::{Connection, RedisError, RedisResult, Script};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
+use redis::{
+    Connection, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError, RedisResult, Script, ServerErrorKind,
+    TlsCertificates,
+};
 use switchboard_core::capacity::{
     jiff::Timestamp, AtCapacity, CapacityStore, ConversationKey, Counts, LimitKind, Reservation, ReservationRequest,
     Scope, StoreError, StoreErrorKind, Usage, WindowSpan,
@@ -91,8 +95,15 @@ return out
 /// How to reach Redis (the `capacity:` section of rules.yaml).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (`rediss://` is not built in).
+    /// One server: `redis://[user:password@]host:port/db`, or `rediss://`
+    /// for TLS. Not used when `cluster` names seed nodes.
     pub url: String,
+    /// The seed nodes of a Redis Cluster (`redis://` or `rediss://` URLs,
+    /// any reachable ones: the slots are discovered). Empty: one server.
+    pub cluster: Vec<String>,
+    /// PEM certificates of the CAs that sign the servers' TLS certificates
+    /// (`tls_ca_file`); `None` trusts the system's roots.
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// Prefix of every key; default `switchboard:`.
     pub key_prefix: String,
     /// Bound on opening a connection (TCP connect and handshake).
@@ -107,10 +118,58 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: "redis://127.0.0.1:6379/0".to_owned(),
+            cluster: Vec::new(),
+            tls_ca_pem: None,
             key_prefix: "switchboard:".to_owned(),
             connect_timeout: Duration::from_secs(1),
             io_timeout: Duration::from_secs(1),
             max_idle: 64,
+        }
+    }
+}
+
+impl RedisConfig {
+    /// What the store reaches, for messages: the URL, or the cluster's
+    /// seeds, with any password hidden.
+    pub fn target(&self) -> String {
+        if self.cluster.is_empty() {
+            redact(&self.url)
+        } else {
+            format!("cluster [{}]", self.cluster.iter().map(|u| redact(u)).collect::<Vec<_>>().join(", "))
+        }
+    }
+}
+
+/// `url` with the password of its user part replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((user, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match user.split_once(':') {
+        Some((name, _)) => format!("{scheme}://{name}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// One server, or a cluster: what connections are opened from.
+enum Client {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+/// A pooled connection of either kind. A cluster connection holds one
+/// connection per node and routes each command by its keys' slot,
+/// following MOVED and ASK redirections.
+enum Link {
+    Single(Connection),
+    // Boxed: it holds a map of node connections and is far larger.
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Link {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Link::Single(connection) => connection,
+            Link::Cluster(connection) => connection.as_mut(),
         }
     }
 }
@@ -122,35 +181,40 @@ impl Default for RedisConfig {
 /// of the instance and its pool (and the day's contact set), then counts
 /// them all, and writes the conversation memory when asked: one round trip,
 /// atomic in Redis, so no limit is exceeded across processes and hosts.
-/// Every key of a location carries it as a cluster hash tag (`{shop}`) and
-/// expires by itself (window end plus a grace period), so nothing needs
-/// cleaning.
+/// Every key of a location carries it as a cluster hash tag (`{shop}`), so
+/// a reservation's keys share one slot and, on a cluster, one node; and
+/// every key expires by itself (window end plus a grace period), so nothing
+/// needs cleaning.
 ///
 /// Calls are blocking (the [`CapacityStore`] trait is synchronous), over a
 /// small pool of connections with connect and I/O timeouts. A connection
 /// that fails is dropped and a fresh one opened on the next call, so the
 /// store recovers by itself when Redis returns; errors become
-/// [`StoreError`]s, never panics or hangs.
+/// [`StoreError`]s, never panics or hangs. On a cluster, a node that cannot
+/// be reached fails only the calls whose keys it serves.
 pub struct RedisStore {
-    client: redis::Client,
+    client: Client,
     config: RedisConfig,
     script: Script,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Link>>,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("RedisStore").field("target", &self.config.target()).finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// A store for `config`. Checks the URL but does not connect: a service
-    /// starts while Redis is down and connects when it comes up (see
-    /// [`CapacityStore::ping`]).
+    /// A store for `config`. Checks the URLs (and the CA certificates) but
+    /// does not connect: a service starts while Redis is down and connects
+    /// when it comes up (see [`CapacityStore::ping`]).
     pub fn open(config: RedisConfig) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| StoreError::new(StoreErrorKind::Config, format!("redis_url `{}`: {e}", config.url)))?;
+        let client = if config.cluster.is_empty() {
+            Client::Single(single_client(&config)?)
+        } else {
+            Client::Cluster(cluster_client(&config)?)
+        };
         Ok(RedisStore { client, config, script: Script::new(SCRIPT), idle: Mutex::default() })
     }
 
@@ -169,18 +233,24 @@ impl RedisStore {
         key
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+    fn idle(&self) -> MutexGuard<'_, Vec<Link>> {
         self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn connect(&self) -> Result<Connection, StoreError> {
-        let connection = self.client.get_connection_with_timeout(self.config.connect_timeout).map_err(store_error)?;
-        connection.set_read_timeout(Some(self.config.io_timeout)).map_err(store_error)?;
-        connection.set_write_timeout(Some(self.config.io_timeout)).map_err(store_error)?;
-        Ok(connection)
+    fn connect(&self) -> Result<Link, StoreError> {
+        match &self.client {
+            Client::Single(client) => {
+                let connection =
+                    client.get_connection_with_timeout(self.config.connect_timeout).map_err(|e| self.error(e))?;
+                connection.set_read_timeout(Some(self.config.io_timeout)).map_err(|e| self.error(e))?;
+                connection.set_write_timeout(Some(self.config.io_timeout)).map_err(|e| self.error(e))?;
+                Ok(Link::Single(connection))
+            }
+            Client::Cluster(client) => client.get_connection().map(|c| Link::Cluster(Box::new(c))).map_err(|e| self.error(e)),
+        }
     }
 
-    fn put_back(&self, connection: Connection) {
+    fn put_back(&self, connection: Link) {
         let mut idle = self.idle();
         if idle.len() < self.config.max_idle {
             idle.push(connection);
@@ -191,14 +261,14 @@ impl RedisStore {
     /// connection found dead (Redis restarted) is replaced once by a fresh
     /// connection, and the other idle ones, probably dead too, are dropped.
     /// A timeout is never retried: Redis may have run the command.
-    fn run<T>(&self, command: impl Fn(&mut Connection) -> RedisResult<T>) -> Result<T, StoreError> {
+    fn run<T>(&self, command: impl Fn(&mut dyn ConnectionLike) -> RedisResult<T>) -> Result<T, StoreError> {
         let pooled = self.idle().pop();
         let was_pooled = pooled.is_some();
         let mut connection = match pooled {
             Some(connection) => connection,
             None => self.connect()?,
         };
-        match command(&mut connection) {
+        match command(connection.as_dyn()) {
             Ok(value) => {
                 self.put_back(connection);
                 Ok(value)
@@ -207,25 +277,74 @@ impl RedisStore {
                 drop(connection);
                 self.idle().clear();
                 let mut connection = self.connect()?;
-                let value = command(&mut connection).map_err(store_error)?;
+                let value = command(connection.as_dyn()).map_err(|e| self.error(e))?;
                 self.put_back(connection);
                 Ok(value)
             }
             Err(error) => {
-                if !error.is_io_error() && !error.is_timeout() && !error.is_connection_dropped() {
-                    // A reply error leaves the connection usable.
+                // A reply error leaves a connection usable; a cluster
+                // connection reconnects its nodes by itself.
+                let broken = error.is_io_error() || error.is_timeout() || error.is_connection_dropped();
+                if !broken || matches!(connection, Link::Cluster(_)) {
                     self.put_back(connection);
                 }
-                Err(store_error(error))
+                Err(self.error(error))
             }
         }
+    }
+
+    /// Runs the script with `keys` and `args`: `EVALSHA`, and `EVAL` of
+    /// the whole text on a node that does not hold it yet (which then
+    /// caches it). Both go to the node of the keys' slot; `SCRIPT LOAD`
+    /// would go to every node of a cluster, and fail while one is down.
+    fn eval(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, StoreError> {
+        let call = |verb: &str, head: &str| {
+            let mut command = redis::cmd(verb);
+            command.arg(head).arg(keys.len()).arg(keys).arg(args);
+            command
+        };
+        let by_hash = call("EVALSHA", self.script.get_hash());
+        self.run(|connection| match by_hash.query(connection) {
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                call("EVAL", SCRIPT).query(connection)
+            }
+            other => other,
+        })
+    }
+
+    /// A [`StoreError`] for `error`, naming what was reached and, for the
+    /// failures an operator fixes in rules.yaml (a refused password, an
+    /// untrusted certificate), what to check.
+    fn error(&self, error: RedisError) -> StoreError {
+        let target = self.config.target();
+        let text = error.to_string();
+        if error.kind() == ErrorKind::AuthenticationFailed
+            || text.contains("WRONGPASS")
+            || text.contains("NOAUTH")
+            || text.contains("NOPERM")
+        {
+            return StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("redis {target}: authentication failed ({text}); check the user and password in the URL"),
+            );
+        }
+        if text.contains("certificate") || text.contains("UnknownIssuer") || text.contains("CertNotValid") {
+            return StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!(
+                    "redis {target}: the server's TLS certificate is not trusted ({text}); \
+                     give its CA in `capacity.tls_ca_file`"
+                ),
+            );
+        }
+        store_error(error)
     }
 
     /// Runs the script in `mode` for `request`; the flat integer reply.
     fn script(&self, request: &ReservationRequest<'_>, mode: &str) -> Result<Vec<i64>, StoreError> {
         let windows = request.windows();
         let base = self.location_prefix(request.location);
-        let mut invocation = self.script.prepare_invoke();
+        let mut keys = Vec::with_capacity(11);
         let mut subjects = vec![("i:", request.instance, request.limits)];
         if let Some(pool) = request.pool {
             subjects.push(("p:", pool.id, pool.limits));
@@ -236,42 +355,42 @@ impl RedisStore {
             escape_into(&mut subject, id);
             subject.push(':');
             for span in &windows {
-                invocation.key(format!("{subject}{}", span.key()));
+                keys.push(format!("{subject}{}", span.key()));
             }
             let day = &windows[2].key()[1..];
-            invocation.key(format!("{subject}c{day}"));
-            invocation.key(format!("{subject}n{day}"));
+            keys.push(format!("{subject}c{day}"));
+            keys.push(format!("{subject}n{day}"));
         }
         let remember = match (request.remember, request.contact) {
             (Some(remember), Some(contact)) if mode == "reserve" => Some((remember, contact)),
             _ => None,
         };
-        invocation
-            .arg(mode)
-            .arg(subjects.len())
-            .arg(if request.contact.is_some() { "1" } else { "0" })
-            .arg(request.contact.unwrap_or(""));
+        let mut args = Vec::with_capacity(7 + 8 * subjects.len());
+        args.extend([
+            mode.to_owned(),
+            subjects.len().to_string(),
+            if request.contact.is_some() { "1" } else { "0" }.to_owned(),
+            request.contact.unwrap_or("").to_owned(),
+        ]);
         match remember {
             Some((remember, contact)) => {
                 let key = ConversationKey { location: request.location, channel: remember.channel, contact };
-                invocation.key(self.conversation_key(&key));
+                keys.push(self.conversation_key(&key));
                 let value = format!("{}:{}", expiry_ms(request.now, remember.ttl), request.instance);
-                invocation.arg("1").arg(value).arg(ttl_ms(remember.ttl));
+                args.extend(["1".to_owned(), value, ttl_ms(remember.ttl).to_string()]);
             }
-            None => {
-                invocation.arg("0").arg("").arg(0);
-            }
+            None => args.extend(["0".to_owned(), String::new(), "0".to_owned()]),
         }
         for (_, _, limits) in &subjects {
             for limit in [limits.per_minute, limits.per_hour, limits.per_day, limits.contacts_per_day] {
-                invocation.arg(limit.map_or(-1, i64::from));
+                args.push(limit.map_or(-1, i64::from).to_string());
             }
             for (span, grace) in windows.iter().zip(GRACE) {
-                invocation.arg(key_ttl(span, request.now, grace));
+                args.push(key_ttl(span, request.now, grace).to_string());
             }
-            invocation.arg(key_ttl(&windows[2], request.now, GRACE[2]));
+            args.push(key_ttl(&windows[2], request.now, GRACE[2]).to_string());
         }
-        let reply: Vec<i64> = self.run(|connection| invocation.invoke(connection))?;
+        let reply = self.eval(&keys, &args)?;
         let expected = 5 + 5 * subjects.len();
         if reply.len() != expected {
             return Err(StoreError::new(
@@ -358,9 +477,51 @@ impl CapacityStore for RedisStore {
         Ok(erased > 0)
     }
 
+    /// On a cluster, every node is asked: the store is healthy when every
+    /// slot answers.
     fn ping(&self) -> Result<(), StoreError> {
         self.run(|connection| redis::cmd("PING").query::<()>(connection))
     }
+
+    fn may_block(&self) -> bool {
+        true
+    }
+}
+
+/// The client of one server; a `rediss://` URL with a CA file trusts
+/// that CA.
+fn single_client(config: &RedisConfig) -> Result<redis::Client, StoreError> {
+    let bad_url =
+        |e: RedisError| StoreError::new(StoreErrorKind::Config, format!("redis_url `{}`: {e}", redact(&config.url)));
+    match &config.tls_ca_pem {
+        Some(pem) if config.url.starts_with("rediss://") => {
+            let info = config.url.as_str().into_connection_info().map_err(bad_url)?;
+            redis::Client::build_with_tls(info, certificates(pem)).map_err(bad_url)
+        }
+        _ => redis::Client::open(config.url.as_str()).map_err(bad_url),
+    }
+}
+
+/// The client of a cluster: slots discovered from any seed, few and short
+/// retries (a decision waits on them), the same timeouts as one server.
+fn cluster_client(config: &RedisConfig) -> Result<ClusterClient, StoreError> {
+    let seeds = config.cluster.iter().map(String::as_str).collect::<Vec<_>>();
+    let mut builder = ClusterClientBuilder::new(seeds)
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.io_timeout)
+        .retries(2)
+        .min_retry_wait(10)
+        .max_retry_wait(100);
+    if let Some(pem) = &config.tls_ca_pem {
+        builder = builder.certs(certificates(pem));
+    }
+    builder
+        .build()
+        .map_err(|e| StoreError::new(StoreErrorKind::Config, format!("redis_cluster [{}]: {e}", config.target())))
+}
+
+fn certificates(pem: &[u8]) -> TlsCertificates {
+    TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) }
 }
 
 /// Milliseconds a window's key lives, from `now`: what is left of the

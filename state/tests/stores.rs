@@ -10,7 +10,7 @@ mod support {
 
 use std::time::{Duration, Instant};
 
-use support::redis_server::RedisServer;
+use support::redis_server::{start_tls, RedisCluster, RedisServer, TestCa};
 use support::suite;
 use switchboard_core::capacity::{timezone, Limits};
 use switchboard_core::{CapacityStore, ReservationRequest, StoreErrorKind};
@@ -191,6 +191,159 @@ fn a_stalled_redis_times_out_and_the_store_recovers() {
         .unwrap();
     assert!((1..=2).contains(&day), "day count {day}");
     assert!(store.reserve(&request).unwrap().is_reserved());
+}
+
+/// Every suite function, by name, for the modes that run them all on one
+/// server or cluster (each with a key prefix of its own).
+type Case = fn(&dyn CapacityStore);
+
+const SUITE: [(&str, Case); 12] = [
+    ("per_minute", suite::per_minute_limit_refuses_until_the_next_minute),
+    ("per_hour", suite::per_hour_limit_refuses_until_the_next_hour),
+    ("per_day", suite::per_day_limit_follows_the_local_calendar_day),
+    ("pool", suite::pool_limits_are_shared_by_its_instances),
+    ("contacts", suite::contacts_per_day_counts_distinct_contacts),
+    ("no_contact", suite::requests_without_a_contact_count_as_new_contacts),
+    ("refused", suite::a_refused_reservation_changes_nothing),
+    ("usage", suite::usage_reads_without_counting),
+    ("apart", suite::locations_and_instances_count_apart),
+    ("conversation", suite::conversation_remember_recall_forget_and_expiry),
+    ("remembers", suite::a_reservation_remembers_the_conversation),
+    ("no_limits", suite::instances_without_limits_are_still_counted),
+];
+
+fn cluster_store(cluster: &RedisCluster, prefix: &str) -> RedisStore {
+    RedisStore::open(RedisConfig {
+        cluster: cluster.seeds(),
+        key_prefix: prefix.to_owned(),
+        connect_timeout: Duration::from_secs(2),
+        io_timeout: Duration::from_secs(2),
+        ..RedisConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_redis_cluster_passes_the_suite_and_keeps_each_location_on_one_node() {
+    let cluster = RedisCluster::start();
+    for (name, case) in SUITE {
+        case(&cluster_store(&cluster, &format!("{name}:")));
+    }
+    // Each location's keys sit on the node of its hash tag, the script's
+    // atomicity included: keys of one location never spread.
+    let store = cluster_store(&cluster, "spread:");
+    let utc = timezone("UTC").unwrap();
+    let limits = Limits { per_day: Some(5), contacts_per_day: Some(5), ..Limits::NONE };
+    for l in 0..30 {
+        let location = format!("loc-{l}");
+        let request = ReservationRequest {
+            limits,
+            contact: Some("c-1"),
+            ..ReservationRequest::new(&location, &utc, "wa-1", suite::ts("2026-11-25T14:20:30Z"))
+        };
+        assert!(store.reserve(&request).unwrap().is_reserved());
+        let node = cluster.node_of(&format!("{{{location}}}"));
+        for (n, server) in cluster.nodes.iter().enumerate() {
+            let pattern = format!("spread:{{{location}}}:*");
+            let keys = support::redis_server::redis_cli(server.port(), &["--scan", "--pattern", &pattern]);
+            let count = keys.lines().filter(|k| !k.is_empty()).count();
+            assert_eq!(count, if n == node { 5 } else { 0 }, "{location} on node {n}: {keys}");
+        }
+    }
+    let used: std::collections::HashSet<usize> = (0..30).map(|l| cluster.node_of(&format!("{{loc-{l}}}"))).collect();
+    assert_eq!(used.len(), 3, "30 locations spread over the three masters");
+    store.ping().unwrap();
+}
+
+#[test]
+fn a_dead_cluster_master_fails_only_its_own_locations_and_they_recover() {
+    let mut cluster = RedisCluster::start();
+    let store = cluster_store(&cluster, "fault:");
+    let utc = timezone("UTC").unwrap();
+    let locations: Vec<String> = (0..30).map(|l| format!("loc-{l}")).collect();
+    fn with_limit<'a>(request: ReservationRequest<'a>) -> ReservationRequest<'a> {
+        ReservationRequest { limits: Limits { per_day: Some(1000), ..Limits::NONE }, ..request }
+    }
+    let at = suite::ts("2026-11-25T14:20:30Z");
+    let request = |location| with_limit(ReservationRequest::new(location, &utc, "wa-1", at));
+    for location in &locations {
+        assert!(store.reserve(&request(location.as_str())).unwrap().is_reserved());
+    }
+    let owners: Vec<usize> = locations.iter().map(|l| cluster.node_of(&format!("{{{l}}}"))).collect();
+    let dead = owners[0];
+    cluster.nodes[dead].kill();
+    let started = Instant::now();
+    for (location, owner) in locations.iter().zip(&owners) {
+        let answer = store.reserve(&request(location.as_str()));
+        if *owner == dead {
+            let error = answer.unwrap_err();
+            assert!(
+                matches!(error.kind(), StoreErrorKind::Unavailable | StoreErrorKind::Timeout),
+                "{location}: {error}"
+            );
+        } else {
+            assert!(answer.unwrap().is_reserved(), "{location} is on a live node");
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(20), "failures are bounded: {:?}", started.elapsed());
+    assert!(store.ping().is_err(), "the cluster is unhealthy while a master is down");
+
+    // The master comes back (same port, same cluster file: its slots, no
+    // data): its locations decide again by themselves.
+    cluster.nodes[dead].restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for location in &locations {
+        loop {
+            match store.reserve(&request(location.as_str())) {
+                Ok(reservation) => {
+                    assert!(reservation.is_reserved());
+                    break;
+                }
+                Err(error) => {
+                    assert!(Instant::now() < deadline, "{location} did not recover: {error}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    store.ping().unwrap();
+}
+
+#[test]
+fn tls_with_an_acl_user_passes_the_suite_and_names_a_wrong_password_or_an_untrusted_certificate() {
+    let ca = TestCa::new("switchboard test CA");
+    let (_server, tls_port) = start_tls(&ca);
+    let open = |url: String, ca_pem: Option<&str>, prefix: &str| {
+        RedisStore::open(RedisConfig {
+            url,
+            tls_ca_pem: ca_pem.map(|pem| pem.as_bytes().to_vec()),
+            key_prefix: prefix.to_owned(),
+            connect_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(5),
+            ..RedisConfig::default()
+        })
+        .unwrap()
+    };
+    let url = |password: &str| format!("rediss://alice:{password}@127.0.0.1:{tls_port}/0");
+    for (name, case) in SUITE {
+        case(&open(url("secret"), Some(&ca.ca_pem), &format!("{name}:")));
+    }
+
+    let wrong = open(url("not-the-password"), Some(&ca.ca_pem), "x:").ping().unwrap_err();
+    let message = wrong.to_string();
+    assert!(message.contains("authentication failed"), "{message}");
+    assert!(message.contains("check the user and password"), "{message}");
+    assert!(!message.contains("not-the-password"), "the password is never shown: {message}");
+
+    let other = TestCa::new("another CA");
+    for (store, why) in [
+        (open(url("secret"), Some(&other.ca_pem), "x:"), "a CA that did not sign it"),
+        (open(url("secret"), None, "x:"), "the system's roots"),
+    ] {
+        let message = store.ping().unwrap_err().to_string();
+        assert!(message.contains("certificate is not trusted"), "{why}: {message}");
+        assert!(message.contains("tls_ca_file"), "{why}: {message}");
+    }
 }
 
 mod properties {

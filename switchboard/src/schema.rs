@@ -492,7 +492,9 @@ pub fn rules_schema(registry: &Registry) -> Value {
                 "additionalProperties": false,
                 "properties": {
                     "store": {"enum": ["memory", "redis"], "default": "memory", "description": "memory: this process; redis: shared by every process using it"},
-                    "redis_url": {"type": "string", "pattern": "^redis://", "default": "redis://127.0.0.1:6379/0", "description": "the Redis server (store: redis)"},
+                    "redis_url": {"type": "string", "pattern": "^rediss?://", "default": "redis://127.0.0.1:6379/0", "description": "the Redis server (store: redis): redis:// or rediss:// (TLS), with an optional user:password@"},
+                    "redis_cluster": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^rediss?://"}, "description": "the seed nodes of a Redis Cluster, used instead of redis_url; the slots are discovered"},
+                    "tls_ca_file": {"type": "string", "minLength": 1, "description": "a PEM file of the CAs to trust for rediss:// (relative to this file); without it, the system's roots"},
                     "key_prefix": {"type": "string", "default": "switchboard:", "description": "the prefix of every Redis key"},
                     "on_store_error": {"enum": ["fail_closed", "fail_open"], "default": "fail_closed", "description": "store unreachable: fail_closed answers code 108 store_unavailable; fail_open decides as if no limits"},
                 },

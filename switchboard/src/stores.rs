@@ -24,8 +24,8 @@ use switchboard_core::{
 };
 use switchboard_state::{MemoryStore, RedisConfig, RedisStore};
 
-/// An open store and what it was opened for: (kind, Redis URL, key prefix),
-/// with its health.
+/// An open store and what it was opened for (see [`identity`]), with its
+/// health.
 type OpenStore = (StoreKind, String, String, Arc<dyn CapacityStore>, Arc<Health>);
 
 /// One store per (store kind, Redis URL, key prefix), kept for the life of
@@ -43,13 +43,35 @@ impl std::fmt::Debug for Stores {
     }
 }
 
-/// The (kind, URL, prefix) a `capacity:` section names; the URL and prefix
-/// only tell Redis stores apart.
+/// The (kind, where, prefix) a `capacity:` section names: where (the URL,
+/// or the cluster's seeds, and the CA file) and the prefix only tell Redis
+/// stores apart.
 fn identity(config: &CapacityConfig) -> (StoreKind, String, String) {
     match config.store {
         StoreKind::Memory => (StoreKind::Memory, String::new(), String::new()),
-        StoreKind::Redis => (StoreKind::Redis, config.redis_url.clone(), config.key_prefix.clone()),
+        StoreKind::Redis => {
+            let mut target =
+                if config.redis_cluster.is_empty() { config.redis_url.clone() } else { config.redis_cluster.join(" ") };
+            if let Some(ca) = &config.tls_ca_file {
+                target.push_str(" ca=");
+                target.push_str(ca);
+            }
+            (StoreKind::Redis, target, config.key_prefix.clone())
+        }
     }
+}
+
+/// The CA certificates `tls_ca_file` names, read relative to the rules file
+/// `rules_file`.
+fn read_ca(config: &CapacityConfig, rules_file: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(name) = &config.tls_ca_file else { return Ok(None) };
+    let path = std::path::Path::new(rules_file).parent().unwrap_or(std::path::Path::new("")).join(name);
+    std::fs::read(&path).map(Some).map_err(|e| {
+        StoreError::new(
+            switchboard_core::StoreErrorKind::Config,
+            format!("tls_ca_file `{}`: cannot read it ({e}); name a PEM file of CA certificates", path.display()),
+        )
+    })
 }
 
 impl Stores {
@@ -64,11 +86,11 @@ impl Stores {
     /// of the rules file `file`.
     pub fn attach(&self, plan: Plan, file: &str) -> Result<Plan, FileErrors> {
         let config = plan.capacity().cloned().unwrap_or_default();
-        let store = self.store(&config).map_err(|e| FileErrors::whole_file(file, format!("capacity: {e}")))?;
+        let store = self.store(&config, file).map_err(|e| FileErrors::whole_file(file, format!("capacity: {e}")))?;
         Ok(plan.with_store(store))
     }
 
-    fn store(&self, config: &CapacityConfig) -> Result<Arc<dyn CapacityStore>, StoreError> {
+    fn store(&self, config: &CapacityConfig, rules_file: &str) -> Result<Arc<dyn CapacityStore>, StoreError> {
         let (kind, url, prefix) = identity(config);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, _, _, store, _)) = open.iter().find(|(k, u, p, _, _)| *k == kind && *u == url && *p == prefix) {
@@ -81,7 +103,9 @@ impl Stores {
             StoreKind::Memory => Arc::new(Watched { inner: MemoryStore::new(), health: health.clone() }),
             StoreKind::Redis => Arc::new(Watched {
                 inner: RedisStore::open(RedisConfig {
-                    url: url.clone(),
+                    url: config.redis_url.clone(),
+                    cluster: config.redis_cluster.clone(),
+                    tls_ca_pem: read_ca(config, rules_file)?,
                     key_prefix: prefix.clone(),
                     ..RedisConfig::default()
                 })?,
@@ -272,6 +296,10 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
     fn ping(&self) -> Result<(), StoreError> {
         self.health.observe(self.inner.ping())
     }
+
+    fn may_block(&self) -> bool {
+        self.inner.may_block()
+    }
 }
 
 #[cfg(test)]
@@ -348,7 +376,7 @@ mod tests {
         let stores = Stores::new();
         let memory = CapacityConfig::default();
         assert_eq!(stores.health(&memory), None, "nothing opened yet");
-        stores.store(&memory).unwrap();
+        stores.store(&memory, "rules.yaml").unwrap();
         let checked = stores.check(&memory).unwrap();
         assert!(checked.healthy && checked.checked_at.is_some(), "{checked:?}");
         assert_eq!(checked.kind, StoreKind::Memory);
@@ -360,7 +388,7 @@ mod tests {
             redis_url: format!("redis://127.0.0.1:{port}/0"),
             ..CapacityConfig::default()
         };
-        stores.store(&redis).unwrap();
+        stores.store(&redis, "rules.yaml").unwrap();
         let checked = stores.check(&redis).unwrap();
         assert!(!checked.healthy && checked.last_error.is_some(), "{checked:?}");
         assert_eq!(stores.errors_total(), 1);
