@@ -18,6 +18,7 @@ mod cli;
 mod cli_ux;
 mod config_errors;
 mod conversation;
+mod docs_links;
 mod fleet;
 mod fuzz_regressions;
 mod plugins;
