@@ -61,7 +61,7 @@ pub const STORE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// switches than one thread per connection: through `serve` with 64
 /// connections on 2 cores, 16 threads did ≈ 1.5× the decisions per second
 /// of tokio's shared blocking pool (one thread per connection) at about
-/// half the CPU per decision (README, Performance). The pool is the service's own, so
+/// half the CPU per decision (docs/performance.md). The pool is the service's own, so
 /// reloads, `/v1/forget`, batches and the store's health pings never wait
 /// behind queued decisions.
 pub const STORE_DECISION_THREADS: usize = 16;
