@@ -1,5 +1,5 @@
 //! The catalogue of bad inputs, through the binary: for each, the exit
-//! code of SPEC §7, a message naming the file and line (or field), and
+//! code of docs/cli.md, a message naming the file and line (or field), and
 //! never any panic text (`util::run` asserts that on every call).
 
 use crate::util::*;

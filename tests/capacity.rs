@@ -1,4 +1,4 @@
-//! Capacity (SPEC §10) through the library and the binary: limits per
+//! Capacity (docs/capacity.md) through the library and the binary: limits per
 //! instance and pool in calendar windows, decided with `now` (no sleeping),
 //! explain and dry runs that never count, batches in input order, and store
 //! errors.

@@ -103,7 +103,11 @@ fn check_valid_and_invalid() {
     let (rules, world) = (repo_file("rules.yaml"), example("world.yaml"));
     let out = run(&shop_args("check", s(&rules), s(&world)), "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ok"));
+    assert!(text(&out.stdout).contains("world.yaml: ok (2 locations)"), "{}", text(&out.stdout));
+    let one = temp_with(&[("one.yaml", "locations: [{id: l, instances: []}]\n")]);
+    let out = run(&["check", "--rules", s(&rules), "--world", s(&one.path().join("one.yaml"))], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("one.yaml: ok (1 location)\n"), "{}", text(&out.stdout));
     let bad = fixture("rules-bad.yaml");
     let out = run(&["check", "--rules", s(&bad)], "");
     assert_eq!(out.status.code(), Some(1));

@@ -41,6 +41,25 @@ fn each_subcommand_has_its_own_help() {
 }
 
 #[test]
+fn help_stands_on_its_own_and_says_what_serve_options_do() {
+    for command in ["select", "serve", "explain", "check", "rules", "test", "replay", "schema"] {
+        let help = text(&run(&["help", command], "").stdout);
+        assert!(help.contains(&format!("Usage: switchboard {command}")), "{command}: {help}");
+        assert!(
+            !help.contains("SPEC") && !help.contains("shared/"),
+            "{command}'s help points outside the repository: {help}"
+        );
+    }
+    let serve = text(&run(&["serve", "--help"], "").stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(serve.contains("without counting against capacity limits"), "--dry-run: {serve}");
+    assert!(!serve.contains("no effect"), "--dry-run has an effect: {serve}");
+    assert!(
+        serve.contains("/v1/reload") && serve.contains("/v1/forget"),
+        "--admin-token-file names the admin routes: {serve}"
+    );
+}
+
+#[test]
 fn completions_and_the_man_page() {
     for (shell, marker) in
         [("bash", "_switchboard()"), ("zsh", "#compdef switchboard"), ("fish", "complete -c switchboard")]

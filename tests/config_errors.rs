@@ -111,7 +111,7 @@ fn shipped_rules_yaml_is_valid_and_in_spec_order() {
     }
 }
 
-/// SPEC §10: the `capacity:` section is read with its defaults, and each
+/// docs/capacity.md: the `capacity:` section is read with its defaults, and each
 /// problem is located with a "did you mean".
 #[test]
 fn capacity_section_is_read_and_its_errors_located() {

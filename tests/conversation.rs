@@ -1,4 +1,4 @@
-//! The `conversation` rule (SPEC §10, code 107) through the library and the
+//! The `conversation` rule (docs/capacity.md, code 107) through the library and the
 //! binary: every counted selection is remembered (a temporary switch's is
 //! not), memory expires after `ttl` as of the request's `now`, moves when
 //! the remembered instance is unusable, and previews never write it.

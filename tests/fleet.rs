@@ -1,4 +1,4 @@
-//! A fleet on one Redis (SPEC §10): real `switchboard serve` processes
+//! A fleet on one Redis (docs/capacity.md): real `switchboard serve` processes
 //! sharing a real `redis-server` of the test's own. Exact totals under
 //! concurrent load across processes; Redis killed mid-load and restarted on
 //! the same port, with `fail_closed` and `fail_open`, and the store's health

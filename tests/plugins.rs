@@ -550,9 +550,9 @@ fn every_outcome_and_kind_crosses_the_abi_and_back() {
     }
 }
 
-/// The fenced block of `lang` that follows `marker` in the README.
+/// The fenced block of `lang` that follows `marker` in the plugins page.
 fn readme_block(readme: &str, marker: &str, lang: &str) -> String {
-    let from = readme.find(marker).unwrap_or_else(|| panic!("README has no `{marker}`"));
+    let from = readme.find(marker).unwrap_or_else(|| panic!("docs/plugins.md has no `{marker}`"));
     let open = format!("```{lang}\n");
     let start = from + readme[from..].find(&open).unwrap() + open.len();
     let end = start + readme[start..].find("```").unwrap();
@@ -560,12 +560,12 @@ fn readme_block(readme: &str, marker: &str, lang: &str) -> String {
 }
 
 #[test]
-fn the_readme_plugin_example_builds_outside_the_repository() {
-    let readme = fs::read_to_string(repo_file("README.md")).unwrap();
-    let manifest = readme_block(&readme, "## Writing a plugin\n", "toml");
-    let source = readme_block(&readme, "## Writing a plugin\n", "rust");
+fn the_documented_plugin_example_builds_outside_the_repository() {
+    let readme = fs::read_to_string(repo_file("docs/plugins.md")).unwrap();
+    let manifest = readme_block(&readme, "## Writing a plugin in Rust\n", "toml");
+    let source = readme_block(&readme, "## Writing a plugin in Rust\n", "rust");
     let written = r#"path = "/src/switchboard/plugins/sdk""#;
-    assert!(manifest.contains(written), "the README's SDK line changed:\n{manifest}");
+    assert!(manifest.contains(written), "the docs' SDK line changed:\n{manifest}");
     let sdk = repo_file("plugins/sdk").canonicalize().unwrap();
     let crate_dir = tempfile::tempdir().unwrap();
     fs::write(crate_dir.path().join("Cargo.toml"), manifest.replace(written, &format!("path = {:?}", s(&sdk))))
@@ -579,7 +579,7 @@ fn the_readme_plugin_example_builds_outside_the_repository() {
         .current_dir(crate_dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "the README's plugin does not build:\n{}", text(&out.stderr));
+    assert!(out.status.success(), "the documented plugin does not build:\n{}", text(&out.stderr));
     let (dir, rules) = setup(
         &[],
         "plugins: [{path: plugins/libfirst_connected.so}]\nrules: [{rule: first_connected, skip_default: true}]\n",

@@ -367,7 +367,7 @@ fn the_world_is_read_under_the_limits_of_the_rules_file_loaded_with_it() {
     assert_eq!(summary(&live.select(&req())), "a");
 }
 
-/// SPEC §10: the capacity store outlives plans: a reload with the same
+/// docs/capacity.md: the capacity store outlives plans: a reload with the same
 /// `capacity:` store keeps the same store (and so its counts); another
 /// store section gets its own.
 #[test]

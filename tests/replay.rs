@@ -1,10 +1,10 @@
-//! `switchboard replay` (SPEC §12) on decision logs (SPEC §9) written here:
+//! `switchboard replay` (docs/operator-tools.md) on decision logs (docs/service.md) written here:
 //! transitions checked against counts computed independently with the
 //! library, the same configuration giving 0 changed, the `--max-changed`
 //! gate, JSON output, and unreadable lines and logs. Capacity counts and
 //! conversation memory come from the log's own earlier decisions, in a
 //! private store: never from the replay's own decisions, nor the
-//! configured store (SPEC §10).
+//! configured store (docs/capacity.md).
 
 use std::collections::BTreeMap;
 
@@ -45,7 +45,7 @@ fn requests() -> Vec<String> {
     out
 }
 
-/// A decision log line of SPEC §9 for `request`, decided with `plan`.
+/// A decision log line of docs/service.md for `request`, decided with `plan`.
 fn log_line(n: usize, plan: &switchboard::Plan, world: &switchboard::World, request: &str) -> String {
     let decision = switchboard::decide_text(request, |r| plan.select(world, r));
     let request: Value = serde_json::from_str(request).unwrap_or_else(|_| json!(request));
@@ -254,7 +254,7 @@ fn a_bad_new_rules_file_exits_2_located() {
     assert!(text(&out.stderr).contains("new.yaml:2:5: rules[0]: unknown rule"), "{}", text(&out.stderr));
 }
 
-/// A chain that remembers conversations (SPEC §10), with both overrides.
+/// A chain that remembers conversations (docs/capacity.md), with both overrides.
 const CONVERSATION: &str = "\
 rules:
   - manual_override

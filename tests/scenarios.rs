@@ -1,4 +1,4 @@
-//! `switchboard test` on scenario files (SPEC §12): the shipped scenarios,
+//! `switchboard test` on scenario files (docs/operator-tools.md): the shipped scenarios,
 //! failing cases, located file errors, `--format json`, `--filter`, and the
 //! coverage lines.
 

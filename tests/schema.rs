@@ -1,4 +1,4 @@
-//! `switchboard schema` (SPEC §12): the generated JSON Schemas are valid
+//! `switchboard schema` (docs/operator-tools.md): the generated JSON Schemas are valid
 //! draft 2020-12, accept the shipped files, reject bad ones, and agree with
 //! the loaders — the world schema's one description is held against the
 //! world loader field by field.

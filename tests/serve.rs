@@ -1,4 +1,4 @@
-//! `switchboard serve` (SPEC §9): the real binary on port 0, driven over
+//! `switchboard serve` (docs/service.md): the real binary on port 0, driven over
 //! HTTP with a real client; reloads through real files and signals; the
 //! decision log read back. Every wait is on an event, with a deadline.
 
@@ -303,7 +303,7 @@ fn serve_answers_every_route_with_its_status_code() {
     assert_eq!((status, error["error"]["status"].as_u64()), (405, Some(405)));
     assert_eq!(post(&server.url("/v1/status"), "").0, 405);
 
-    // OpenAPI 3.1, every route of §9 in it.
+    // OpenAPI 3.1, every route of docs/service.md in it.
     let (status, doc) = get(&server.url("/openapi.json"));
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);

@@ -1,4 +1,5 @@
-//! SPEC.md §2–§3 and §5, example by example, through the whole engine.
+//! The channel syntax, the six rules and rules.yaml (docs/rules.md), example
+//! by example, through the whole engine.
 
 use crate::util::*;
 

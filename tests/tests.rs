@@ -1,6 +1,7 @@
-//! Integration tests: the library against SPEC.md, the rules.yaml and world
-//! loaders' errors, the `switchboard` binary on fixture files, and property
-//! tests of the selection invariants.
+//! Integration tests: the library against its documented behaviour
+//! (docs/), the rules.yaml and world loaders' errors, the `switchboard`
+//! binary on fixture files, property tests of the selection invariants, and
+//! the docs' links.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -18,6 +19,7 @@ mod cli;
 mod cli_ux;
 mod config_errors;
 mod conversation;
+mod docs_links;
 mod fleet;
 mod fuzz_regressions;
 mod plugins;

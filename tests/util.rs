@@ -148,7 +148,7 @@ pub fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
     so
 }
 
-/// The C example plugin, built once with exactly the command the README
+/// The C example plugin, built once with exactly the command docs/plugins.md
 /// and `first_connected.c` give, run from a directory laid out like the
 /// repository root (its `plugins` is the repository's), so that the build
 /// leaves nothing in the work tree.

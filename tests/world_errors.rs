@@ -81,7 +81,7 @@ fn a_large_file_reports_every_error_each_at_its_line() {
     }
 }
 
-/// SPEC §10: timezone, pools, weight, pool and limits are read, and each
+/// docs/capacity.md: timezone, pools, weight, pool and limits are read, and each
 /// problem is located at its line, in YAML (the positioned path) and in
 /// JSON (the serde fast path agrees on the valid ones).
 #[test]
@@ -174,7 +174,7 @@ fn capacity_fields_are_read_and_their_errors_located() {
     assert!(summary(&d).starts_with("100/"), "{}", summary(&d));
 }
 
-/// SPEC §10: a request's `now` is RFC 3339; anything else is code 100
+/// docs/capacity.md: a request's `now` is RFC 3339; anything else is code 100
 /// naming the field.
 #[test]
 fn request_now_is_rfc3339_or_code_100_naming_the_field() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Capacity benchmark (not a test): what limits cost through `switchboard
-# serve` (SPEC §10), measured side by side in one run, with wrk over
+# serve` (docs/capacity.md), measured side by side in one run, with wrk over
 # keep-alive on loopback. Three serve processes on the bench world, the
 # same request (bench/serve/post.lua: the contact_tag path):
 #   none    no limits at all (nothing is reserved)

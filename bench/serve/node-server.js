@@ -1,5 +1,5 @@
 // The comparison point of the serve benchmark: the same default chain
-// (SPEC §3, rules.yaml as shipped, strategy lowest_index) written the way an
+// (docs/rules.md, rules.yaml as shipped, strategy lowest_index) written the way an
 // integrator would write it in a plain Node.js `http` server, no framework.
 // Usage: node node-server.js WORLD.json [PORT]   (0 or none: a free port, printed on stderr)
 "use strict";

@@ -9,7 +9,7 @@ export interface OpenOptions {
   rules: string
   /** Path of the world file, if any. */
   world?: string
-  /** Watch both files and reload when they change (SPEC §6). */
+  /** Watch both files and reload when they change (docs/library.md). */
   watch?: boolean
 }
 /** The native engine (`index.js` wraps it as `Engine`). */
@@ -20,7 +20,7 @@ export declare class NativeEngine {
    */
   static open(options: OpenOptions): NativeEngine
   /**
-   * One decision for one request text, as §7 JSON text; never throws for
+   * One decision for one request text, as decision JSON text; never throws for
    * a request it cannot use (that is the code-100 decision).
    */
   selectJson(request: string): string
@@ -33,11 +33,11 @@ export declare class NativeEngine {
   explain(request: string): string
   /**
    * Erases the conversation memory of one contact on one channel
-   * (SPEC §10, `conversation`); whether there was one. Throws when the
+   * (docs/capacity.md, `conversation`); whether there was one. Throws when the
    * capacity store cannot answer.
    */
   forget(location: string, channel: string, contact: string): boolean
-  /** The §9 status object, as JSON text. */
+  /** The status object (`GET /v1/status`), as JSON text. */
   statusJson(): string
   /**
    * Reloads now; returns the reload event as JSON text, or throws the

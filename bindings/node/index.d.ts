@@ -1,4 +1,4 @@
-// Types of switchboard-node (SPEC §7, §9, §11). Hand-written; the native
+// Types of switchboard-node (docs/world.md, docs/service.md, docs/bindings.md). Hand-written; the native
 // class underneath is described by the napi-generated binding.d.ts.
 
 /** The recipient of a message. */
@@ -26,7 +26,7 @@ export interface InstanceSpec {
   users?: string[]
 }
 
-/** One outbound message to route (SPEC §7). Unknown fields are a code-100 decision. */
+/** One outbound message to route (docs/world.md). Unknown fields are a code-100 decision. */
 export interface Request {
   location: string
   channel: string
@@ -44,7 +44,7 @@ export interface SelectedInstance {
   phone: string
 }
 
-/** A coded selection error (SPEC §4). */
+/** A coded selection error (docs/errors.md). */
 export interface SelectionError {
   /** 100 request, 101–108 built-in rules, ≥ 1000 plugin rules. */
   code: number
@@ -83,10 +83,10 @@ export interface Failed {
   trace: TraceEntry[]
 }
 
-/** The decision for one request (SPEC §7). */
+/** The decision for one request (docs/world.md). */
 export type Decision = Selected | Failed
 
-/** The reload status (SPEC §9 `GET /v1/status`). */
+/** The reload status (docs/service.md `GET /v1/status`). */
 export interface Status {
   /** The configuration in force: 1 after open, +1 per successful reload. */
   generation: number
@@ -125,7 +125,7 @@ export type ReloadEvent =
 export interface OpenOptions {
   rules: string
   world?: string | null
-  /** Watch the files and reload when they change (SPEC §6); keeps the process alive until `close()`, as `fs.watch` does. Default false. */
+  /** Watch the files and reload when they change (docs/library.md); keeps the process alive until `close()`, as `fs.watch` does. Default false. */
   watch?: boolean
 }
 
@@ -136,13 +136,13 @@ export declare class Engine {
   static open(options: OpenOptions): Engine
   /** One decision; never throws for a request it cannot use (code-100 decision). */
   select(request: Request): Decision
-  /** JSON text in, §7 JSON text out; never throws for a request it cannot use. */
+  /** JSON text in, decision JSON text out; never throws for a request it cannot use. */
   selectJson(request: string): string
   /** The explain table (what `switchboard explain` prints). */
   explain(request: Request | string): string
-  /** The §9 status object. */
+  /** The status object (`GET /v1/status`). */
   status(): Status
-  /** Erases the conversation memory (SPEC §10) of `contact` on `channel` at `location`; whether there was one. Throws when the capacity store cannot answer. */
+  /** Erases the conversation memory (docs/capacity.md) of `contact` on `channel` at `location`; whether there was one. Throws when the capacity store cannot answer. */
   forget(location: string, channel: string, contact: string): boolean
   /** Reloads now; throws a `ConfigError` on invalid files (the last good configuration stays). */
   reload(): ReloadEvent

@@ -1,6 +1,6 @@
 'use strict'
-// Switchboard for Node.js (SPEC §11). Glue only: requests go to the Rust
-// engine as JSON text and decisions come back as the engine's §7 JSON, so
+// Switchboard for Node.js (docs/bindings.md). Glue only: requests go to the Rust
+// engine as JSON text and decisions come back as the engine's decision JSON, so
 // `select(obj)` and `selectJson(text)` decide exactly like one line of
 // `switchboard select`. The native addon is loaded by the napi-generated
 // `binding.js` (per-platform file or package).
@@ -28,7 +28,7 @@ class Engine {
     return new Engine(NativeEngine.open({ rules, world: world ?? undefined, watch: Boolean(watch) }))
   }
 
-  /** One decision (§7 object); a request it cannot use gets the code-100 decision. */
+  /** One decision (object); a request it cannot use gets the code-100 decision. */
   select(request) {
     const { text, error } = encode(request)
     return JSON.parse(text === undefined ? this.#native.requestError(error) : this.#native.selectJson(text))
@@ -49,7 +49,7 @@ class Engine {
     return this.#native.explain(text === undefined ? 'null' : text) + (error ? `(${error})\n` : '')
   }
 
-  /** The §9 status object. */
+  /** The status object (`GET /v1/status`). */
   status() {
     return JSON.parse(this.#native.statusJson())
   }

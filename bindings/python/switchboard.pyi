@@ -1,6 +1,6 @@
 """Switchboard: which sender instance carries each outbound CRM message.
 
-Type stubs of the native module (SPEC §7, §9, §11).
+Type stubs of the native module (docs/world.md, docs/service.md, docs/bindings.md).
 """
 
 import os
@@ -36,7 +36,7 @@ class _RequestRequired(TypedDict):
     body: str
 
 class Request(_RequestRequired, total=False):
-    """One outbound message to route (SPEC §7); unknown keys are a code-100 decision."""
+    """One outbound message to route (docs/world.md); unknown keys are a code-100 decision."""
 
     contact: Optional[Contact]
     instances: Optional[List[InstanceSpec]]
@@ -71,7 +71,7 @@ class _DecisionRequired(TypedDict):
     trace: List[TraceEntry]
 
 class Decision(_DecisionRequired, total=False):
-    """The decision for one request (SPEC §7): `instance` when `ok`, else `error`.
+    """The decision for one request (docs/world.md): `instance` when `ok`, else `error`.
 
     `body` (the body with every routing pattern removed) is absent when the
     request could not be read; `rule` is None for code 100 and an exhausted chain.
@@ -82,7 +82,7 @@ class Decision(_DecisionRequired, total=False):
     error: SelectionError
 
 class Status(TypedDict):
-    """The reload status (SPEC §9 `GET /v1/status`)."""
+    """The reload status (docs/service.md `GET /v1/status`)."""
 
     generation: int
     last_attempt: Optional[str]
@@ -125,15 +125,15 @@ class Engine:
     def select(self, request: Request) -> Decision:
         """One decision; a request it cannot use gets the code-100 decision (never raises). Releases the GIL."""
     def select_json(self, request: Union[str, bytes]) -> str:
-        """JSON text (str, or UTF-8 bytes) in, §7 JSON text out (the fast path). Releases the GIL."""
+        """JSON text (str, or UTF-8 bytes) in, decision JSON text out (the fast path). Releases the GIL."""
     def select_many(self, requests: Sequence[Request]) -> List[Decision]:
         """Decisions for a batch, in order, on one configuration. Releases the GIL once."""
     def explain(self, request: Union[Request, str]) -> str:
         """The explain table (what `switchboard explain` prints)."""
     def status(self) -> Status:
-        """The §9 status dict."""
+        """The status dict (`GET /v1/status`)."""
     def forget(self, location: str, channel: str, contact: str) -> bool:
-        """Erases the conversation memory (SPEC §10) of `contact` on `channel` at `location`; whether there was one. Raises StoreError when the capacity store cannot answer."""
+        """Erases the conversation memory (docs/capacity.md) of `contact` on `channel` at `location`; whether there was one. Raises StoreError when the capacity store cannot answer."""
     def reload(self) -> ReloadEvent:
         """Reloads now; raises ConfigError on invalid files (the last good configuration stays)."""
     def close(self) -> None:

@@ -1,6 +1,6 @@
 //! # switchboard-channels
 //!
-//! The three built-in channels of SPEC §2, registered through `inventory`
+//! The three built-in channels of docs/rules.md, registered through `inventory`
 //! with the same [`ChannelSyntax`] trait and [`register_channel!`] macro a
 //! plugin uses:
 //!

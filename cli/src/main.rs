@@ -3,7 +3,7 @@
 //! from the `switchboard` library; this crate only reads arguments, prints
 //! and chooses the exit code.
 //!
-//! Exit codes (SPEC §7): 0 selected / valid, 1 selection error / invalid,
+//! Exit codes (docs/cli.md): 0 selected / valid, 1 selection error / invalid,
 //! 2 the command could not run (bad arguments, unreadable or invalid files,
 //! output that cannot be written).
 

@@ -1,5 +1,5 @@
 //! The capacity boundary: limits, calendar windows and the store trait that
-//! checks and counts them (SPEC §10). Pure: no I/O lives here.
+//! checks and counts them (docs/capacity.md). Pure: no I/O lives here.
 //!
 //! Selection asks a [`CapacityStore`] one atomic question per candidate —
 //! [`CapacityStore::reserve`]: *does this instance, and its pool, still have

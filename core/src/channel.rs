@@ -1,7 +1,7 @@
 //! The channel-syntax trait: what a messaging network writes in bodies and
 //! tags, and the descriptor that registers a channel.
 
-/// The syntax of one messaging channel (SPEC §2).
+/// The syntax of one messaging channel (docs/rules.md).
 ///
 /// Only three methods are required; the two pattern capabilities default to
 /// "override yes, temporary switch no". The registry compiles every

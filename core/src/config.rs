@@ -102,7 +102,7 @@ impl Default for Limits {
     }
 }
 
-/// Where capacity counts live (rules.yaml `capacity.store`, SPEC §10).
+/// Where capacity counts live (rules.yaml `capacity.store`, docs/capacity.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreKind {
     /// This process's memory (the default).
@@ -122,7 +122,7 @@ impl StoreKind {
 }
 
 /// What a selection does when the capacity store cannot answer
-/// (rules.yaml `capacity.on_store_error`, SPEC §10).
+/// (rules.yaml `capacity.on_store_error`, docs/capacity.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OnStoreError {
     /// Answer code 108 `store_unavailable` (the default).
@@ -141,7 +141,7 @@ impl OnStoreError {
     }
 }
 
-/// The `capacity:` section of rules.yaml (SPEC §10). Core only describes
+/// The `capacity:` section of rules.yaml (docs/capacity.md). Core only describes
 /// the store; the host (the `switchboard` library) builds it and attaches it
 /// with [`Plan::with_store`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -10,11 +10,11 @@ use crate::config::{Chain, OnStoreError, Plan, Step};
 use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView};
 use crate::{Instance, Location, Request, World};
 
-/// The code of request errors (SPEC §4).
+/// The code of request errors (docs/errors.md).
 pub const CODE_INVALID_REQUEST: u32 = 100;
 /// The code of an exhausted chain, shared with `any_available`.
 pub const CODE_NO_INSTANCE: u32 = 106;
-/// The code of a capacity store that cannot answer (`fail_closed`, SPEC §10).
+/// The code of a capacity store that cannot answer (`fail_closed`, docs/capacity.md).
 pub const CODE_STORE_UNAVAILABLE: u32 = 108;
 
 /// What one consulted rule answered.
@@ -53,7 +53,7 @@ pub struct TraceEntry {
     pub detail: Option<String>,
 }
 
-/// A coded selection error (SPEC §4).
+/// A coded selection error (docs/errors.md).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("error {code} ({kind}): {message}")]
 pub struct SelectionError {
@@ -107,7 +107,7 @@ impl Decision {
         self.result.as_ref().err()
     }
 
-    /// The decision as one line of JSON (SPEC §7).
+    /// The decision as one line of JSON (docs/world.md).
     pub fn to_json(&self) -> String {
         let mut out = Vec::with_capacity(256);
         self.write_json(&mut out);
@@ -115,7 +115,7 @@ impl Decision {
         String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
-    /// Appends the decision as one line of JSON (SPEC §7, no newline) to
+    /// Appends the decision as one line of JSON (docs/world.md, no newline) to
     /// `out`: the very bytes of [`Decision::to_json`] (and of its
     /// `Serialize` impl through `serde_json`), written without a
     /// serializer so that a batch can reuse one buffer.
@@ -379,7 +379,7 @@ impl Plan {
     /// each enabled rule of the channel's chain is consulted in order until
     /// one selects or fails. A selected instance is always connected.
     ///
-    /// With capacity (SPEC §10) a selected instance that has limits (or whose
+    /// With capacity (docs/capacity.md) a selected instance that has limits (or whose
     /// pool has) is reserved in the plan's store, atomically with the check:
     /// the decision counts. See [`Plan::preview`] for a decision that never
     /// counts.
@@ -438,7 +438,7 @@ impl Plan {
         let Some(chain) = self.chains.get(position) else {
             return Decision::request_error(ErrorKind::UnknownChannel, "channel has no chain", Some(body));
         };
-        // The decision's one instant (SPEC §10): the request's `now`, else
+        // The decision's one instant (docs/capacity.md): the request's `now`, else
         // the clock, read at most once and only when the store is asked.
         let instant = std::cell::OnceCell::new();
         let now = || *instant.get_or_init(|| request.now.unwrap_or_else(crate::capacity::clock));
@@ -959,7 +959,7 @@ impl Plan {
 }
 
 /// The error of a decision whose store cannot answer under `fail_closed`:
-/// code 108 `store_unavailable` (SPEC §10).
+/// code 108 `store_unavailable` (docs/capacity.md).
 fn store_unavailable(message: String) -> SelectionError {
     SelectionError { code: CODE_STORE_UNAVAILABLE, kind: ErrorKind::StoreUnavailable, message }
 }

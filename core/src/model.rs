@@ -75,7 +75,7 @@ fn instance_objects<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Instan
 }
 
 /// One sender instance as written in a world file or carried inline in a
-/// request (SPEC §7). [`crate::Location`] compiles these into [`Instance`]s.
+/// request (docs/world.md). [`crate::Location`] compiles these into [`Instance`]s.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceSpec {
@@ -100,14 +100,14 @@ pub struct InstanceSpec {
     #[serde(default)]
     pub users: Vec<String>,
     /// The instance's share for the `weighted` strategy: a whole number from
-    /// 1; absent means 1 (SPEC §10).
+    /// 1; absent means 1 (docs/capacity.md).
     #[serde(default)]
     pub weight: Option<u32>,
     /// The id of a pool of the same location whose limits this instance also
-    /// counts against (SPEC §10).
+    /// counts against (docs/capacity.md).
     #[serde(default)]
     pub pool: Option<String>,
-    /// The instance's own capacity limits (SPEC §10); absent means none.
+    /// The instance's own capacity limits (docs/capacity.md); absent means none.
     #[serde(default)]
     pub limits: Option<Limits>,
 }
@@ -278,7 +278,7 @@ pub struct Contact {
     pub assigned_user: Option<String>,
 }
 
-/// One outbound message to route (SPEC §7).
+/// One outbound message to route (docs/world.md).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
@@ -295,7 +295,7 @@ pub struct Request {
     /// world file is not consulted for this location.
     #[serde(default, deserialize_with = "instance_objects")]
     pub instances: Option<Vec<InstanceSpec>>,
-    /// Decide as of this time instead of the clock (SPEC §10): RFC 3339 in
+    /// Decide as of this time instead of the clock (docs/capacity.md): RFC 3339 in
     /// JSON, such as `"2026-11-25T14:00:00Z"`.
     #[serde(
         default,

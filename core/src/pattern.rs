@@ -1,6 +1,6 @@
 //! The pattern scanner: finds every registered channel's override and
 //! temporary-switch patterns in one left-to-right pass and strips them with
-//! the whitespace rule of SPEC §2.
+//! the whitespace rule of docs/rules.md.
 
 use regex::Regex;
 

@@ -36,7 +36,7 @@ pub trait SelectionRule: Send + Sync {
 
     /// Whether the rule reads [`RuleContext::day_count`] (`any_available`
     /// with `least_used`): a plan with such a rule and a store counts every
-    /// decision, also on instances without limits (SPEC §10). The default
+    /// decision, also on instances without limits (docs/capacity.md). The default
     /// is `false`.
     fn reads_usage(&self) -> bool {
         false
@@ -45,7 +45,7 @@ pub trait SelectionRule: Send + Sync {
     /// How long a selection is remembered for the contact when the rule
     /// reads conversation memory ([`RuleContext::recall`], the
     /// `conversation` rule's `ttl`): a chain with such a rule remembers
-    /// every selected decision (SPEC §10). The default is `None`: the rule
+    /// every selected decision (docs/capacity.md). The default is `None`: the rule
     /// reads no memory.
     fn memory_ttl(&self) -> Option<Duration> {
         None
@@ -195,7 +195,7 @@ impl<'a> Outcome<'a> {
     }
 }
 
-/// The kind of a selection error (SPEC §4), written in snake case in JSON.
+/// The kind of a selection error (docs/errors.md), written in snake case in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -213,13 +213,13 @@ pub enum ErrorKind {
     ConflictingOverride,
     /// No connected instance with a phone, or the chain ran out.
     NoInstanceAvailable,
-    /// The rule's instance, or its pool, reached a limit (SPEC §10).
+    /// The rule's instance, or its pool, reached a limit (docs/capacity.md).
     InstanceAtCapacity,
     /// Connected instances with a phone exist but all are at capacity
-    /// (code 106, SPEC §10).
+    /// (code 106, docs/capacity.md).
     CapacityExhausted,
     /// The capacity store cannot answer and `on_store_error` is
-    /// `fail_closed` (code 108, SPEC §10).
+    /// `fail_closed` (code 108, docs/capacity.md).
     StoreUnavailable,
     /// A kind declared by a plugin rule.
     Custom(Cow<'static, str>),
@@ -243,7 +243,7 @@ impl ErrorKind {
         }
     }
 
-    /// Every kind that is not [`ErrorKind::Custom`], in SPEC §4 order.
+    /// Every kind that is not [`ErrorKind::Custom`], in docs/errors.md order.
     pub const BUILTIN: &'static [ErrorKind] = &[
         ErrorKind::InvalidRequest,
         ErrorKind::UnknownChannel,
@@ -311,7 +311,7 @@ pub struct RuleContext<'a> {
     pub(crate) instances: InstanceView<'a>,
     pub(crate) scan: &'a Scan<'a>,
     /// Instances found at capacity earlier in this decision, each with the
-    /// sentence saying which limit (SPEC §10).
+    /// sentence saying which limit (docs/capacity.md).
     pub(crate) at_capacity: &'a [(Arc<Instance>, String)],
     /// The plan's store, the location and the decision's instant, for
     /// [`RuleContext::day_count`] and [`RuleContext::recall`].
@@ -333,7 +333,7 @@ impl fmt::Debug for StoreView<'_> {
     }
 }
 
-/// What [`RuleContext::recall`] found in the conversation memory (SPEC §10).
+/// What [`RuleContext::recall`] found in the conversation memory (docs/capacity.md).
 #[derive(Debug, Clone)]
 pub enum Recall<'a> {
     /// Nothing remembered for the contact on this channel (or the memory
@@ -380,7 +380,7 @@ impl<'a> RuleContext<'a> {
     }
 
     /// The decisions `instance` made in the current day window of the
-    /// location's timezone, read from the plan's capacity store (SPEC §10,
+    /// location's timezone, read from the plan's capacity store (docs/capacity.md,
     /// `least_used`). `None` without a store (or a context built by hand),
     /// or when the store cannot answer.
     pub fn day_count(&self, instance: &Instance) -> Option<u64> {
@@ -390,7 +390,7 @@ impl<'a> RuleContext<'a> {
     }
 
     /// The instance remembered for the request's contact on this channel
-    /// (SPEC §10, `conversation`), read from the plan's store as of the
+    /// (docs/capacity.md, `conversation`), read from the plan's store as of the
     /// decision's instant. [`Recall::Nothing`] without a contact id, or
     /// when the chain reads no memory (no rule answers
     /// [`SelectionRule::memory_ttl`]) or the context was built by hand.

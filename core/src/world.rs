@@ -56,7 +56,7 @@ struct ChannelInstances {
 }
 
 /// Limits shared by several instances of one location (a WhatsApp
-/// portfolio, a 10DLC brand; SPEC §10).
+/// portfolio, a 10DLC brand; docs/capacity.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
     id: String,

@@ -29,14 +29,14 @@ pub enum Strategy {
     Sticky,
     /// Uniformly at random.
     Random,
-    /// Weighted rendezvous hashing on the contact id (SPEC §10): each
+    /// Weighted rendezvous hashing on the contact id (docs/capacity.md): each
     /// instance scores `-weight / ln(u)` with `u` in (0, 1) from
     /// [`rendezvous_weight`]; the highest score wins, so shares follow the
     /// instances' `weight` and removing an instance moves only its contacts.
     /// Without a contact id: lowest index.
     Weighted,
     /// The fewest decisions in the current day window of the location's
-    /// timezone, read from the plan's capacity store (SPEC §10); ties by
+    /// timezone, read from the plan's capacity store (docs/capacity.md); ties by
     /// lowest index. Without a store: lowest index.
     LeastUsed,
 }
@@ -203,7 +203,7 @@ impl SelectionRule for AnyAvailable {
 
 impl AnyAvailable {
     /// The strategy's pick among the available instances not at capacity
-    /// (SPEC §10): the evaluator lists those its store refused in this
+    /// (docs/capacity.md): the evaluator lists those its store refused in this
     /// decision. None left: code 106 `capacity_exhausted`.
     fn pick_with_room<'a>(&self, cx: &RuleContext<'a>, available: usize) -> Outcome<'a> {
         let room: Vec<&'a Arc<Instance>> = cx.instances().available().filter(|i| cx.at_capacity(i).is_none()).collect();

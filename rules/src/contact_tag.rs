@@ -51,7 +51,7 @@ fn resolve<'a>(cx: &RuleContext<'a>, tags: &'a [String], prefix: &str) -> Outcom
     let instances = cx.instances();
     let mut notes: Vec<String> = Vec::new();
     let mut disconnected = Vec::new();
-    // Connected but at capacity in this decision (SPEC §10): passed over
+    // Connected but at capacity in this decision (docs/capacity.md): passed over
     // as a disconnected instance is.
     let mut full: Vec<&str> = Vec::new();
     let mut digits = String::new();

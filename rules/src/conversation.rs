@@ -1,4 +1,4 @@
-//! `conversation` (code 107, SPEC §10; not in the default order): the
+//! `conversation` (code 107, docs/capacity.md; not in the default order): the
 //! contact keeps the instance that last carried a message to it on this
 //! channel, for `ttl`.
 //!

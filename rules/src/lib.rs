@@ -1,6 +1,6 @@
 //! # switchboard-rules
 //!
-//! The six built-in selection rules of SPEC §3 and `conversation` of §10,
+//! The six built-in selection rules of docs/rules.md and `conversation` of docs/capacity.md,
 //! each registered through `inventory` with
 //! [`switchboard_core::register_rule!`], exactly as a plugin would register
 //! its own:

@@ -24,7 +24,7 @@ impl SelectionRule for TemporarySwitch {
     }
 
     /// A temporary switch is not remembered as the contact's conversation
-    /// (SPEC §10): the next message goes the normal way.
+    /// (docs/capacity.md): the next message goes the normal way.
     fn is_remembered(&self) -> bool {
         false
     }

@@ -1,6 +1,6 @@
 //! # switchboard-service
 //!
-//! The decision service behind `switchboard serve` (SPEC §9): the library's
+//! The decision service behind `switchboard serve` (docs/service.md): the library's
 //! decisions over HTTP, with hot reload (file changes, SIGHUP,
 //! `POST /v1/reload`), Prometheus metrics, a decision log, admin-route
 //! protection, limits, and graceful shutdown on SIGTERM/SIGINT.
@@ -61,7 +61,7 @@ pub const STORE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// switches than one thread per connection: through `serve` with 64
 /// connections on 2 cores, 16 threads did ≈ 1.5× the decisions per second
 /// of tokio's shared blocking pool (one thread per connection) at about
-/// half the CPU per decision (README, Performance). The pool is the service's own, so
+/// half the CPU per decision (docs/performance.md). The pool is the service's own, so
 /// reloads, `/v1/forget`, batches and the store's health pings never wait
 /// behind queued decisions.
 pub const STORE_DECISION_THREADS: usize = 16;
@@ -102,7 +102,7 @@ pub struct ServeOptions {
     pub admin_token_file: Option<PathBuf>,
     /// Allow a non-loopback `listen` without an admin token.
     pub insecure_admin: bool,
-    /// Decide without counting against capacity limits (SPEC §9, §10):
+    /// Decide without counting against capacity limits (docs/service.md, docs/capacity.md):
     /// every decision is a preview.
     pub dry_run: bool,
     /// The service's own log format.
@@ -110,7 +110,7 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// The defaults of SPEC §9 for the rules file `rules`.
+    /// The defaults of docs/service.md for the rules file `rules`.
     pub fn new(rules: impl Into<PathBuf>) -> ServeOptions {
         ServeOptions {
             rules: rules.into(),

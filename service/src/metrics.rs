@@ -1,4 +1,4 @@
-//! The service's Prometheus metrics (SPEC §9), kept in one
+//! The service's Prometheus metrics (docs/service.md), kept in one
 //! `prometheus-client` registry owned by the service (no global).
 
 use prometheus_client::encoding::EncodeLabelSet;

@@ -35,7 +35,7 @@ pub(crate) struct ContactDoc {
     assigned_user: Option<String>,
 }
 
-/// One outbound message to route (SPEC §7).
+/// One outbound message to route (docs/world.md).
 #[derive(ToSchema)]
 #[schema(as = Request, example = json!({"location":"shop","channel":"whatsapp","body":"Hi { WA#2 }","contact":{"id":"c1","tags":["vip"]}}))]
 pub(crate) struct RequestDoc {
@@ -45,7 +45,7 @@ pub(crate) struct RequestDoc {
     contact: Option<ContactDoc>,
     /// The location's instances for this request alone.
     instances: Option<Vec<InstanceSpecDoc>>,
-    /// Decide as of this time (RFC 3339; capacity windows, SPEC §10);
+    /// Decide as of this time (RFC 3339; capacity windows, docs/capacity.md);
     /// otherwise the clock.
     now: Option<String>,
 }
@@ -60,7 +60,7 @@ pub(crate) struct InstanceDoc {
     phone: String,
 }
 
-/// A coded selection error (SPEC §4).
+/// A coded selection error (docs/errors.md).
 #[derive(ToSchema)]
 #[schema(as = SelectionError)]
 pub(crate) struct SelectionErrorDoc {
@@ -90,7 +90,7 @@ pub(crate) struct TraceDoc {
     detail: Option<String>,
 }
 
-/// A decision (SPEC §7) with the service's `decision_id` and `generation`.
+/// A decision (docs/world.md) with the service's `decision_id` and `generation`.
 #[derive(ToSchema)]
 #[schema(as = Decision)]
 pub(crate) struct DecisionDoc {
@@ -129,7 +129,7 @@ pub(crate) struct DecisionLogDoc {
 }
 
 /// The capacity store of the configuration in force and its health
-/// (SPEC §10): the last call on the store decides `healthy`; the service
+/// (docs/capacity.md): the last call on the store decides `healthy`; the service
 /// also pings it every second.
 #[derive(ToSchema)]
 #[schema(as = StoreStatus)]
@@ -236,7 +236,7 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard decision service", description = "SPEC §9: which sender instance carries each outbound message."),
+    info(title = "Switchboard decision service", description = "Which sender instance carries each outbound message."),
     paths(
         crate::routes::select,
         crate::routes::select_batch,

@@ -1,4 +1,4 @@
-//! The routes of SPEC §9: one state struct, small handlers that read the
+//! The routes of docs/service.md: one state struct, small handlers that read the
 //! body, call the library and map the result to a status code; limits,
 //! admin protection, metrics and JSON errors as layers.
 
@@ -115,7 +115,7 @@ impl State {
         let decision = match switchboard::parse_request(text) {
             Ok(request) => {
                 let started = Instant::now();
-                // `serve --dry-run` never counts against capacity (SPEC §10).
+                // `serve --dry-run` never counts against capacity (docs/capacity.md).
                 let decision = if self.0.dry_run {
                     snapshot.plan.preview(&snapshot.world, &request)
                 } else {
@@ -176,7 +176,7 @@ pub(crate) fn error_body(status: StatusCode, message: &str) -> Value {
 
 /// `POST /v1/select`: one request, one decision.
 #[utoipa::path(post, path = "/v1/select", tag = "decisions",
-    request_body(content = crate::openapi::RequestDoc, description = "One request (SPEC §7); any Content-Type"),
+    request_body(content = crate::openapi::RequestDoc, description = "One request (docs/world.md); any Content-Type"),
     responses(
         (status = 200, description = "The chain ran: selected, or a selection error 101–108 / ≥ 1000", body = crate::openapi::DecisionDoc),
         (status = 400, description = "Code 100: the request cannot be used (the decision is still the body)", body = crate::openapi::DecisionDoc),
@@ -243,7 +243,7 @@ pub(crate) async fn select_batch(axum::extract::State(state): St, body: Bytes) -
 /// `POST /v1/explain`: the decision and its explain table; never logged,
 /// never counted as a decision.
 #[utoipa::path(post, path = "/v1/explain", tag = "decisions",
-    request_body(content = crate::openapi::RequestDoc, description = "One request (SPEC §7)"),
+    request_body(content = crate::openapi::RequestDoc, description = "One request (docs/world.md)"),
     responses(
         (status = 200, description = "The decision (with `generation`) and the explain table", body = crate::openapi::ExplainDoc),
         (status = 400, description = "Code 100: the request cannot be used", body = crate::openapi::ExplainDoc),
@@ -285,7 +285,7 @@ fn explain_on(snapshot: &Snapshot, body: &[u8]) -> Response {
     };
     let (request, decision) = match parsed {
         Ok(request) => {
-            // An explanation never counts against capacity (SPEC §10).
+            // An explanation never counts against capacity (docs/capacity.md).
             let decision = snapshot.plan.preview(&snapshot.world, &request);
             (Some(request), decision)
         }
@@ -308,7 +308,7 @@ pub(crate) async fn rules(axum::extract::State(state): St) -> Response {
     json_value(StatusCode::OK, &switchboard::report::rules_json(&state.0.registry, Some(&snapshot.plan)))
 }
 
-/// The status object of SPEC §9 plus what the service adds.
+/// The status object of docs/service.md plus what the service adds.
 fn status_value(state: &State) -> Value {
     let mut status = switchboard::report::status_json(&state.0.live.status());
     status["ready"] = json!(true);
@@ -396,7 +396,7 @@ fn forget_body(body: &[u8]) -> Result<[String; 3], String> {
     Ok([field(FIELDS[0])?, field(FIELDS[1])?, field(FIELDS[2])?])
 }
 
-/// `POST /v1/forget` (admin): erases one conversation memory (SPEC §10).
+/// `POST /v1/forget` (admin): erases one conversation memory (docs/capacity.md).
 #[utoipa::path(post, path = "/v1/forget", tag = "admin",
     request_body(content = crate::openapi::ForgetDoc, description = "`{\"location\", \"channel\", \"contact\"}`, nothing else"),
     responses(

@@ -1,6 +1,7 @@
 //! Reservations per second of the memory store and of the Redis store over
-//! loopback (a `redis-server` of its own). Not a test: run with
-//! `cargo bench -p switchboard-state`.
+//! loopback, in its three modes, side by side: one `redis-server`, one with
+//! TLS and an ACL user, and a 3-master Redis Cluster, each of its own. Not a
+//! test: run with `cargo bench -p switchboard-state`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -85,8 +86,23 @@ fn main() {
     run("memory", &MemoryStore::new(), 1, 500_000);
     run("memory", &MemoryStore::new(), 2, 250_000);
     let server = redis_server::RedisServer::start();
-    let store = RedisStore::open(RedisConfig { url: server.url(), ..RedisConfig::default() }).unwrap();
-    run("redis (loopback)", &store, 1, 20_000);
-    run("redis (loopback)", &store, 8, 5_000);
-    run("redis (loopback)", &store, 32, 1_500);
+    let single = RedisStore::open(RedisConfig { url: server.url(), ..RedisConfig::default() }).unwrap();
+    let ca = redis_server::TestCa::new("bench CA");
+    let (_tls_server, tls_port) = redis_server::start_tls(&ca);
+    let tls = RedisStore::open(RedisConfig {
+        url: format!("rediss://alice:secret@127.0.0.1:{tls_port}/0"),
+        tls_ca_pem: Some(ca.ca_pem.as_bytes().to_vec()),
+        ..RedisConfig::default()
+    })
+    .unwrap();
+    let cluster = redis_server::RedisCluster::start();
+    let clustered = RedisStore::open(RedisConfig { cluster: cluster.seeds(), ..RedisConfig::default() }).unwrap();
+    // Alternated, so drift on a shared machine hits the three alike.
+    for _ in 0..2 {
+        for (threads, count) in [(1, 20_000), (8, 5_000), (32, 1_500)] {
+            run("redis, one server", &single, threads, count);
+            run("redis, TLS + ACL user", &tls, threads, count);
+            run("redis, 3-master cluster", &clustered, threads, count);
+        }
+    }
 }

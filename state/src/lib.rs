@@ -1,6 +1,6 @@
 //! # switchboard-state
 //!
-//! The capacity stores of Switchboard (SPEC §10): where the counts of
+//! The capacity stores of Switchboard (docs/capacity.md): where the counts of
 //! decisions per instance and pool, and the conversation memory, live.
 //! Both implement [`switchboard_core::CapacityStore`], whose one atomic verb,
 //! `reserve`, checks every calendar window of an instance and its pool and

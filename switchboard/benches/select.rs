@@ -8,7 +8,7 @@
 //!    implements the default chain directly for this one shape of data.
 //! 3. The same shape of request on a location with 10,000 instances.
 //! 4. A manual override on that large location.
-//! 5. Capacity (SPEC §10): the typical request without limits, and the same
+//! 5. Capacity (docs/capacity.md): the typical request without limits, and the same
 //!    with a memory store and limits that never run out (the instance's
 //!    minute, hour and day; then also its pool's day and both contact
 //!    sets), measured alternately in one run, with the clock read and

@@ -1,4 +1,4 @@
-//! Writes a decision log (SPEC §9) for the replay benchmark: every request
+//! Writes a decision log (docs/service.md) for the replay benchmark: every request
 //! of a JSON Lines file decided with a rules file and a world, one log line
 //! each.
 //!
@@ -10,7 +10,7 @@
 //!     --world /tmp/scale/world.json --log /tmp/scale/decisions.jsonl
 //! ```
 //!
-//! The lines carry the fields of SPEC §9; `time` is one fixed instant and
+//! The lines carry the fields of docs/service.md; `time` is one fixed instant and
 //! the hashes are those of the files, so the output is deterministic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

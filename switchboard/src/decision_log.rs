@@ -1,4 +1,4 @@
-//! The decision log (SPEC §9): one JSON line per decision, written off the
+//! The decision log (docs/service.md): one JSON line per decision, written off the
 //! request path by a writer thread fed through a bounded channel.
 //!
 //! Each line carries what `replay` needs to re-decide it and compare:
@@ -10,7 +10,7 @@
 //!
 //! `request` is the request as received (a JSON value; a text that is not
 //! JSON is kept as a JSON string, so a code-100 decision still says what it
-//! was given); `decision` is the SPEC §7 decision object. Lines are written
+//! was given); `decision` is the docs/world.md decision object. Lines are written
 //! in the order they are recorded.
 //!
 //! When the writer falls behind, [`Overflow`] says what a recorder does:

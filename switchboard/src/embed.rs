@@ -32,7 +32,7 @@ pub fn event_json(event: &ReloadEvent) -> Value {
     }
 }
 
-/// The decision (SPEC §7 JSON text) for one request text, on the
+/// The decision (JSON text, docs/world.md) for one request text, on the
 /// configuration in force: the code-100 decision when the text cannot be
 /// read, exactly as one line of `switchboard select`.
 pub fn select_text(live: &Live, request: &str) -> String {

@@ -1,5 +1,5 @@
 //! Live configuration: a rules file and a world file compiled into one
-//! [`Snapshot`], swapped atomically when the files change (SPEC §6).
+//! [`Snapshot`], swapped atomically when the files change (docs/library.md).
 //!
 //! Two parts, as tracing-subscriber splits `reload::Handle` from what drives
 //! it: [`Live`] is the *handle* (select on the snapshot in force, reload now,
@@ -339,7 +339,7 @@ impl Live {
     }
 
     /// Erases the conversation memory of `contact` on `channel` at
-    /// `location` (SPEC §10, `POST /v1/forget`) in the store of the
+    /// `location` (docs/capacity.md, `POST /v1/forget`) in the store of the
     /// configuration in force; whether there was one. Without a store (a
     /// plan never compiled through [`crate::Stores`]) there is nothing to
     /// forget: `Ok(false)`.

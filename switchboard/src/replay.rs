@@ -1,4 +1,4 @@
-//! Replay of a decision log (SPEC §9, §12, `switchboard replay`): every
+//! Replay of a decision log (docs/service.md, docs/operator-tools.md, `switchboard replay`): every
 //! logged request is decided again with a new configuration and compared
 //! with the logged decision, giving the share that changed and each
 //! transition (`old rule/instance → new rule/instance`) with its count and
@@ -119,7 +119,7 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// One line of a decision log, as SPEC §9 writes it. Unknown keys are
+/// One line of a decision log, as docs/service.md writes it. Unknown keys are
 /// ignored (a newer writer may add some); `decision` is required.
 #[derive(Deserialize)]
 struct LogLine<'a> {
@@ -455,11 +455,7 @@ fn counting(limits: &Limits) -> Limits {
 
 fn located(number: u64, e: &serde_json::Error) -> Diagnostic {
     let d = Diagnostic::from_json(e);
-    Diagnostic {
-        line: Some(number as usize),
-        message: format!("not a decision log line (SPEC §9): {}", d.message),
-        ..d
-    }
+    Diagnostic { line: Some(number as usize), message: format!("not a decision log line: {}", d.message), ..d }
 }
 
 /// One line of input: its number and text, or why it cannot be read.

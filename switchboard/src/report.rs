@@ -41,7 +41,7 @@ pub fn explain_table_with_capacity(
 }
 
 /// The capacity of each instance of the request's location on its channel
-/// (SPEC §10), read from the plan's store with [`CapacityStore::usage`]
+/// (docs/capacity.md), read from the plan's store with [`CapacityStore::usage`]
 /// (never counting), one line per instance by ascending index: its counts
 /// against each limit in the current window, those reached marked, then its
 /// pool's.
@@ -317,7 +317,7 @@ pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// The reload status as the JSON object of SPEC §9 (`GET /v1/status`, the
+/// The reload status as the JSON object of docs/service.md (`GET /v1/status`, the
 /// bindings' `status()`): `generation`, `last_attempt`, `last_success`,
 /// `last_error` (RFC 3339 times or `null`), `rules_sha256`, `world_sha256`,
 /// and `order` (channel → enabled rule ids).

@@ -1,4 +1,4 @@
-//! Scenario tests (SPEC §12, `switchboard test`): YAML files of named
+//! Scenario tests (docs/operator-tools.md, `switchboard test`): YAML files of named
 //! requests and the decision each must get, run against a rules file and a
 //! world, with coverage of the rules that decided no case.
 //!
@@ -421,7 +421,7 @@ impl CaseResult {
     /// The case as one JSON object: `file`, `name`, `ok`, `status` (`ok` or
     /// `FAILED`, as on the text line), `expected`, `got`
     /// (the five keys as observed), `mismatches`, and the full `decision`
-    /// (SPEC §7).
+    /// (docs/world.md).
     pub fn to_json(&self) -> Value {
         let decision: Value = serde_json::from_str(&self.decision.to_json()).unwrap_or(Value::Null);
         json!({

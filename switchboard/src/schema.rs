@@ -143,7 +143,7 @@ pub const INSTANCE: Shape = Shape {
     ],
 };
 
-/// Capacity limits of an instance or a pool (SPEC §10); every limit is
+/// Capacity limits of an instance or a pool (docs/capacity.md); every limit is
 /// optional.
 pub const LIMITS: Shape = Shape {
     title: "capacity limits, counted in calendar windows of the location's timezone",
@@ -235,7 +235,7 @@ pub const LOCATION: Shape = Shape {
     ],
 };
 
-/// The world file (SPEC §7): the one description the world schema is
+/// The world file (docs/world.md): the one description the world schema is
 /// generated from.
 pub const WORLD: Shape = Shape {
     title: "Switchboard world file",

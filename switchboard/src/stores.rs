@@ -1,5 +1,5 @@
 //! The capacity stores of one process: built from a plan's `capacity:`
-//! section (SPEC §10) and shared by every plan with the same section, so a
+//! section (docs/capacity.md) and shared by every plan with the same section, so a
 //! reload keeps the counts.
 //!
 //! Core describes the store ([`crate::CapacityConfig`]) and never builds

@@ -1,4 +1,4 @@
-//! Node.js binding of the Switchboard engine (SPEC §11), built with napi-rs.
+//! Node.js binding of the Switchboard engine (docs/bindings.md), built with napi-rs.
 //!
 //! Glue only: every decision, explain table, status and diagnostic comes
 //! from the `switchboard` crate as its JSON text or `serde_json::Value`.
@@ -29,7 +29,7 @@ pub struct OpenOptions {
     pub rules: String,
     /// Path of the world file, if any.
     pub world: Option<String>,
-    /// Watch both files and reload when they change (SPEC §6).
+    /// Watch both files and reload when they change (docs/library.md).
     pub watch: Option<bool>,
 }
 
@@ -132,7 +132,7 @@ impl NativeEngine {
         Ok(NativeEngine { live, watching: Mutex::new(watching), listeners: Arc::default() })
     }
 
-    /// One decision for one request text, as §7 JSON text; never throws for
+    /// One decision for one request text, as decision JSON text; never throws for
     /// a request it cannot use (that is the code-100 decision).
     #[napi]
     pub fn select_json(&self, request: String) -> napi::Result<String> {
@@ -158,7 +158,7 @@ impl NativeEngine {
     }
 
     /// Erases the conversation memory of one contact on one channel
-    /// (SPEC §10, `conversation`); whether there was one. Throws when the
+    /// (docs/capacity.md, `conversation`); whether there was one. Throws when the
     /// capacity store cannot answer.
     #[napi]
     pub fn forget(&self, location: String, channel: String, contact: String) -> napi::Result<bool> {
@@ -169,7 +169,7 @@ impl NativeEngine {
         })
     }
 
-    /// The §9 status object, as JSON text.
+    /// The status object (`GET /v1/status`), as JSON text.
     #[napi]
     pub fn status_json(&self) -> napi::Result<String> {
         guarded("status", || Ok(report::status_json(&self.live.status()).to_string()))

@@ -42,7 +42,7 @@ test('a request that cannot be used is a code-100 decision, never a throw', () =
   engine.close()
 })
 
-test('explain gives the table and status the §9 object', () => {
+test('explain gives the table and status the /v1/status object', () => {
   const engine = Engine.open({ rules, world })
   const table = engine.explain({ location: 'shop', channel: 'whatsapp', body: 'Hi { WA#2 }' })
   assert.match(table, /decision {2}selected wa-support \(#2, \+1-555-SUPPORT\) by manual_override/)

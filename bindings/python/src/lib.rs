@@ -1,8 +1,8 @@
-//! Python binding of the Switchboard engine (SPEC §11), built with PyO3 and
+//! Python binding of the Switchboard engine (docs/bindings.md), built with PyO3 and
 //! maturin as an abi3 extension module (CPython ≥ 3.9).
 //!
 //! Glue only: requests reach the engine as JSON text (`json.dumps`, compact)
-//! and decisions come back as the library's §7 JSON (`json.loads`), so
+//! and decisions come back as the library's decision JSON (`json.loads`), so
 //! `select(dict)` and `select_json(str)` run the exact same path as one line
 //! of `switchboard select`. Selection runs with the GIL released.
 
@@ -138,7 +138,7 @@ impl Engine {
         }
     }
 
-    /// One decision (§7) as a dict; a request it cannot use gets the
+    /// One decision as a dict; a request it cannot use gets the
     /// code-100 decision, never an exception.
     fn select<'py>(&self, py: Python<'py>, request: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let decision = match request_text(py, request)? {
@@ -149,7 +149,7 @@ impl Engine {
     }
 
     /// One decision, JSON text in (`str`, or UTF-8 `bytes` as a web
-    /// framework hands a body over), §7 JSON text out (the fast path).
+    /// framework hands a body over), decision JSON text out (the fast path).
     fn select_json(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<String> {
         let text = if let Ok(text) = request.downcast::<PyString>() {
             text.extract::<String>().map_err(|e| format!("it is not valid Unicode: {}", e.value(py)))
@@ -201,13 +201,13 @@ impl Engine {
         detached(py, "explain", || embed::explain_text(&self.live, &text))
     }
 
-    /// The §9 status dict (`generation` is an int).
+    /// The status dict of `GET /v1/status` (`generation` is an int).
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let status = detached(py, "status", || report::status_json(&self.live.status()).to_string())?;
         loads(py, &status)
     }
 
-    /// Erases the conversation memory (SPEC §10) of `contact` on `channel`
+    /// Erases the conversation memory (docs/capacity.md) of `contact` on `channel`
     /// at `location`; whether there was one. Raises `StoreError` when the
     /// capacity store cannot answer.
     fn forget(&self, py: Python<'_>, location: &str, channel: &str, contact: &str) -> PyResult<bool> {

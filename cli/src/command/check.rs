@@ -57,8 +57,9 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
         };
         results.push(match world {
             Ok(world) => {
-                let checked =
-                    Checked::Valid(format!("{}: ok ({} locations)", path.display(), world.len()), no_warnings(path));
+                let count = world.len();
+                let noun = if count == 1 { "location" } else { "locations" };
+                let checked = Checked::Valid(format!("{}: ok ({count} {noun})", path.display()), no_warnings(path));
                 // Not freed: the process ends soon, and freeing a world of a
                 // million instances (then the allocator merging what was
                 // freed) took a third of `check` on a large world.

@@ -25,7 +25,7 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
     let text = read_request(&args.request)?;
     let (request, decision) = match switchboard::parse_request(&text) {
         Ok(request) => {
-            // An explanation never counts against capacity (SPEC §10).
+            // An explanation never counts against capacity (docs/capacity.md).
             let decision = plan.preview(&world, &request);
             (Some(request), decision)
         }

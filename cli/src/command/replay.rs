@@ -1,5 +1,5 @@
 //! `switchboard replay`: re-decides a decision log with new rules and
-//! prints what would change (SPEC §12). Capacity and conversation state in
+//! prints what would change (docs/operator-tools.md). Capacity and conversation state in
 //! a replay come from the log's own earlier decisions, in a private store;
 //! the store the rules name (`capacity:`, a production Redis included) is
 //! never read or written ([`switchboard::replay`]). A progress bar is drawn
@@ -86,7 +86,7 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
             .map(|d| switchboard::FileErrors { file: name.clone(), diagnostics: vec![d] });
         let first = first.map_or(String::new(), |e| format!("\n{e}"));
         return Err(Fatal::Message(format!(
-            "{name}: no line is a decision log line (SPEC §9); {} unreadable{first}",
+            "{name}: no line is a decision log line (written by `select`/`serve --decision-log`); {} unreadable{first}",
             summary.unreadable
         )));
     }

@@ -31,11 +31,12 @@ pub struct Args {
     /// with code 100 without being stored.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LINE, value_parser = positive)]
     pub max_line_bytes: usize,
-    /// Also append one decision-log line per decision to FILE (SPEC §9: the
-    /// input of `replay`).
+    /// Also append one decision-log line per decision to FILE (the input of
+    /// `replay`).
     #[arg(long, value_name = "FILE")]
     pub decision_log: Option<PathBuf>,
-    /// Decide without counting against capacity limits (SPEC §10).
+    /// Decide without counting against capacity limits or remembering
+    /// conversations: every decision is a preview.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -163,7 +164,7 @@ fn logged(args: &Args) -> Result<Status, Fatal> {
             let input = io::BufReader::with_capacity(1 << 16, io::stdin());
             let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
             let decide = |line: &Line| recorder.decide(&snapshot, line);
-            // With capacity, decisions are made in input order (SPEC §10).
+            // With capacity, decisions are made in input order (docs/capacity.md).
             let counts = snapshot.plan.counts_capacity(&snapshot.world) && !args.dry_run;
             let mode = if counts { Mode::Stream } else { Mode::Parallel };
             decide_lines(input, &mut out, mode, args.max_line_bytes, &decide).map_err(fatal)?;

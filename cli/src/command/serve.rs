@@ -7,8 +7,8 @@ use switchboard_service::{LogFormat, ServeOptions};
 
 use super::{Fatal, Files, Status};
 
-/// The decision service over HTTP (SPEC §9): JSON in and out, hot reload on
-/// file changes, SIGHUP and POST /v1/reload; stops on SIGTERM/SIGINT (exit 0).
+/// The decision service over HTTP: JSON in and out, hot reload on file
+/// changes, SIGHUP and POST /v1/reload; stops on SIGTERM/SIGINT (exit 0).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -26,7 +26,8 @@ pub struct Args {
     /// Requests handled at once; 503 with Retry-After beyond.
     #[arg(long, value_name = "N", default_value_t = switchboard_service::DEFAULT_MAX_CONCURRENCY, value_parser = super::select::positive)]
     pub max_concurrency: usize,
-    /// POST /v1/reload then needs `Authorization: Bearer <the file's content, trimmed>`.
+    /// The admin routes (POST /v1/reload, /v1/forget, /v1/events) then need
+    /// `Authorization: Bearer <the file's content, trimmed>`; 401 otherwise.
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// Allow a non-loopback --listen without --admin-token-file.
@@ -35,7 +36,8 @@ pub struct Args {
     /// The service's own log lines on stderr.
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub log_format: super::Format,
-    /// Accepted; no effect until capacity limits exist (nothing counts yet).
+    /// Decide without counting against capacity limits or remembering
+    /// conversations: every decision is a preview.
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -1,4 +1,4 @@
-//! `switchboard test`: runs scenario files (SPEC §12) and prints one line
+//! `switchboard test`: runs scenario files (docs/operator-tools.md) and prints one line
 //! per case, the rules that decided no case, and `N passed, N failed`.
 
 use std::io::Write;
