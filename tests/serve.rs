@@ -277,6 +277,12 @@ fn serve_answers_every_route_with_its_status_code() {
     assert_eq!(explain["decision"]["instance"]["id"], "wa-support");
     assert!(explain["table"].as_str().unwrap().contains("manual_override"), "{explain}");
     assert_eq!(post(&server.url("/v1/explain"), "nope").0, 400);
+    // Its decision is written as /v1/select writes one, keys in the same order.
+    let (_, selected) = answer(agent().post(&server.url("/v1/select")).send(ok).unwrap());
+    let (_, explained) = answer(agent().post(&server.url("/v1/explain")).send(ok).unwrap());
+    let inner = explained.strip_prefix(r#"{"decision":{"#).and_then(|t| t.split(r#","table":"#).next()).unwrap();
+    let after_id = &selected[selected.find(r#""generation""#).unwrap()..];
+    assert_eq!(inner, after_id, "{explained}");
 
     let (status, rules) = get(&server.url("/v1/rules"));
     assert_eq!(status, 200);
@@ -519,6 +525,18 @@ fn serve_admin_routes_need_the_token_when_a_token_file_is_given() {
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["error"]["status"], 400, "{bad}: {body}");
     }
+    // An unknown location or channel is named, not "nothing forgotten"; a
+    // channel in another case is the registered one.
+    let (status, body) =
+        forget(Some("Bearer s3cret"), r#"{"location":"nowhere","channel":"whatsapp","contact":"c-1"}"#);
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("unknown location `nowhere`"), "{body}");
+    let (status, body) = forget(Some("Bearer s3cret"), r#"{"location":"shop","channel":"telex","contact":"c-1"}"#);
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unknown channel `telex`") && message.contains("`whatsapp`"), "{body}");
+    let (status, body) = forget(Some("Bearer s3cret"), r#"{"location":"shop","channel":"WhatsApp","contact":"c-1"}"#);
+    assert_eq!((status, &body), (200, &serde_json::json!({"forgotten": false})));
     // Decision, status, health and metrics routes stay open.
     assert_eq!(post(&server.url("/v1/select"), r#"{"location":"shop","channel":"sms","body":"x"}"#).0, 200);
     assert_eq!(get(&server.url("/v1/status")).0, 200);

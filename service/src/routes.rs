@@ -293,10 +293,11 @@ fn explain_on(snapshot: &Snapshot, body: &[u8]) -> Response {
     };
     let table =
         switchboard::report::explain_table_with_capacity(&snapshot.plan, &snapshot.world, request.as_ref(), &decision);
+    // The decision's text as /v1/select writes it (same key order), not
+    // re-read into a map.
     let decision_json = with_fields(&decision.to_json(), None, snapshot.generation);
-    let decision_value: Value = serde_json::from_str(&decision_json).unwrap_or(Value::Null);
     let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    json_value(status, &json!({"decision": decision_value, "table": table}))
+    json_response(status, format!("{{\"decision\":{decision_json},\"table\":{}}}", Value::String(table)))
 }
 
 /// `GET /v1/rules`: the registered rules and channels and every channel's
@@ -401,8 +402,9 @@ fn forget_body(body: &[u8]) -> Result<[String; 3], String> {
     request_body(content = crate::openapi::ForgetDoc, description = "`{\"location\", \"channel\", \"contact\"}`, nothing else"),
     responses(
         (status = 200, description = "`{\"forgotten\": true}` when a memory was erased, `false` when there was none", body = Object),
-        (status = 400, description = "The body is not that object", body = crate::openapi::ErrorDoc),
+        (status = 400, description = "The body is not that object, or names a channel that is not registered", body = crate::openapi::ErrorDoc),
         (status = 401, description = "--admin-token-file is set and the bearer token is missing or wrong", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "The location is not in the world file in force", body = crate::openapi::ErrorDoc),
         (status = 503, description = "The store cannot answer", body = crate::openapi::ErrorDoc),
     ),
     security(("bearer" = [])))]
@@ -413,6 +415,18 @@ pub(crate) async fn forget(axum::extract::State(state): St, body: Bytes) -> Resp
             return json_value(StatusCode::BAD_REQUEST, &error_body(StatusCode::BAD_REQUEST, &message));
         }
     };
+    // A location or channel the configuration does not know is named, not
+    // answered `{"forgotten": false}` as if there had been nothing to erase.
+    let snapshot = state.0.live.snapshot();
+    let Some(channel) = snapshot.plan.registry().channel_id(&channel).map(str::to_owned) else {
+        let known = snapshot.plan.registry().channel_ids().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+        let message = format!("unknown channel `{channel}`; the registered channels are {known}");
+        return json_value(StatusCode::BAD_REQUEST, &error_body(StatusCode::BAD_REQUEST, &message));
+    };
+    if !snapshot.world.is_no_file() && snapshot.world.location(&location).is_none() {
+        let message = format!("unknown location `{location}`: it is not in the world file in force");
+        return json_value(StatusCode::NOT_FOUND, &error_body(StatusCode::NOT_FOUND, &message));
+    }
     let live = state.0.live.clone();
     let outcome = tokio::task::spawn_blocking(move || live.forget(&location, &channel, &contact)).await;
     match outcome {

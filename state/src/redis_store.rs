@@ -246,7 +246,9 @@ impl RedisStore {
                 connection.set_write_timeout(Some(self.config.io_timeout)).map_err(|e| self.error(e))?;
                 Ok(Link::Single(connection))
             }
-            Client::Cluster(client) => client.get_connection().map(|c| Link::Cluster(Box::new(c))).map_err(|e| self.error(e)),
+            Client::Cluster(client) => {
+                client.get_connection().map(|c| Link::Cluster(Box::new(c))).map_err(|e| self.error(e))
+            }
         }
     }
 
