@@ -20,6 +20,7 @@ mod config_errors;
 mod conversation;
 mod fleet;
 mod fuzz_regressions;
+mod live_state;
 mod plugins;
 mod properties;
 mod reload;

@@ -79,6 +79,8 @@ pub struct Decision {
     pub result: Result<Arc<Instance>, SelectionError>,
     /// Every enabled rule consulted, in order.
     pub trace: Vec<TraceEntry>,
+    /// The request's `message_id` (SPEC §7), carried back unchanged.
+    pub message_id: Option<String>,
 }
 
 impl Decision {
@@ -89,7 +91,15 @@ impl Decision {
             body,
             result: Err(SelectionError { code: CODE_INVALID_REQUEST, kind, message: message.into() }),
             trace: Vec::new(),
+            message_id: None,
         }
+    }
+
+    /// The decision carrying `message_id` (the request's, SPEC §7).
+    #[must_use]
+    pub fn with_message_id(mut self, message_id: Option<String>) -> Decision {
+        self.message_id = message_id;
+        self
     }
 
     /// Whether an instance was selected.
@@ -181,7 +191,12 @@ impl Decision {
             }
             out.push(b'}');
         }
-        out.extend_from_slice(b"]}");
+        out.push(b']');
+        if let Some(id) = &self.message_id {
+            out.extend_from_slice(b",\"message_id\":");
+            json::string(out, id);
+        }
+        out.push(b'}');
     }
 }
 
@@ -368,6 +383,9 @@ impl Serialize for Decision {
             Err(error) => m.serialize_entry("error", &ErrorJson(error))?,
         }
         m.serialize_entry("trace", &self.trace)?;
+        if let Some(id) = &self.message_id {
+            m.serialize_entry("message_id", id)?;
+        }
         m.end()
     }
 }
@@ -384,14 +402,22 @@ impl Plan {
     /// the decision counts. See [`Plan::preview`] for a decision that never
     /// counts.
     pub fn select(&self, world: &World, request: &Request) -> Decision {
-        self.decide(world, request, true)
+        let decision = self.decide(world, request, true);
+        match &request.message_id {
+            None => decision,
+            Some(id) => decision.with_message_id(Some(id.clone())),
+        }
     }
 
     /// Decides as [`Plan::select`] does but never counts against capacity
     /// limits: the store's current counts are read and compared instead
     /// (`explain`, `--dry-run`).
     pub fn preview(&self, world: &World, request: &Request) -> Decision {
-        self.decide(world, request, false)
+        let decision = self.decide(world, request, false);
+        match &request.message_id {
+            None => decision,
+            Some(id) => decision.with_message_id(Some(id.clone())),
+        }
     }
 
     fn decide(&self, world: &World, request: &Request, count: bool) -> Decision {
@@ -502,7 +528,13 @@ impl Plan {
                     }
                     let instance = instance.clone();
                     answer(&mut trace, &chain.steps, n, TraceOutcome::Selected, detail);
-                    return Decision { rule: Some(step.id), body: Some(body), result: Ok(instance), trace };
+                    return Decision {
+                        rule: Some(step.id),
+                        body: Some(body),
+                        result: Ok(instance),
+                        trace,
+                        message_id: None,
+                    };
                 }
                 other => return walk().general(trace, body, n, Some((other, None))),
             }
@@ -556,7 +588,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
         // The decision that ends the chain: `rule` failed with `error`.
         let failed = |n, rule, error: SelectionError, mut trace: Vec<TraceEntry>, body| {
             answer(&mut trace, steps, n, TraceOutcome::Failed, Some(error.kind.as_str().to_owned()));
-            Decision { rule: Some(rule), body: Some(body), result: Err(error), trace }
+            Decision { rule: Some(rule), body: Some(body), result: Err(error), trace, message_id: None }
         };
         'steps: for (n, step) in steps.iter().enumerate().skip(from) {
             // (Step `from`, when already asked, is never skipped: its answer
@@ -667,7 +699,13 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                     Admission::Closed(message) => return failed(n, step.id, store_unavailable(message), trace, body),
                 };
                 answer(&mut trace, steps, n, TraceOutcome::Selected, detail);
-                return Decision { rule: Some(step.id), body: Some(body), result: Ok(instance), trace };
+                return Decision {
+                    rule: Some(step.id),
+                    body: Some(body),
+                    result: Ok(instance),
+                    trace,
+                    message_id: None,
+                };
             }
         }
         self.exhausted(trace, body)
@@ -694,6 +732,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                 ),
             }),
             trace,
+            message_id: None,
         }
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct RequestDoc {
     /// Decide as of this time (RFC 3339; capacity windows, SPEC §10);
     /// otherwise the clock.
     now: Option<String>,
+    /// The caller's own id (at most 256 bytes), carried back by the decision.
+    message_id: Option<String>,
 }
 
 /// The selected instance.
@@ -108,6 +110,9 @@ pub(crate) struct DecisionDoc {
     /// Present when not `ok`.
     error: Option<SelectionErrorDoc>,
     trace: Vec<TraceDoc>,
+    /// The request's `message_id`, when it carried one (code 100 included,
+    /// when the id could be read).
+    message_id: Option<String>,
 }
 
 /// `POST /v1/explain`.

@@ -143,7 +143,7 @@ impl State {
         let plain = decision.to_json();
         let body = with_fields(&plain, Some(&id), snapshot.generation);
         if let Some(log) = &self.0.log {
-            log.record(Entry::new(id, snapshot.clone(), request, plain));
+            log.record(Entry::new(id, snapshot.clone(), request, plain).with_message_id(decision.message_id.clone()));
         }
         body
     }

@@ -127,6 +127,7 @@ pub struct Entry {
     snapshot: Arc<Snapshot>,
     request: String,
     decision: String,
+    message_id: Option<String>,
 }
 
 impl Entry {
@@ -138,7 +139,22 @@ impl Entry {
         request: impl Into<String>,
         decision: impl Into<String>,
     ) -> Entry {
-        Entry { decision_id, time: SystemTime::now(), snapshot, request: request.into(), decision: decision.into() }
+        Entry {
+            decision_id,
+            time: SystemTime::now(),
+            snapshot,
+            request: request.into(),
+            decision: decision.into(),
+            message_id: None,
+        }
+    }
+
+    /// The entry with the request's `message_id` (SPEC §7), written as the
+    /// line's own `"message_id"` after `decision_id`.
+    #[must_use]
+    pub fn with_message_id(mut self, message_id: Option<String>) -> Entry {
+        self.message_id = message_id;
+        self
     }
 
     /// The log line (without its newline).
@@ -158,9 +174,13 @@ impl Entry {
                 }
             };
         let mut line = String::with_capacity(self.request.len() + self.decision.len() + 256);
+        let message_id = match &self.message_id {
+            Some(id) => format!("\"message_id\":{},", serde_json::Value::String(id.clone())),
+            None => String::new(),
+        };
         let _ = write!(
             line,
-            "{{\"decision_id\":{},\"time\":\"{}\",\"generation\":{},\"rules_sha256\":\"{}\",\"world_sha256\":{},\"request\":{},\"decision\":{}}}",
+            "{{\"decision_id\":{},{message_id}\"time\":\"{}\",\"generation\":{},\"rules_sha256\":\"{}\",\"world_sha256\":{},\"request\":{},\"decision\":{}}}",
             serde_json::Value::String(self.decision_id.clone()),
             crate::report::rfc3339(self.time),
             self.snapshot.generation,
