@@ -121,3 +121,159 @@ fn wait_lines(path: &std::path::Path, n: usize) -> Vec<Value> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A `Live` on copies of the repository's rules and the example world.
+fn live() -> (tempfile::TempDir, switchboard::Live) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    let world = dir.path().join("world.yaml");
+    std::fs::copy(repo_file("rules.yaml"), &rules).unwrap();
+    std::fs::copy(example("world.yaml"), &world).unwrap();
+    let live = switchboard::Live::open(crate::util::registry(), &rules, Some(&world)).unwrap();
+    (dir, live)
+}
+
+fn pick(live: &switchboard::Live, body: &str, now: &str) -> String {
+    let json = format!(r#"{{"location":"shop","channel":"whatsapp","body":"{body}","now":"{now}"}}"#);
+    crate::util::summary(&live.select(&crate::util::request(&json)))
+}
+
+fn status_event(instance: &str, connected: &str, extra: &str) -> String {
+    format!(r#"{{"type":"instance_status","location":"shop","instance":"{instance}","connected":{connected}{extra}}}"#)
+}
+
+#[test]
+fn an_overridden_down_instance_is_disconnected_and_an_overridden_up_one_connected() {
+    let (_dir, live) = live();
+    let now = "2026-12-07T15:00:00Z";
+    assert_eq!(pick(&live, "{ WA#1 }", now), "wa-orders");
+    assert_eq!(pick(&live, "{ WA#4 }", now), "101/instance_disconnected");
+    let recorded = live.record(&format!(
+        "{}\n{}\n",
+        status_event("wa-orders", "false", r#","reason":"logged out","time":"2026-12-07T14:00:00Z""#),
+        status_event("wa-legacy", "true", r#","time":"2026-12-07T14:00:00Z""#)
+    ));
+    assert_eq!(recorded.to_json(), json!({"accepted": 2, "rejected": []}));
+    assert_eq!(pick(&live, "{ WA#1 }", now), "101/instance_disconnected");
+    assert_eq!(pick(&live, "{ WA#4 }", now), "wa-legacy");
+    // Other locations and channels are untouched.
+    let other = crate::util::request(r#"{"location":"agency","channel":"whatsapp","body":"{ WA#1 }"}"#);
+    assert_eq!(crate::util::summary(&live.select(&other)), "wa-client-a");
+}
+
+#[test]
+fn an_override_with_a_ttl_lapses_and_null_clears_one() {
+    let (_dir, live) = live();
+    let event = status_event("wa-orders", "false", r#","ttl":"30m","time":"2026-12-07T15:00:00Z""#);
+    assert_eq!(live.record(&event).to_json()["accepted"], 1);
+    assert_eq!(pick(&live, "{ WA#1 }", "2026-12-07T15:29:59Z"), "101/instance_disconnected");
+    assert_eq!(pick(&live, "{ WA#1 }", "2026-12-07T15:30:00Z"), "wa-orders", "lapsed at time + ttl");
+    let down = status_event("wa-orders", "false", r#","time":"2026-12-07T16:00:00Z""#);
+    assert_eq!(live.record(&down).to_json()["accepted"], 1);
+    assert_eq!(pick(&live, "{ WA#1 }", "2027-06-01T00:00:00Z"), "101/instance_disconnected", "no ttl: holds");
+    let clear = status_event("wa-orders", "null", r#","time":"2026-12-07T16:05:00Z""#);
+    assert_eq!(live.record(&clear).to_json()["accepted"], 1);
+    assert_eq!(pick(&live, "{ WA#1 }", "2026-12-07T16:06:00Z"), "wa-orders", "cleared: the file's value");
+}
+
+#[test]
+fn a_stale_status_event_is_accepted_and_ignored() {
+    let (_dir, live) = live();
+    let now = "2026-12-07T17:00:00Z";
+    live.record(&status_event("wa-orders", "false", r#","time":"2026-12-07T16:00:00Z""#));
+    let older = status_event("wa-orders", "true", r#","time":"2026-12-07T15:00:00Z""#);
+    assert_eq!(live.record(&older).to_json(), json!({"accepted": 1, "rejected": []}));
+    assert_eq!(pick(&live, "{ WA#1 }", now), "101/instance_disconnected", "the older event changed nothing");
+    // A clear counts as applied: an event older than the clear is stale too.
+    live.record(&status_event("wa-orders", "null", r#","time":"2026-12-07T16:30:00Z""#));
+    live.record(&status_event("wa-orders", "false", r#","time":"2026-12-07T16:10:00Z""#));
+    assert_eq!(pick(&live, "{ WA#1 }", now), "wa-orders");
+}
+
+#[test]
+fn overrides_survive_reloads_of_both_files() {
+    let (dir, live) = live();
+    live.record(&status_event("wa-orders", "false", ""));
+    let now = "2026-12-07T15:00:00Z";
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, "rules: [manual_override, any_available]\n").unwrap();
+    let world = dir.path().join("world.yaml");
+    let text = std::fs::read_to_string(&world).unwrap().replace("wa-billing", "wa-invoices");
+    std::fs::write(&world, text).unwrap();
+    assert!(matches!(live.reload(), switchboard::ReloadEvent::Reloaded { generation: 2 }));
+    assert_eq!(pick(&live, "{ WA#1 }", now), "101/instance_disconnected");
+    assert_eq!(pick(&live, "{ WA#3 }", now), "wa-invoices");
+}
+
+#[test]
+fn events_naming_what_the_world_lacks_are_rejected_and_the_rest_applied() {
+    let (_dir, live) = live();
+    let body = [
+        status_event("wa-orders", "false", ""),
+        r#"{"type":"instance_status","location":"nowhere","instance":"wa-orders","connected":false}"#.to_owned(),
+        status_event("wa-order", "false", ""),
+        String::new(),
+        r#"{"type":"inbound","location":"shop","channel":"sms","instance":"wa-orders","contact":"c-1"}"#.to_owned(),
+        r#"{"type":"delivery","location":"shop","instance":"wa-support","status":"delivered"}"#.to_owned(),
+    ]
+    .join("\n");
+    let recorded = live.record(&body).to_json();
+    assert_eq!(recorded["accepted"], 2, "{recorded}");
+    let rejected = recorded["rejected"].as_array().unwrap();
+    let lines: Vec<&Value> = rejected.iter().map(|r| &r["line"]).collect();
+    assert_eq!(lines, [&json!(2), &json!(3), &json!(5)]);
+    let messages: Vec<&str> = rejected.iter().map(|r| r["message"].as_str().unwrap()).collect();
+    assert!(messages[0].contains("location `nowhere` is not in the world in force"), "{}", messages[0]);
+    assert!(messages[1].contains("has no instance `wa-order` (did you mean `wa-orders`?)"), "{}", messages[1]);
+    assert!(messages[2].contains("is on whatsapp, not on `sms`"), "{}", messages[2]);
+    assert_eq!(pick(&live, "{ WA#1 }", "2026-12-07T15:00:00Z"), "101/instance_disconnected", "line 1 applied");
+}
+
+mod property {
+    use proptest::prelude::*;
+
+    const SHOP: [&str; 7] =
+        ["wa-orders", "wa-support", "wa-billing", "wa-legacy", "im-support", "im-billing", "sms-main"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever the overrides, the body, the contact and the chain, an
+        /// instance overridden down is never selected.
+        #[test]
+        fn an_overridden_down_instance_is_never_selected(
+            states in prop::collection::vec(prop::option::of(any::<bool>()), SHOP.len()),
+            channel in prop::sample::select(vec!["whatsapp", "imessage", "sms"]),
+            pattern in prop::sample::select(vec!["", "{ WA#1 }", "{ WA#2 }", "{WA#4}", "{IM#1}", "{TEMP-IM#2}", "{IM#2}"]),
+            tags in prop::collection::vec(prop::sample::select(vec!["wa: +1-555-ORDERS", "wa: +1-555-0104", "im: +1-555-0202", "sms: +1-555-0301"]), 0..3),
+            user in prop::option::of(Just("u_orders")),
+            skip in any::<bool>(),
+        ) {
+            let (_dir, live) = super::live();
+            if skip {
+                let rules = _dir.path().join("rules.yaml");
+                std::fs::write(&rules, "rules:\n  - {rule: manual_override, on_unavailable: skip}\n  - {rule: contact_tag, on_unavailable: skip}\n  - {rule: user_assignment, on_unavailable: skip}\n  - default_instance\n  - any_available\n").unwrap();
+                live.reload();
+            }
+            let mut body = String::new();
+            for (id, state) in SHOP.iter().zip(&states) {
+                if let Some(connected) = state {
+                    body.push_str(&super::status_event(id, &connected.to_string(), ""));
+                    body.push('\n');
+                }
+            }
+            let recorded = live.record(&body);
+            prop_assert!(recorded.rejected.is_empty(), "{:?}", recorded.rejected);
+            let request = serde_json::json!({
+                "location": "shop", "channel": channel, "body": format!("hi {pattern}"),
+                "contact": {"id": "c1", "tags": tags, "assigned_user": user},
+            });
+            let decision = live.select(&crate::util::request(&request.to_string()));
+            if let Some(chosen) = decision.instance() {
+                let n = SHOP.iter().position(|id| *id == chosen.id()).unwrap();
+                prop_assert_ne!(states[n], Some(false), "{} was overridden down: {}", chosen.id(), decision.to_json());
+                prop_assert!(chosen.is_connected());
+            }
+        }
+    }
+}

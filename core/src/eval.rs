@@ -468,6 +468,22 @@ impl Plan {
         // the clock, read at most once and only when the store is asked.
         let instant = std::cell::OnceCell::new();
         let now = || *instant.get_or_init(|| request.now.unwrap_or_else(crate::capacity::clock));
+        // Live state (SPEC §13): a world location whose instances the send
+        // path reported on is decided on a copy with their `connected`
+        // replaced. One cheap question to the store otherwise.
+        let overlaid;
+        let location = match &self.store {
+            Some(store) if request.instances.is_none() && store.has_live_state(location.id()) => {
+                match live_location(&**store, location, now()) {
+                    Some(l) => {
+                        overlaid = l;
+                        &overlaid
+                    }
+                    None => location,
+                }
+            }
+            _ => location,
+        };
         let counting = match (count, chain.reads_usage) {
             (false, _) => Counting::Preview,
             (true, false) => Counting::Limited,
@@ -831,6 +847,24 @@ fn unknown_location(world: &World, request: &Request, body: String) -> Decision 
         format!("location `{}` is not in the world file and the request carries no `instances`", request.location)
     };
     Decision::request_error(ErrorKind::UnknownLocation, message, Some(body))
+}
+
+/// `location` as live state has it at `now`: its instances' `connected`
+/// overridden by `instance_status` events in force; `None` when nothing
+/// differs from the file, or when the store cannot say (the file's values
+/// then apply).
+#[cold]
+#[inline(never)]
+fn live_location(
+    store: &dyn CapacityStore,
+    location: &Location,
+    now: crate::capacity::jiff::Timestamp,
+) -> Option<Location> {
+    let state = store.live_state(location.id()).ok()?;
+    if state.overrides.is_empty() {
+        return None;
+    }
+    location.with_connected(|i| state.override_of(i.id(), now).map(|o| o.connected))
 }
 
 /// Why a rule's choice cannot carry the message: disconnected, or on

@@ -95,7 +95,8 @@ pub(crate) fn intern(id: &str) -> &'static str {
 pub use inventory;
 
 pub use capacity::{
-    AtCapacity, CapacityStore, ConversationKey, Reservation, ReservationRequest, StoreError, StoreErrorKind,
+    AtCapacity, CapacityStore, ConversationKey, LiveState, Reservation, ReservationRequest, StatusOverride,
+    StatusUpdate, StoreError, StoreErrorKind,
 };
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
 pub use config::{

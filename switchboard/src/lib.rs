@@ -24,6 +24,7 @@ pub use switchboard_core::*;
 
 pub mod decision_log;
 pub mod embed;
+pub mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;

@@ -40,7 +40,11 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
-use switchboard_core::{ConversationKey, Decision, Diagnostic, FileErrors, Plan, Registry, Request, StoreError, World};
+use switchboard_core::capacity::jiff::{self, Timestamp};
+use switchboard_core::{
+    ConversationKey, Decision, Diagnostic, FileErrors, Plan, Registry, Request, StatusUpdate, StoreError,
+    StoreErrorKind, World,
+};
 
 use crate::StoreHealth;
 
@@ -281,6 +285,58 @@ impl Inner {
     }
 }
 
+/// Applies the events of `body` to the store of `snapshot` (see
+/// [`Live::record`]); `now` dates the events that carry no `time`.
+pub(crate) fn record_on(snapshot: &Snapshot, body: &str, now: Timestamp) -> crate::events::Recorded {
+    let mut recorded = crate::events::Recorded::default();
+    for (line, parsed) in crate::events::parse_body(body, now) {
+        let applied = parsed.and_then(|event| {
+            event.check(&snapshot.world)?;
+            apply(&snapshot.plan, &event)?;
+            Ok(event)
+        });
+        match applied {
+            Ok(event) => recorded.accepted.push(event),
+            Err(rejection) => recorded.rejected.push((line, rejection)),
+        }
+    }
+    recorded
+}
+
+/// Applies one checked event to the plan's store.
+fn apply(plan: &Plan, event: &crate::events::Event) -> Result<(), crate::events::Rejection> {
+    use crate::events::{EventKind, Rejection};
+    let type_name = event.kind.type_name();
+    let failed = |e: StoreError| Rejection {
+        type_name,
+        message: format!("{type_name} event: not applied: {e}; send it again once the store answers"),
+    };
+    match &event.kind {
+        EventKind::InstanceStatus { connected, reason, ttl } => {
+            let Some(store) = plan.store() else {
+                return Err(failed(StoreError::new(StoreErrorKind::Config, "the configuration has no store")));
+            };
+            let until = ttl.map(|ttl| {
+                let span = jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX);
+                event.time.checked_add(span).unwrap_or(Timestamp::MAX)
+            });
+            let update = StatusUpdate {
+                location: &event.location,
+                instance: &event.instance,
+                time: event.time,
+                set: connected.map(|c| (c, reason.as_deref(), until)),
+            };
+            // A stale event (older than the last one applied to the
+            // instance) is accepted and changes nothing.
+            store.apply_status(&update).map(|_| ()).map_err(failed)
+        }
+        // Without a `health:` section a delivery is counted in the metrics
+        // and changes nothing else.
+        EventKind::Delivery { .. } => Ok(()),
+        EventKind::Inbound { .. } => Ok(()),
+    }
+}
+
 /// The enabled rules of each channel of the plan's registry (plugin
 /// channels included), in priority order.
 fn orders(plan: &Plan) -> Vec<(String, Vec<String>)> {
@@ -349,6 +405,16 @@ impl Live {
             Some(store) => store.forget(&ConversationKey { location, channel, contact }),
             None => Ok(false),
         }
+    }
+
+    /// Applies events from the send path (SPEC §13) to the store of the
+    /// configuration in force: `body` is one event (a JSON object) or JSON
+    /// Lines. Every valid line is checked against the world in force and
+    /// applied, in order, even when others are rejected; an event without
+    /// `time` is dated now. Blocks for one round trip per event with Redis.
+    pub fn record(&self, body: &str) -> crate::events::Recorded {
+        let snapshot = self.inner.current.load_full();
+        record_on(&snapshot, body, switchboard_core::capacity::clock())
     }
 
     /// The health of the capacity store of the configuration in force (a

@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use switchboard_core::capacity::{jiff::Timestamp, Usage};
 use switchboard_core::{
-    CapacityConfig, CapacityStore, ConversationKey, FileErrors, OnStoreError, Plan, Reservation, ReservationRequest,
-    StoreError, StoreKind,
+    CapacityConfig, CapacityStore, ConversationKey, FileErrors, LiveState, OnStoreError, Plan, Reservation,
+    ReservationRequest, StatusUpdate, StoreError, StoreKind,
 };
 use switchboard_state::{MemoryStore, RedisConfig, RedisStore};
 
@@ -271,6 +271,19 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
 
     fn ping(&self) -> Result<(), StoreError> {
         self.health.observe(self.inner.ping())
+    }
+
+    #[inline]
+    fn has_live_state(&self, location: &str) -> bool {
+        self.inner.has_live_state(location)
+    }
+
+    fn live_state(&self, location: &str) -> Result<LiveState, StoreError> {
+        self.health.observe(self.inner.live_state(location))
+    }
+
+    fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
+        self.health.observe(self.inner.apply_status(update))
     }
 }
 
