@@ -277,3 +277,155 @@ mod property {
         }
     }
 }
+
+fn send(server: &Server, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+    let agent = crate::serve::agent();
+    let url = server.url(path);
+    let response = match method {
+        "GET" => {
+            let mut request = agent.get(&url);
+            if let Some(token) = token {
+                request = request.header("Authorization", format!("Bearer {token}"));
+            }
+            request.call()
+        }
+        _ => {
+            let mut request = agent.post(&url);
+            if let Some(token) = token {
+                request = request.header("Authorization", format!("Bearer {token}"));
+            }
+            request.send(body)
+        }
+    };
+    crate::serve::answer(response.unwrap())
+}
+
+#[test]
+fn serve_takes_events_shows_instances_counts_them_and_logs_them_for_replay() {
+    let (dir, _live) = live();
+    let rules = dir.path().join("rules.yaml");
+    let world = dir.path().join("world.yaml");
+    let log = dir.path().join("decisions.jsonl");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let server = Server::start(&[
+        "--rules",
+        s(&rules),
+        "--world",
+        s(&world),
+        "--decision-log",
+        s(&log),
+        "--admin-token-file",
+        s(&token),
+        "--max-body-bytes",
+        "4096",
+    ]);
+    let select = r#"{"location":"shop","channel":"whatsapp","body":"Hi { WA#1 }"}"#;
+    let (_, first) = post(&server.url("/v1/select"), select);
+    assert_eq!(first["instance"]["id"], "wa-orders");
+    let down = status_event("wa-orders", "false", r#","reason":"logged out","ttl":"1d""#);
+    let body = format!("{down}\n{{\"type\":\"nap\"}}\n");
+    // An admin route: the token or 401.
+    assert_eq!(send(&server, "POST", "/v1/events", None, body.as_bytes()).0, 401);
+    assert_eq!(send(&server, "POST", "/v1/events", Some("wrong"), body.as_bytes()).0, 401);
+    let (status, answer) = send(&server, "POST", "/v1/events", Some("s3cret"), body.as_bytes());
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["accepted"], 1);
+    assert_eq!(answer["rejected"][0]["line"], 2);
+    assert!(answer["rejected"][0]["message"].as_str().unwrap().contains("unknown event type `nap`"));
+    // Empty, not UTF-8, oversized.
+    assert_eq!(send(&server, "POST", "/v1/events", Some("s3cret"), b"").0, 400);
+    assert_eq!(send(&server, "POST", "/v1/events", Some("s3cret"), b" \n").0, 400);
+    assert_eq!(send(&server, "POST", "/v1/events", Some("s3cret"), b"{\"type\":\"\xff\"}").0, 400);
+    let huge = format!("{down}\n").repeat(100);
+    assert_eq!(send(&server, "POST", "/v1/events", Some("s3cret"), huge.as_bytes()).0, 413);
+    // The decision sees the override.
+    let (_, second) = post(&server.url("/v1/select"), select);
+    assert_eq!(
+        (second["error"]["code"].clone(), second["error"]["kind"].clone()),
+        (json!(101), json!("instance_disconnected"))
+    );
+    // GET /v1/instances.
+    let (status, page) = send(&server, "GET", "/v1/instances?location=shop", None, b"");
+    assert_eq!(status, 200, "{page}");
+    let shop: Value = serde_json::from_str(&page).unwrap();
+    assert_eq!((shop["location"].clone(), shop["generation"].clone()), (json!("shop"), json!(1)));
+    let orders = &shop["instances"][0];
+    assert_eq!(orders["id"], "wa-orders");
+    assert_eq!((orders["channel"].clone(), orders["index"].clone()), (json!("whatsapp"), json!(1)));
+    assert_eq!((orders["connected"].clone(), orders["connected_in_file"].clone()), (json!(false), json!(true)));
+    assert_eq!(orders["override"]["connected"], false);
+    assert_eq!(orders["override"]["reason"], "logged out");
+    let (time, until) = (orders["override"]["time"].as_str().unwrap(), orders["override"]["until"].as_str().unwrap());
+    let (time, until): (switchboard::capacity::jiff::Timestamp, switchboard::capacity::jiff::Timestamp) =
+        (time.parse().unwrap(), until.parse().unwrap());
+    assert_eq!(until.as_second() - time.as_second(), 86_400);
+    for field in ["health", "warmup"] {
+        assert!(orders[field].is_null(), "{field}: {orders}");
+    }
+    assert_eq!(orders["usage"], json!({}));
+    let support = &shop["instances"][1];
+    assert_eq!((support["connected"].clone(), support["override"].clone()), (json!(true), Value::Null));
+    assert_eq!(send(&server, "GET", "/v1/instances", None, b"").0, 400);
+    assert_eq!(send(&server, "GET", "/v1/instances?location=", None, b"").0, 400);
+    assert_eq!(send(&server, "GET", "/v1/instances?location=nowhere", None, b"").0, 404);
+    // Status and metrics.
+    let (_, status) = crate::serve::get(&server.url("/v1/status"));
+    assert_eq!(status["live"]["overridden"], 1, "{status}");
+    let (_, page) = crate::serve::get_text(&server.url("/metrics"));
+    let metrics = crate::serve::parse_metrics(&page);
+    assert_eq!(
+        metrics.get(r#"switchboard_events_total{type="instance_status",result="accepted"}"#),
+        Some(&1.0),
+        "{page}"
+    );
+    assert_eq!(metrics.get(r#"switchboard_events_total{type="unknown",result="rejected"}"#), Some(&1.0), "{page}");
+    // The log: decision, event, decision; replay applies the event between
+    // them, so nothing changes.
+    let lines = wait_lines(&log, 3);
+    drop(server);
+    assert!(lines[0].get("decision").is_some());
+    assert_eq!(lines[1]["event"]["type"], "instance_status");
+    assert_eq!(lines[1]["event"]["instance"], "wa-orders");
+    assert!(lines[1]["event"]["time"].is_string() && lines[1]["time"].is_string(), "{}", lines[1]);
+    let out = run(&["replay", "--rules", s(&rules), "--world", s(&world), "--log", s(&log)], "");
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("2 decisions, 2 unchanged, 0 changed"), "{}", text(&out.stdout));
+    // Without the event line the second decision would change.
+    let without: String = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"event\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&log, without).unwrap();
+    let out = run(&["replay", "--rules", s(&rules), "--world", s(&world), "--log", s(&log)], "");
+    assert!(text(&out.stdout).starts_with("2 decisions, 1 unchanged, 1 changed"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn record_applies_events_and_exits_0_1_or_2() {
+    let (dir, _live) = live();
+    let rules = dir.path().join("rules.yaml");
+    let world = dir.path().join("world.yaml");
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, format!("{}\n", status_event("wa-orders", "false", ""))).unwrap();
+    let out = run(&["record", "--rules", s(&rules), "--world", s(&world), s(&events)], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!({"accepted": 1, "rejected": []}));
+    let input = format!("{}\n{}\n", status_event("wa-orders", "false", ""), status_event("wa-nope", "true", ""));
+    let out = run(&["record", "--rules", s(&rules), "--world", s(&world), "-"], &input);
+    assert_eq!(out.status.code(), Some(1));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((answer["accepted"].clone(), answer["rejected"][0]["line"].clone()), (json!(1), json!(2)));
+    assert!(answer["rejected"][0]["message"].as_str().unwrap().contains("has no instance `wa-nope`"));
+    // Without a world, every event names a location it lacks.
+    let out = run(&["record", "--rules", s(&rules)], &input);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["record", "--rules", s(&dir.path().join("missing.yaml")), s(&events)], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("missing.yaml"), "{}", text(&out.stderr));
+    let out = run(&["record", "--rules", s(&rules), s(&dir.path().join("none.jsonl"))], "");
+    assert_eq!(out.status.code(), Some(2));
+}

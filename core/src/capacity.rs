@@ -856,6 +856,12 @@ pub trait CapacityStore: Send + Sync {
         Ok(LiveState::default())
     }
 
+    /// The locations that have live state (for status counts; not on the
+    /// decision path).
+    fn live_locations(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// Applies one `instance_status` event; `Ok(false)` when it is stale
     /// (older than the last one applied to that instance) and changed
     /// nothing.

@@ -227,6 +227,28 @@ pub(crate) struct ForgetDoc {
     contact: String,
 }
 
+/// One rejected line of `POST /v1/events`.
+#[derive(ToSchema)]
+#[schema(as = RejectedEvent)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct RejectedDoc {
+    /// The line (1-based).
+    line: u64,
+    /// What is wrong with it.
+    message: String,
+}
+
+/// The answer of `POST /v1/events` (SPEC §13).
+#[derive(ToSchema)]
+#[schema(as = Recorded)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct RecordedDoc {
+    /// The events accepted (stale `instance_status` events included).
+    accepted: u64,
+    /// The lines rejected, with why.
+    rejected: Vec<RejectedDoc>,
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -250,12 +272,14 @@ impl Modify for BearerAuth {
         crate::routes::status,
         crate::routes::reload,
         crate::routes::forget,
+        crate::live_routes::events,
+        crate::live_routes::instances,
         crate::routes::healthz,
         crate::routes::readyz,
         crate::routes::metrics,
         crate::routes::openapi,
     ),
-    components(schemas(RequestDoc, DecisionDoc, ExplainDoc, StatusDoc, ReloadErrorsDoc, ErrorDoc, ForgetDoc)),
+    components(schemas(RequestDoc, DecisionDoc, ExplainDoc, StatusDoc, ReloadErrorsDoc, ErrorDoc, ForgetDoc, RecordedDoc)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

@@ -53,6 +53,11 @@ impl State {
         &self.0.live
     }
 
+    /// What every handler shares.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.0
+    }
+
     /// Flushes and closes the decision log.
     pub fn close_log(&self) -> Result<(), ServeError> {
         match &self.0.log {
@@ -165,7 +170,7 @@ fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body.into()).into_response()
 }
 
-fn json_value(status: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_value(status: StatusCode, value: &Value) -> Response {
     json_response(status, value.to_string())
 }
 
@@ -319,6 +324,8 @@ fn status_value(state: &State) -> Value {
         None => Value::Null,
     };
     status["store"] = state.0.live.store_health().map_or(Value::Null, |health| store_value(&health));
+    // Live state (SPEC §13): instances whose `connected` an event overrides.
+    status["live"] = json!({"overridden": state.0.live.overridden_instances().ok()});
     status
 }
 
@@ -605,6 +612,7 @@ pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration
     let admin = Router::new()
         .route("/v1/reload", post(reload))
         .route("/v1/forget", post(forget))
+        .route("/v1/events", post(crate::live_routes::events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/v1/select", post(select))
@@ -612,6 +620,7 @@ pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration
         .route("/v1/explain", post(explain))
         .route("/v1/rules", get(rules))
         .route("/v1/status", get(status))
+        .route("/v1/instances", get(crate::live_routes::instances))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -486,6 +486,11 @@ impl CapacityStore for MemoryStore {
         Ok(LiveState { overrides })
     }
 
+    fn live_locations(&self) -> Result<Vec<String>, StoreError> {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        Ok(live.keys().map(|l| l.to_string()).collect())
+    }
+
     fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
         let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
         let location = live.entry(update.location.into()).or_default();

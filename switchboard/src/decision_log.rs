@@ -128,6 +128,8 @@ pub struct Entry {
     request: String,
     decision: String,
     message_id: Option<String>,
+    /// An accepted event (SPEC §13) instead of a decision: its JSON.
+    event: Option<String>,
 }
 
 impl Entry {
@@ -146,6 +148,22 @@ impl Entry {
             request: request.into(),
             decision: decision.into(),
             message_id: None,
+            event: None,
+        }
+    }
+
+    /// An entry for an accepted event (SPEC §13): the line
+    /// `{"time": "…", "event": {…}}` (`event` is the event's JSON, its
+    /// `time` filled in), which `replay` applies in log order.
+    pub fn event(snapshot: Arc<Snapshot>, event: impl Into<String>) -> Entry {
+        Entry {
+            decision_id: String::new(),
+            time: SystemTime::now(),
+            snapshot,
+            request: String::new(),
+            decision: String::new(),
+            message_id: None,
+            event: Some(event.into()),
         }
     }
 
@@ -159,6 +177,9 @@ impl Entry {
 
     /// The log line (without its newline).
     pub fn to_line(&self) -> String {
+        if let Some(event) = &self.event {
+            return format!("{{\"time\":\"{}\",\"event\":{}}}", crate::report::rfc3339(self.time), event.trim());
+        }
         // A request that is JSON on one line goes in as sent (validated
         // without building a value); other JSON is re-encoded on one line,
         // and text that is not JSON becomes a JSON string.

@@ -282,6 +282,10 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
         self.health.observe(self.inner.live_state(location))
     }
 
+    fn live_locations(&self) -> Result<Vec<String>, StoreError> {
+        self.health.observe(self.inner.live_locations())
+    }
+
     fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
         self.health.observe(self.inner.apply_status(update))
     }
