@@ -429,3 +429,35 @@ fn record_applies_events_and_exits_0_1_or_2() {
     let out = run(&["record", "--rules", s(&rules), s(&dir.path().join("none.jsonl"))], "");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn an_inbound_message_becomes_the_contacts_conversation_instance() {
+    let (dir, live) = live();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules: [manual_override, {rule: conversation, ttl: 1d}, default_instance, any_available]\n",
+    )
+    .unwrap();
+    assert!(matches!(live.reload(), switchboard::ReloadEvent::Reloaded { .. }));
+    let ask = |contact: &str, now: &str| {
+        let json = format!(
+            r#"{{"location":"shop","channel":"whatsapp","body":"hi","contact":{{"id":"{contact}"}},"now":"{now}"}}"#
+        );
+        crate::util::summary(&live.select(&crate::util::request(&json)))
+    };
+    let inbound = |instance: &str, time: &str| {
+        format!(
+            r#"{{"type":"inbound","location":"shop","channel":"whatsapp","instance":"{instance}","contact":"c-7","time":"{time}"}}"#
+        )
+    };
+    assert_eq!(live.record(&inbound("wa-billing", "2026-12-07T15:00:00Z")).to_json()["accepted"], 1);
+    assert_eq!(ask("c-7", "2026-12-07T15:10:00Z"), "wa-billing", "the conversation rule recalls the inbound");
+    assert_eq!(ask("c-8", "2026-12-07T15:10:00Z"), "wa-support", "another contact: the default");
+    // Every selection is remembered too: the memory is renewed at 15:10.
+    assert_eq!(ask("c-7", "2026-12-08T15:10:01Z"), "wa-support", "kept for the rule's ttl, then gone");
+    // The selection at 15:10:01 is more recent than an inbound dated 15:00.
+    assert_eq!(live.record(&inbound("wa-orders", "2026-12-08T15:00:00Z")).to_json()["accepted"], 1);
+    assert_eq!(ask("c-7", "2026-12-08T15:20:00Z"), "wa-support");
+    live.record(&inbound("wa-orders", "2026-12-08T15:30:00Z"));
+    assert_eq!(ask("c-7", "2026-12-08T15:40:00Z"), "wa-orders");
+}

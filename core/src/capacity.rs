@@ -767,6 +767,10 @@ pub struct StatusUpdate<'a> {
     pub set: Option<(bool, Option<&'a str>, Option<Timestamp>)>,
 }
 
+/// How long a store keeps a contact's last inbound message
+/// ([`CapacityStore::last_inbound`]): longer than any reply window.
+pub const INBOUND_KEPT: Duration = Duration::from_secs(30 * 86_400);
+
 /// The live state of one location's instances (SPEC §13): what the send
 /// path said since the world file was read. Keyed by instance id, so it
 /// outlives reloads of the world (an instance keeps its state while its id
@@ -854,6 +858,33 @@ pub trait CapacityStore: Send + Sync {
     fn live_state(&self, location: &str) -> Result<LiveState, StoreError> {
         let _ = location;
         Ok(LiveState::default())
+    }
+
+    /// Applies one `inbound` event: the contact wrote to `instance` on
+    /// the key's channel at `time`. Keeps it as the contact's last inbound
+    /// there (unless a later one is kept), and makes `instance` the
+    /// contact's conversation memory for `ttl` from `time`, unless the
+    /// memory is more recent: a memory's time is read as its expiry minus
+    /// `ttl` (the chain's conversation `ttl` writes both). Whether the
+    /// memory changed.
+    fn record_inbound(
+        &self,
+        key: &ConversationKey<'_>,
+        instance: &str,
+        time: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = (key, instance, time, ttl);
+        Err(StoreError::new(StoreErrorKind::Config, "this capacity store keeps no live state (events)"))
+    }
+
+    /// The contact's last inbound message on the key's channel at the
+    /// key's location: the instance it wrote to and when (SPEC §13, kept
+    /// [`INBOUND_KEPT`]); what reply windows and `send_window`'s
+    /// `exempt_replies` read (SPEC §14).
+    fn last_inbound(&self, key: &ConversationKey<'_>) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let _ = key;
+        Ok(None)
     }
 
     /// The locations that have live state (for status counts; not on the

@@ -9,7 +9,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHasher};
 use switchboard_core::capacity::{
     jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, LimitKind, Limits, LiveState,
-    Reservation, ReservationRequest, Scope, StatusOverride, StatusUpdate, StoreError, Usage, Window,
+    Reservation, ReservationRequest, Scope, StatusOverride, StatusUpdate, StoreError, Usage, Window, INBOUND_KEPT,
 };
 
 /// Shards of the counters; a power of two.
@@ -449,6 +449,8 @@ impl CapacityStore for MemoryStore {
             shard.inserts = 0;
             let now_ms = now.as_millisecond();
             shard.memories.retain(|_, (_, expires)| *expires > now_ms);
+            let kept = i64::try_from(INBOUND_KEPT.as_millis()).unwrap_or(i64::MAX);
+            shard.inbound.retain(|_, (_, at)| at.saturating_add(kept) > now_ms);
         }
         shard.memories.insert(conversation_key(key), (instance.into(), expires));
         Ok(())
@@ -484,6 +486,40 @@ impl CapacityStore for MemoryStore {
             state.statuses.iter().filter_map(|(id, (_, o))| o.as_ref().map(|o| (id.to_string(), o.clone()))).collect();
         overrides.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(LiveState { overrides })
+    }
+
+    fn record_inbound(
+        &self,
+        key: &ConversationKey<'_>,
+        instance: &str,
+        time: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let id = conversation_key(key);
+        let time_ms = time.as_millisecond();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut shard = self.conversations(key);
+        match shard.inbound.get(&id) {
+            Some((_, last)) if *last > time_ms => {}
+            _ => {
+                shard.inbound.insert(id.clone(), (instance.into(), time_ms));
+            }
+        }
+        let newer = shard
+            .memories
+            .get(&id)
+            .is_some_and(|(_, expires)| *expires > time_ms && expires.saturating_sub(ttl_ms) > time_ms);
+        if newer {
+            return Ok(false);
+        }
+        shard.memories.insert(id, (instance.into(), expiry_ms(time, ttl)));
+        Ok(true)
+    }
+
+    fn last_inbound(&self, key: &ConversationKey<'_>) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let shard = self.conversations(key);
+        let Some((instance, ms)) = shard.inbound.get(&conversation_key(key)) else { return Ok(None) };
+        Ok(Timestamp::from_millisecond(*ms).ok().map(|t| (instance.to_string(), t)))
     }
 
     fn live_locations(&self) -> Result<Vec<String>, StoreError> {
@@ -526,6 +562,9 @@ fn conversation_key(key: &ConversationKey<'_>) -> Box<str> {
 #[derive(Default)]
 struct Conversations {
     memories: FxHashMap<Box<str>, (Box<str>, i64)>,
+    /// The last inbound message per (location, channel, contact): the
+    /// instance written to and when (ms).
+    inbound: FxHashMap<Box<str>, (Box<str>, i64)>,
     inserts: u32,
 }
 

@@ -9,6 +9,7 @@ use redis::{Connection, RedisError, RedisResult, Script};
 use switchboard_core::capacity::{
     jiff::Timestamp, AtCapacity, CapacityStore, ConversationKey, Counts, LimitKind, LiveState, Reservation,
     ReservationRequest, Scope, StatusOverride, StatusUpdate, StoreError, StoreErrorKind, Usage, WindowSpan,
+    INBOUND_KEPT,
 };
 
 use crate::memory::expiry_ms;
@@ -101,6 +102,30 @@ if current then
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+";
+
+/// The `inbound` script (SPEC §13). KEYS: the contact's conversation key,
+/// its last-inbound key. ARGV: the instance, the event's time (ms), the
+/// conversation `ttl` (ms), the conversation value to write, how long the
+/// last inbound is kept (ms). The last inbound is replaced unless a later
+/// one is kept; the memory is replaced unless it is more recent (its
+/// expiry minus the `ttl` after the event's time). 1 when the memory
+/// changed.
+const INBOUND_SCRIPT: &str = r"
+local time = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local last = redis.call('GET', KEYS[2])
+local at = last and tonumber(string.match(last, '^(-?%d+):'))
+if not at or at <= time then
+  redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[5])
+end
+local memory = redis.call('GET', KEYS[1])
+local expires = memory and tonumber(string.match(memory, '^(-?%d+):'))
+if expires and expires > time and expires - ttl > time then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[3])
 return 1
 ";
 
@@ -406,6 +431,17 @@ impl RedisStore {
         }
     }
 
+    /// The contact's last inbound message on a channel
+    /// (`switchboard:{shop}:in:whatsapp:c-7`).
+    fn inbound_key(&self, key: &ConversationKey<'_>) -> String {
+        let mut redis_key = self.location_prefix(key.location);
+        redis_key.push_str("in:");
+        escape_into(&mut redis_key, key.channel);
+        redis_key.push(':');
+        escape_into(&mut redis_key, key.contact);
+        redis_key
+    }
+
     fn conversation_key(&self, key: &ConversationKey<'_>) -> String {
         let mut redis_key = self.location_prefix(key.location);
         redis_key.push_str("conv:");
@@ -523,6 +559,41 @@ impl CapacityStore for RedisStore {
             cache.states.insert(location.to_owned(), state.clone());
         }
         Ok(state)
+    }
+
+    fn record_inbound(
+        &self,
+        key: &ConversationKey<'_>,
+        instance: &str,
+        time: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let conversation = self.conversation_key(key);
+        let inbound = self.inbound_key(key);
+        let value = format!("{}:{instance}", expiry_ms(time, ttl));
+        let script = Script::new(INBOUND_SCRIPT);
+        let changed: i64 = self.run(|c| {
+            script
+                .key(&conversation)
+                .key(&inbound)
+                .arg(instance)
+                .arg(time.as_millisecond())
+                .arg(ttl_ms(ttl))
+                .arg(&value)
+                .arg(ttl_ms(INBOUND_KEPT))
+                .invoke(c)
+        })?;
+        Ok(changed == 1)
+    }
+
+    fn last_inbound(&self, key: &ConversationKey<'_>) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let redis_key = self.inbound_key(key);
+        let value: Option<String> = self.run(|c| redis::cmd("GET").arg(&redis_key).query(c))?;
+        let Some(value) = value else { return Ok(None) };
+        let bad = || StoreError::new(StoreErrorKind::Protocol, format!("last inbound `{redis_key}` holds `{value}`"));
+        let (ms, instance) = value.split_once(':').ok_or_else(bad)?;
+        let time = ms.parse::<i64>().ok().and_then(|ms| Timestamp::from_millisecond(ms).ok()).ok_or_else(bad)?;
+        Ok(Some((instance.to_owned(), time)))
     }
 
     fn live_locations(&self) -> Result<Vec<String>, StoreError> {

@@ -57,6 +57,7 @@ both_stores!(
     a_reservation_remembers_the_conversation,
     instances_without_limits_are_still_counted,
     live_state_overrides_and_stale_updates,
+    inbound_becomes_the_conversation_unless_the_memory_is_newer,
 );
 
 /// Two processes on one Redis: an event applied by one is in force in the

@@ -409,7 +409,17 @@ pub(crate) fn apply(plan: &Plan, event: &crate::events::Event) -> Result<(), cra
         // Without a `health:` section a delivery is counted in the metrics
         // and changes nothing else.
         EventKind::Delivery { .. } => Ok(()),
-        EventKind::Inbound { .. } => Ok(()),
+        // The contact wrote in: unless its memory on that channel is more
+        // recent, the instance becomes its conversation instance, for the
+        // chain's conversation `ttl` (7 days without one).
+        EventKind::Inbound { channel, contact } => {
+            let Some(store) = plan.store() else {
+                return Err(failed(StoreError::new(StoreErrorKind::Config, "the configuration has no store")));
+            };
+            let ttl = plan.memory_ttl(channel).unwrap_or(Duration::from_secs(7 * 86_400));
+            let key = ConversationKey { location: &event.location, channel, contact };
+            store.record_inbound(&key, &event.instance, event.time, ttl).map(|_| ()).map_err(failed)
+        }
     }
 }
 

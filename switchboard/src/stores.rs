@@ -282,6 +282,20 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
         self.health.observe(self.inner.live_state(location))
     }
 
+    fn record_inbound(
+        &self,
+        key: &ConversationKey<'_>,
+        instance: &str,
+        time: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.health.observe(self.inner.record_inbound(key, instance, time, ttl))
+    }
+
+    fn last_inbound(&self, key: &ConversationKey<'_>) -> Result<Option<(String, Timestamp)>, StoreError> {
+        self.health.observe(self.inner.last_inbound(key))
+    }
+
     fn live_locations(&self) -> Result<Vec<String>, StoreError> {
         self.health.observe(self.inner.live_locations())
     }

@@ -423,3 +423,31 @@ pub fn live_state_overrides_and_stale_updates(store: &dyn CapacityStore) {
     assert_eq!(state.overrides.iter().map(|(id, o)| (id.as_str(), o.connected)).collect::<Vec<_>>(), [("wa-2", true)]);
     assert!(!store.apply_status(&StatusUpdate { time: plus(t0, 5), ..down }).unwrap(), "older than the clear");
 }
+
+/// `inbound` events (SPEC §13): the contact's last inbound is kept, and the
+/// instance becomes its conversation memory unless the memory is more
+/// recent.
+pub fn inbound_becomes_the_conversation_unless_the_memory_is_newer(store: &dyn CapacityStore) {
+    let key = ConversationKey { location: "shop", channel: "whatsapp", contact: "c-7" };
+    let ttl = Duration::from_secs(7 * 86_400);
+    let t = ts("2026-12-07T15:00:00Z");
+    assert_eq!(store.last_inbound(&key).unwrap(), None);
+    assert!(store.record_inbound(&key, "wa-2", t, ttl).unwrap());
+    assert_eq!(store.recall(&key, plus(t, 60)).unwrap().as_deref(), Some("wa-2"));
+    assert_eq!(store.last_inbound(&key).unwrap(), Some(("wa-2".to_owned(), t)));
+    // A selection after it moves the memory; an inbound dated before that
+    // selection leaves it, but is still the last inbound if it is later
+    // than the one kept.
+    store.remember(&key, "wa-3", ttl, plus(t, 600)).unwrap();
+    assert!(!store.record_inbound(&key, "wa-1", plus(t, 300), ttl).unwrap());
+    assert_eq!(store.recall(&key, plus(t, 700)).unwrap().as_deref(), Some("wa-3"));
+    assert_eq!(store.last_inbound(&key).unwrap(), Some(("wa-1".to_owned(), plus(t, 300))));
+    // An older inbound is not the last one.
+    assert!(!store.record_inbound(&key, "wa-4", plus(t, 100), ttl).unwrap());
+    assert_eq!(store.last_inbound(&key).unwrap(), Some(("wa-1".to_owned(), plus(t, 300))));
+    // A later inbound wins the memory back; other contacts are apart.
+    assert!(store.record_inbound(&key, "wa-1", plus(t, 900), ttl).unwrap());
+    assert_eq!(store.recall(&key, plus(t, 901)).unwrap().as_deref(), Some("wa-1"));
+    let other = ConversationKey { contact: "c-8", ..key };
+    assert_eq!(store.last_inbound(&other).unwrap(), None);
+}
