@@ -461,3 +461,48 @@ fn an_inbound_message_becomes_the_contacts_conversation_instance() {
     live.record(&inbound("wa-orders", "2026-12-08T15:30:00Z"));
     assert_eq!(ask("c-7", "2026-12-08T15:40:00Z"), "wa-orders");
 }
+
+/// Two `serve` processes on one Redis: an event posted to one is in force
+/// in the other within a second, and a process started afterwards finds
+/// it; the location's state sits under its hash tag.
+#[test]
+fn a_fleet_on_redis_sees_an_event_within_a_second_and_after_a_restart() {
+    let redis = crate::redis_server::RedisServer::start();
+    let dir = crate::util::temp_with(&[
+        (
+            "rules.yaml",
+            &format!(
+                "rules: [manual_override, any_available]\ncapacity: {{store: redis, redis_url: '{}', key_prefix: 'live:'}}\n",
+                redis.url()
+            ),
+        ),
+        ("world.yaml", &std::fs::read_to_string(example("world.yaml")).unwrap()),
+    ]);
+    let (rules, world) = (dir.path().join("rules.yaml"), dir.path().join("world.yaml"));
+    let args = ["--rules", s(&rules), "--world", s(&world)];
+    let (a, b) = (Server::start(&args), Server::start(&args));
+    let select = r#"{"location":"shop","channel":"whatsapp","body":"{ WA#1 }"}"#;
+    let pick = |server: &Server| {
+        let (_, d) = post(&server.url("/v1/select"), select);
+        d["instance"]["id"].as_str().map_or_else(|| format!("{}", d["error"]["kind"]), str::to_owned)
+    };
+    assert_eq!(pick(&b), "wa-orders");
+    let (status, answer) = post(&a.url("/v1/events"), &status_event("wa-orders", "false", ""));
+    assert_eq!((status, answer["accepted"].clone()), (200, json!(1)), "{answer}");
+    assert_eq!(pick(&a), r#""instance_disconnected""#, "the process that took it: at once");
+    let posted = std::time::Instant::now();
+    while pick(&b) != r#""instance_disconnected""# {
+        assert!(posted.elapsed() < std::time::Duration::from_secs(1), "b never saw the event");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(b);
+    let c = Server::start(&args);
+    assert_eq!(pick(&c), r#""instance_disconnected""#, "a restarted process finds it");
+    let (_, shop) = crate::serve::get(&c.url("/v1/instances?location=shop"));
+    assert_eq!(shop["instances"][0]["override"]["connected"], false);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
+    std::io::Write::write_all(&mut stream, b"*2\r\n$6\r\nEXISTS\r\n$16\r\nlive:{shop}:live\r\n").unwrap();
+    let mut reply = [0u8; 8];
+    let n = std::io::Read::read(&mut stream, &mut reply).unwrap();
+    assert_eq!(&reply[..n], b":1\r\n");
+}

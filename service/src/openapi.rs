@@ -158,6 +158,16 @@ pub(crate) struct StoreDoc {
     errors: u64,
 }
 
+/// The live state of `/v1/status` (SPEC §13).
+#[derive(ToSchema)]
+#[schema(as = LiveStatus)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct LiveStatusDoc {
+    /// Instances of the world in force whose `connected` an
+    /// `instance_status` event overrides now; null when the store cannot answer.
+    overridden: Option<u64>,
+}
+
 /// `GET /v1/status` (and `POST /v1/reload`).
 #[derive(ToSchema)]
 #[schema(as = Status)]
@@ -178,6 +188,8 @@ pub(crate) struct StatusDoc {
     max_body_bytes: u64,
     decision_log: Option<DecisionLogDoc>,
     store: Option<StoreDoc>,
+    /// Live state (SPEC §13).
+    live: LiveStatusDoc,
     /// `POST /v1/reload` only: `reloaded` or `unchanged`.
     result: Option<String>,
 }
