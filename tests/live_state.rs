@@ -346,6 +346,11 @@ fn serve_takes_events_shows_instances_counts_them_and_logs_them_for_replay() {
         (second["error"]["code"].clone(), second["error"]["kind"].clone()),
         (json!(101), json!("instance_disconnected"))
     );
+    // Explain shows the override.
+    let (_, explained) = post(&server.url("/v1/explain"), select);
+    let table = explained["table"].as_str().unwrap();
+    assert!(table.contains("live state  as of "), "{table}");
+    assert!(table.contains("wa-orders  disconnected (the file says connected): logged out, since "), "{table}");
     // GET /v1/instances.
     let (status, page) = send(&server, "GET", "/v1/instances?location=shop", None, b"");
     assert_eq!(status, 200, "{page}");
