@@ -505,6 +505,7 @@ fn a_fleet_on_redis_sees_an_event_within_a_second_and_after_a_restart() {
     assert_eq!(pick(&c), r#""instance_disconnected""#, "a restarted process finds it");
     let (_, shop) = crate::serve::get(&c.url("/v1/instances?location=shop"));
     assert_eq!(shop["instances"][0]["override"]["connected"], false);
+    assert_eq!(crate::serve::get(&c.url("/v1/status")).1["live"]["overridden"], 1);
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
     std::io::Write::write_all(&mut stream, b"*2\r\n$6\r\nEXISTS\r\n$16\r\nlive:{shop}:live\r\n").unwrap();
     let mut reply = [0u8; 8];

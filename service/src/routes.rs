@@ -349,7 +349,14 @@ fn store_value(health: &switchboard::StoreHealth) -> Value {
 #[utoipa::path(get, path = "/v1/status", tag = "configuration",
     responses((status = 200, description = "The reload status and the capacity store's health (`store`)", body = crate::openapi::StatusDoc)))]
 pub(crate) async fn status(axum::extract::State(state): St) -> Response {
-    json_value(StatusCode::OK, &status_value(&state))
+    // Counting live state may read Redis: off the async workers.
+    match tokio::task::spawn_blocking(move || status_value(&state)).await {
+        Ok(value) => json_value(StatusCode::OK, &value),
+        Err(_) => json_value(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &error_body(StatusCode::SERVICE_UNAVAILABLE, "the status could not be read; retry"),
+        ),
+    }
 }
 
 /// `POST /v1/reload` (admin): reloads now.

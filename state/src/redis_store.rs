@@ -597,8 +597,11 @@ impl CapacityStore for RedisStore {
     }
 
     fn live_locations(&self) -> Result<Vec<String>, StoreError> {
-        let (_, locations_key) = self.fleet_keys();
-        self.run(|c| redis::cmd("SMEMBERS").arg(&locations_key).query(c))
+        // As the poller last read them (current within `LIVE_POLL`).
+        self.watch_live();
+        let mut locations: Vec<String> = self.live_cache().locations.iter().cloned().collect();
+        locations.sort();
+        Ok(locations)
     }
 
     fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
