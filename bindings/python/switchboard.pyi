@@ -5,7 +5,7 @@ Type stubs of the native module (SPEC §7, §9, §11).
 
 import os
 from types import TracebackType
-from typing import Dict, List, Literal, Optional, Sequence, Type, TypedDict, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Type, TypedDict, Union
 
 
 __version__: str
@@ -134,6 +134,10 @@ class Engine:
         """The §9 status dict."""
     def forget(self, location: str, channel: str, contact: str) -> bool:
         """Erases the conversation memory (SPEC §10) of `contact` on `channel` at `location`; whether there was one. Raises StoreError when the capacity store cannot answer."""
+    def record(self, events: Union[Dict[str, Any], List[Dict[str, Any]], str]) -> Dict[str, Any]:
+        """Applies events from the send path (SPEC §13): a dict, a list of dicts, or JSON Lines text; returns {"accepted": n, "rejected": [{"line", "message"}]}."""
+    def instances(self, location: str) -> Optional[Dict[str, Any]]:
+        """The live state of a location's instances (the /v1/instances object); None when the world in force has no such location."""
     def reload(self) -> ReloadEvent:
         """Reloads now; raises ConfigError on invalid files (the last good configuration stays)."""
     def close(self) -> None:
