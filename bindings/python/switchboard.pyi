@@ -40,6 +40,8 @@ class Request(_RequestRequired, total=False):
 
     contact: Optional[Contact]
     instances: Optional[List[InstanceSpec]]
+    message_id: Optional[str]
+    """The caller's own id (at most 256 bytes); the decision carries it back."""
 
 class SelectedInstance(TypedDict):
     """The selected instance."""
@@ -80,6 +82,7 @@ class Decision(_DecisionRequired, total=False):
     body: str
     instance: SelectedInstance
     error: SelectionError
+    message_id: str
 
 class Status(TypedDict):
     """The reload status (SPEC §9 `GET /v1/status`)."""
