@@ -512,3 +512,31 @@ fn a_fleet_on_redis_sees_an_event_within_a_second_and_after_a_restart() {
     let n = std::io::Read::read(&mut stream, &mut reply).unwrap();
     assert_eq!(&reply[..n], b":1\r\n");
 }
+
+/// Replay on several workers, in small chunks: every decision before an
+/// event line is made without it and every decision after it with it.
+#[test]
+fn replay_applies_an_event_line_between_the_decisions_around_it_on_every_worker() {
+    let registry = crate::util::registry();
+    let plan = switchboard::load_rules(repo_file("rules.yaml"), &registry).unwrap();
+    let world = switchboard::load_world_for(example("world.yaml"), &plan).unwrap();
+    let request = r#"{"location":"shop","channel":"whatsapp","body":"Hi { WA#1 }"}"#;
+    let selected = r#"{"ok":true,"rule":"manual_override","instance":{"id":"wa-orders"}}"#;
+    let refused = r#"{"ok":false,"rule":"manual_override","error":{"code":101,"kind":"instance_disconnected"}}"#;
+    let line = |decision: &str| {
+        format!(r#"{{"time":"2026-12-07T15:00:00Z","request":{request},"decision":{decision}}}"#) + "\n"
+    };
+    let event = format!(
+        r#"{{"time":"2026-12-07T15:00:00Z","event":{}}}"#,
+        status_event("wa-orders", "false", r#","time":"2026-12-07T15:00:00Z""#)
+    ) + "\n";
+    let with: String =
+        (0..1000).map(|_| line(selected)).chain([event]).chain((0..1000).map(|_| line(refused))).collect();
+    let without: String = with.lines().filter(|l| !l.contains("\"event\"")).map(|l| format!("{l}\n")).collect();
+    let options = switchboard::replay::Options { workers: 4, chunk: 7, ..Default::default() };
+    let run = |log: &str| switchboard::replay::replay(&plan, &world, log.as_bytes(), &options, &|_| {}).unwrap();
+    let summary = run(&with);
+    assert_eq!((summary.decisions, summary.changed, summary.unreadable), (2000, 0, 0), "{}", summary.headline());
+    let summary = run(&without);
+    assert_eq!((summary.decisions, summary.changed), (2000, 1000), "{}", summary.headline());
+}
