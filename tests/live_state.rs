@@ -540,3 +540,42 @@ fn replay_applies_an_event_line_between_the_decisions_around_it_on_every_worker(
     let summary = run(&without);
     assert_eq!((summary.decisions, summary.changed), (2000, 1000), "{}", summary.headline());
 }
+
+#[test]
+fn an_inbound_memory_lasts_7_days_without_a_conversation_rule_and_instances_show_usage() {
+    let (dir, live) = live();
+    let inbound = |contact: &str| {
+        format!(
+            r#"{{"type":"inbound","location":"shop","channel":"whatsapp","instance":"wa-billing","contact":"{contact}","time":"2026-12-01T12:00:00Z"}}"#
+        )
+    };
+    // The chain has no `conversation` rule: the memory is kept 7 days.
+    assert_eq!(live.record(&format!("{}\n{}\n", inbound("c-7"), inbound("c-8"))).to_json()["accepted"], 2);
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules: [{rule: conversation, ttl: 30d}, default_instance, any_available]\n",
+    )
+    .unwrap();
+    let world = dir.path().join("world.yaml");
+    let text = std::fs::read_to_string(&world)
+        .unwrap()
+        .replace("connected: true, default: true}", "connected: true, default: true, limits: {per_day: 50}}");
+    std::fs::write(&world, text).unwrap();
+    assert!(matches!(live.reload(), switchboard::ReloadEvent::Reloaded { .. }));
+    let ask = |contact: &str, now: &str| {
+        let json = format!(
+            r#"{{"location":"shop","channel":"whatsapp","body":"hi","contact":{{"id":"{contact}"}},"now":"{now}"}}"#
+        );
+        crate::util::summary(&live.select(&crate::util::request(&json)))
+    };
+    assert_eq!(ask("c-7", "2026-12-08T11:59:00Z"), "wa-billing");
+    assert_eq!(ask("c-8", "2026-12-08T12:00:01Z"), "wa-support", "7 days after the inbound: gone");
+    // /v1/instances' usage: each limit in force with its count today (a
+    // decision on the clock counts today).
+    let now = crate::util::request(r#"{"location":"shop","channel":"whatsapp","body":"hi","contact":{"id":"c-9"}}"#);
+    assert_eq!(crate::util::summary(&live.select(&now)), "wa-support");
+    let shop = live.instances("shop").unwrap();
+    let support = shop["instances"].as_array().unwrap().iter().find(|i| i["id"] == "wa-support").unwrap();
+    assert_eq!(support["usage"], json!({"per_day": {"used": 1, "limit": 50}}), "{support}");
+    assert_eq!(shop["instances"][0]["usage"], json!({}), "no limits: nothing to show");
+}
