@@ -65,6 +65,54 @@ fn invalid_utf8_world_is_invalid_for_check_and_fatal_for_select() {
     }
 }
 
+#[test]
+fn bad_event_bodies_are_rejected_by_line_naming_what_is_wrong() {
+    let dir = temp_with(&[("r.yaml", RULES), ("w.yaml", WORLD)]);
+    let (r, w) = (dir.path().join("r.yaml"), dir.path().join("w.yaml"));
+    let long = "x".repeat(100_000);
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let cases: Vec<(String, &str)> = vec![
+        (r#"{"type":"nap"}"#.into(), "unknown event type `nap`"),
+        (r#"{"location":"l"}"#.into(), "missing field `type`"),
+        (r#"{"type":["delivery"]}"#.into(), "`type` must be a string"),
+        ("[1,2]".into(), "an event must be a JSON object"),
+        ("not json".into(), "not JSON"),
+        (deep, "not JSON"),
+        (r#"{"type":"delivery","location":"l","instance":"a"}"#.into(), "missing field `status`"),
+        (r#"{"type":"delivery","location":"l","instance":"a","status":"failed","decision":"x"}"#.into(), "unknown field `decision` (did you mean `decision_id`?)"),
+        (format!(r#"{{"type":"delivery","location":"l","instance":"a","status":"failed","message_id":"{}"}}"#, "m".repeat(300)), "`message_id` is 300 bytes"),
+        (r#"{"type":"instance_status","location":"l","instance":"a","connected":1}"#.into(), "`connected` must be true, false or null"),
+        (r#"{"type":"instance_status","location":"l","instance":"a","connected":false,"ttl":"0s"}"#.into(), "`ttl` must be at least 1s"),
+        (r#"{"type":"instance_status","location":"l","instance":"a","connected":false,"ttl":"99999999999999999999d"}"#.into(), "`ttl`"),
+        (r#"{"type":"instance_status","location":"l","instance":"a","connected":false,"time":"2026-13-45T99:00:00Z"}"#.into(), "`time` must be an RFC 3339 time"),
+        (r#"{"type":"instance_status","location":"l","instance":"a","connected":false,"time":17}"#.into(), "`time` must be an RFC 3339 time (a string); got a number"),
+        (format!(r#"{{"type":"instance_status","location":"{long}","instance":"a","connected":false}}"#), "is not in the world in force"),
+        (r#"{"type":"instance_status","location":"l","instance":"b","connected":false}"#.into(), "location `l` has no instance `b`"),
+        (r#"{"type":"inbound","location":"l","channel":"sms","instance":"a","contact":"c"}"#.into(), "is on whatsapp, not on `sms`"),
+        (r#"{"type":"inbound","location":"l","channel":"whatsapp","instance":"a","contact":null}"#.into(), "`contact` must be a string; got null"),
+    ];
+    for (body, want) in &cases {
+        let out = run(&["record", "--rules", s(&r), "--world", s(&w)], &format!("{body}\n"));
+        assert_eq!(out.status.code(), Some(1), "{want}: {}", text(&out.stderr));
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(answer["accepted"], 0, "{want}");
+        assert_eq!(answer["rejected"][0]["line"], 1, "{want}");
+        let message = answer["rejected"][0]["message"].as_str().unwrap();
+        assert!(message.contains(want), "wanted {want:?} in {message}");
+    }
+    // All of them in one body: each rejected at its own line, the valid one applied.
+    let mut body: Vec<String> = cases.into_iter().map(|(b, _)| b).collect();
+    body.insert(3, r#"{"type":"instance_status","location":"l","instance":"a","connected":false}"#.into());
+    let out = run(&["record", "--rules", s(&r), "--world", s(&w)], &body.join("\n"));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["accepted"], 1);
+    let lines: Vec<u64> = answer["rejected"].as_array().unwrap().iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, (1..=19).filter(|n| *n != 4).collect::<Vec<u64>>());
+    // Not UTF-8: the command cannot run.
+    let out = run_bytes(&["record", "--rules", s(&r), "--world", s(&w)], b"{\"type\":\"\xff\"}\n");
+    assert_eq!(out.status.code(), Some(2));
+}
+
 /// One request through the shop world; returns the decision line.
 fn decide_line(rules: &str, request: &str) -> String {
     let (code, stdout, stderr) = select_with(("r.yaml", rules), ("w.yaml", WORLD), &format!("{request}\n"));

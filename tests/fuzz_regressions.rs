@@ -40,3 +40,8 @@ fn world_corpus_and_regressions() {
 fn request_corpus_and_regressions() {
     replay("request", switchboard::fuzz::request);
 }
+
+#[test]
+fn events_corpus_and_regressions() {
+    replay("events", switchboard::fuzz::events);
+}

@@ -95,6 +95,7 @@ fn request() -> impl Strategy<Value = Request> {
                 contact,
                 instances: Some(instances),
                 now: None,
+                message_id: None,
             }
         })
 }

@@ -37,6 +37,17 @@ export declare class NativeEngine {
    * capacity store cannot answer.
    */
   forget(location: string, channel: string, contact: string): boolean
+  /**
+   * Applies events from the send path (docs/live-state.md): one event or JSON
+   * Lines text in, `{"accepted", "rejected"}` as JSON text out.
+   */
+  recordJson(events: string): string
+  /**
+   * The live state of a location's instances (docs/live-state.md, the
+   * `/v1/instances` object) as JSON text; `null` when the world in force
+   * has no such location.
+   */
+  instancesJson(location: string): string | null
   /** The status object (`GET /v1/status`), as JSON text. */
   statusJson(): string
   /**

@@ -34,6 +34,8 @@ export interface Request {
   contact?: Contact | null
   /** The location's instances for this request alone. */
   instances?: InstanceSpec[] | null
+  /** The caller's own id (at most 256 bytes); the decision carries it back. */
+  message_id?: string | null
 }
 
 /** The selected instance. */
@@ -70,6 +72,8 @@ export interface Selected {
   body: string
   instance: SelectedInstance
   trace: TraceEntry[]
+  /** The request's `message_id`, when it carried one. */
+  message_id?: string
 }
 
 /** A selection error (or code 100: the request could not be used). */
@@ -81,6 +85,8 @@ export interface Failed {
   body?: string
   error: SelectionError
   trace: TraceEntry[]
+  /** The request's `message_id`, when it carried one and it could be read. */
+  message_id?: string
 }
 
 /** The decision for one request (docs/world.md). */
@@ -99,6 +105,42 @@ export interface Status {
   world_sha256: string | null
   /** Channel → the enabled rule ids, in priority order. */
   order: Record<string, string[]>
+}
+
+/** An event from the send path (SPEC §13). */
+export type Event =
+  | { type: 'instance_status'; location: string; instance: string; connected: boolean | null; reason?: string | null; ttl?: string | null; time?: string | null }
+  | { type: 'delivery'; location: string; instance: string; status: 'delivered' | 'failed'; error?: string | null; contact?: string | null; decision_id?: string | null; message_id?: string | null; time?: string | null }
+  | { type: 'inbound'; location: string; channel: string; instance: string; contact: string; time?: string | null }
+
+/** What `record` did: events accepted, and the rejected ones with why. */
+export interface Recorded {
+  accepted: number
+  /** `line`: 1-based, the array position or the JSON Lines line. */
+  rejected: { line: number; message: string }[]
+}
+
+/** The live state of one instance (SPEC §13). */
+export interface InstanceState {
+  id: string
+  channel: string
+  index: number
+  connected: boolean
+  connected_in_file: boolean
+  override: { connected: boolean; reason: string | null; time: string; until: string | null } | null
+  health: null
+  /** Each of the instance's limits with its count in the current window. */
+  usage: Record<string, { used: number; limit: number }> | null
+  warmup: null
+}
+
+/** The live state of a location's instances (`GET /v1/instances`). */
+export interface Instances {
+  location: string
+  generation: number
+  instances: InstanceState[]
+  /** Present when the store could not answer (the file's values are shown). */
+  store_error?: string
 }
 
 /** One located problem of a rules or world file. */
@@ -144,6 +186,10 @@ export declare class Engine {
   status(): Status
   /** Erases the conversation memory (docs/capacity.md) of `contact` on `channel` at `location`; whether there was one. Throws when the capacity store cannot answer. */
   forget(location: string, channel: string, contact: string): boolean
+  /** Applies events (an event, an array of them, or JSON Lines text) to the store of the configuration in force (SPEC §13). */
+  record(events: Event | Event[] | string): Recorded
+  /** The live state of a location's instances; null when the world in force has no such location. */
+  instances(location: string): Instances | null
   /** Reloads now; throws a `ConfigError` on invalid files (the last good configuration stays). */
   reload(): ReloadEvent
   /** Calls `listener` on the event loop after every reload attempt (watcher or `reload()`). */

@@ -59,6 +59,29 @@ class Engine {
     return this.#native.forget(String(location), String(channel), String(contact))
   }
 
+  /**
+   * Applies events from the send path (SPEC §13): an event object, an array
+   * of them, or JSON Lines text. Returns `{accepted, rejected: [{line, message}]}`
+   * (`line` 1-based: the array position, or the text's line).
+   */
+  record(events) {
+    let text
+    if (typeof events === 'string') {
+      text = events
+    } else if (Array.isArray(events)) {
+      text = events.map((e) => encodeEvent(e)).join('\n')
+    } else {
+      text = encodeEvent(events)
+    }
+    return JSON.parse(this.#native.recordJson(text))
+  }
+
+  /** The live state of a location's instances (the `/v1/instances` object); `null` for an unknown location. */
+  instances(location) {
+    const text = this.#native.instancesJson(String(location))
+    return text == null ? null : JSON.parse(text)
+  }
+
   /** Reloads now; throws (with `diagnostics`) on invalid files, the last good configuration stays. */
   reload() {
     return JSON.parse(this.#native.reload())
@@ -93,6 +116,16 @@ function encode(request) {
 
 function describe(value) {
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
+}
+
+/** One event as one line of JSON; something that is not JSON-encodable becomes a line the engine rejects, naming why. */
+function encodeEvent(event) {
+  try {
+    const text = JSON.stringify(event)
+    return text === undefined ? JSON.stringify(describe(event)) : text
+  } catch (e) {
+    return JSON.stringify(`cannot encode the event: ${e.message}`)
+  }
 }
 
 module.exports = { Engine }

@@ -5,7 +5,7 @@ Type stubs of the native module (docs/world.md, docs/service.md, docs/bindings.m
 
 import os
 from types import TracebackType
-from typing import Dict, List, Literal, Optional, Sequence, Type, TypedDict, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Type, TypedDict, Union
 
 
 __version__: str
@@ -40,6 +40,8 @@ class Request(_RequestRequired, total=False):
 
     contact: Optional[Contact]
     instances: Optional[List[InstanceSpec]]
+    message_id: Optional[str]
+    """The caller's own id (at most 256 bytes); the decision carries it back."""
 
 class SelectedInstance(TypedDict):
     """The selected instance."""
@@ -80,6 +82,7 @@ class Decision(_DecisionRequired, total=False):
     body: str
     instance: SelectedInstance
     error: SelectionError
+    message_id: str
 
 class Status(TypedDict):
     """The reload status (docs/service.md `GET /v1/status`)."""
@@ -134,6 +137,10 @@ class Engine:
         """The status dict (`GET /v1/status`)."""
     def forget(self, location: str, channel: str, contact: str) -> bool:
         """Erases the conversation memory (docs/capacity.md) of `contact` on `channel` at `location`; whether there was one. Raises StoreError when the capacity store cannot answer."""
+    def record(self, events: Union[Dict[str, Any], List[Dict[str, Any]], str]) -> Dict[str, Any]:
+        """Applies events from the send path (docs/live-state.md): a dict, a list of dicts, or JSON Lines text; returns {"accepted": n, "rejected": [{"line", "message"}]}."""
+    def instances(self, location: str) -> Optional[Dict[str, Any]]:
+        """The live state of a location's instances (the /v1/instances object); None when the world in force has no such location."""
     def reload(self) -> ReloadEvent:
         """Reloads now; raises ConfigError on invalid files (the last good configuration stays)."""
     def close(self) -> None:

@@ -731,6 +731,64 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// A `connected` override of one instance, as an `instance_status` event
+/// set it (SPEC §13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusOverride {
+    /// The instance's `connected` while the override is in force.
+    pub connected: bool,
+    /// The event's `reason`, if it gave one.
+    pub reason: Option<String>,
+    /// The event's `time`.
+    pub time: Timestamp,
+    /// When the override lapses (`time + ttl`); `None` without a `ttl`.
+    pub until: Option<Timestamp>,
+}
+
+impl StatusOverride {
+    /// Whether the override is in force at `now` (it has not lapsed).
+    pub fn in_force(&self, now: Timestamp) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// One `instance_status` event to apply: `set` is the override, or `None`
+/// to clear it, as of `time`.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusUpdate<'a> {
+    /// The location id.
+    pub location: &'a str,
+    /// The instance id.
+    pub instance: &'a str,
+    /// The event's time: an update older than the last one applied to the
+    /// instance (a clear included) is stale and changes nothing.
+    pub time: Timestamp,
+    /// The new override (`connected`, `reason`, `until`), or `None` to clear.
+    pub set: Option<(bool, Option<&'a str>, Option<Timestamp>)>,
+}
+
+/// How long a store keeps a contact's last inbound message
+/// ([`CapacityStore::last_inbound`]): longer than any reply window.
+pub const INBOUND_KEPT: Duration = Duration::from_secs(30 * 86_400);
+
+/// The live state of one location's instances (SPEC §13): what the send
+/// path said since the world file was read. Keyed by instance id, so it
+/// outlives reloads of the world (an instance keeps its state while its id
+/// stays).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveState {
+    /// The `connected` overrides, by instance id, lapsed ones included (the
+    /// reader checks [`StatusOverride::in_force`] at its own `now`).
+    pub overrides: Vec<(String, StatusOverride)>,
+}
+
+impl LiveState {
+    /// The override of `instance` in force at `now`, if any.
+    pub fn override_of(&self, instance: &str, now: Timestamp) -> Option<&StatusOverride> {
+        self.overrides.iter().find(|(id, o)| id == instance && o.in_force(now)).map(|(_, o)| o)
+    }
+}
+
 /// Where capacity counts and conversation memory live.
 ///
 /// One atomic verb, [`reserve`](CapacityStore::reserve): it checks every
@@ -785,6 +843,72 @@ pub trait CapacityStore: Send + Sync {
     /// under a microsecond.
     fn may_block(&self) -> bool {
         false
+    }
+
+    // Live state (SPEC §13). Events change what the world file says about
+    // an instance until the next event does; they live in the store so that
+    // every process sharing it sees them, and so that they outlive reloads.
+    // Reading is split in two because every decision asks: a cheap,
+    // infallible, lock-free-in-the-common-case question first
+    // (`has_live_state`: a store that never received an event answers
+    // `false` from one atomic load, so a decision costs what it did without
+    // live state), and the full read (`live_state`) only for a location
+    // that has some. The defaults are those of a store that keeps no live
+    // state: nothing to read, and a write is refused (the events are
+    // rejected, never silently lost).
+
+    /// Whether `location` may have live state: `false` only when it surely
+    /// has none (a `true` may turn out to hold lapsed overrides only).
+    fn has_live_state(&self, location: &str) -> bool {
+        let _ = location;
+        false
+    }
+
+    /// The live state of `location` (empty when it has none).
+    fn live_state(&self, location: &str) -> Result<LiveState, StoreError> {
+        let _ = location;
+        Ok(LiveState::default())
+    }
+
+    /// Applies one `inbound` event: the contact wrote to `instance` on
+    /// the key's channel at `time`. Keeps it as the contact's last inbound
+    /// there (unless a later one is kept), and makes `instance` the
+    /// contact's conversation memory for `ttl` from `time`, unless the
+    /// memory is more recent: a memory's time is read as its expiry minus
+    /// `ttl` (the chain's conversation `ttl` writes both). Whether the
+    /// memory changed.
+    fn record_inbound(
+        &self,
+        key: &ConversationKey<'_>,
+        instance: &str,
+        time: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = (key, instance, time, ttl);
+        Err(StoreError::new(StoreErrorKind::Config, "this capacity store keeps no live state (events)"))
+    }
+
+    /// The contact's last inbound message on the key's channel at the
+    /// key's location: the instance it wrote to and when (SPEC §13, kept
+    /// [`INBOUND_KEPT`]); what reply windows and `send_window`'s
+    /// `exempt_replies` read (SPEC §14).
+    fn last_inbound(&self, key: &ConversationKey<'_>) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// The locations that have live state (for status counts; not on the
+    /// decision path).
+    fn live_locations(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Applies one `instance_status` event; `Ok(false)` when it is stale
+    /// (older than the last one applied to that instance) and changed
+    /// nothing.
+    fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
+        let _ = update;
+        Err(StoreError::new(StoreErrorKind::Config, "this capacity store keeps no live state (events)"))
     }
 }
 

@@ -79,6 +79,8 @@ pub struct Decision {
     pub result: Result<Arc<Instance>, SelectionError>,
     /// Every enabled rule consulted, in order.
     pub trace: Vec<TraceEntry>,
+    /// The request's `message_id` (SPEC §7), carried back unchanged.
+    pub message_id: Option<String>,
 }
 
 impl Decision {
@@ -89,7 +91,15 @@ impl Decision {
             body,
             result: Err(SelectionError { code: CODE_INVALID_REQUEST, kind, message: message.into() }),
             trace: Vec::new(),
+            message_id: None,
         }
+    }
+
+    /// The decision carrying `message_id` (the request's, SPEC §7).
+    #[must_use]
+    pub fn with_message_id(mut self, message_id: Option<String>) -> Decision {
+        self.message_id = message_id;
+        self
     }
 
     /// Whether an instance was selected.
@@ -181,7 +191,12 @@ impl Decision {
             }
             out.push(b'}');
         }
-        out.extend_from_slice(b"]}");
+        out.push(b']');
+        if let Some(id) = &self.message_id {
+            out.extend_from_slice(b",\"message_id\":");
+            json::string(out, id);
+        }
+        out.push(b'}');
     }
 }
 
@@ -368,6 +383,9 @@ impl Serialize for Decision {
             Err(error) => m.serialize_entry("error", &ErrorJson(error))?,
         }
         m.serialize_entry("trace", &self.trace)?;
+        if let Some(id) = &self.message_id {
+            m.serialize_entry("message_id", id)?;
+        }
         m.end()
     }
 }
@@ -384,14 +402,22 @@ impl Plan {
     /// the decision counts. See [`Plan::preview`] for a decision that never
     /// counts.
     pub fn select(&self, world: &World, request: &Request) -> Decision {
-        self.decide(world, request, true)
+        let decision = self.decide(world, request, true);
+        match &request.message_id {
+            None => decision,
+            Some(id) => decision.with_message_id(Some(id.clone())),
+        }
     }
 
     /// Decides as [`Plan::select`] does but never counts against capacity
     /// limits: the store's current counts are read and compared instead
     /// (`explain`, `--dry-run`).
     pub fn preview(&self, world: &World, request: &Request) -> Decision {
-        self.decide(world, request, false)
+        let decision = self.decide(world, request, false);
+        match &request.message_id {
+            None => decision,
+            Some(id) => decision.with_message_id(Some(id.clone())),
+        }
     }
 
     fn decide(&self, world: &World, request: &Request, count: bool) -> Decision {
@@ -442,6 +468,22 @@ impl Plan {
         // the clock, read at most once and only when the store is asked.
         let instant = std::cell::OnceCell::new();
         let now = || *instant.get_or_init(|| request.now.unwrap_or_else(crate::capacity::clock));
+        // Live state (SPEC §13): a world location whose instances the send
+        // path reported on is decided on a copy with their `connected`
+        // replaced. One cheap question to the store otherwise.
+        let overlaid;
+        let location = match &self.store {
+            Some(store) if request.instances.is_none() && store.has_live_state(location.id()) => {
+                match live_location(&**store, location, now()) {
+                    Some(l) => {
+                        overlaid = l;
+                        &overlaid
+                    }
+                    None => location,
+                }
+            }
+            _ => location,
+        };
         let counting = match (count, chain.reads_usage) {
             (false, _) => Counting::Preview,
             (true, false) => Counting::Limited,
@@ -502,7 +544,13 @@ impl Plan {
                     }
                     let instance = instance.clone();
                     answer(&mut trace, &chain.steps, n, TraceOutcome::Selected, detail);
-                    return Decision { rule: Some(step.id), body: Some(body), result: Ok(instance), trace };
+                    return Decision {
+                        rule: Some(step.id),
+                        body: Some(body),
+                        result: Ok(instance),
+                        trace,
+                        message_id: None,
+                    };
                 }
                 other => return walk().general(trace, body, n, Some((other, None))),
             }
@@ -556,7 +604,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
         // The decision that ends the chain: `rule` failed with `error`.
         let failed = |n, rule, error: SelectionError, mut trace: Vec<TraceEntry>, body| {
             answer(&mut trace, steps, n, TraceOutcome::Failed, Some(error.kind.as_str().to_owned()));
-            Decision { rule: Some(rule), body: Some(body), result: Err(error), trace }
+            Decision { rule: Some(rule), body: Some(body), result: Err(error), trace, message_id: None }
         };
         'steps: for (n, step) in steps.iter().enumerate().skip(from) {
             // (Step `from`, when already asked, is never skipped: its answer
@@ -667,7 +715,13 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                     Admission::Closed(message) => return failed(n, step.id, store_unavailable(message), trace, body),
                 };
                 answer(&mut trace, steps, n, TraceOutcome::Selected, detail);
-                return Decision { rule: Some(step.id), body: Some(body), result: Ok(instance), trace };
+                return Decision {
+                    rule: Some(step.id),
+                    body: Some(body),
+                    result: Ok(instance),
+                    trace,
+                    message_id: None,
+                };
             }
         }
         self.exhausted(trace, body)
@@ -694,6 +748,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                 ),
             }),
             trace,
+            message_id: None,
         }
     }
 }
@@ -792,6 +847,24 @@ fn unknown_location(world: &World, request: &Request, body: String) -> Decision 
         format!("location `{}` is not in the world file and the request carries no `instances`", request.location)
     };
     Decision::request_error(ErrorKind::UnknownLocation, message, Some(body))
+}
+
+/// `location` as live state has it at `now`: its instances' `connected`
+/// overridden by `instance_status` events in force; `None` when nothing
+/// differs from the file, or when the store cannot say (the file's values
+/// then apply).
+#[cold]
+#[inline(never)]
+fn live_location(
+    store: &dyn CapacityStore,
+    location: &Location,
+    now: crate::capacity::jiff::Timestamp,
+) -> Option<Location> {
+    let state = store.live_state(location.id()).ok()?;
+    if state.overrides.is_empty() {
+        return None;
+    }
+    location.with_connected(|i| state.override_of(i.id(), now).map(|o| o.connected))
 }
 
 /// Why a rule's choice cannot carry the message: disconnected, or on

@@ -95,7 +95,8 @@ pub(crate) fn intern(id: &str) -> &'static str {
 pub use inventory;
 
 pub use capacity::{
-    AtCapacity, CapacityStore, ConversationKey, Reservation, ReservationRequest, StoreError, StoreErrorKind,
+    AtCapacity, CapacityStore, ConversationKey, LiveState, Reservation, ReservationRequest, StatusOverride,
+    StatusUpdate, StoreError, StoreErrorKind,
 };
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
 pub use config::{
@@ -106,7 +107,10 @@ pub use diag::{Diagnostic, FileErrors, Severity};
 pub use eval::{
     Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE, CODE_STORE_UNAVAILABLE,
 };
-pub use model::{normalize_phone, normalize_phone_into, Contact, Instance, InstanceSpec, Request};
+pub use model::{
+    checked_message_id, normalize_phone, normalize_phone_into, salvage_message_id, Contact, Instance, InstanceSpec,
+    Request, MAX_MESSAGE_ID_BYTES,
+};
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
 pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};
 pub use rule::{

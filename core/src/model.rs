@@ -70,6 +70,60 @@ fn rfc3339_out<S: serde::Serializer>(now: &Option<Timestamp>, s: S) -> Result<S:
     }
 }
 
+/// The longest `message_id` a request may carry, in bytes (SPEC §7).
+pub const MAX_MESSAGE_ID_BYTES: usize = 256;
+
+/// `message_id`: a string of at most [`MAX_MESSAGE_ID_BYTES`] bytes, or
+/// `null`; anything else is refused naming the field.
+fn message_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct Id;
+    impl<'de> Visitor<'de> for Id {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "`message_id` as a string of at most {MAX_MESSAGE_ID_BYTES} bytes")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Id)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            checked_message_id(text).map(|id| Some(id.to_owned())).map_err(E::custom)
+        }
+    }
+    d.deserialize_option(Id)
+}
+
+/// `text` when it can be a `message_id` (at most [`MAX_MESSAGE_ID_BYTES`]
+/// bytes), else why not, naming the field.
+pub fn checked_message_id(text: &str) -> Result<&str, String> {
+    if text.len() > MAX_MESSAGE_ID_BYTES {
+        return Err(format!(
+            "`message_id` is {} bytes; the limit is {MAX_MESSAGE_ID_BYTES}: send a shorter id",
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
+/// The `message_id` of a request text that could not be read as a request
+/// but is a JSON object with a usable `message_id` string (so that its
+/// code-100 decision still carries it).
+pub fn salvage_message_id(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        #[serde(default)]
+        message_id: Option<serde_json::Value>,
+    }
+    let found = serde_json::from_str::<Obj<IdOnly>>(text).ok()?.0.message_id?;
+    let id = found.as_str()?;
+    checked_message_id(id).ok().map(str::to_owned)
+}
+
 fn instance_objects<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<InstanceSpec>>, D::Error> {
     Ok(Option::<Vec<Obj<InstanceSpec>>>::deserialize(d)?.map(|v| v.into_iter().map(|o| o.0).collect()))
 }
@@ -304,6 +358,10 @@ pub struct Request {
         skip_serializing_if = "Option::is_none"
     )]
     pub now: Option<Timestamp>,
+    /// The caller's own id for the message (SPEC §7): at most 256 bytes;
+    /// the decision (and its decision-log line) carries it back.
+    #[serde(default, deserialize_with = "message_id", skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 impl Request {
@@ -394,6 +452,28 @@ mod tests {
             let e = Request::from_json(bad).unwrap_err().to_string();
             assert!(e.contains("expected a JSON object"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn message_id_is_a_short_string() {
+        let with = |id: &str| format!(r#"{{"location":"l","channel":"sms","body":"x","message_id":{id}}}"#);
+        let r = Request::from_json(&with("\"m-1\"")).unwrap();
+        assert_eq!(r.message_id.as_deref(), Some("m-1"));
+        assert_eq!(Request::from_json(&with("null")).unwrap().message_id, None);
+        let longest = "x".repeat(MAX_MESSAGE_ID_BYTES);
+        assert!(Request::from_json(&with(&format!("\"{longest}\""))).is_ok());
+        let e = Request::from_json(&with(&format!("\"{longest}y\""))).unwrap_err().to_string();
+        assert!(e.contains("`message_id` is 257 bytes; the limit is 256"), "{e}");
+        let e = Request::from_json(&with("12")).unwrap_err().to_string();
+        assert!(e.contains("`message_id` as a string"), "{e}");
+    }
+
+    #[test]
+    fn a_message_id_is_salvaged_from_a_request_that_cannot_be_read() {
+        assert_eq!(salvage_message_id(r#"{"message_id":"m-9","location":3}"#).as_deref(), Some("m-9"));
+        assert_eq!(salvage_message_id(r#"{"message_id":7}"#), None);
+        assert_eq!(salvage_message_id(&format!(r#"{{"message_id":"{}"}}"#, "x".repeat(257))), None);
+        assert_eq!(salvage_message_id("not json"), None);
     }
 
     #[test]

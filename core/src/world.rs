@@ -156,6 +156,56 @@ impl Location {
         InstanceView { instances: &self.instances, positions: &self.positions, slot }
     }
 
+    /// The location with the `connected` of some instances replaced:
+    /// `connected` answers an instance's new value, or `None` to keep the
+    /// file's (live state, SPEC §13). `None` when nothing changes. Instances
+    /// keep their positions, so the channels' indexes stay valid; only the
+    /// lists of available instances are built again.
+    pub fn with_connected(&self, mut connected: impl FnMut(&Instance) -> Option<bool>) -> Option<Location> {
+        let mut changed = false;
+        let instances: Box<[Arc<Instance>]> = self
+            .instances
+            .iter()
+            .map(|i| match connected(i) {
+                Some(c) if c != i.connected => {
+                    changed = true;
+                    let mut copy = Instance::clone(i);
+                    copy.connected = c;
+                    Arc::new(copy)
+                }
+                _ => i.clone(),
+            })
+            .collect();
+        if !changed {
+            return None;
+        }
+        let mut positions: Vec<u32> = Vec::with_capacity(self.positions.len());
+        let channels = self
+            .channels
+            .iter()
+            .map(|slot| {
+                let group = self.positions.get(slot.order.0 as usize..slot.order.1 as usize).unwrap_or_default();
+                let from = positions.len() as u32;
+                positions.extend_from_slice(group);
+                let order = (from, positions.len() as u32);
+                for &p in group {
+                    if instances.get(p as usize).is_some_and(|i| i.connected && i.has_phone()) {
+                        positions.push(p);
+                    }
+                }
+                ChannelInstances { order, available: (order.1, positions.len() as u32), ..slot.clone() }
+            })
+            .collect();
+        Some(Location {
+            id: self.id.clone(),
+            instances,
+            channels,
+            positions: positions.into_boxed_slice(),
+            timezone: self.timezone.clone(),
+            pools: self.pools.clone(),
+        })
+    }
+
     /// Compiles inline instances (a request's `instances`) into a location;
     /// the first problem is returned as a message.
     pub fn from_specs(id: &str, specs: &[InstanceSpec], registry: &Registry) -> Result<Location, String> {

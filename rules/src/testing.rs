@@ -91,6 +91,7 @@ fn run_full(
         contact,
         instances: None,
         now: None,
+        message_id: None,
     };
     let position = registry.channel_position(channel).unwrap();
     let syntax = &registry.channels()[position];

@@ -30,6 +30,7 @@ use std::time::Duration;
 use switchboard::decision_log::{DecisionLog, Overflow, Target};
 use switchboard::{Live, LoadErrors};
 
+mod live_routes;
 pub mod metrics;
 mod openapi;
 mod routes;

@@ -39,6 +39,16 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// Labels of `switchboard_events_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `instance_status`, `delivery`, `inbound`, or `unknown` for a line
+    /// whose type cannot be read.
+    pub r#type: &'static str,
+    /// `accepted` or `rejected`.
+    pub result: &'static str,
+}
+
 /// Every metric the service exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -64,6 +74,9 @@ pub struct Metrics {
     /// `switchboard_store_errors_total`: failed capacity store calls
     /// (reservations, reads, health checks).
     pub store_errors: Counter,
+    /// `switchboard_events_total{type,result}`: events from the send path
+    /// (SPEC §13).
+    pub events: Family<EventLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -129,7 +142,10 @@ impl Metrics {
             "Failed capacity store calls (reservations, reads, health checks)",
             store_errors.clone(),
         );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register("switchboard_events", "Events from the send path, by type and result", events.clone());
         Metrics {
+            events,
             registry,
             decisions,
             decision_duration,
@@ -154,6 +170,16 @@ impl Metrics {
         self.decisions
             .get_or_create(&DecisionLabels { channel: channel.to_owned(), rule: rule.to_owned(), outcome, code })
             .inc();
+    }
+
+    /// Counts what one `POST /v1/events` body did.
+    pub fn count_events(&self, recorded: &switchboard::events::Recorded) {
+        for event in &recorded.accepted {
+            self.events.get_or_create(&EventLabels { r#type: event.kind.type_name(), result: "accepted" }).inc();
+        }
+        for (_, rejection) in &recorded.rejected {
+            self.events.get_or_create(&EventLabels { r#type: rejection.type_name, result: "rejected" }).inc();
+        }
     }
 
     /// Brings the store metrics up to date: `up` from the store's health,

@@ -48,6 +48,8 @@ pub(crate) struct RequestDoc {
     /// Decide as of this time (RFC 3339; capacity windows, docs/capacity.md);
     /// otherwise the clock.
     now: Option<String>,
+    /// The caller's own id (at most 256 bytes), carried back by the decision.
+    message_id: Option<String>,
 }
 
 /// The selected instance.
@@ -108,6 +110,9 @@ pub(crate) struct DecisionDoc {
     /// Present when not `ok`.
     error: Option<SelectionErrorDoc>,
     trace: Vec<TraceDoc>,
+    /// The request's `message_id`, when it carried one (code 100 included,
+    /// when the id could be read).
+    message_id: Option<String>,
 }
 
 /// `POST /v1/explain`.
@@ -153,6 +158,16 @@ pub(crate) struct StoreDoc {
     errors: u64,
 }
 
+/// The live state of `/v1/status` (SPEC §13).
+#[derive(ToSchema)]
+#[schema(as = LiveStatus)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct LiveStatusDoc {
+    /// Instances of the world in force whose `connected` an
+    /// `instance_status` event overrides now; null when the store cannot answer.
+    overridden: Option<u64>,
+}
+
 /// `GET /v1/status` (and `POST /v1/reload`).
 #[derive(ToSchema)]
 #[schema(as = Status)]
@@ -173,6 +188,8 @@ pub(crate) struct StatusDoc {
     max_body_bytes: u64,
     decision_log: Option<DecisionLogDoc>,
     store: Option<StoreDoc>,
+    /// Live state (SPEC §13).
+    live: LiveStatusDoc,
     /// `POST /v1/reload` only: `reloaded` or `unchanged`.
     result: Option<String>,
 }
@@ -222,6 +239,28 @@ pub(crate) struct ForgetDoc {
     contact: String,
 }
 
+/// One rejected line of `POST /v1/events`.
+#[derive(ToSchema)]
+#[schema(as = RejectedEvent)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct RejectedDoc {
+    /// The line (1-based).
+    line: u64,
+    /// What is wrong with it.
+    message: String,
+}
+
+/// The answer of `POST /v1/events` (SPEC §13).
+#[derive(ToSchema)]
+#[schema(as = Recorded)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct RecordedDoc {
+    /// The events accepted (stale `instance_status` events included).
+    accepted: u64,
+    /// The lines rejected, with why.
+    rejected: Vec<RejectedDoc>,
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -245,12 +284,14 @@ impl Modify for BearerAuth {
         crate::routes::status,
         crate::routes::reload,
         crate::routes::forget,
+        crate::live_routes::events,
+        crate::live_routes::instances,
         crate::routes::healthz,
         crate::routes::readyz,
         crate::routes::metrics,
         crate::routes::openapi,
     ),
-    components(schemas(RequestDoc, DecisionDoc, ExplainDoc, StatusDoc, ReloadErrorsDoc, ErrorDoc, ForgetDoc)),
+    components(schemas(RequestDoc, DecisionDoc, ExplainDoc, StatusDoc, ReloadErrorsDoc, ErrorDoc, ForgetDoc, RecordedDoc)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

@@ -53,6 +53,11 @@ impl State {
         &self.0.live
     }
 
+    /// What every handler shares.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.0
+    }
+
     /// Flushes and closes the decision log.
     pub fn close_log(&self) -> Result<(), ServeError> {
         match &self.0.log {
@@ -143,7 +148,7 @@ impl State {
         let plain = decision.to_json();
         let body = with_fields(&plain, Some(&id), snapshot.generation);
         if let Some(log) = &self.0.log {
-            log.record(Entry::new(id, snapshot.clone(), request, plain));
+            log.record(Entry::new(id, snapshot.clone(), request, plain).with_message_id(decision.message_id.clone()));
         }
         body
     }
@@ -165,7 +170,7 @@ fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body.into()).into_response()
 }
 
-fn json_value(status: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_value(status: StatusCode, value: &Value) -> Response {
     json_response(status, value.to_string())
 }
 
@@ -321,6 +326,8 @@ fn status_value(state: &State) -> Value {
         None => Value::Null,
     };
     status["store"] = state.0.live.store_health().map_or(Value::Null, |health| store_value(&health));
+    // Live state (SPEC §13): instances whose `connected` an event overrides.
+    status["live"] = json!({"overridden": state.0.live.overridden_instances().ok()});
     status
 }
 
@@ -344,7 +351,14 @@ fn store_value(health: &switchboard::StoreHealth) -> Value {
 #[utoipa::path(get, path = "/v1/status", tag = "configuration",
     responses((status = 200, description = "The reload status and the capacity store's health (`store`)", body = crate::openapi::StatusDoc)))]
 pub(crate) async fn status(axum::extract::State(state): St) -> Response {
-    json_value(StatusCode::OK, &status_value(&state))
+    // Counting live state may read Redis: off the async workers.
+    match tokio::task::spawn_blocking(move || status_value(&state)).await {
+        Ok(value) => json_value(StatusCode::OK, &value),
+        Err(_) => json_value(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &error_body(StatusCode::SERVICE_UNAVAILABLE, "the status could not be read; retry"),
+        ),
+    }
 }
 
 /// `POST /v1/reload` (admin): reloads now.
@@ -620,6 +634,7 @@ pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration
     let admin = Router::new()
         .route("/v1/reload", post(reload))
         .route("/v1/forget", post(forget))
+        .route("/v1/events", post(crate::live_routes::events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/v1/select", post(select))
@@ -627,6 +642,7 @@ pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration
         .route("/v1/explain", post(explain))
         .route("/v1/rules", get(rules))
         .route("/v1/status", get(status))
+        .route("/v1/instances", get(crate::live_routes::instances))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -1,14 +1,15 @@
 //! The per-process store: counts in memory, sharded by location.
 
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHasher};
 use switchboard_core::capacity::{
-    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, LimitKind, Limits, Reservation,
-    ReservationRequest, Scope, StoreError, Usage, Window,
+    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, LimitKind, Limits, LiveState,
+    Reservation, ReservationRequest, Scope, StatusOverride, StatusUpdate, StoreError, Usage, Window, INBOUND_KEPT,
 };
 
 /// Shards of the counters; a power of two.
@@ -42,6 +43,19 @@ const PRUNE_EVERY: u32 = 1024;
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     conversations: Box<[Mutex<Conversations>]>,
+    /// Live state (SPEC §13) by location. Events are rare next to
+    /// decisions, and most locations never get one: `any_live` lets every
+    /// decision of a store that never received an event skip the lock.
+    live: RwLock<FxHashMap<Box<str>, LocationLive>>,
+    any_live: AtomicBool,
+}
+
+/// What the send path said about one location's instances, by instance id.
+#[derive(Default)]
+struct LocationLive {
+    /// Per instance: the time of the last `instance_status` applied (a clear
+    /// included: what later events are compared with) and the override.
+    statuses: FxHashMap<Box<str>, (Timestamp, Option<StatusOverride>)>,
 }
 
 impl Default for MemoryStore {
@@ -62,6 +76,8 @@ impl MemoryStore {
         MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             conversations: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            live: RwLock::default(),
+            any_live: AtomicBool::new(false),
         }
     }
 
@@ -433,6 +449,8 @@ impl CapacityStore for MemoryStore {
             shard.inserts = 0;
             let now_ms = now.as_millisecond();
             shard.memories.retain(|_, (_, expires)| *expires > now_ms);
+            let kept = i64::try_from(INBOUND_KEPT.as_millis()).unwrap_or(i64::MAX);
+            shard.inbound.retain(|_, (_, at)| at.saturating_add(kept) > now_ms);
         }
         shard.memories.insert(conversation_key(key), (instance.into(), expires));
         Ok(())
@@ -454,6 +472,80 @@ impl CapacityStore for MemoryStore {
     fn forget(&self, key: &ConversationKey<'_>) -> Result<bool, StoreError> {
         Ok(self.conversations(key).memories.remove(&conversation_key(key)).is_some())
     }
+
+    #[inline]
+    fn has_live_state(&self, location: &str) -> bool {
+        self.any_live.load(Ordering::Acquire)
+            && self.live.read().unwrap_or_else(|p| p.into_inner()).contains_key(location)
+    }
+
+    fn live_state(&self, location: &str) -> Result<LiveState, StoreError> {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        let Some(state) = live.get(location) else { return Ok(LiveState::default()) };
+        let mut overrides: Vec<(String, StatusOverride)> =
+            state.statuses.iter().filter_map(|(id, (_, o))| o.as_ref().map(|o| (id.to_string(), o.clone()))).collect();
+        overrides.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(LiveState { overrides })
+    }
+
+    fn record_inbound(
+        &self,
+        key: &ConversationKey<'_>,
+        instance: &str,
+        time: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let id = conversation_key(key);
+        let time_ms = time.as_millisecond();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut shard = self.conversations(key);
+        match shard.inbound.get(&id) {
+            Some((_, last)) if *last > time_ms => {}
+            _ => {
+                shard.inbound.insert(id.clone(), (instance.into(), time_ms));
+            }
+        }
+        let newer = shard
+            .memories
+            .get(&id)
+            .is_some_and(|(_, expires)| *expires > time_ms && expires.saturating_sub(ttl_ms) > time_ms);
+        if newer {
+            return Ok(false);
+        }
+        shard.memories.insert(id, (instance.into(), expiry_ms(time, ttl)));
+        Ok(true)
+    }
+
+    fn last_inbound(&self, key: &ConversationKey<'_>) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let shard = self.conversations(key);
+        let Some((instance, ms)) = shard.inbound.get(&conversation_key(key)) else { return Ok(None) };
+        Ok(Timestamp::from_millisecond(*ms).ok().map(|t| (instance.to_string(), t)))
+    }
+
+    fn live_locations(&self) -> Result<Vec<String>, StoreError> {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        Ok(live.keys().map(|l| l.to_string()).collect())
+    }
+
+    fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        let location = live.entry(update.location.into()).or_default();
+        let entry = location.statuses.entry(update.instance.into()).or_insert((update.time, None));
+        if update.time < entry.0 {
+            return Ok(false);
+        }
+        *entry = (
+            update.time,
+            update.set.map(|(connected, reason, until)| StatusOverride {
+                connected,
+                reason: reason.map(str::to_owned),
+                time: update.time,
+                until,
+            }),
+        );
+        self.any_live.store(true, Ordering::Release);
+        Ok(true)
+    }
 }
 
 /// `now + ttl` in milliseconds, saturating.
@@ -470,11 +562,41 @@ fn conversation_key(key: &ConversationKey<'_>) -> Box<str> {
 #[derive(Default)]
 struct Conversations {
     memories: FxHashMap<Box<str>, (Box<str>, i64)>,
+    /// The last inbound message per (location, channel, contact): the
+    /// instance written to and when (ms).
+    inbound: FxHashMap<Box<str>, (Box<str>, i64)>,
     inserts: u32,
 }
 
 #[cfg(test)]
 mod tests {
+    use switchboard_core::capacity::StatusUpdate;
+
+    #[test]
+    fn live_state_is_kept_per_location_and_stale_updates_change_nothing() {
+        let store = MemoryStore::new();
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert!(!store.has_live_state("shop"), "no event yet");
+        let down = StatusUpdate {
+            location: "shop",
+            instance: "wa-1",
+            time: t("2026-12-07T15:00:00Z"),
+            set: Some((false, Some("logged out"), Some(t("2026-12-07T15:30:00Z")))),
+        };
+        assert!(store.apply_status(&down).unwrap());
+        assert!(store.has_live_state("shop") && !store.has_live_state("agency"));
+        let state = store.live_state("shop").unwrap();
+        let o = state.override_of("wa-1", t("2026-12-07T15:10:00Z")).unwrap();
+        assert_eq!((o.connected, o.reason.as_deref()), (false, Some("logged out")));
+        assert!(state.override_of("wa-1", t("2026-12-07T15:30:00Z")).is_none(), "lapsed");
+        let older = StatusUpdate { time: t("2026-12-07T14:00:00Z"), set: Some((true, None, None)), ..down };
+        assert!(!store.apply_status(&older).unwrap(), "stale");
+        let clear = StatusUpdate { time: t("2026-12-07T15:05:00Z"), set: None, ..down };
+        assert!(store.apply_status(&clear).unwrap());
+        assert!(store.live_state("shop").unwrap().overrides.is_empty());
+        assert!(!store.apply_status(&StatusUpdate { time: t("2026-12-07T15:01:00Z"), ..down }).unwrap());
+    }
+
     use super::*;
     use switchboard_core::capacity::{timezone, PoolRef};
 

@@ -11,8 +11,9 @@ use redis::{
     TlsCertificates,
 };
 use switchboard_core::capacity::{
-    jiff::Timestamp, AtCapacity, CapacityStore, ConversationKey, Counts, LimitKind, Reservation, ReservationRequest,
-    Scope, StoreError, StoreErrorKind, Usage, WindowSpan,
+    jiff::Timestamp, AtCapacity, CapacityStore, ConversationKey, Counts, LimitKind, LiveState, Reservation,
+    ReservationRequest, Scope, StatusOverride, StatusUpdate, StoreError, StoreErrorKind, Usage, WindowSpan,
+    INBOUND_KEPT,
 };
 
 use crate::memory::expiry_ms;
@@ -92,6 +93,64 @@ end
 return out
 ";
 
+/// The `instance_status` script (SPEC §13). KEYS: the location's live hash.
+/// ARGV: the instance's field, the event's time in ms, the new value
+/// (`<time ms>:<override JSON, or empty for a clear>`). An event older than
+/// the one the field holds is stale: nothing is written, 0 is returned.
+const STATUS_SCRIPT: &str = r"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local t = tonumber(string.match(current, '^(-?%d+):'))
+  if t and t > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+";
+
+/// The `inbound` script (SPEC §13). KEYS: the contact's conversation key,
+/// its last-inbound key. ARGV: the instance, the event's time (ms), the
+/// conversation `ttl` (ms), the conversation value to write, how long the
+/// last inbound is kept (ms). The last inbound is replaced unless a later
+/// one is kept; the memory is replaced unless it is more recent (its
+/// expiry minus the `ttl` after the event's time). 1 when the memory
+/// changed.
+const INBOUND_SCRIPT: &str = r"
+local time = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local last = redis.call('GET', KEYS[2])
+local at = last and tonumber(string.match(last, '^(-?%d+):'))
+if not at or at <= time then
+  redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[5])
+end
+local memory = redis.call('GET', KEYS[1])
+local expires = memory and tonumber(string.match(memory, '^(-?%d+):'))
+if expires and expires > time and expires - ttl > time then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[3])
+return 1
+";
+
+/// How often every process asks Redis whether live state changed (one
+/// `GET` of the fleet's live epoch): an event applied by any process is in
+/// force everywhere well within a second (SPEC §13).
+const LIVE_POLL: Duration = Duration::from_millis(250);
+
+/// What this process knows of the fleet's live state: refreshed by a
+/// poller thread when the fleet's epoch moves, read by every decision
+/// without a round trip.
+#[derive(Default)]
+struct LiveCache {
+    /// The fleet's epoch last seen (`None` before the first poll).
+    epoch: Option<i64>,
+    /// The locations that have live state.
+    locations: std::collections::HashSet<String>,
+    /// The live state of locations read since the epoch last moved.
+    states: std::collections::HashMap<String, switchboard_core::capacity::LiveState>,
+}
+
 /// How to reach Redis (the `capacity:` section of rules.yaml).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
@@ -151,6 +210,7 @@ fn redact(url: &str) -> String {
 }
 
 /// One server, or a cluster: what connections are opened from.
+#[derive(Clone)]
 enum Client {
     Single(redis::Client),
     Cluster(ClusterClient),
@@ -197,6 +257,15 @@ pub struct RedisStore {
     config: RedisConfig,
     script: Script,
     idle: Mutex<Vec<Link>>,
+    /// Live state (SPEC §13), shared with the poller thread.
+    live: std::sync::Arc<LiveShared>,
+}
+
+/// The live-state cache and whether its poller runs.
+#[derive(Default)]
+struct LiveShared {
+    cache: std::sync::RwLock<LiveCache>,
+    poller: std::sync::OnceLock<()>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -215,7 +284,13 @@ impl RedisStore {
         } else {
             Client::Cluster(cluster_client(&config)?)
         };
-        Ok(RedisStore { client, config, script: Script::new(SCRIPT), idle: Mutex::default() })
+        Ok(RedisStore {
+            client,
+            config,
+            script: Script::new(SCRIPT),
+            idle: Mutex::default(),
+            live: std::sync::Arc::default(),
+        })
     }
 
     /// The configuration.
@@ -403,6 +478,92 @@ impl RedisStore {
         Ok(reply)
     }
 
+    /// The hash of a location's live state: per instance, the last
+    /// `instance_status` applied (`switchboard:{shop}:live`).
+    fn live_key(&self, location: &str) -> String {
+        let mut key = self.location_prefix(location);
+        key.push_str("live");
+        key
+    }
+
+    /// The fleet's live epoch (bumped by every applied event) and the set of
+    /// locations with live state: fleet-wide keys, sharing one hash tag
+    /// (`switchboard:{live}:epoch`, `switchboard:{live}:locations`).
+    fn fleet_keys(&self) -> (String, String) {
+        let base = format!("{}{{live}}:", self.config.key_prefix);
+        (format!("{base}epoch"), format!("{base}locations"))
+    }
+
+    /// Reads the fleet's epoch and, when it moved, the set of locations
+    /// with live state (dropping the states read under the old epoch).
+    fn refresh_live(&self) -> Result<(), StoreError> {
+        self.refresh_into(&self.live)
+    }
+
+    /// [`RedisStore::refresh_live`] into the cache of `live` (the poller's
+    /// own handle refreshes the store's cache).
+    fn refresh_into(&self, live: &LiveShared) -> Result<(), StoreError> {
+        let (epoch_key, locations_key) = self.fleet_keys();
+        let epoch: Option<i64> = self.run(|c| redis::cmd("GET").arg(&epoch_key).query(c))?;
+        let epoch = epoch.unwrap_or(0);
+        if live.cache.read().unwrap_or_else(|p| p.into_inner()).epoch == Some(epoch) {
+            return Ok(());
+        }
+        let locations: Vec<String> = self.run(|c| redis::cmd("SMEMBERS").arg(&locations_key).query(c))?;
+        let mut cache = live.cache.write().unwrap_or_else(|p| p.into_inner());
+        *cache =
+            LiveCache { epoch: Some(epoch), locations: locations.into_iter().collect(), states: Default::default() };
+        Ok(())
+    }
+
+    fn live_cache(&self) -> std::sync::RwLockReadGuard<'_, LiveCache> {
+        self.live.cache.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts (once) the thread that keeps the live cache current: it polls
+    /// the fleet's epoch every [`LIVE_POLL`] and ends when the store is
+    /// dropped. The first refresh happens here, so a process sees the
+    /// fleet's state (a restart included) from its first decision.
+    fn watch_live(&self) {
+        self.live.poller.get_or_init(|| {
+            let _ = self.refresh_live();
+            let weak = std::sync::Arc::downgrade(&self.live);
+            let poller = self.clone_handle();
+            let spawned = std::thread::Builder::new().name("switchboard-live".into()).spawn(move || loop {
+                std::thread::sleep(LIVE_POLL);
+                let Some(live) = weak.upgrade() else { return };
+                // An error keeps what is known; the next poll tries again.
+                let _ = poller.refresh_into(&live);
+            });
+            // Without the thread (the system refused it) the cache stays as
+            // first read; events applied here still refresh it.
+            drop(spawned);
+        });
+    }
+
+    /// A handle on the same Redis with its own connections and no live
+    /// state of its own.
+    fn clone_handle(&self) -> RedisStore {
+        RedisStore {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            script: Script::new(SCRIPT),
+            idle: Mutex::default(),
+            live: std::sync::Arc::default(),
+        }
+    }
+
+    /// The contact's last inbound message on a channel
+    /// (`switchboard:{shop}:in:whatsapp:c-7`).
+    fn inbound_key(&self, key: &ConversationKey<'_>) -> String {
+        let mut redis_key = self.location_prefix(key.location);
+        redis_key.push_str("in:");
+        escape_into(&mut redis_key, key.channel);
+        redis_key.push(':');
+        escape_into(&mut redis_key, key.contact);
+        redis_key
+    }
+
     fn conversation_key(&self, key: &ConversationKey<'_>) -> String {
         let mut redis_key = self.location_prefix(key.location);
         redis_key.push_str("conv:");
@@ -488,7 +649,128 @@ impl CapacityStore for RedisStore {
     fn may_block(&self) -> bool {
         true
     }
+
+    // Live state: a hash per location in Redis (so it survives restarts and
+    // is the same for every process), and in each process a cache that a
+    // poller thread keeps current through the fleet's epoch, so that a
+    // decision asks Redis nothing until the location has live state, and
+    // then once per epoch.
+
+    fn has_live_state(&self, location: &str) -> bool {
+        self.watch_live();
+        self.live_cache().locations.contains(location)
+    }
+
+    fn live_state(&self, location: &str) -> Result<LiveState, StoreError> {
+        self.watch_live();
+        let epoch = {
+            let cache = self.live_cache();
+            if let Some(state) = cache.states.get(location) {
+                return Ok(state.clone());
+            }
+            cache.epoch
+        };
+        let key = self.live_key(location);
+        let fields: Vec<(String, String)> = self.run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
+        let mut overrides = Vec::new();
+        for (field, value) in fields {
+            if let Some(status) = parse_override(&value).ok_or_else(|| {
+                StoreError::new(StoreErrorKind::Protocol, format!("live state `{key}` holds `{value}`"))
+            })? {
+                overrides.push((unescape(&field), status));
+            }
+        }
+        overrides.sort_by(|a, b| a.0.cmp(&b.0));
+        let state = LiveState { overrides };
+        let mut cache = self.live.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.epoch == epoch {
+            cache.states.insert(location.to_owned(), state.clone());
+        }
+        Ok(state)
+    }
+
+    fn record_inbound(
+        &self,
+        key: &ConversationKey<'_>,
+        instance: &str,
+        time: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let conversation = self.conversation_key(key);
+        let inbound = self.inbound_key(key);
+        let value = format!("{}:{instance}", expiry_ms(time, ttl));
+        let script = Script::new(INBOUND_SCRIPT);
+        let changed: i64 = self.run(|c| {
+            script
+                .key(&conversation)
+                .key(&inbound)
+                .arg(instance)
+                .arg(time.as_millisecond())
+                .arg(ttl_ms(ttl))
+                .arg(&value)
+                .arg(ttl_ms(INBOUND_KEPT))
+                .invoke(c)
+        })?;
+        Ok(changed == 1)
+    }
+
+    fn last_inbound(&self, key: &ConversationKey<'_>) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let redis_key = self.inbound_key(key);
+        let value: Option<String> = self.run(|c| redis::cmd("GET").arg(&redis_key).query(c))?;
+        let Some(value) = value else { return Ok(None) };
+        let bad = || StoreError::new(StoreErrorKind::Protocol, format!("last inbound `{redis_key}` holds `{value}`"));
+        let (ms, instance) = value.split_once(':').ok_or_else(bad)?;
+        let time = ms.parse::<i64>().ok().and_then(|ms| Timestamp::from_millisecond(ms).ok()).ok_or_else(bad)?;
+        Ok(Some((instance.to_owned(), time)))
+    }
+
+    fn live_locations(&self) -> Result<Vec<String>, StoreError> {
+        // As the poller last read them (current within `LIVE_POLL`).
+        self.watch_live();
+        let mut locations: Vec<String> = self.live_cache().locations.iter().cloned().collect();
+        locations.sort();
+        Ok(locations)
+    }
+
+    fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
+        let time = update.time.as_millisecond();
+        let value = match update.set {
+            // `<time>:<connected 0|1>:<until, or empty>:<r + reason, or empty>`
+            Some((connected, reason, until)) => format!(
+                "{time}:{}:{}:{}",
+                u8::from(connected),
+                until.map_or(String::new(), |u| u.as_millisecond().to_string()),
+                reason.map_or(String::new(), |r| format!("r{r}")),
+            ),
+            // A clear: the time alone (later events are compared with it).
+            None => format!("{time}:-"),
+        };
+        let key = self.live_key(update.location);
+        let mut field = String::new();
+        escape_into(&mut field, update.instance);
+        let script = Script::new(STATUS_SCRIPT);
+        let applied: i64 = self.run(|c| script.key(&key).arg(&field).arg(time).arg(&value).invoke(c))?;
+        // Then the fleet is told (fleet-wide keys live in another slot of a
+        // cluster, hence a second round trip): the location has live state,
+        // and the epoch moves so every process reads it again.
+        let (epoch_key, locations_key) = self.fleet_keys();
+        self.run(|c| {
+            redis::pipe()
+                .cmd("SADD")
+                .arg(&locations_key)
+                .arg(update.location)
+                .ignore()
+                .cmd("INCR")
+                .arg(&epoch_key)
+                .ignore()
+                .query::<()>(c)
+        })?;
+        // This process sees its own event at once.
+        let _ = self.refresh_live();
+        Ok(applied == 1)
+    }
 }
+
 
 /// The client of one server; a `rediss://` URL with a CA file trusts
 /// that CA.
@@ -524,6 +806,51 @@ fn cluster_client(config: &RedisConfig) -> Result<ClusterClient, StoreError> {
 
 fn certificates(pem: &[u8]) -> TlsCertificates {
     TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) }
+}
+
+/// An instance's value in a location's live hash, as
+/// [`RedisStore::apply_status`] writes it: `Some(None)` for a clear, `None`
+/// when it cannot be read.
+fn parse_override(value: &str) -> Option<Option<StatusOverride>> {
+    let mut parts = value.splitn(4, ':');
+    let time = Timestamp::from_millisecond(parts.next()?.parse().ok()?).ok()?;
+    let connected = match parts.next()? {
+        "-" => return Some(None),
+        "1" => true,
+        "0" => false,
+        _ => return None,
+    };
+    let until = match parts.next()? {
+        "" => None,
+        ms => Some(Timestamp::from_millisecond(ms.parse().ok()?).ok()?),
+    };
+    let reason = match parts.next()? {
+        "" => None,
+        r => Some(r.strip_prefix('r')?.to_owned()),
+    };
+    Some(Some(StatusOverride { connected, reason, time, until }))
+}
+
+/// The id [`escape_into`] escaped.
+fn unescape(escaped: &str) -> String {
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let code = rest.get(at + 1..at + 3).and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32);
+        match code {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[at + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Milliseconds a window's key lives, from `now`: what is left of the
@@ -572,6 +899,21 @@ mod tests {
         assert_eq!(store.location_prefix("a}:i:{b%"), "switchboard:{a%7D%3Ai%3A%7Bb%25}:");
         let key = ConversationKey { location: "shop", channel: "whatsapp", contact: "c:1" };
         assert_eq!(store.conversation_key(&key), "switchboard:{shop}:conv:whatsapp:c%3A1");
+    }
+
+    #[test]
+    fn live_values_read_back_and_ids_unescape() {
+        let t = Timestamp::from_millisecond(1_700_000_000_000).unwrap();
+        let o = parse_override("1700000000000:0:1700000060000:rlogged: out").unwrap().unwrap();
+        assert_eq!((o.connected, o.reason.as_deref(), o.time), (false, Some("logged: out"), t));
+        assert_eq!(o.until.map(|u| u.as_millisecond()), Some(1_700_000_060_000));
+        let o = parse_override("1700000000000:1::").unwrap().unwrap();
+        assert_eq!((o.connected, o.reason, o.until), (true, None, None));
+        assert_eq!(parse_override("1700000000000:-"), Some(None));
+        assert_eq!(parse_override("x:1::"), None);
+        let mut key = String::new();
+        escape_into(&mut key, "a}:i:{b%");
+        assert_eq!(unescape(&key), "a}:i:{b%");
     }
 
     #[test]

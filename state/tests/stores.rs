@@ -56,7 +56,43 @@ both_stores!(
     conversation_remember_recall_forget_and_expiry,
     a_reservation_remembers_the_conversation,
     instances_without_limits_are_still_counted,
+    live_state_overrides_and_stale_updates,
+    inbound_becomes_the_conversation_unless_the_memory_is_newer,
 );
+
+/// Two processes on one Redis: an event applied by one is in force in the
+/// other within a second, and a process started afterwards (a restart)
+/// finds it.
+#[test]
+fn redis_live_state_reaches_every_process_within_a_second_and_survives_restarts() {
+    use switchboard_core::StatusUpdate;
+    let server = RedisServer::start();
+    let (a, b) = (redis_store(&server), redis_store(&server));
+    assert!(!b.has_live_state("shop"), "b watches the fleet from here on");
+    let t = suite::ts("2026-12-07T15:00:00Z");
+    let down = StatusUpdate { location: "shop", instance: "wa-1", time: t, set: Some((false, None, None)) };
+    let applied = Instant::now();
+    assert!(a.apply_status(&down).unwrap());
+    let connected = |store: &RedisStore| store.live_state("shop").unwrap().override_of("wa-1", t).map(|o| o.connected);
+    while !b.has_live_state("shop") {
+        assert!(applied.elapsed() < Duration::from_secs(1), "b never saw the event");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(connected(&b), Some(false));
+    // A clear reaches b too, though b had read the location before.
+    let clear = StatusUpdate { time: suite::ts("2026-12-07T15:01:00Z"), set: None, ..down };
+    let cleared = Instant::now();
+    assert!(a.apply_status(&clear).unwrap());
+    while connected(&b).is_some() {
+        assert!(cleared.elapsed() < Duration::from_secs(1), "b never saw the clear");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(a.apply_status(&StatusUpdate { time: suite::ts("2026-12-07T15:02:00Z"), ..down }).unwrap());
+    drop((a, b));
+    let restarted = redis_store(&server);
+    assert!(restarted.has_live_state("shop"));
+    assert_eq!(connected(&restarted), Some(false));
+}
 
 #[test]
 fn memory_store_eight_threads_exact_totals() {

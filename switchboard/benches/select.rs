@@ -104,6 +104,7 @@ impl Baseline {
             body: Some(body),
             result: Ok(self.instances[i].clone()),
             trace,
+            message_id: None,
         };
         // Overrides: only bodies with a brace need work.
         let body = if memchr::memchr(b'{', req.body.as_bytes()).is_none() {

@@ -127,6 +127,9 @@ pub struct Entry {
     snapshot: Arc<Snapshot>,
     request: String,
     decision: String,
+    message_id: Option<String>,
+    /// An accepted event (SPEC §13) instead of a decision: its JSON.
+    event: Option<String>,
 }
 
 impl Entry {
@@ -138,11 +141,45 @@ impl Entry {
         request: impl Into<String>,
         decision: impl Into<String>,
     ) -> Entry {
-        Entry { decision_id, time: SystemTime::now(), snapshot, request: request.into(), decision: decision.into() }
+        Entry {
+            decision_id,
+            time: SystemTime::now(),
+            snapshot,
+            request: request.into(),
+            decision: decision.into(),
+            message_id: None,
+            event: None,
+        }
+    }
+
+    /// An entry for an accepted event (SPEC §13): the line
+    /// `{"time": "…", "event": {…}}` (`event` is the event's JSON, its
+    /// `time` filled in), which `replay` applies in log order.
+    pub fn event(snapshot: Arc<Snapshot>, event: impl Into<String>) -> Entry {
+        Entry {
+            decision_id: String::new(),
+            time: SystemTime::now(),
+            snapshot,
+            request: String::new(),
+            decision: String::new(),
+            message_id: None,
+            event: Some(event.into()),
+        }
+    }
+
+    /// The entry with the request's `message_id` (SPEC §7), written as the
+    /// line's own `"message_id"` after `decision_id`.
+    #[must_use]
+    pub fn with_message_id(mut self, message_id: Option<String>) -> Entry {
+        self.message_id = message_id;
+        self
     }
 
     /// The log line (without its newline).
     pub fn to_line(&self) -> String {
+        if let Some(event) = &self.event {
+            return format!("{{\"time\":\"{}\",\"event\":{}}}", crate::report::rfc3339(self.time), event.trim());
+        }
         // A request that is JSON on one line goes in as sent (validated
         // without building a value); other JSON is re-encoded on one line,
         // and text that is not JSON becomes a JSON string.
@@ -158,9 +195,13 @@ impl Entry {
                 }
             };
         let mut line = String::with_capacity(self.request.len() + self.decision.len() + 256);
+        let message_id = match &self.message_id {
+            Some(id) => format!("\"message_id\":{},", serde_json::Value::String(id.clone())),
+            None => String::new(),
+        };
         let _ = write!(
             line,
-            "{{\"decision_id\":{},\"time\":\"{}\",\"generation\":{},\"rules_sha256\":\"{}\",\"world_sha256\":{},\"request\":{},\"decision\":{}}}",
+            "{{\"decision_id\":{},{message_id}\"time\":\"{}\",\"generation\":{},\"rules_sha256\":\"{}\",\"world_sha256\":{},\"request\":{},\"decision\":{}}}",
             serde_json::Value::String(self.decision_id.clone()),
             crate::report::rfc3339(self.time),
             self.snapshot.generation,

@@ -68,3 +68,37 @@ pub fn request(data: &[u8]) {
     }
     let _ = decision.to_json();
 }
+
+/// An events body (SPEC §13) through reading, checking and applying, on a
+/// fresh memory store over a small world: every line is accepted or
+/// rejected with a message, and an accepted `instance_status` shows in the
+/// instances' live state.
+pub fn events(data: &[u8]) {
+    let (Some(registry), Ok(text)) = (registry(), std::str::from_utf8(data)) else { return };
+    let world = "locations:\n  - id: shop\n    instances:\n      - {id: wa-1, channel: whatsapp, phone: '1', connected: true}\n      - {id: wa-2, channel: whatsapp, phone: '2'}\n";
+    let (Ok(plan), Ok(world)) = (
+        crate::compile_rules(
+            "rules: [manual_override, conversation, any_available]",
+            std::path::Path::new("rules.yaml"),
+            registry,
+        ),
+        World::from_str(world, "world.yaml", registry),
+    ) else {
+        return;
+    };
+    let snapshot = crate::Snapshot {
+        plan: Arc::new(plan),
+        world: Arc::new(world),
+        generation: 1,
+        rules_sha256: String::new(),
+        world_sha256: None,
+    };
+    let now = "2026-12-07T15:00:00Z".parse().unwrap_or(switchboard_core::capacity::jiff::Timestamp::UNIX_EPOCH);
+    let recorded = crate::live::record_on(&snapshot, text, now);
+    for (line, rejection) in &recorded.rejected {
+        assert!(*line >= 1 && !rejection.message.is_empty(), "a rejection without a line or a message");
+    }
+    let answer = recorded.to_json();
+    assert_eq!(answer["accepted"].as_u64(), Some(recorded.accepted.len() as u64));
+    let _ = crate::live::instances_on(&snapshot, "shop", now);
+}

@@ -24,6 +24,7 @@ pub use switchboard_core::*;
 
 pub mod decision_log;
 pub mod embed;
+pub mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
@@ -266,10 +267,13 @@ pub fn decide_text(text: &str, select: impl FnOnce(&Request) -> Decision) -> Dec
 /// Parses one request line; a line that cannot be read becomes the code-100
 /// decision the batch prints in its place. An unknown field gets a "did you
 /// mean" (`assigned_usr` → `assigned_user`), as rules.yaml does.
+#[allow(clippy::result_large_err, reason = "the error is the decision printed in the line's place, made once")]
 pub fn parse_request(line: &str) -> Result<Request, Decision> {
     Request::from_json(line).map_err(|e| {
         let message = format!("cannot read the request: {e}{}", unknown_field_hint(&e.to_string()));
-        Decision::request_error(ErrorKind::InvalidRequest, message, None)
+        // The decision carries the caller's id when one can be read
+        // (SPEC §7), so that even a refused message can be tied to it.
+        Decision::request_error(ErrorKind::InvalidRequest, message, None).with_message_id(salvage_message_id(line))
     })
 }
 
@@ -288,6 +292,23 @@ fn unknown_field_hint(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refused_request_keeps_its_message_id() {
+        let Err(d) = super::parse_request(r#"{"location":"l","channel":"sms","message_id":"m-1"}"#) else {
+            panic!("accepted")
+        };
+        assert_eq!(d.message_id.as_deref(), Some("m-1"));
+        assert!(d.to_json().ends_with(r#","message_id":"m-1"}"#), "{}", d.to_json());
+        let Err(d) = super::parse_request(&format!(
+            r#"{{"location":"l","channel":"sms","body":"","message_id":"{}"}}"#,
+            "x".repeat(300)
+        )) else {
+            panic!("accepted")
+        };
+        assert_eq!(d.message_id, None);
+        assert!(d.error().is_some_and(|e| e.message.contains("`message_id` is 300 bytes")), "{:?}", d.error());
+    }
+
     #[test]
     fn an_unknown_request_field_gets_a_suggestion() {
         let Err(d) =

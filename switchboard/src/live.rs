@@ -40,7 +40,11 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
-use switchboard_core::{ConversationKey, Decision, Diagnostic, FileErrors, Plan, Registry, Request, StoreError, World};
+use switchboard_core::capacity::jiff::{self, Timestamp};
+use switchboard_core::{
+    ConversationKey, Decision, Diagnostic, FileErrors, Plan, Registry, Request, StatusUpdate, StoreError,
+    StoreErrorKind, World,
+};
 
 use crate::StoreHealth;
 
@@ -281,6 +285,144 @@ impl Inner {
     }
 }
 
+/// Applies the events of `body` to the store of `snapshot` (see
+/// [`Live::record`]); `now` dates the events that carry no `time`.
+pub(crate) fn record_on(snapshot: &Snapshot, body: &str, now: Timestamp) -> crate::events::Recorded {
+    let mut recorded = crate::events::Recorded::default();
+    for (line, parsed) in crate::events::parse_body(body, now) {
+        let applied = parsed.and_then(|event| {
+            event.check(&snapshot.world)?;
+            apply(&snapshot.plan, &event)?;
+            Ok(event)
+        });
+        match applied {
+            Ok(event) => recorded.accepted.push(event),
+            Err(rejection) => recorded.rejected.push((line, rejection)),
+        }
+    }
+    recorded
+}
+
+/// [`Live::instances`] on `snapshot` as of `now`.
+pub(crate) fn instances_on(snapshot: &Snapshot, location: &str, now: Timestamp) -> Option<serde_json::Value> {
+    use serde_json::{json, Value};
+    let place = snapshot.world.location(location)?;
+    let store = snapshot.plan.store();
+    let mut store_error: Option<String> = None;
+    let state = match store.map(|s| s.live_state(location)) {
+        Some(Ok(state)) => state,
+        Some(Err(e)) => {
+            store_error = Some(e.to_string());
+            switchboard_core::LiveState::default()
+        }
+        None => switchboard_core::LiveState::default(),
+    };
+    let time = |t: Timestamp| Value::String(t.to_string());
+    let instances: Vec<Value> = place
+        .instances()
+        .iter()
+        .map(|i| {
+            let found = state.override_of(i.id(), now);
+            let over = found.map_or(Value::Null, |o| {
+                json!({"connected": o.connected, "reason": o.reason, "time": time(o.time), "until": o.until.map(time)})
+            });
+            let limits = i.limits();
+            let usage = match (store, limits.is_unlimited()) {
+                (_, true) => json!({}),
+                (None, false) => Value::Null,
+                (Some(store), false) => {
+                    let request = switchboard_core::ReservationRequest {
+                        limits: *limits,
+                        ..switchboard_core::ReservationRequest::new(place.id(), place.timezone(), i.id(), now)
+                    };
+                    match store.usage(&request) {
+                        Ok(usage) => {
+                            let c = usage.instance;
+                            let pairs = [
+                                ("per_minute", limits.per_minute, c.minute),
+                                ("per_hour", limits.per_hour, c.hour),
+                                ("per_day", limits.per_day, c.day),
+                                ("contacts_per_day", limits.contacts_per_day, c.contacts),
+                            ];
+                            let map: serde_json::Map<String, Value> = pairs
+                                .iter()
+                                .filter_map(|(k, limit, used)| {
+                                    limit.map(|l| ((*k).to_owned(), json!({"used": used, "limit": l})))
+                                })
+                                .collect();
+                            Value::Object(map)
+                        }
+                        Err(e) => {
+                            store_error = Some(e.to_string());
+                            Value::Null
+                        }
+                    }
+                }
+            };
+            json!({
+                "id": i.id(),
+                "channel": i.channel(),
+                "index": i.index(),
+                "connected": found.map_or(i.is_connected(), |o| o.connected),
+                "connected_in_file": i.is_connected(),
+                "override": over,
+                "health": Value::Null,
+                "usage": usage,
+                "warmup": Value::Null,
+            })
+        })
+        .collect();
+    let mut answer = json!({"location": location, "generation": snapshot.generation, "instances": instances});
+    if let Some(e) = store_error {
+        answer["store_error"] = Value::String(e);
+    }
+    Some(answer)
+}
+
+/// Applies one checked event to the plan's store.
+pub(crate) fn apply(plan: &Plan, event: &crate::events::Event) -> Result<(), crate::events::Rejection> {
+    use crate::events::{EventKind, Rejection};
+    let type_name = event.kind.type_name();
+    let failed = |e: StoreError| Rejection {
+        type_name,
+        message: format!("{type_name} event: not applied: {e}; send it again once the store answers"),
+    };
+    match &event.kind {
+        EventKind::InstanceStatus { connected, reason, ttl } => {
+            let Some(store) = plan.store() else {
+                return Err(failed(StoreError::new(StoreErrorKind::Config, "the configuration has no store")));
+            };
+            let until = ttl.map(|ttl| {
+                let span = jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX);
+                event.time.checked_add(span).unwrap_or(Timestamp::MAX)
+            });
+            let update = StatusUpdate {
+                location: &event.location,
+                instance: &event.instance,
+                time: event.time,
+                set: connected.map(|c| (c, reason.as_deref(), until)),
+            };
+            // A stale event (older than the last one applied to the
+            // instance) is accepted and changes nothing.
+            store.apply_status(&update).map(|_| ()).map_err(failed)
+        }
+        // Without a `health:` section a delivery is counted in the metrics
+        // and changes nothing else.
+        EventKind::Delivery { .. } => Ok(()),
+        // The contact wrote in: unless its memory on that channel is more
+        // recent, the instance becomes its conversation instance, for the
+        // chain's conversation `ttl` (7 days without one).
+        EventKind::Inbound { channel, contact } => {
+            let Some(store) = plan.store() else {
+                return Err(failed(StoreError::new(StoreErrorKind::Config, "the configuration has no store")));
+            };
+            let ttl = plan.memory_ttl(channel).unwrap_or(Duration::from_secs(7 * 86_400));
+            let key = ConversationKey { location: &event.location, channel, contact };
+            store.record_inbound(&key, &event.instance, event.time, ttl).map(|_| ()).map_err(failed)
+        }
+    }
+}
+
 /// The enabled rules of each channel of the plan's registry (plugin
 /// channels included), in priority order.
 fn orders(plan: &Plan) -> Vec<(String, Vec<String>)> {
@@ -349,6 +491,43 @@ impl Live {
             Some(store) => store.forget(&ConversationKey { location, channel, contact }),
             None => Ok(false),
         }
+    }
+
+    /// Applies events from the send path (SPEC §13) to the store of the
+    /// configuration in force: `body` is one event (a JSON object) or JSON
+    /// Lines. Every valid line is checked against the world in force and
+    /// applied, in order, even when others are rejected; an event without
+    /// `time` is dated now. Blocks for one round trip per event with Redis.
+    pub fn record(&self, body: &str) -> crate::events::Recorded {
+        let snapshot = self.inner.current.load_full();
+        record_on(&snapshot, body, switchboard_core::capacity::clock())
+    }
+
+    /// The live state of `location`'s instances (SPEC §13, `GET
+    /// /v1/instances`): `{"location", "generation", "instances": [{"id",
+    /// "channel", "index", "connected", "connected_in_file", "override",
+    /// "health", "usage", "warmup"}]}`, as of now; `None` when the world in
+    /// force has no such location. A store that cannot answer shows the
+    /// file's values with `"override": null` and `"usage": null`, and the
+    /// error in `"store_error"`.
+    pub fn instances(&self, location: &str) -> Option<serde_json::Value> {
+        let snapshot = self.inner.current.load_full();
+        instances_on(&snapshot, location, switchboard_core::capacity::clock())
+    }
+
+    /// How many instances of the world in force have a `connected` override
+    /// in force now (for `/v1/status`).
+    pub fn overridden_instances(&self) -> Result<u64, StoreError> {
+        let snapshot = self.inner.current.load_full();
+        let Some(store) = snapshot.plan.store() else { return Ok(0) };
+        let now = switchboard_core::capacity::clock();
+        let mut n = 0u64;
+        for location in store.live_locations()? {
+            let Some(place) = snapshot.world.location(&location) else { continue };
+            let state = store.live_state(&location)?;
+            n += place.instances().iter().filter(|i| state.override_of(i.id(), now).is_some()).count() as u64;
+        }
+        Ok(n)
     }
 
     /// The health of the capacity store of the configuration in force (a

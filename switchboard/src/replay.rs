@@ -493,6 +493,17 @@ pub fn replay(
     let chunk = options.chunk.max(1);
     let (work_tx, work_rx) = mpsc::sync_channel::<Vec<Line>>(workers * 2);
     let work_rx = Mutex::new(work_rx);
+    // Chunks decided so far: an event line waits for every chunk before it.
+    let done = &std::sync::atomic::AtomicU64::new(0);
+    // An event line (SPEC §13) is applied to the private store once every
+    // decision before it is made, and before any after it: the reader
+    // waits for the chunks sent so far, then applies it.
+    let apply_event = |sent: u64, text: &str| {
+        while done.load(std::sync::atomic::Ordering::Acquire) < sent {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+        replay_event(plan, world, text);
+    };
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -509,12 +520,13 @@ pub fn replay(
                                     .unreadable(n, Diagnostic { line: Some(n as usize), ..Diagnostic::unlocated(why) }),
                             }
                         }
+                        done.fetch_add(1, std::sync::atomic::Ordering::Release);
                     }
                     tally
                 })
             })
             .collect();
-        let read = read_lines(input, options.max_line_bytes, chunk, &work_tx, progress);
+        let read = read_lines(input, options.max_line_bytes, chunk, &work_tx, progress, &apply_event);
         drop(work_tx);
         let mut total = Tally::default();
         for handle in handles {
@@ -533,11 +545,25 @@ fn read_lines(
     chunk: usize,
     work: &mpsc::SyncSender<Vec<Line>>,
     progress: &(dyn Fn(u64) + Sync),
+    event: &dyn Fn(u64, &str),
 ) -> io::Result<()> {
     let mut lines = crate::lines::Lines::new(input, max);
     let mut batch = Vec::with_capacity(chunk);
+    let mut sent = 0u64;
     while let Some(line) = lines.next_line()? {
         let number = lines.number() as u64;
+        if let crate::lines::Line::Text(text) = &line {
+            if is_event_line(text) {
+                if !batch.is_empty() {
+                    if work.send(std::mem::replace(&mut batch, Vec::with_capacity(chunk))).is_err() {
+                        return Ok(());
+                    }
+                    sent += 1;
+                }
+                event(sent, text);
+                continue;
+            }
+        }
         batch.push(match line {
             crate::lines::Line::Text(text) => Line::Text(number, text),
             crate::lines::Line::Unreadable(why) => Line::Unreadable(number, why),
@@ -547,6 +573,7 @@ fn read_lines(
             if work.send(std::mem::replace(&mut batch, Vec::with_capacity(chunk))).is_err() {
                 return Ok(());
             }
+            sent += 1;
         }
     }
     if !batch.is_empty() {
@@ -554,6 +581,41 @@ fn read_lines(
     }
     progress(lines.bytes());
     Ok(())
+}
+
+/// Whether a log line is an event line `{"time": …, "event": {…}}` (SPEC
+/// §13) rather than a decision. Decision lines as written start with
+/// `{"decision_id"` and are told apart without parsing.
+fn is_event_line(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct EventLine<'a> {
+        #[serde(borrow, default)]
+        event: Option<&'a RawValue>,
+        #[serde(default)]
+        decision: Option<serde::de::IgnoredAny>,
+    }
+    if text.trim_start().starts_with("{\"decision_id\"") || !text.contains("\"event\"") {
+        return false;
+    }
+    serde_json::from_str::<EventLine<'_>>(text).is_ok_and(|l| l.event.is_some() && l.decision.is_none())
+}
+
+/// Applies a logged event to the replay's private store (the store of
+/// `plan`), as of its own `time`; an event the new world cannot take (its
+/// location or instance is gone) or that cannot be read is skipped.
+fn replay_event(plan: &Plan, world: &World, text: &str) {
+    #[derive(Deserialize)]
+    struct EventLine {
+        event: serde_json::Map<String, Value>,
+        #[serde(default)]
+        time: Option<String>,
+    }
+    let Ok(line) = serde_json::from_str::<EventLine>(text) else { return };
+    let now = line.time.and_then(|t| t.parse::<Timestamp>().ok()).unwrap_or_else(clock);
+    let Ok(event) = crate::events::Event::from_map(line.event, now) else { return };
+    if event.check(world).is_ok() {
+        let _ = crate::live::apply(plan, &event);
+    }
 }
 
 #[cfg(test)]

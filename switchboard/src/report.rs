@@ -34,10 +34,57 @@ pub fn explain_table_with_capacity(
     // A request that was not decided (code 100, an unknown location or
     // channel) has no trace, and no instance was considered.
     let section = match request {
-        Some(r) if !decision.trace.is_empty() => capacity_section(plan, world, r),
+        Some(r) if !decision.trace.is_empty() => {
+            match (capacity_section(plan, world, r), live_section(plan, world, r)) {
+                (Some(capacity), Some(live)) => Some(format!("{capacity}{live}")),
+                (capacity, live) => capacity.or(live),
+            }
+        }
         _ => None,
     };
     table(request, decision, section.as_deref())
+}
+
+/// The live state (SPEC §13) of the instances of the request's location on
+/// its channel that an `instance_status` event overrides at the decision's
+/// instant, one line each:
+///
+/// ```text
+/// live state  as of 2026-12-07T15:10:00Z
+///   wa-orders  disconnected (the file says connected): logged out, since 2026-12-07T15:00:00Z until 2026-12-07T15:30:00Z
+/// ```
+///
+/// `None` when no instance there has an override in force (or the request
+/// carries its own `instances`, which overrides never touch).
+pub fn live_section(plan: &Plan, world: &World, request: &Request) -> Option<String> {
+    let store = plan.store()?;
+    if request.instances.is_some() || !store.has_live_state(&request.location) {
+        return None;
+    }
+    let location = world.location(&request.location)?;
+    let now = request.now.unwrap_or_else(Timestamp::now);
+    let mut out = String::new();
+    let state = match store.live_state(location.id()) {
+        Ok(state) => state,
+        Err(e) => return Some(format!("live state  not read: {e}; the file's values were used\n")),
+    };
+    let word = |connected: bool| if connected { "connected" } else { "disconnected" };
+    for instance in location.channel(&request.channel).iter() {
+        let Some(o) = state.override_of(instance.id(), now) else { continue };
+        let _ =
+            write!(out, "  {}  {} (the file says {})", instance.id(), word(o.connected), word(instance.is_connected()));
+        if let Some(reason) = &o.reason {
+            let _ = write!(out, ": {reason}");
+        }
+        let _ = write!(out, ", since {}", o.time);
+        match o.until {
+            Some(until) => {
+                let _ = writeln!(out, " until {until}");
+            }
+            None => out.push('\n'),
+        }
+    }
+    (!out.is_empty()).then(|| format!("live state  as of {now:.0}\n{out}"))
 }
 
 /// The capacity of each instance of the request's location on its channel

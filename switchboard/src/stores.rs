@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use switchboard_core::capacity::{jiff::Timestamp, Usage};
 use switchboard_core::{
-    CapacityConfig, CapacityStore, ConversationKey, FileErrors, OnStoreError, Plan, Reservation, ReservationRequest,
-    StoreError, StoreKind,
+    CapacityConfig, CapacityStore, ConversationKey, FileErrors, LiveState, OnStoreError, Plan, Reservation,
+    ReservationRequest, StatusUpdate, StoreError, StoreKind,
 };
 use switchboard_state::{MemoryStore, RedisConfig, RedisStore};
 
@@ -299,6 +299,37 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
 
     fn may_block(&self) -> bool {
         self.inner.may_block()
+    }
+
+    #[inline]
+    fn has_live_state(&self, location: &str) -> bool {
+        self.inner.has_live_state(location)
+    }
+
+    fn live_state(&self, location: &str) -> Result<LiveState, StoreError> {
+        self.health.observe(self.inner.live_state(location))
+    }
+
+    fn record_inbound(
+        &self,
+        key: &ConversationKey<'_>,
+        instance: &str,
+        time: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.health.observe(self.inner.record_inbound(key, instance, time, ttl))
+    }
+
+    fn last_inbound(&self, key: &ConversationKey<'_>) -> Result<Option<(String, Timestamp)>, StoreError> {
+        self.health.observe(self.inner.last_inbound(key))
+    }
+
+    fn live_locations(&self) -> Result<Vec<String>, StoreError> {
+        self.health.observe(self.inner.live_locations())
+    }
+
+    fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
+        self.health.observe(self.inner.apply_status(update))
     }
 }
 

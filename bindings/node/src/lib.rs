@@ -169,6 +169,21 @@ impl NativeEngine {
         })
     }
 
+    /// Applies events from the send path (docs/live-state.md): one event or JSON
+    /// Lines text in, `{"accepted", "rejected"}` as JSON text out.
+    #[napi]
+    pub fn record_json(&self, events: String) -> napi::Result<String> {
+        guarded("record", || Ok(self.live.record(&events).to_json().to_string()))
+    }
+
+    /// The live state of a location's instances (docs/live-state.md, the
+    /// `/v1/instances` object) as JSON text; `null` when the world in force
+    /// has no such location.
+    #[napi]
+    pub fn instances_json(&self, location: String) -> napi::Result<Option<String>> {
+        guarded("instances", || Ok(self.live.instances(&location).map(|v| v.to_string())))
+    }
+
     /// The status object (`GET /v1/status`), as JSON text.
     #[napi]
     pub fn status_json(&self) -> napi::Result<String> {

@@ -215,6 +215,42 @@ impl Engine {
             .map_err(|e| StoreError::new_err(format!("cannot forget: {e}")))
     }
 
+    /// Applies events from the send path (SPEC §13): a dict, a list of
+    /// dicts, or JSON Lines text (`str`); returns `{"accepted",
+    /// "rejected": [{"line", "message"}]}` (`line` 1-based: the list
+    /// position, or the text's line). An item that cannot be encoded as
+    /// JSON is a rejected line saying why.
+    fn record<'py>(&self, py: Python<'py>, events: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let line = |item: &Bound<'py, PyAny>| -> PyResult<String> {
+            Ok(match request_text(py, item)? {
+                Ok(text) => text,
+                // A JSON string: a line the engine rejects, saying why.
+                Err(reason) => json(py)?.encode.bind(py).call1((reason,))?.extract::<String>()?,
+            })
+        };
+        let text = if let Ok(text) = events.downcast::<PyString>() {
+            text.extract::<String>()?
+        } else if let Ok(list) = events.downcast::<PyList>() {
+            let mut lines = Vec::with_capacity(list.len());
+            for item in list.iter() {
+                lines.push(line(&item)?);
+            }
+            lines.join("\n")
+        } else {
+            line(events)?
+        };
+        let recorded = detached(py, "record", || self.live.record(&text).to_json().to_string())?;
+        loads(py, &recorded)
+    }
+
+    /// The live state of a location's instances (SPEC §13, the
+    /// `/v1/instances` object) as a dict; `None` when the world in force
+    /// has no such location.
+    fn instances<'py>(&self, py: Python<'py>, location: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let answer = detached(py, "instances", || self.live.instances(location).map(|v| v.to_string()))?;
+        answer.map(|text| loads(py, &text)).transpose()
+    }
+
     /// Reloads now; returns the event (`{"type": "reloaded" | "unchanged",
     /// "generation": n}`) or raises `ConfigError` (the last good
     /// configuration stays).

@@ -12,6 +12,7 @@ pub mod check;
 pub mod completions;
 pub mod explain;
 pub mod man;
+pub mod record;
 pub mod replay;
 pub mod rules;
 pub mod schema;

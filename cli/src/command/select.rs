@@ -120,8 +120,9 @@ impl Recorder {
         Ok(Some(Recorder { log, ids: DecisionIds::new(), dry_run: args.dry_run }))
     }
 
-    fn record(&self, snapshot: &Arc<Snapshot>, request: &str, decision: String) {
-        self.log.record(Entry::new(self.ids.next(), snapshot.clone(), request.trim(), decision));
+    fn record(&self, snapshot: &Arc<Snapshot>, request: &str, decision: &Decision) {
+        let entry = Entry::new(self.ids.next(), snapshot.clone(), request.trim(), decision.to_json());
+        self.log.record(entry.with_message_id(decision.message_id.clone()));
     }
 
     /// Decides `line` on `snapshot` and logs the decision.
@@ -131,7 +132,7 @@ impl Recorder {
             Line::Text(text) => text.as_str(),
             Line::Unreadable(why) => why.as_str(),
         };
-        self.record(snapshot, request, decision.to_json());
+        self.record(snapshot, request, &decision);
         decision
     }
 

@@ -389,3 +389,65 @@ pub fn matches_the_reference_model(
         }
     }
 }
+
+/// Live state (SPEC §13): an `instance_status` override per instance, kept
+/// per location; a stale update (older than the last applied, a clear
+/// included) changes nothing.
+pub fn live_state_overrides_and_stale_updates(store: &dyn CapacityStore) {
+    use switchboard_core::StatusUpdate;
+    let (t0, t1) = (ts("2026-12-07T15:00:00Z"), ts("2026-12-07T15:30:00Z"));
+    assert!(!store.has_live_state("shop"));
+    let down = StatusUpdate {
+        location: "shop",
+        instance: "wa:1",
+        time: t0,
+        set: Some((false, Some("logged out: 401"), Some(t1))),
+    };
+    assert!(store.apply_status(&down).unwrap());
+    assert!(store.has_live_state("shop"), "the process that applied an event sees it at once");
+    assert!(!store.has_live_state("agency"));
+    assert_eq!(store.live_locations().unwrap(), ["shop"]);
+    let state = store.live_state("shop").unwrap();
+    assert_eq!(state.overrides.len(), 1);
+    let o = state.override_of("wa:1", plus(t0, 60)).unwrap();
+    assert_eq!((o.connected, o.reason.as_deref(), o.time, o.until), (false, Some("logged out: 401"), t0, Some(t1)));
+    assert!(state.override_of("wa:1", t1).is_none(), "lapsed at time + ttl");
+    let older = StatusUpdate { time: plus(t0, -60), set: Some((true, None, None)), ..down };
+    assert!(!store.apply_status(&older).unwrap(), "stale");
+    assert_eq!(store.live_state("shop").unwrap().override_of("wa:1", t0).map(|o| o.connected), Some(false));
+    let up = StatusUpdate { instance: "wa-2", set: Some((true, None, None)), ..down };
+    assert!(store.apply_status(&up).unwrap());
+    let clear = StatusUpdate { time: plus(t0, 10), set: None, ..down };
+    assert!(store.apply_status(&clear).unwrap());
+    let state = store.live_state("shop").unwrap();
+    assert_eq!(state.overrides.iter().map(|(id, o)| (id.as_str(), o.connected)).collect::<Vec<_>>(), [("wa-2", true)]);
+    assert!(!store.apply_status(&StatusUpdate { time: plus(t0, 5), ..down }).unwrap(), "older than the clear");
+}
+
+/// `inbound` events (SPEC §13): the contact's last inbound is kept, and the
+/// instance becomes its conversation memory unless the memory is more
+/// recent.
+pub fn inbound_becomes_the_conversation_unless_the_memory_is_newer(store: &dyn CapacityStore) {
+    let key = ConversationKey { location: "shop", channel: "whatsapp", contact: "c-7" };
+    let ttl = Duration::from_secs(7 * 86_400);
+    let t = ts("2026-12-07T15:00:00Z");
+    assert_eq!(store.last_inbound(&key).unwrap(), None);
+    assert!(store.record_inbound(&key, "wa-2", t, ttl).unwrap());
+    assert_eq!(store.recall(&key, plus(t, 60)).unwrap().as_deref(), Some("wa-2"));
+    assert_eq!(store.last_inbound(&key).unwrap(), Some(("wa-2".to_owned(), t)));
+    // A selection after it moves the memory; an inbound dated before that
+    // selection leaves it, but is still the last inbound if it is later
+    // than the one kept.
+    store.remember(&key, "wa-3", ttl, plus(t, 600)).unwrap();
+    assert!(!store.record_inbound(&key, "wa-1", plus(t, 300), ttl).unwrap());
+    assert_eq!(store.recall(&key, plus(t, 700)).unwrap().as_deref(), Some("wa-3"));
+    assert_eq!(store.last_inbound(&key).unwrap(), Some(("wa-1".to_owned(), plus(t, 300))));
+    // An older inbound is not the last one.
+    assert!(!store.record_inbound(&key, "wa-4", plus(t, 100), ttl).unwrap());
+    assert_eq!(store.last_inbound(&key).unwrap(), Some(("wa-1".to_owned(), plus(t, 300))));
+    // A later inbound wins the memory back; other contacts are apart.
+    assert!(store.record_inbound(&key, "wa-1", plus(t, 900), ttl).unwrap());
+    assert_eq!(store.recall(&key, plus(t, 901)).unwrap().as_deref(), Some("wa-1"));
+    let other = ConversationKey { contact: "c-8", ..key };
+    assert_eq!(store.last_inbound(&other).unwrap(), None);
+}
