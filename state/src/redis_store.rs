@@ -771,7 +771,6 @@ impl CapacityStore for RedisStore {
     }
 }
 
-
 /// The client of one server; a `rediss://` URL with a CA file trusts
 /// that CA.
 fn single_client(config: &RedisConfig) -> Result<redis::Client, StoreError> {
