@@ -68,6 +68,7 @@ pub mod diag;
 mod eval;
 mod model;
 pub mod pattern;
+pub mod recipient;
 mod registry;
 mod rule;
 #[cfg(test)]
@@ -108,6 +109,7 @@ pub use eval::{
 };
 pub use model::{normalize_phone, normalize_phone_into, Contact, Instance, InstanceSpec, Request};
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
+pub use recipient::{Inbound, InboundLog, LastInbound};
 pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};
 pub use rule::{
     rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, Recall, RuleContext,

@@ -124,5 +124,7 @@ pub(crate) fn contact(id: &str, tags: &[&str], user: Option<&str>) -> Option<Con
         id: Some(id.to_owned()),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         assigned_user: user.map(str::to_owned),
+        phone: None,
+        timezone: None,
     })
 }
