@@ -1,6 +1,7 @@
 //! # switchboard-rules
 //!
-//! The six built-in selection rules of SPEC §3 and `conversation` of §10,
+//! The six built-in selection rules of SPEC §3, `conversation` of §10 and
+//! `geomatch` and `send_window` of §14,
 //! each registered through `inventory` with
 //! [`switchboard_core::register_rule!`], exactly as a plugin would register
 //! its own:
@@ -14,6 +15,7 @@
 //! | 5 | [`default_instance`] | 105 | skip |
 //! | 6 | [`any_available`] | 106 | — |
 //! | — | [`conversation`] (listed where wanted, typically after `temporary_switch`) | 107 | skip |
+//! | — | [`geomatch`] (SPEC §14, listed where wanted) | — | — |
 //!
 //! ```
 //! switchboard_rules::link();
@@ -25,6 +27,7 @@ pub mod any_available;
 pub mod contact_tag;
 pub mod conversation;
 pub mod default_instance;
+pub mod geomatch;
 pub mod manual_override;
 mod pattern_rule;
 pub mod temporary_switch;
