@@ -195,7 +195,7 @@ mod tests {
     ]}]}"#;
 
     fn geomatch(phone: Option<&str>) -> (crate::testing::Answer, String) {
-        let seen = run_world(&Geomatch::default(), WORLD, recipient("c1", phone, None), |cx| cx);
+        let seen = run_world(&Geomatch::default(), WORLD, recipient("c1", phone, None), None, None);
         (seen.answer, seen.text)
     }
 
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn level_country_skips_the_area_code() {
         let rule = Geomatch::new(Level::Country, Strategy::LowestIndex);
-        let seen = run_world(&rule, WORLD, recipient("c1", Some("+1 310 555 7000"), None), |cx| cx);
+        let seen = run_world(&rule, WORLD, recipient("c1", Some("+1 310 555 7000"), None), None, None);
         assert_eq!(seen.answer, Selected("ny-212"), "{}", seen.text);
     }
 
@@ -246,7 +246,7 @@ mod tests {
         assert!(note.contains("phone `call me` does not parse"), "{note}");
         // Without the location's country, a national number does not parse.
         let world = WORLD.replace(r#""country":"US","#, "");
-        let seen = run_world(&Geomatch::default(), &world, recipient("c1", Some("(212) 555-7000"), None), |cx| cx);
+        let seen = run_world(&Geomatch::default(), &world, recipient("c1", Some("(212) 555-7000"), None), None, None);
         assert_eq!(seen.answer, NoMatch);
         assert!(seen.text.contains("needs the location's `country`"), "{}", seen.text);
     }
@@ -255,7 +255,7 @@ mod tests {
     fn disconnected_local_instances_are_not_usable() {
         let world = WORLD
             .replace(r#""phone":"+1 212 555 0101","connected":true"#, r#""phone":"+1 212 555 0101","connected":false"#);
-        let seen = run_world(&Geomatch::default(), &world, recipient("c1", Some("+1 212 555 7000"), None), |cx| cx);
+        let seen = run_world(&Geomatch::default(), &world, recipient("c1", Some("+1 212 555 7000"), None), None, None);
         // Both 212 numbers are down: another US number.
         assert_eq!(seen.answer, Selected("la-310"), "{}", seen.text);
     }
@@ -269,8 +269,8 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for n in 0..40 {
             let contact = recipient(&format!("c{n}"), Some("+1 212 555 7000"), None);
-            let first = run_world(&Geomatch::default(), world, contact.clone(), |cx| cx).answer;
-            assert_eq!(run_world(&Geomatch::default(), world, contact, |cx| cx).answer, first);
+            let first = run_world(&Geomatch::default(), world, contact.clone(), None, None).answer;
+            assert_eq!(run_world(&Geomatch::default(), world, contact, None, None).answer, first);
             seen.insert(first);
         }
         assert_eq!(seen.len(), 3, "contacts spread over the local numbers: {seen:?}");

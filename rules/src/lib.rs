@@ -16,6 +16,7 @@
 //! | 6 | [`any_available`] | 106 | — |
 //! | — | [`conversation`] (listed where wanted, typically after `temporary_switch`) | 107 | skip |
 //! | — | [`geomatch`] (SPEC §14, listed where wanted) | — | — |
+//! | — | [`send_window`] (SPEC §14, listed where wanted) | 109 | — |
 //!
 //! ```
 //! switchboard_rules::link();
@@ -30,6 +31,7 @@ pub mod default_instance;
 pub mod geomatch;
 pub mod manual_override;
 mod pattern_rule;
+pub mod send_window;
 pub mod temporary_switch;
 pub mod user_assignment;
 

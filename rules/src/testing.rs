@@ -139,13 +139,14 @@ pub(crate) struct Seen {
 }
 
 /// Runs `rule` for a whatsapp message "hi" in location `loc_1` of the world
-/// file `world` (JSON), with `contact`; `with` adjusts the context (its
-/// instant, an inbound log).
-pub(crate) fn run_world<'a>(
+/// file `world` (JSON), with `contact`, deciding as of `now` (else the
+/// clock), reading inbound messages from `inbound`.
+pub(crate) fn run_world(
     rule: &dyn SelectionRule,
     world: &str,
     contact: Option<Contact>,
-    with: impl for<'c> FnOnce(RuleContext<'c>) -> RuleContext<'c>,
+    now: Option<Timestamp>,
+    inbound: Option<&dyn switchboard_core::InboundLog>,
 ) -> Seen {
     let registry = registry();
     let world = switchboard_core::World::from_str(world, "world.json", &registry).unwrap();
@@ -161,8 +162,15 @@ pub(crate) fn run_world<'a>(
     let position = registry.channel_position("whatsapp").unwrap();
     let syntax = &registry.channels()[position];
     let scan = registry.scanner().scan(&request.body);
-    let cx = RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan).with_location(location);
-    let outcome = rule.evaluate(&with(cx));
+    let mut cx =
+        RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan).with_location(location);
+    if let Some(now) = now {
+        cx = cx.with_now(now);
+    }
+    if let Some(log) = inbound {
+        cx = cx.with_inbound(log);
+    }
+    let outcome = rule.evaluate(&cx);
     match outcome {
         Outcome::Selected { instance, detail } => {
             Seen { answer: Answer::Selected(leak(instance.id())), text: detail.unwrap_or_default(), retry_at: None }
