@@ -22,6 +22,7 @@ mod fleet;
 mod fuzz_regressions;
 mod plugins;
 mod properties;
+mod recipient;
 mod reload;
 mod replay;
 mod scenarios;

@@ -308,13 +308,7 @@ impl SelectionRule for SendWindow {
             }
         };
         let local = zone.tz.to_datetime(now);
-        let at = format!(
-            "{} {} ({}, {})",
-            DAY_NAMES[local.weekday().to_monday_zero_offset() as usize % 7],
-            local.time().strftime("%H:%M"),
-            zone.name,
-            zone.whose
-        );
+        let at = format!("{} ({}, {})", local.strftime("%a %H:%M"), zone.name, zone.whose);
         let note = zone.note.map_or_else(String::new, |n| format!("{n}; "));
         if self.window.holds(local) {
             return Outcome::no_match_because(format!("{note}local time {at} is inside the send window {window}"));
@@ -446,7 +440,7 @@ mod tests {
         let open = at(&rule, NY, None, "2026-12-07T13:00:00Z");
         assert_eq!(open.answer, NoMatch);
         assert!(
-            open.text.contains("local time mon 08:00 (America/New_York, the location's timezone) is inside"),
+            open.text.contains("local time Mon 08:00 (America/New_York, the location's timezone) is inside"),
             "{}",
             open.text
         );
@@ -454,7 +448,7 @@ mod tests {
         let closed = at(&rule, NY, None, "2026-12-08T02:00:00Z");
         assert_eq!(closed.answer, Failed("outside_send_window"));
         assert_eq!(closed.retry_at, Some(t("2026-12-08T13:00:00Z")));
-        assert!(closed.text.contains("local time is mon 21:00 (America/New_York"), "{}", closed.text);
+        assert!(closed.text.contains("local time is Mon 21:00 (America/New_York"), "{}", closed.text);
         assert!(closed.text.contains("outside the send window 08:00–21:00, every day"), "{}", closed.text);
     }
 
@@ -533,7 +527,7 @@ mod tests {
         // Saturday noon is outside too, whatever the hour.
         let saturday = at(&rule, NY, None, "2026-12-12T17:00:00Z");
         assert_eq!(saturday.answer, Failed("outside_send_window"));
-        assert!(saturday.text.contains("local time is sat 12:00"), "{}", saturday.text);
+        assert!(saturday.text.contains("local time is Sat 12:00"), "{}", saturday.text);
         assert!(saturday.text.contains("09:00–17:30, mon–fri"), "{}", saturday.text);
     }
 
