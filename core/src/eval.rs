@@ -7,7 +7,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::capacity::{CapacityStore, ConversationKey, PoolRef, Remember, Reservation, ReservationRequest};
 use crate::config::{Chain, OnStoreError, Plan, Step};
-use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView};
+use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView, Surroundings};
 use crate::{Instance, Location, Request, World};
 
 /// The code of request errors (SPEC §4).
@@ -65,7 +65,8 @@ pub struct SelectionError {
     pub message: String,
     /// When trying again may succeed (code 109: the next opening of the
     /// send window, SPEC §14); written as `retry_at`, RFC 3339 in UTC.
-    pub retry_at: Option<crate::capacity::jiff::Timestamp>,
+    /// (Boxed: rare, and every decision moves its error's room.)
+    pub retry_at: Option<Box<crate::capacity::jiff::Timestamp>>,
 }
 
 /// The answer for one request: the instance or an error, the cleaned body,
@@ -463,6 +464,8 @@ impl Plan {
             (Some(store), true) => Some(StoreView { store: &**store, location, now: now() }),
             _ => None,
         };
+        // Gathered only for a chain whose rules read them (SPEC §14).
+        let around = chain.reads_recipient.then(|| Surroundings { location, now: now(), inbound: None });
         let cx = RuleContext {
             request,
             location: location.id(),
@@ -472,9 +475,7 @@ impl Plan {
             scan: &scan,
             at_capacity: &[],
             store: view,
-            site: Some(location),
-            now: if chain.reads_clock { Some(now()) } else { None },
-            inbound: None,
+            around: around.as_ref(),
         };
         // The trace is written in place, up to the step that answers: the
         // steps before it that were not written answered a plain `no_match`.

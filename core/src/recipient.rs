@@ -9,7 +9,11 @@
 //! pays nothing.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use rustc_hash::{FxHashMap, FxHasher};
 
 use phonenumber::country::Id;
 
@@ -139,6 +143,58 @@ impl Phone {
     }
 }
 
+/// Parsed contact numbers, kept: parsing one with libphonenumber's
+/// metadata costs microseconds, and a CRM writes to the same contacts again
+/// and again. Bounded (each of its shards is emptied when it fills up), and
+/// shared by every thread (the shards are locked apart).
+pub struct PhoneCache {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+type Shard = FxHashMap<Box<str>, (Option<Country>, Result<Geo, PhoneError>)>;
+
+/// Shards of a [`PhoneCache`], and numbers kept per shard.
+const SHARDS: usize = 64;
+const PER_SHARD: usize = 1024;
+
+impl Default for PhoneCache {
+    fn default() -> PhoneCache {
+        PhoneCache { shards: (0..SHARDS).map(|_| Mutex::default()).collect() }
+    }
+}
+
+impl fmt::Debug for PhoneCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PhoneCache")
+    }
+}
+
+impl PhoneCache {
+    /// Where `text` is, as [`Phone::parse`] with `country` and then
+    /// [`Phone::geo`] say, from the cache when it was asked before.
+    pub fn geo(&self, text: &str, country: Option<Country>) -> Result<Geo, PhoneError> {
+        let mut h = FxHasher::default();
+        text.hash(&mut h);
+        let shard = self.shards.get(h.finish() as usize % SHARDS);
+        let lock = || shard.map(|s| s.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        if let Some(map) = lock() {
+            if let Some((c, found)) = map.get(text) {
+                if *c == country {
+                    return found.clone();
+                }
+            }
+        }
+        let found = Phone::parse(text, country).map(|p| p.geo());
+        if let Some(mut map) = lock() {
+            if map.len() >= PER_SHARD {
+                map.clear();
+            }
+            map.insert(text.into(), (country, found.clone()));
+        }
+        found
+    }
+}
+
 /// Reads a duration: a whole number followed by one unit, `s`, `m`, `h` or
 /// `d` (`90s`, `30m`, `24h`, `7d`). `0` (with or without a unit) is allowed
 /// only with `zero_ok`. `field` names the option in messages.
@@ -262,6 +318,23 @@ mod tests {
         assert_eq!((fr.calling_code(), fr.region()), (33, Some(Id::FR)));
         let e = Phone::parse("call me", Some(Id::US)).unwrap_err().to_string();
         assert!(e.starts_with("phone `call me` does not parse"), "{e}");
+    }
+
+    #[test]
+    fn the_cache_answers_as_the_parser_does() {
+        let cache = PhoneCache::default();
+        for (text, country) in
+            [("+1 646 555 0101", None), ("(646) 555-0101", Some(Id::US)), ("(646) 555-0101", None), ("x", None)]
+        {
+            let direct = Phone::parse(text, country).map(|p| p.geo());
+            assert_eq!(cache.geo(text, country), direct, "{text}");
+            assert_eq!(cache.geo(text, country), direct, "{text}, cached");
+        }
+        for n in 0..(3 * SHARDS * PER_SHARD / 2) {
+            let text = format!("+1 212 555 {:04}", n % 10_000);
+            assert_eq!(cache.geo(&text, None).map(|g| g.area_code), Ok(Some(212)));
+        }
+        assert!(cache.shards.iter().all(|s| s.lock().unwrap().len() <= PER_SHARD));
     }
 
     #[test]

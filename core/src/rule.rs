@@ -70,11 +70,14 @@ pub trait SelectionRule: Send + Sync {
         false
     }
 
-    /// Whether the rule reads the decision's instant
-    /// ([`RuleContext::now`], `send_window`): the evaluator then reads it
-    /// (the request's `now`, else the clock) before the chain runs, once
-    /// for every rule. The default is `false`.
-    fn reads_clock(&self) -> bool {
+    /// Whether the rule reads the recipient's surroundings
+    /// ([`Surroundings`]: the location's country and timezone, the
+    /// decision's instant, inbound messages; `geomatch`, `send_window`):
+    /// the evaluator then gathers them (reading the request's `now`, else
+    /// the clock) before the chain runs, once for every rule. Asked once,
+    /// when the plan is compiled; the default is `false`, and a chain
+    /// without such a rule never gathers them.
+    fn reads_recipient(&self) -> bool {
         false
     }
 }
@@ -104,8 +107,8 @@ macro_rules! forward_rule {
                 (**self).needs_patterns()
             }
 
-            fn reads_clock(&self) -> bool {
-                (**self).reads_clock()
+            fn reads_recipient(&self) -> bool {
+                (**self).reads_recipient()
             }
         }
     )+};
@@ -173,7 +176,8 @@ pub enum Outcome<'a> {
         message: String,
         /// When trying again may succeed (`send_window`: the next opening
         /// of the window); the error object carries it as `retry_at`.
-        retry_at: Option<Timestamp>,
+        /// (Boxed: rare, and every rule's answer moves its room.)
+        retry_at: Option<Box<Timestamp>>,
     },
 }
 
@@ -202,7 +206,7 @@ impl<'a> Outcome<'a> {
     }
     /// `Failed`, worth trying again at `retry_at`.
     pub fn failed_until(kind: ErrorKind, message: impl Into<String>, retry_at: Timestamp) -> Outcome<'a> {
-        Outcome::Failed { kind, message: message.into(), retry_at: Some(retry_at) }
+        Outcome::Failed { kind, message: message.into(), retry_at: Some(Box::new(retry_at)) }
     }
     /// Adds a trace note to `Selected` or `NoMatch`.
     #[inline]
@@ -341,21 +345,37 @@ pub struct RuleContext<'a> {
     /// The plan's store, the location and the decision's instant, for
     /// [`RuleContext::day_count`] and [`RuleContext::recall`].
     pub(crate) store: Option<StoreView<'a>>,
-    /// The location itself (its country and timezone, SPEC §14).
-    pub(crate) site: Option<&'a Location>,
-    /// The decision's instant, when a rule of the chain reads it.
-    pub(crate) now: Option<Timestamp>,
-    /// Where the contact's last inbound message is read (SPEC §14).
-    pub(crate) inbound: Option<InboundSource<'a>>,
+    /// The location, the decision's instant and the inbound log, for a
+    /// chain whose rules read them (one pointer: every decision builds a
+    /// context).
+    pub(crate) around: Option<&'a Surroundings<'a>>,
 }
 
-/// An [`InboundLog`] behind a context.
+/// What the recipient-aware rules (SPEC §14) read besides the request: the
+/// location the request is decided in (its `country` and `timezone`), the
+/// decision's instant, and where the contact's last inbound message is
+/// found. The evaluator gathers them for a chain with a rule that
+/// [reads them](SelectionRule::reads_recipient); a test or a host builds
+/// them by hand for [`RuleContext::with_surroundings`].
 #[derive(Clone, Copy)]
-pub(crate) struct InboundSource<'a>(pub(crate) &'a dyn InboundLog);
+pub struct Surroundings<'a> {
+    /// The location.
+    pub location: &'a Location,
+    /// The decision's instant: the request's `now`, else the clock.
+    pub now: Timestamp,
+    /// Where contacts' last inbound messages are read; `None`: nowhere
+    /// (the evaluator has none yet: the engine does not record inbound
+    /// events so far).
+    pub inbound: Option<&'a dyn InboundLog>,
+}
 
-impl fmt::Debug for InboundSource<'_> {
+impl fmt::Debug for Surroundings<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("InboundLog")
+        f.debug_struct("Surroundings")
+            .field("location", &self.location.id())
+            .field("now", &self.now)
+            .field("inbound", &self.inbound.is_some())
+            .finish()
     }
 }
 
@@ -409,47 +429,32 @@ impl<'a> RuleContext<'a> {
             scan,
             at_capacity: &[],
             store: None,
-            site: None,
-            now: None,
-            inbound: None,
+            around: None,
         }
     }
 
-    /// This context with the location the request is decided in (its
-    /// `country` and `timezone`, SPEC §14): for unit tests of a rule and
-    /// hosts that evaluate one rule outside a plan.
-    pub fn with_location(mut self, location: &'a Location) -> Self {
-        self.site = Some(location);
+    /// This context with the recipient's surroundings (SPEC §14): for unit
+    /// tests of a rule and hosts that evaluate one rule outside a plan.
+    pub fn with_surroundings(mut self, around: &'a Surroundings<'a>) -> Self {
+        self.around = Some(around);
         self
     }
 
-    /// This context deciding as of `now` ([`RuleContext::now`]).
-    pub fn with_now(mut self, now: Timestamp) -> Self {
-        self.now = Some(now);
-        self
-    }
-
-    /// This context reading contacts' last inbound messages from `log`
-    /// ([`RuleContext::last_inbound`]).
-    pub fn with_inbound(mut self, log: &'a dyn InboundLog) -> Self {
-        self.inbound = Some(InboundSource(log));
-        self
-    }
-
-    /// The location the request is decided in, when the context knows it
-    /// (always in a plan's decisions).
+    /// The location the request is decided in, when the context has its
+    /// [`Surroundings`] (a plan's decisions do when a rule of the chain
+    /// [reads them](SelectionRule::reads_recipient)).
     #[inline]
     pub fn site(&self) -> Option<&'a Location> {
-        self.site
+        self.around.map(|a| a.location)
     }
 
-    /// The decision's instant: the one the evaluator read for a chain
-    /// whose rules ask ([`SelectionRule::reads_clock`]), else the store's,
-    /// else the request's `now` (SPEC §10), else the clock.
+    /// The decision's instant: the [`Surroundings`]' when the context has
+    /// them, else the store's, else the request's `now` (SPEC §10), else
+    /// the clock.
     #[inline]
     pub fn now(&self) -> Timestamp {
-        match (self.now, self.store) {
-            (Some(now), _) => now,
+        match (self.around, self.store) {
+            (Some(around), _) => around.now,
             (None, Some(view)) => view.now,
             (None, None) => self.request.now.unwrap_or_else(crate::capacity::clock),
         }
@@ -461,7 +466,7 @@ impl<'a> RuleContext<'a> {
     /// the evaluator attaches none yet, since the engine does not record
     /// inbound events so far.
     pub fn last_inbound(&self) -> Inbound {
-        let Some(InboundSource(log)) = self.inbound else { return Inbound::NoSource };
+        let Some(log) = self.around.and_then(|a| a.inbound) else { return Inbound::NoSource };
         let Some(contact) = self.contact_id() else { return Inbound::NoContact };
         let key = ConversationKey { location: self.location, channel: self.channel.id(), contact };
         match log.last_inbound(&key) {

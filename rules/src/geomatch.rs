@@ -14,13 +14,16 @@
 //! ```
 //!
 //! Numbers are parsed with libphonenumber's metadata (the `phonenumber`
-//! crate): the contact's once per decision, read in the location's
-//! `country` when written in national format; each instance's once, the
-//! first time it is asked ([`switchboard_core::Instance::geo`]).
+//! crate): a contact's the first time the rule sees it (then kept in the
+//! rule's bounded [`PhoneCache`]), read in the location's `country` when
+//! written in national format; each instance's once, the first time it is
+//! asked ([`switchboard_core::Instance::geo`]).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
-use switchboard_core::recipient::{Geo, Phone};
+use smallvec::SmallVec;
+use switchboard_core::recipient::PhoneCache;
 use switchboard_core::{
     register_rule, Instance, OptionKind, OptionSpec, Outcome, RuleContext, RuleOptions, SelectionRule,
 };
@@ -32,6 +35,10 @@ pub const ID: &str = "geomatch";
 /// Its error code: the rule never fails, so none of its own (the code of
 /// the registry's descriptor is only shown by `switchboard rules`).
 pub const CODE: u32 = 0;
+
+/// The instances that match at one step (kept inline: a location has a
+/// few numbers per area code).
+type Matches<'a> = SmallVec<[&'a Arc<Instance>; 8]>;
 
 /// How local a match must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,17 +52,19 @@ pub enum Level {
 
 const LEVELS: &[&str] = &["area_code", "country"];
 
-/// The rule: its level, and the strategy that picks among equals.
+/// The rule: its level, the strategy that picks among equals, and the
+/// contacts' numbers it has parsed.
 #[derive(Debug)]
 pub struct Geomatch {
     level: Level,
     picker: AnyAvailable,
+    phones: PhoneCache,
 }
 
 impl Geomatch {
     /// The rule at `level`, picking among equals with `strategy`.
     pub fn new(level: Level, strategy: Strategy) -> Geomatch {
-        Geomatch { level, picker: AnyAvailable::new(strategy) }
+        Geomatch { level, picker: AnyAvailable::new(strategy), phones: PhoneCache::default() }
     }
 }
 
@@ -70,12 +79,16 @@ impl SelectionRule for Geomatch {
         self.picker.strategy() == Strategy::LeastUsed
     }
 
+    fn reads_recipient(&self) -> bool {
+        true
+    }
+
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         let Some(text) = cx.contact().and_then(|c| c.phone.as_deref()).filter(|p| !p.trim().is_empty()) else {
             return Outcome::no_match_because("the contact has no phone: no local match to look for");
         };
         let country = cx.site().and_then(|l| l.country());
-        let phone = match Phone::parse(text, country) {
+        let phone = match self.phones.geo(text, country) {
             Ok(phone) => phone,
             Err(e) => {
                 let hint = match country {
@@ -87,36 +100,32 @@ impl SelectionRule for Geomatch {
         };
         // Usable: connected, with a phone, not found at capacity in this
         // decision, by ascending index.
-        let usable: Vec<(&'a Arc<Instance>, Geo)> = cx
-            .instances()
-            .available()
-            .filter(|i| cx.at_capacity(i).is_none())
-            .filter_map(|i| Some((i, i.geo(country)?)))
-            .collect();
+        let usable = || {
+            cx.instances()
+                .available()
+                .filter(|i| cx.at_capacity(i).is_none())
+                .filter_map(move |i| Some((i, i.geo(country)?)))
+        };
         let channel = cx.channel().id();
-        let area = phone.area_code().filter(|_| self.level == Level::AreaCode);
+        let area = phone.area_code.filter(|_| self.level == Level::AreaCode);
         if let Some(area) = area {
-            let local: Vec<&'a Arc<Instance>> = usable
-                .iter()
-                .filter(|(_, g)| g.calling_code == phone.calling_code() && g.area_code == Some(area))
-                .map(|(i, _)| *i)
+            let local: Matches<'a> = usable()
+                .filter(|(_, g)| g.calling_code == phone.calling_code && g.area_code == Some(area))
+                .map(|(i, _)| i)
                 .collect();
             if let Some(outcome) = self.pick(cx, &local, || format!("area code {area:03} of the contact's {text}")) {
                 return outcome;
             }
         }
-        let (code, region) = (phone.calling_code(), phone.region());
+        let (code, region) = (phone.calling_code, phone.region);
         let Some(region) = region else {
             return Outcome::no_match_because(format!(
                 "{}the contact's {text} (+{code}) is in no country libphonenumber knows",
                 area.map_or_else(String::new, |a| format!("no usable {channel} instance has area code {a:03}; "))
             ));
         };
-        let national: Vec<&'a Arc<Instance>> = usable
-            .iter()
-            .filter(|(_, g)| g.calling_code == code && g.region == Some(region))
-            .map(|(i, _)| *i)
-            .collect();
+        let national: Matches<'a> =
+            usable().filter(|(_, g)| g.calling_code == code && g.region == Some(region)).map(|(i, _)| i).collect();
         if let Some(outcome) =
             self.pick(cx, &national, || format!("country {region:?} (+{code}) of the contact's {text}"))
         {
@@ -140,7 +149,15 @@ impl Geomatch {
     ) -> Option<Outcome<'a>> {
         let (picked, how) = self.picker.pick(cx, matches);
         let instance = picked?;
-        let note = format!("{}: {} ({how}, 1 of {} matching)", what(), instance.label(), matches.len());
+        let mut note = what();
+        let phone = if instance.has_phone() { instance.phone() } else { "no phone" };
+        let _ = write!(
+            note,
+            ": {} (#{}, {phone}) ({how}, 1 of {} matching)",
+            instance.id(),
+            instance.index(),
+            matches.len()
+        );
         Some(Outcome::selected(instance).with_detail(note))
     }
 }

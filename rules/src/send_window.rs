@@ -42,8 +42,11 @@ pub const CODE: u32 = 109;
 /// The days of the week as rules.yaml writes them, Monday first.
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
+/// The days of the week as messages write them.
+const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
 /// Windows with a name (`preset:`).
-const PRESETS: &[&str] = &["us_federal"];
+const PRESETS: &[&str] = &["none", "us_federal"];
 
 /// A daily window of local time on some days of the week: `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +219,8 @@ pub enum OnUnknownTimezone {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendWindow {
     window: Window,
+    /// [`Window::describe`], once.
+    described: Box<str>,
     on_unknown: OnUnknownTimezone,
     /// A contact who wrote in within this is exempt; zero: no exemption.
     exempt_replies: Duration,
@@ -224,7 +229,7 @@ pub struct SendWindow {
 impl SendWindow {
     /// The rule with `window`.
     pub fn new(window: Window, on_unknown: OnUnknownTimezone, exempt_replies: Duration) -> SendWindow {
-        SendWindow { window, on_unknown, exempt_replies }
+        SendWindow { window, described: window.describe().into(), on_unknown, exempt_replies }
     }
 }
 
@@ -235,20 +240,20 @@ impl Default for SendWindow {
 }
 
 /// The recipient's timezone and where it came from.
-struct Zone {
+struct Zone<'a> {
     tz: TimeZone,
-    name: String,
+    name: &'a str,
     whose: &'static str,
     /// A note when the contact's own timezone was unusable.
     note: Option<String>,
 }
 
 impl SendWindow {
-    fn zone(cx: &RuleContext<'_>) -> Result<Zone, String> {
+    fn zone<'a>(cx: &RuleContext<'a>) -> Result<Zone<'a>, String> {
         let location = cx.site();
         let fallback = |note: Option<String>| match location.and_then(|l| l.named_timezone()) {
             Some(tz) => Ok(Zone {
-                name: tz.iana_name().unwrap_or("the location's timezone").to_owned(),
+                name: tz.iana_name().unwrap_or("the location's timezone"),
                 tz: tz.clone(),
                 whose: "the location's timezone",
                 note,
@@ -257,7 +262,7 @@ impl SendWindow {
         };
         match cx.contact().and_then(|c| c.timezone.as_deref()).map(str::trim).filter(|t| !t.is_empty()) {
             Some(name) => match TimeZone::get(name) {
-                Ok(tz) => Ok(Zone { tz, name: name.to_owned(), whose: "the contact's timezone", note: None }),
+                Ok(tz) => Ok(Zone { tz, name, whose: "the contact's timezone", note: None }),
                 Err(_) => fallback(Some(format!("the contact's timezone `{name}` is not an IANA timezone name"))),
             },
             None => fallback(None),
@@ -283,13 +288,13 @@ impl SendWindow {
 }
 
 impl SelectionRule for SendWindow {
-    fn reads_clock(&self) -> bool {
+    fn reads_recipient(&self) -> bool {
         true
     }
 
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         let now = cx.now();
-        let window = self.window.describe();
+        let window = &*self.described;
         let zone = match SendWindow::zone(cx) {
             Ok(zone) => zone,
             Err(why) => {
@@ -308,11 +313,17 @@ impl SelectionRule for SendWindow {
             }
         };
         let local = zone.tz.to_datetime(now);
-        let at = format!("{} ({}, {})", local.strftime("%a %H:%M"), zone.name, zone.whose);
+        let day = WEEKDAYS[local.weekday().to_monday_zero_offset().unsigned_abs() as usize % 7];
+        let (hour, minute) = (local.hour(), local.minute());
         let note = zone.note.map_or_else(String::new, |n| format!("{n}; "));
         if self.window.holds(local) {
-            return Outcome::no_match_because(format!("{note}local time {at} is inside the send window {window}"));
+            // (One allocation: the common answer.)
+            return Outcome::no_match_because(format!(
+                "{note}local time {day} {hour:02}:{minute:02} ({}, {}) is inside the send window {window}",
+                zone.name, zone.whose
+            ));
         }
+        let at = format!("{day} {hour:02}:{minute:02} ({}, {})", zone.name, zone.whose);
         if let Some(why) = self.exempt(cx, now) {
             return Outcome::no_match_because(format!("{note}local time {at} is outside {window}, but {why}"));
         }
@@ -344,7 +355,7 @@ fn build(options: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
     let all: Vec<String> = DAY_NAMES.iter().map(|d| (*d).to_owned()).collect();
     let days = options.list("days").unwrap_or(&all);
     let window = Window::parse(start, end, days)?;
-    if let Some(preset) = options.str("preset") {
+    if let Some(preset) = options.str("preset").filter(|p| *p != "none") {
         // The only preset is the defaults: what is given must agree.
         let named = Window::US_FEDERAL;
         if window != named {
@@ -373,8 +384,8 @@ register_rule! {
         OptionSpec {
             name: "preset",
             kind: OptionKind::Choice(PRESETS),
-            default: "(none)",
-            doc: "a named window: us_federal is 08:00–21:00 every day (47 CFR 64.1200(c)(1))",
+            default: "none",
+            doc: "a named window: us_federal is 08:00–21:00 every day (47 CFR 64.1200(c)(1)); none: start, end and days alone",
         },
         OptionSpec {
             name: "start",

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use switchboard_core::capacity::jiff::Timestamp;
 use switchboard_core::{
     CapacityStore, Contact, InstanceSpec, Location, Outcome, Registry, Request, RuleContext, SelectionRule,
+    Surroundings,
 };
 
 /// An owned summary of an [`Outcome`].
@@ -162,14 +163,9 @@ pub(crate) fn run_world(
     let position = registry.channel_position("whatsapp").unwrap();
     let syntax = &registry.channels()[position];
     let scan = registry.scanner().scan(&request.body);
-    let mut cx =
-        RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan).with_location(location);
-    if let Some(now) = now {
-        cx = cx.with_now(now);
-    }
-    if let Some(log) = inbound {
-        cx = cx.with_inbound(log);
-    }
+    let around = Surroundings { location, now: now.unwrap_or_else(Timestamp::now), inbound };
+    let cx =
+        RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan).with_surroundings(&around);
     let outcome = rule.evaluate(&cx);
     match outcome {
         Outcome::Selected { instance, detail } => {
@@ -182,7 +178,7 @@ pub(crate) fn run_world(
             Seen { answer: Answer::Unusable(leak(kind.as_str())), text: message, retry_at: None }
         }
         Outcome::Failed { kind, message, retry_at } => {
-            Seen { answer: Answer::Failed(leak(kind.as_str())), text: message, retry_at }
+            Seen { answer: Answer::Failed(leak(kind.as_str())), text: message, retry_at: retry_at.map(|t| *t) }
         }
     }
 }

@@ -262,7 +262,8 @@ pub fn rules_json(registry: &Registry, plan: Option<&Plan>) -> Value {
         .map(|r| {
             json!({
                 "id": r.id,
-                "code": r.code,
+                // 0: a rule that never fails has no code (`geomatch`).
+                "code": (r.code != 0).then_some(r.code),
                 "summary": r.summary,
                 "on_unavailable": r.on_unavailable.map(|o| o.as_str()),
                 "options": r.options.iter().map(|o| {
