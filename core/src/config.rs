@@ -182,9 +182,6 @@ pub(crate) struct Chain {
     /// How long selections are remembered, when a step reads conversation
     /// memory (`conversation`): the first such step's `ttl`.
     pub(crate) memory_ttl: Option<std::time::Duration>,
-    /// Whether a step reads the recipient's surroundings (`geomatch`,
-    /// `send_window`).
-    pub(crate) reads_recipient: bool,
 }
 
 /// A compiled rules.yaml: one rule chain per registered channel, ready to
@@ -285,7 +282,6 @@ impl Plan {
             Chain {
                 reads_usage: steps.iter().any(|s| s.rule.reads_usage()),
                 memory_ttl: steps.iter().find_map(|s| s.rule.memory_ttl()),
-                reads_recipient: steps.iter().any(|s| s.rule.reads_recipient()),
                 steps,
                 entries: entries.iter().map(|e| e.summary.clone()).collect(),
                 overridden,

@@ -7,7 +7,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::capacity::{CapacityStore, ConversationKey, PoolRef, Remember, Reservation, ReservationRequest};
 use crate::config::{Chain, OnStoreError, Plan, Step};
-use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView, Surroundings};
+use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView};
 use crate::{Instance, Location, Request, World};
 
 /// The code of request errors (SPEC §4).
@@ -464,8 +464,6 @@ impl Plan {
             (Some(store), true) => Some(StoreView { store: &**store, location, now: now() }),
             _ => None,
         };
-        // Gathered only for a chain whose rules read them (SPEC §14).
-        let around = chain.reads_recipient.then(|| Surroundings { location, now: now(), inbound: None });
         let cx = RuleContext {
             request,
             location: location.id(),
@@ -475,7 +473,9 @@ impl Plan {
             scan: &scan,
             at_capacity: &[],
             store: view,
-            around: around.as_ref(),
+            site: Some(location),
+            // The engine records no inbound events yet (SPEC §13).
+            inbound: None,
         };
         // The trace is written in place, up to the step that answers: the
         // steps before it that were not written answered a plain `no_match`.

@@ -113,6 +113,6 @@ pub use recipient::{Inbound, InboundLog, LastInbound};
 pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};
 pub use rule::{
     rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, Recall, RuleContext,
-    RuleDescriptor, RuleFn, RuleOptions, SelectionRule, Surroundings,
+    RuleDescriptor, RuleFn, RuleOptions, SelectionRule,
 };
 pub use world::{InstanceView, Location, NoLocation, World};

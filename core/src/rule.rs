@@ -69,17 +69,6 @@ pub trait SelectionRule: Send + Sync {
     fn needs_patterns(&self) -> bool {
         false
     }
-
-    /// Whether the rule reads the recipient's surroundings
-    /// ([`Surroundings`]: the location's country and timezone, the
-    /// decision's instant, inbound messages; `geomatch`, `send_window`):
-    /// the evaluator then gathers them (reading the request's `now`, else
-    /// the clock) before the chain runs, once for every rule. Asked once,
-    /// when the plan is compiled; the default is `false`, and a chain
-    /// without such a rule never gathers them.
-    fn reads_recipient(&self) -> bool {
-        false
-    }
 }
 
 /// A boxed or shared rule is the rule: every method forwards (one macro,
@@ -105,10 +94,6 @@ macro_rules! forward_rule {
 
             fn needs_patterns(&self) -> bool {
                 (**self).needs_patterns()
-            }
-
-            fn reads_recipient(&self) -> bool {
-                (**self).reads_recipient()
             }
         }
     )+};
@@ -345,37 +330,19 @@ pub struct RuleContext<'a> {
     /// The plan's store, the location and the decision's instant, for
     /// [`RuleContext::day_count`] and [`RuleContext::recall`].
     pub(crate) store: Option<StoreView<'a>>,
-    /// The location, the decision's instant and the inbound log, for a
-    /// chain whose rules read them (one pointer: every decision builds a
-    /// context).
-    pub(crate) around: Option<&'a Surroundings<'a>>,
+    /// The location itself (its `country` and `timezone`, SPEC §14).
+    pub(crate) site: Option<&'a Location>,
+    /// Where contacts' last inbound messages are read (SPEC §14).
+    pub(crate) inbound: Option<InboundSource<'a>>,
 }
 
-/// What the recipient-aware rules (SPEC §14) read besides the request: the
-/// location the request is decided in (its `country` and `timezone`), the
-/// decision's instant, and where the contact's last inbound message is
-/// found. The evaluator gathers them for a chain with a rule that
-/// [reads them](SelectionRule::reads_recipient); a test or a host builds
-/// them by hand for [`RuleContext::with_surroundings`].
+/// An [`InboundLog`] behind a context.
 #[derive(Clone, Copy)]
-pub struct Surroundings<'a> {
-    /// The location.
-    pub location: &'a Location,
-    /// The decision's instant: the request's `now`, else the clock.
-    pub now: Timestamp,
-    /// Where contacts' last inbound messages are read; `None`: nowhere
-    /// (the evaluator has none yet: the engine does not record inbound
-    /// events so far).
-    pub inbound: Option<&'a dyn InboundLog>,
-}
+pub(crate) struct InboundSource<'a>(pub(crate) &'a dyn InboundLog);
 
-impl fmt::Debug for Surroundings<'_> {
+impl fmt::Debug for InboundSource<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Surroundings")
-            .field("location", &self.location.id())
-            .field("now", &self.now)
-            .field("inbound", &self.inbound.is_some())
-            .finish()
+        f.write_str("InboundLog")
     }
 }
 
@@ -429,34 +396,42 @@ impl<'a> RuleContext<'a> {
             scan,
             at_capacity: &[],
             store: None,
-            around: None,
+            site: None,
+            inbound: None,
         }
     }
 
-    /// This context with the recipient's surroundings (SPEC §14): for unit
-    /// tests of a rule and hosts that evaluate one rule outside a plan.
-    pub fn with_surroundings(mut self, around: &'a Surroundings<'a>) -> Self {
-        self.around = Some(around);
+    /// This context with the location the request is decided in (its
+    /// `country` and `timezone`, SPEC §14): for unit tests of a rule and
+    /// hosts that evaluate one rule outside a plan.
+    pub fn with_location(mut self, location: &'a Location) -> Self {
+        self.site = Some(location);
         self
     }
 
-    /// The location the request is decided in, when the context has its
-    /// [`Surroundings`] (a plan's decisions do when a rule of the chain
-    /// [reads them](SelectionRule::reads_recipient)).
-    #[inline]
-    pub fn site(&self) -> Option<&'a Location> {
-        self.around.map(|a| a.location)
+    /// This context reading contacts' last inbound messages from `log`
+    /// ([`RuleContext::last_inbound`]).
+    pub fn with_inbound(mut self, log: &'a dyn InboundLog) -> Self {
+        self.inbound = Some(InboundSource(log));
+        self
     }
 
-    /// The decision's instant: the [`Surroundings`]' when the context has
-    /// them, else the store's, else the request's `now` (SPEC §10), else
-    /// the clock.
+    /// The location the request is decided in, when the context knows it
+    /// (a plan's decisions always do).
+    #[inline]
+    pub fn site(&self) -> Option<&'a Location> {
+        self.site
+    }
+
+    /// The decision's instant: the store's when the context reads one,
+    /// else the request's `now` (SPEC §10), else the clock (read now: a
+    /// rule that asks reads it once).
     #[inline]
     pub fn now(&self) -> Timestamp {
-        match (self.around, self.store) {
-            (Some(around), _) => around.now,
-            (None, Some(view)) => view.now,
-            (None, None) => self.request.now.unwrap_or_else(crate::capacity::clock),
+        match (self.store, self.request.now) {
+            (Some(view), _) => view.now,
+            (None, Some(now)) => now,
+            (None, None) => crate::capacity::clock(),
         }
     }
 
@@ -466,7 +441,7 @@ impl<'a> RuleContext<'a> {
     /// the evaluator attaches none yet, since the engine does not record
     /// inbound events so far.
     pub fn last_inbound(&self) -> Inbound {
-        let Some(log) = self.around.and_then(|a| a.inbound) else { return Inbound::NoSource };
+        let Some(InboundSource(log)) = self.inbound else { return Inbound::NoSource };
         let Some(contact) = self.contact_id() else { return Inbound::NoContact };
         let key = ConversationKey { location: self.location, channel: self.channel.id(), contact };
         match log.last_inbound(&key) {

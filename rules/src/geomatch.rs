@@ -79,10 +79,6 @@ impl SelectionRule for Geomatch {
         self.picker.strategy() == Strategy::LeastUsed
     }
 
-    fn reads_recipient(&self) -> bool {
-        true
-    }
-
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         let Some(text) = cx.contact().and_then(|c| c.phone.as_deref()).filter(|p| !p.trim().is_empty()) else {
             return Outcome::no_match_because("the contact has no phone: no local match to look for");

@@ -288,10 +288,6 @@ impl SendWindow {
 }
 
 impl SelectionRule for SendWindow {
-    fn reads_recipient(&self) -> bool {
-        true
-    }
-
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         let now = cx.now();
         let window = &*self.described;

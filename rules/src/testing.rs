@@ -5,7 +5,6 @@ use std::sync::Arc;
 use switchboard_core::capacity::jiff::Timestamp;
 use switchboard_core::{
     CapacityStore, Contact, InstanceSpec, Location, Outcome, Registry, Request, RuleContext, SelectionRule,
-    Surroundings,
 };
 
 /// An owned summary of an [`Outcome`].
@@ -158,14 +157,16 @@ pub(crate) fn run_world(
         body: "hi".into(),
         contact,
         instances: None,
-        now: None,
+        now,
     };
     let position = registry.channel_position("whatsapp").unwrap();
     let syntax = &registry.channels()[position];
     let scan = registry.scanner().scan(&request.body);
-    let around = Surroundings { location, now: now.unwrap_or_else(Timestamp::now), inbound };
-    let cx =
-        RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan).with_surroundings(&around);
+    let mut cx =
+        RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan).with_location(location);
+    if let Some(log) = inbound {
+        cx = cx.with_inbound(log);
+    }
     let outcome = rule.evaluate(&cx);
     match outcome {
         Outcome::Selected { instance, detail } => {
