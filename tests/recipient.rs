@@ -225,6 +225,20 @@ fn recipient_fields_are_checked_where_they_are_read() {
     let err = text(&out.stderr);
     assert!(err.contains("must be before `end`"), "{err}");
     assert!(err.contains("got `city`"), "{err}");
+    // `exempt_replies` is a string option: `"0"` turns the exemption off, a
+    // bare number is refused as for any string option.
+    let dir = temp_with(&[
+        ("off.yaml", "rules:\n  - rule: send_window\n    exempt_replies: \"0\"\n  - any_available\n"),
+        ("bare.yaml", "rules:\n  - rule: send_window\n    exempt_replies: 0\n  - any_available\n"),
+    ]);
+    let out = run(&["check", "--rules", s(&dir.path().join("off.yaml"))], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(&["check", "--rules", s(&dir.path().join("bare.yaml"))], "");
+    assert!(
+        text(&out.stderr).contains("`send_window.exempt_replies` must be a string; got `0`"),
+        "{}",
+        text(&out.stderr)
+    );
     // The fixtures themselves are valid.
     let out = run(&["check", "--rules", &rules(), "--world", &world_file()], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
