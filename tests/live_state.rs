@@ -579,3 +579,33 @@ fn an_inbound_memory_lasts_7_days_without_a_conversation_rule_and_instances_show
     assert_eq!(support["usage"], json!({"per_day": {"used": 1, "limit": 50}}), "{support}");
     assert_eq!(shop["instances"][0]["usage"], json!({}), "no limits: nothing to show");
 }
+
+#[test]
+fn an_inbound_message_exempts_the_contact_from_the_send_window_for_exempt_replies() {
+    let (dir, live) = live();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules:\n  - rule: send_window\n    start: '08:00'\n    end: '21:00'\n    exempt_replies: 24h\n  - default_instance\n  - any_available\n",
+    )
+    .unwrap();
+    assert!(matches!(live.reload(), switchboard::ReloadEvent::Reloaded { .. }));
+    // 23:30 in New York: outside the window.
+    let ask = |contact: &str, now: &str| {
+        let json = format!(
+            r#"{{"location":"shop","channel":"whatsapp","body":"hi","contact":{{"id":"{contact}","timezone":"America/New_York"}},"now":"{now}"}}"#
+        );
+        let decision = live.select(&crate::util::request(&json));
+        let detail = decision.trace.first().and_then(|t| t.detail.clone()).unwrap_or_default();
+        (crate::util::summary(&decision), detail)
+    };
+    let late = "2026-12-08T04:30:00Z";
+    assert!(ask("c-7", late).0.contains("109"), "no inbound yet: {:?}", ask("c-7", late));
+    let inbound = r#"{"type":"inbound","location":"shop","channel":"whatsapp","instance":"wa-billing","contact":"c-7","time":"2026-12-07T20:00:00Z"}"#;
+    assert_eq!(live.record(inbound).to_json()["accepted"], 1);
+    let (outcome, detail) = ask("c-7", late);
+    assert_eq!(outcome, "wa-support", "{detail}");
+    assert!(detail.contains("wrote in"), "the trace says why: {detail}");
+    assert!(ask("c-8", late).0.contains("109"), "another contact is still held");
+    // 24 h after the inbound, the exemption is over.
+    assert!(ask("c-7", "2026-12-09T04:30:00Z").0.contains("109"));
+}

@@ -57,6 +57,8 @@ fn contact() -> impl Strategy<Value = Option<switchboard::Contact>> {
                 id: Some(id),
                 tags: tags.into_iter().map(str::to_owned).collect(),
                 assigned_user: user.map(str::to_owned),
+                phone: None,
+                timezone: None,
             }),
     )
 }
@@ -86,6 +88,7 @@ fn request() -> impl Strategy<Value = Request> {
                     weight: None,
                     pool: None,
                     limits: None,
+                    reply_window: None,
                 })
                 .collect();
             Request {

@@ -175,6 +175,7 @@ fn world_description_names_every_instance_field_of_the_model() {
         weight: None,
         pool: None,
         limits: None,
+        reply_window: None,
     };
     let model: Vec<String> = serde_json::to_value(spec).unwrap().as_object().unwrap().keys().cloned().collect();
     let mut described: Vec<String> = schema::INSTANCE.fields.iter().map(|f| f.name.to_owned()).collect();
@@ -195,6 +196,8 @@ fn wrong_values(ty: FieldType) -> &'static [&'static str] {
         FieldType::Map(_) => &["x", "[1]", "{per_dai: 1}", "{per_day: 0}", "{per_day: '5'}"],
         FieldType::TimeZone => &["1", "[UTC]", "''"],
         FieldType::PoolId => &["[p]", "{a: 1}"],
+        FieldType::Duration => &["24", "'24'", "1w", "0h", "'1.5h'", "[24h]", "''"],
+        FieldType::Country => &["USA", "U", "1", "[US]", "''"],
     }
 }
 
@@ -212,6 +215,8 @@ fn right_values(ty: FieldType) -> &'static [&'static str] {
         FieldType::TimeZone => &["UTC", "America/New_York"],
         // A pool id must name a pool of the location: checked by the loader.
         FieldType::PoolId => &[],
+        FieldType::Duration => &["24h", "90s", "30m", "7d", "null"],
+        FieldType::Country => &["US", "gb", "null"],
     }
 }
 

@@ -25,6 +25,7 @@ mod fuzz_regressions;
 mod live_state;
 mod plugins;
 mod properties;
+mod recipient;
 mod reload;
 mod replay;
 mod scenarios;

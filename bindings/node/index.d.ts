@@ -9,6 +9,10 @@ export interface Contact {
   tags?: string[]
   /** The CRM user the contact is assigned to. */
   assigned_user?: string | null
+  /** E.164, or national digits when the location has a `country` (`geomatch`). */
+  phone?: string | null
+  /** An IANA timezone name such as `America/New_York` (`send_window`). */
+  timezone?: string | null
 }
 
 /** One sender instance, as in the world file or inline in a request. */
@@ -24,6 +28,8 @@ export interface InstanceSpec {
   default?: boolean
   /** CRM users assigned to this instance. */
   users?: string[]
+  /** How long after the contact's last message it may answer free-form, e.g. `24h`. */
+  reply_window?: string | null
 }
 
 /** One outbound message to route (docs/world.md). Unknown fields are a code-100 decision. */
@@ -48,12 +54,14 @@ export interface SelectedInstance {
 
 /** A coded selection error (docs/errors.md). */
 export interface SelectionError {
-  /** 100 request, 101–108 built-in rules, ≥ 1000 plugin rules. */
+  /** 100 request, 101–109 built-in rules, ≥ 1000 plugin rules. */
   code: number
   /** `invalid_request`, `unknown_channel`, `instance_disconnected`, `no_instance_available`, … */
   kind: string
   /** What happened and what to check. */
   message: string
+  /** Code 109: the next opening of the send window, RFC 3339 in UTC. */
+  retry_at?: string
 }
 
 /** One rule consulted, in order. */

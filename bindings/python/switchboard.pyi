@@ -16,6 +16,8 @@ class Contact(TypedDict, total=False):
     id: Optional[str]
     tags: List[str]
     assigned_user: Optional[str]
+    phone: Optional[str]
+    timezone: Optional[str]
 
 class _InstanceRequired(TypedDict):
     id: str
@@ -29,6 +31,7 @@ class InstanceSpec(_InstanceRequired, total=False):
     connected: bool
     default: bool
     users: List[str]
+    reply_window: Optional[str]
 
 class _RequestRequired(TypedDict):
     location: str
@@ -51,12 +54,16 @@ class SelectedInstance(TypedDict):
     index: int
     phone: str
 
-class SelectionError(TypedDict):
-    """A coded selection error: 100 request, 101–108 built-in rules, >= 1000 plugins."""
-
+class _SelectionErrorRequired(TypedDict):
     code: int
     kind: str
     message: str
+
+class SelectionError(_SelectionErrorRequired, total=False):
+    """A coded selection error: 100 request, 101–109 built-in rules, >= 1000 plugins."""
+
+    retry_at: str
+    """Code 109 (`outside_send_window`): the next opening of the window, RFC 3339 in UTC."""
 
 class _TraceRequired(TypedDict):
     rule: str

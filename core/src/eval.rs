@@ -63,6 +63,10 @@ pub struct SelectionError {
     pub kind: ErrorKind,
     /// What happened and what to check.
     pub message: String,
+    /// When trying again may succeed (code 109: the next opening of the
+    /// send window, SPEC §14); written as `retry_at`, RFC 3339 in UTC.
+    /// (Boxed: rare, and every decision moves its error's room.)
+    pub retry_at: Option<Box<crate::capacity::jiff::Timestamp>>,
 }
 
 /// The answer for one request: the instance or an error, the cleaned body,
@@ -89,7 +93,7 @@ impl Decision {
         Decision {
             rule: None,
             body,
-            result: Err(SelectionError { code: CODE_INVALID_REQUEST, kind, message: message.into() }),
+            result: Err(SelectionError { code: CODE_INVALID_REQUEST, kind, message: message.into(), retry_at: None }),
             trace: Vec::new(),
             message_id: None,
         }
@@ -169,6 +173,10 @@ impl Decision {
                 json::string(out, error.kind.as_str());
                 out.extend_from_slice(b",\"message\":");
                 json::string(out, &error.message);
+                if let Some(retry_at) = &error.retry_at {
+                    out.extend_from_slice(b",\"retry_at\":");
+                    json::string(out, &retry_at.to_string());
+                }
                 out.push(b'}');
             }
         }
@@ -350,10 +358,13 @@ struct ErrorJson<'a>(&'a SelectionError);
 
 impl Serialize for ErrorJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(3))?;
+        let mut m = s.serialize_map(Some(3 + usize::from(self.0.retry_at.is_some())))?;
         m.serialize_entry("code", &self.0.code)?;
         m.serialize_entry("kind", self.0.kind.as_str())?;
         m.serialize_entry("message", &self.0.message)?;
+        if let Some(retry_at) = &self.0.retry_at {
+            m.serialize_entry("retry_at", &retry_at.to_string())?;
+        }
         m.end()
     }
 }
@@ -495,6 +506,9 @@ impl Plan {
             (Some(store), true) => Some(StoreView { store: &**store, location, now: now() }),
             _ => None,
         };
+        // Rules read contacts' inbound messages (`send_window`'s exemption)
+        // from the store, where `inbound` events are kept.
+        let inbound_log = self.store.as_deref().map(crate::recipient::StoreInbound);
         let cx = RuleContext {
             request,
             location: location.id(),
@@ -504,6 +518,8 @@ impl Plan {
             scan: &scan,
             at_capacity: &[],
             store: view,
+            site: Some(location),
+            inbound: inbound_log.as_ref().map(|log| crate::rule::InboundSource(log)),
         };
         // The trace is written in place, up to the step that answers: the
         // steps before it that were not written answered a plain `no_match`.
@@ -635,7 +651,8 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                                 continue 'steps;
                             }
                             _ => {
-                                let error = SelectionError { code: step.code, kind: $kind, message: $message };
+                                let error =
+                                    SelectionError { code: step.code, kind: $kind, message: $message, retry_at: None };
                                 return failed(n, step.id, error, trace, body);
                             }
                         }
@@ -663,7 +680,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                     Outcome::Unusable { kind, message } => unusable!(kind, message),
                     // The rule could not read the store (conversation
                     // memory): `on_store_error` decides, as for limits.
-                    Outcome::Failed { kind: ErrorKind::StoreUnavailable, message }
+                    Outcome::Failed { kind: ErrorKind::StoreUnavailable, message, .. }
                         if step.rule.memory_ttl().is_some() =>
                     {
                         match plan.on_store_error() {
@@ -682,8 +699,8 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                             }
                         }
                     }
-                    Outcome::Failed { kind, message } => {
-                        let error = SelectionError { code: step.code, kind, message };
+                    Outcome::Failed { kind, message, retry_at } => {
+                        let error = SelectionError { code: step.code, kind, message, retry_at };
                         return failed(n, step.id, error, trace, body);
                     }
                 };
@@ -746,6 +763,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                     self.location.id(),
                     self.cx.channel.id()
                 ),
+                retry_at: None,
             }),
             trace,
             message_id: None,
@@ -1034,7 +1052,7 @@ impl Plan {
 /// The error of a decision whose store cannot answer under `fail_closed`:
 /// code 108 `store_unavailable` (docs/capacity.md).
 fn store_unavailable(message: String) -> SelectionError {
-    SelectionError { code: CODE_STORE_UNAVAILABLE, kind: ErrorKind::StoreUnavailable, message }
+    SelectionError { code: CODE_STORE_UNAVAILABLE, kind: ErrorKind::StoreUnavailable, message, retry_at: None }
 }
 
 #[cfg(test)]

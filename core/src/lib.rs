@@ -68,6 +68,7 @@ pub mod diag;
 mod eval;
 mod model;
 pub mod pattern;
+pub mod recipient;
 mod registry;
 mod rule;
 #[cfg(test)]
@@ -112,6 +113,7 @@ pub use model::{
     Request, MAX_MESSAGE_ID_BYTES,
 };
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
+pub use recipient::{Inbound, InboundLog, LastInbound};
 pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};
 pub use rule::{
     rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, Recall, RuleContext,

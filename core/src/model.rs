@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::capacity::jiff::Timestamp;
 use crate::capacity::Limits;
+use crate::recipient::{Country, Geo, GeoCell, Phone};
 
 /// Reads `T` from a map only. serde's derived struct impls also accept a
 /// sequence (fields by position), which would let `["loc", "sms", "hi"]`
@@ -164,6 +165,10 @@ pub struct InstanceSpec {
     /// The instance's own capacity limits (docs/capacity.md); absent means none.
     #[serde(default)]
     pub limits: Option<Limits>,
+    /// How long after the contact's last message to this instance it may
+    /// answer free-form (`24h`; SPEC §14); absent means no such window.
+    #[serde(default)]
+    pub reply_window: Option<String>,
 }
 
 /// A compiled instance: the spec with its index resolved and its phone
@@ -186,6 +191,11 @@ pub struct Instance {
     pub(crate) users: Users,
     pub(crate) pool: Option<Box<str>>,
     limits: Option<Box<Limits>>,
+    /// The reply window in seconds (SPEC §14).
+    pub(crate) reply_window: Option<std::num::NonZeroU32>,
+    /// The phone parsed with libphonenumber's metadata, the first time a
+    /// rule asks ([`Instance::geo`]); `None` inside when it does not parse.
+    geo: GeoCell,
 }
 
 /// An instance's users.
@@ -200,6 +210,7 @@ pub(crate) struct InstanceParts {
     pub(crate) weight: u32,
     pub(crate) pool: Option<Box<str>>,
     pub(crate) limits: Limits,
+    pub(crate) reply_window: Option<std::num::NonZeroU32>,
 }
 
 impl Instance {
@@ -215,7 +226,7 @@ impl Instance {
         let phone_end = u32::try_from(text.len()).ok()?;
         normalize_phone_into(phone, &mut text);
         u32::try_from(text.len()).ok()?;
-        let InstanceParts { index, connected, default, users, weight, pool, limits } = parts;
+        let InstanceParts { index, connected, default, users, weight, pool, limits, reply_window } = parts;
         Some(Instance {
             text: text.into_boxed_str(),
             ends: [channel_end, id_end, phone_end],
@@ -226,6 +237,8 @@ impl Instance {
             users,
             pool,
             limits: (!limits.is_unlimited()).then(|| Box::new(limits)),
+            reply_window,
+            geo: GeoCell::default(),
         })
     }
 
@@ -307,6 +320,24 @@ impl Instance {
     pub fn limits(&self) -> &Limits {
         self.limits.as_deref().unwrap_or(&Limits::NONE)
     }
+    /// The instance's reply window (SPEC §14), if it has one.
+    #[inline]
+    pub fn reply_window(&self) -> Option<std::time::Duration> {
+        self.reply_window.map(|s| std::time::Duration::from_secs(u64::from(s.get())))
+    }
+    /// Where the instance's phone number is (calling code, area code,
+    /// region), parsed with libphonenumber's metadata once, the first time
+    /// it is asked, and kept: `country` (the location's) reads a number in
+    /// national format. `None` when the instance has no phone or it does
+    /// not parse.
+    pub fn geo(&self, country: Option<Country>) -> Option<Geo> {
+        *self.geo.0.get_or_init(|| {
+            if !self.has_phone() {
+                return None;
+            }
+            Phone::parse(self.phone(), country).ok().map(|p| p.geo())
+        })
+    }
     /// A short human label: `wa-support (#2, +1 555 SUPPORT)`.
     pub fn label(&self) -> String {
         if self.has_phone() {
@@ -330,6 +361,14 @@ pub struct Contact {
     /// The CRM user the contact is assigned to.
     #[serde(default)]
     pub assigned_user: Option<String>,
+    /// The contact's phone number: E.164, or national digits when the
+    /// location has a `country` (SPEC §14). One that does not parse is not
+    /// an invalid request: the rules that need it say so in the trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// The contact's IANA timezone (`America/New_York`; SPEC §14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// One outbound message to route (docs/world.md).

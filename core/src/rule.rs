@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::capacity::jiff::Timestamp;
 use crate::capacity::{CapacityStore, ConversationKey, ReservationRequest, StoreError};
 use crate::pattern::{PatternKind, PatternMatch, Scan};
+use crate::recipient::{Inbound, InboundLog};
 use crate::{ChannelInfo, Contact, Instance, InstanceView, Location, Request};
 
 /// A link in the selection chain.
@@ -158,6 +159,10 @@ pub enum Outcome<'a> {
         kind: ErrorKind,
         /// What happened and what to do.
         message: String,
+        /// When trying again may succeed (`send_window`: the next opening
+        /// of the window); the error object carries it as `retry_at`.
+        /// (Boxed: rare, and every rule's answer moves its room.)
+        retry_at: Option<Box<Timestamp>>,
     },
 }
 
@@ -182,7 +187,11 @@ impl<'a> Outcome<'a> {
     }
     /// `Failed`.
     pub fn failed(kind: ErrorKind, message: impl Into<String>) -> Outcome<'a> {
-        Outcome::Failed { kind, message: message.into() }
+        Outcome::Failed { kind, message: message.into(), retry_at: None }
+    }
+    /// `Failed`, worth trying again at `retry_at`.
+    pub fn failed_until(kind: ErrorKind, message: impl Into<String>, retry_at: Timestamp) -> Outcome<'a> {
+        Outcome::Failed { kind, message: message.into(), retry_at: Some(Box::new(retry_at)) }
     }
     /// Adds a trace note to `Selected` or `NoMatch`.
     #[inline]
@@ -221,6 +230,9 @@ pub enum ErrorKind {
     /// The capacity store cannot answer and `on_store_error` is
     /// `fail_closed` (code 108, docs/capacity.md).
     StoreUnavailable,
+    /// The recipient's local time is outside the `send_window` rule's
+    /// window (code 109, SPEC §14).
+    OutsideSendWindow,
     /// A kind declared by a plugin rule.
     Custom(Cow<'static, str>),
 }
@@ -239,6 +251,7 @@ impl ErrorKind {
             ErrorKind::InstanceAtCapacity => "instance_at_capacity",
             ErrorKind::CapacityExhausted => "capacity_exhausted",
             ErrorKind::StoreUnavailable => "store_unavailable",
+            ErrorKind::OutsideSendWindow => "outside_send_window",
             ErrorKind::Custom(name) => name,
         }
     }
@@ -255,6 +268,7 @@ impl ErrorKind {
         ErrorKind::InstanceAtCapacity,
         ErrorKind::CapacityExhausted,
         ErrorKind::StoreUnavailable,
+        ErrorKind::OutsideSendWindow,
     ];
 
     /// The kind named `name`: the inverse of [`ErrorKind::as_str`]. A
@@ -316,6 +330,20 @@ pub struct RuleContext<'a> {
     /// The plan's store, the location and the decision's instant, for
     /// [`RuleContext::day_count`] and [`RuleContext::recall`].
     pub(crate) store: Option<StoreView<'a>>,
+    /// The location itself (its `country` and `timezone`, SPEC §14).
+    pub(crate) site: Option<&'a Location>,
+    /// Where contacts' last inbound messages are read (SPEC §14).
+    pub(crate) inbound: Option<InboundSource<'a>>,
+}
+
+/// An [`InboundLog`] behind a context.
+#[derive(Clone, Copy)]
+pub(crate) struct InboundSource<'a>(pub(crate) &'a dyn InboundLog);
+
+impl fmt::Debug for InboundSource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InboundLog")
+    }
 }
 
 /// What a rule may read of the plan's capacity store: the store, the
@@ -368,6 +396,57 @@ impl<'a> RuleContext<'a> {
             scan,
             at_capacity: &[],
             store: None,
+            site: None,
+            inbound: None,
+        }
+    }
+
+    /// This context with the location the request is decided in (its
+    /// `country` and `timezone`, SPEC §14): for unit tests of a rule and
+    /// hosts that evaluate one rule outside a plan.
+    pub fn with_location(mut self, location: &'a Location) -> Self {
+        self.site = Some(location);
+        self
+    }
+
+    /// This context reading contacts' last inbound messages from `log`
+    /// ([`RuleContext::last_inbound`]).
+    pub fn with_inbound(mut self, log: &'a dyn InboundLog) -> Self {
+        self.inbound = Some(InboundSource(log));
+        self
+    }
+
+    /// The location the request is decided in, when the context knows it
+    /// (a plan's decisions always do).
+    #[inline]
+    pub fn site(&self) -> Option<&'a Location> {
+        self.site
+    }
+
+    /// The decision's instant: the store's when the context reads one,
+    /// else the request's `now` (SPEC §10), else the clock (read now: a
+    /// rule that asks reads it once).
+    #[inline]
+    pub fn now(&self) -> Timestamp {
+        match (self.store, self.request.now) {
+            (Some(view), _) => view.now,
+            (None, Some(now)) => now,
+            (None, None) => crate::capacity::clock(),
+        }
+    }
+
+    /// The request's contact's last inbound message on this location and
+    /// channel (an `inbound` event, SPEC §13), from the context's
+    /// [`InboundLog`]. [`Inbound::NoSource`] when the context has none (a
+    /// plan without a capacity store).
+    pub fn last_inbound(&self) -> Inbound {
+        let Some(InboundSource(log)) = self.inbound else { return Inbound::NoSource };
+        let Some(contact) = self.contact_id() else { return Inbound::NoContact };
+        let key = ConversationKey { location: self.location, channel: self.channel.id(), contact };
+        match log.last_inbound(&key) {
+            Ok(Some(last)) => Inbound::Last(last),
+            Ok(None) => Inbound::Never,
+            Err(e) => Inbound::Unavailable(e),
         }
     }
 
@@ -665,10 +744,11 @@ mod error_kind_tests {
             ErrorKind::InstanceAtCapacity => 7,
             ErrorKind::CapacityExhausted => 8,
             ErrorKind::StoreUnavailable => 9,
+            ErrorKind::OutsideSendWindow => 10,
             ErrorKind::Custom(_) => return None,
         })
     }
-    const LAST_PLACE: usize = 9;
+    const LAST_PLACE: usize = 10;
 
     #[test]
     fn every_kind_round_trips_through_its_name() {

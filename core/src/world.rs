@@ -23,6 +23,7 @@ use crate::capacity::jiff::tz::TimeZone;
 use crate::capacity::{self, Limits};
 use crate::diag::{self, Diagnostic, FileErrors};
 use crate::model::{InstanceParts, Obj, Users};
+use crate::recipient::{self, Country};
 use crate::tree::{self, Node, Path, Value};
 use crate::{Instance, InstanceSpec, Registry, Request};
 
@@ -97,6 +98,11 @@ pub struct Location {
     positions: Box<[u32]>,
     timezone: TimeZone,
     pools: Box<[Pool]>,
+    /// Whether the world file names the timezone (SPEC §14 falls back to
+    /// it only then).
+    timezone_named: bool,
+    /// The ISO 3166 country its contacts' national numbers are read in.
+    country: Option<Country>,
 }
 
 impl Location {
@@ -114,6 +120,19 @@ impl Location {
     /// (UTC unless the world file names one).
     pub fn timezone(&self) -> &TimeZone {
         &self.timezone
+    }
+
+    /// The timezone the world file names for the location, if it names
+    /// one (SPEC §14: a recipient without a timezone of its own is taken to
+    /// be there).
+    pub fn named_timezone(&self) -> Option<&TimeZone> {
+        self.timezone_named.then_some(&self.timezone)
+    }
+
+    /// The location's `country` (ISO 3166 alpha-2), in which phone numbers
+    /// in national format are read (SPEC §14).
+    pub fn country(&self) -> Option<Country> {
+        self.country
     }
 
     /// The location's pools, in file order.
@@ -202,6 +221,8 @@ impl Location {
             channels,
             positions: positions.into_boxed_slice(),
             timezone: self.timezone.clone(),
+            timezone_named: self.timezone_named,
+            country: self.country,
             pools: self.pools.clone(),
         })
     }
@@ -389,6 +410,7 @@ struct Spec<'s> {
     weight: Option<u32>,
     pool: Option<&'s str>,
     limits: Option<Limits>,
+    reply_window: Option<&'s str>,
 }
 
 impl<'s> Spec<'s> {
@@ -404,6 +426,7 @@ impl<'s> Spec<'s> {
             weight: spec.weight,
             pool: spec.pool.as_deref(),
             limits: spec.limits,
+            reply_window: spec.reply_window.as_deref(),
         }
     }
 }
@@ -418,6 +441,8 @@ const SCAN_INDEXES: usize = 48;
 struct LocationBuilder<'r> {
     registry: &'r Registry,
     timezone: TimeZone,
+    timezone_named: bool,
+    country: Option<Country>,
     pools: Vec<Pool>,
     instances: Vec<Instance>,
     /// The ids of the instances checked so far, a refused one included (a
@@ -454,6 +479,8 @@ impl<'r> LocationBuilder<'r> {
         LocationBuilder {
             registry,
             timezone: TimeZone::UTC,
+            timezone_named: false,
+            country: None,
             pools: Vec::new(),
             instances: Vec::new(),
             names: String::new(),
@@ -470,6 +497,8 @@ impl<'r> LocationBuilder<'r> {
     /// Starts a new location (keeping the buffers).
     fn reset(&mut self) {
         self.timezone = TimeZone::UTC;
+        self.timezone_named = false;
+        self.country = None;
         self.pools.clear();
         self.instances.clear();
         self.names.clear();
@@ -487,6 +516,13 @@ impl<'r> LocationBuilder<'r> {
         self.timezone = capacity::timezone(name).map_err(|e| {
             format!("{e}; use an IANA timezone name such as `UTC`, `Europe/Paris` or `America/New_York`")
         })?;
+        self.timezone_named = true;
+        Ok(())
+    }
+
+    /// Sets the location's country from its ISO 3166 alpha-2 code.
+    fn country(&mut self, code: &str) -> Result<(), String> {
+        self.country = Some(recipient::parse_country(code)?);
         Ok(())
     }
 
@@ -566,7 +602,7 @@ impl<'r> LocationBuilder<'r> {
     }
 
     fn push(&mut self, spec: Spec<'_>) -> Result<(), String> {
-        let Spec { id, channel, index, phone, connected, default, users, weight, pool, limits } = spec;
+        let Spec { id, channel, index, phone, connected, default, users, weight, pool, limits, reply_window } = spec;
         if id.trim().is_empty() {
             return Err("instance `id` is empty; give every instance a unique id".into());
         }
@@ -591,6 +627,12 @@ impl<'r> LocationBuilder<'r> {
         if let Some(key) = limits.zero_key() {
             return Err(format!("instance `{id}`: `limits.{key}` is 0; a limit is a whole number, 1 or more"));
         }
+        let reply_window = match reply_window {
+            None => None,
+            Some(text) => recipient::parse_duration(text, "reply_window", false)
+                .map(|d| std::num::NonZeroU32::new(u32::try_from(d.as_secs()).unwrap_or(u32::MAX)))
+                .map_err(|e| format!("instance `{id}`: {e}"))?,
+        };
         let registry = self.registry;
         let Some((position, channel)) =
             registry.channel_position(channel).and_then(|p| Some((p, registry.channel_ids().nth(p)?)))
@@ -648,7 +690,8 @@ impl<'r> LocationBuilder<'r> {
             }
             self.channels[slot].default = Some(name);
         }
-        let parts = InstanceParts { index, connected, default, users, weight, pool: pool.map(Box::from), limits };
+        let parts =
+            InstanceParts { index, connected, default, users, weight, pool: pool.map(Box::from), limits, reply_window };
         let Some(instance) = Instance::new(channel, id, phone, parts) else {
             return Err(format!("instance `{id}`: its texts are longer than 4 GiB"));
         };
@@ -701,6 +744,8 @@ impl<'r> LocationBuilder<'r> {
             positions: positions.into_boxed_slice(),
             timezone: std::mem::replace(&mut self.timezone, TimeZone::UTC),
             pools: std::mem::take(&mut self.pools).into_boxed_slice(),
+            timezone_named: self.timezone_named,
+            country: self.country,
         };
         self.reset();
         location
@@ -1148,9 +1193,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-const INSTANCE_KEYS: [&str; 10] =
-    ["id", "channel", "index", "phone", "connected", "default", "users", "weight", "pool", "limits"];
-const LOCATION_KEYS: [&str; 4] = ["id", "timezone", "pools", "instances"];
+const INSTANCE_KEYS: [&str; 11] =
+    ["id", "channel", "index", "phone", "connected", "default", "users", "weight", "pool", "limits", "reply_window"];
+const LOCATION_KEYS: [&str; 5] = ["id", "timezone", "pools", "instances", "country"];
 const POOL_KEYS: [&str; 2] = ["id", "limits"];
 
 /// A location's id, its instances checked into `builder`; `None` without a
@@ -1187,6 +1232,19 @@ fn read_location(
                 None => out.push(
                     value
                         .error(format!("`timezone` must be an IANA timezone name; got {}", value.value))
+                        .at_path(path.key(key)),
+                ),
+            },
+            "country" => match value.as_str() {
+                Some(code) => {
+                    if let Err(message) = builder.country(code) {
+                        out.push(value.error(message).at_path(path.key(key)));
+                    }
+                }
+                None if matches!(value.value, Value::Null) => {}
+                None => out.push(
+                    value
+                        .error(format!("`country` must be an ISO 3166 alpha-2 country code; got {}", value.value))
                         .at_path(path.key(key)),
                 ),
             },
@@ -1293,12 +1351,18 @@ fn read_instance<'n>(node: &'n Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnost
         weight: None,
         pool: None,
         limits: None,
+        reply_window: None,
     };
     let mut user_ids = Vec::new();
     for (key, _, value) in &fields {
         let at = path.key(key);
         let want = match (*key, &value.value, value.as_text()) {
-            ("weight" | "pool" | "limits", Value::Null, _) => continue,
+            ("weight" | "pool" | "limits" | "reply_window", Value::Null, _) => continue,
+            ("reply_window", _, Some(text)) => {
+                spec.reply_window = Some(text);
+                continue;
+            }
+            ("reply_window", _, None) => "a duration such as `24h`",
             ("weight", Value::Int(n), _) if *n >= 1 && *n <= i64::from(u32::MAX) => {
                 spec.weight = u32::try_from(*n).ok();
                 continue;
@@ -1409,6 +1473,11 @@ impl<'de> Visitor<'de> for LocationSeed<'_, '_> {
                         builder.timezone(&name.0).map_err(de::Error::custom)?;
                     }
                 }
+                4 => {
+                    if let Some(code) = map.next_value::<Option<Text<'de>>>()? {
+                        builder.country(&code.0).map_err(de::Error::custom)?;
+                    }
+                }
                 2 => {
                     for Obj(pool) in map.next_value::<Vec<Obj<FastPool<'de>>>>()? {
                         builder.pool(pool.id.0.into_owned(), pool.limits).map_err(de::Error::custom)?;
@@ -1454,6 +1523,7 @@ impl<'de> Visitor<'de> for InstancesSeed<'_, '_> {
                     weight: spec.weight,
                     pool: spec.pool.as_ref().map(|p| &*p.0),
                     limits: spec.limits,
+                    reply_window: spec.reply_window.as_ref().map(|w| &*w.0),
                 })
                 .map_err(de::Error::custom)?;
         }
@@ -1494,6 +1564,8 @@ struct FastInstance<'a> {
     pool: Option<Text<'a>>,
     #[serde(default)]
     limits: Option<Limits>,
+    #[serde(default, borrow)]
+    reply_window: Option<Text<'a>>,
 }
 
 /// A list of user ids, as `Vec<String>` reads it.
@@ -1587,6 +1659,7 @@ mod tests {
                     weight: None,
                     pool: None,
                     limits: None,
+                    reply_window: None,
                 })
                 .collect();
             let location = Location::from_specs("l", &specs, &registry).unwrap();
@@ -1645,6 +1718,7 @@ mod tests {
             weight: None,
             pool: None,
             limits: None,
+            reply_window: None,
         };
         let location = Location::from_specs("l", &[spec("a", "whatsapp"), spec("b", "WhatsApp")], &built_with).unwrap();
         let ids = |view: InstanceView<'_>| view.iter().map(|i| i.id().to_owned()).collect::<Vec<_>>();
@@ -1767,5 +1841,50 @@ mod tests {
         assert!(messages[1].contains("duplicate instance id `a`"), "{messages:?}");
         assert!(messages[2].contains("instance `c`: index 2 on whatsapp is already used by `b`"), "{messages:?}");
         assert!(messages[3].contains("instance `d`: index 2 on whatsapp is already used by `c`"), "{messages:?}");
+    }
+
+    /// `country` and `reply_window` (SPEC §14) are read alike by every
+    /// path, and refused alike.
+    #[test]
+    fn country_and_reply_window_are_read_by_every_path() {
+        let registry = registry();
+        let json = r#"{"locations":[{"id":"a","country":"us","timezone":"America/New_York","instances":[{"id":"x","channel":"whatsapp","phone":"(212) 555-0101","reply_window":"24h","connected":true}]},{"id":"b"}]}"#;
+        let yaml = "locations:\n  - id: a\n    country: us\n    timezone: America/New_York\n    instances:\n      - {id: x, channel: whatsapp, phone: (212) 555-0101, reply_window: 24h, connected: true}\n  - id: b\n";
+        let streamed = World::from_json_reader(json.as_bytes(), &registry).unwrap().expect("streamed");
+        let slow = World::diagnose(json, "w.json", &registry).unwrap();
+        let from_yaml = World::from_str(yaml, "w.yaml", &registry).unwrap();
+        let slow_yaml = World::diagnose(yaml, "w.yaml", &registry).unwrap();
+        for world in [&streamed, &slow, &from_yaml, &slow_yaml] {
+            let a = world.location("a").unwrap();
+            assert_eq!(a.country(), Some(recipient::Country::US));
+            assert!(a.named_timezone().is_some());
+            let x = a.channel("whatsapp").by_index(1).unwrap();
+            assert_eq!(x.reply_window(), Some(std::time::Duration::from_secs(86_400)));
+            let geo = x.geo(a.country()).unwrap();
+            assert_eq!((geo.calling_code, geo.area_code), (1, Some(212)));
+            let b = world.location("b").unwrap();
+            assert_eq!((b.country(), b.named_timezone().is_some()), (None, false));
+            assert_eq!(format!("{:?}", a), format!("{:?}", slow.location("a").unwrap()));
+        }
+        for (bad, says) in [
+            (r#"{"locations":[{"id":"a","country":"USA"}]}"#, "ISO 3166 alpha-2"),
+            (r#"{"locations":[{"id":"a","country":1}]}"#, "`country` must be an ISO 3166 alpha-2"),
+            (
+                r#"{"locations":[{"id":"a","instances":[{"id":"x","channel":"whatsapp","reply_window":"1w"}]}]}"#,
+                "instance `x`: `reply_window` must be a whole number followed by a unit",
+            ),
+            (
+                r#"{"locations":[{"id":"a","instances":[{"id":"x","channel":"whatsapp","reply_window":"0h"}]}]}"#,
+                "at least 1h",
+            ),
+            (
+                r#"{"locations":[{"id":"a","instances":[{"id":"x","channel":"whatsapp","reply_window":24}]}]}"#,
+                "`reply_window` must be a whole number followed by a unit",
+            ),
+        ] {
+            assert!(World::from_json_reader(bad.as_bytes(), &registry).unwrap().is_none(), "{bad}");
+            let e = World::from_str(bad, "w.json", &registry).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

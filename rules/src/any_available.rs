@@ -41,10 +41,10 @@ pub enum Strategy {
     LeastUsed,
 }
 
-const STRATEGIES: &[&str] = &["lowest_index", "round_robin", "sticky", "random", "least_used", "weighted"];
+pub(crate) const STRATEGIES: &[&str] = &["lowest_index", "round_robin", "sticky", "random", "least_used", "weighted"];
 
 impl Strategy {
-    fn parse(name: &str) -> Option<Strategy> {
+    pub(crate) fn parse(name: &str) -> Option<Strategy> {
         Some(match name {
             "lowest_index" => Strategy::LowestIndex,
             "round_robin" => Strategy::RoundRobin,
@@ -221,34 +221,54 @@ impl AnyAvailable {
                 ),
             );
         }
-        let (picked, how) = match self.strategy {
-            Strategy::LowestIndex => (room.first().copied(), "lowest index"),
-            Strategy::RoundRobin => {
-                let n = self.cursor(cx.location(), cx.channel().id()).fetch_add(1, Ordering::Relaxed);
-                (room.get(n % count).copied(), "round robin")
-            }
-            Strategy::Random => (room.get((self.random() % count as u64) as usize).copied(), "random"),
-            Strategy::Sticky => match cx.contact_id() {
-                Some(contact) => (
-                    room.iter()
-                        .copied()
-                        .max_by_key(|i| (rendezvous_weight(contact, i.id()), std::cmp::Reverse(i.index()))),
-                    "sticky to the contact",
-                ),
-                None => (room.first().copied(), "sticky, but the contact has no id: lowest index"),
-            },
-            Strategy::LeastUsed => (least_used_pick(cx, room.iter().copied()), "least used today"),
-            Strategy::Weighted => match cx.contact_id() {
-                Some(contact) => (weighted_pick(contact, room.iter().copied()), "weighted to the contact"),
-                None => (room.first().copied(), "weighted, but the contact has no id: lowest index"),
-            },
-        };
+        let (picked, how) = self.pick(cx, &room);
         match picked {
             Some(instance) => {
                 Outcome::selected(instance).with_detail(format!("{how}, 1 of {count} with room (of {available})"))
             }
             None => Outcome::failed(ErrorKind::NoInstanceAvailable, "no instance available"),
         }
+    }
+}
+
+impl AnyAvailable {
+    /// The strategy's pick among `candidates` (by ascending index), and
+    /// how it picked, for the trace. `None` only when there is none. Other
+    /// rules that choose among several instances (`geomatch`) pick with it.
+    pub fn pick<'a>(
+        &self,
+        cx: &RuleContext<'a>,
+        candidates: &[&'a Arc<Instance>],
+    ) -> (Option<&'a Arc<Instance>>, &'static str) {
+        let count = candidates.len().max(1);
+        match self.strategy {
+            Strategy::LowestIndex => (candidates.first().copied(), "lowest index"),
+            Strategy::RoundRobin => {
+                let n = self.cursor(cx.location(), cx.channel().id()).fetch_add(1, Ordering::Relaxed);
+                (candidates.get(n % count).copied(), "round robin")
+            }
+            Strategy::Random => (candidates.get((self.random() % count as u64) as usize).copied(), "random"),
+            Strategy::Sticky => match cx.contact_id() {
+                Some(contact) => (
+                    candidates
+                        .iter()
+                        .copied()
+                        .max_by_key(|i| (rendezvous_weight(contact, i.id()), std::cmp::Reverse(i.index()))),
+                    "sticky to the contact",
+                ),
+                None => (candidates.first().copied(), "sticky, but the contact has no id: lowest index"),
+            },
+            Strategy::LeastUsed => (least_used_pick(cx, candidates.iter().copied()), "least used today"),
+            Strategy::Weighted => match cx.contact_id() {
+                Some(contact) => (weighted_pick(contact, candidates.iter().copied()), "weighted to the contact"),
+                None => (candidates.first().copied(), "weighted, but the contact has no id: lowest index"),
+            },
+        }
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
     }
 }
 

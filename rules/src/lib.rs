@@ -1,6 +1,8 @@
 //! # switchboard-rules
 //!
-//! The six built-in selection rules of docs/rules.md and `conversation` of docs/capacity.md,
+//! The six built-in selection rules of docs/rules.md, `conversation` of
+//! docs/capacity.md and `geomatch` and `send_window` of
+//! docs/recipient-rules.md,
 //! each registered through `inventory` with
 //! [`switchboard_core::register_rule!`], exactly as a plugin would register
 //! its own:
@@ -14,6 +16,8 @@
 //! | 5 | [`default_instance`] | 105 | skip |
 //! | 6 | [`any_available`] | 106 | — |
 //! | — | [`conversation`] (listed where wanted, typically after `temporary_switch`) | 107 | skip |
+//! | — | [`geomatch`] (SPEC §14, listed where wanted) | — | — |
+//! | — | [`send_window`] (SPEC §14, listed where wanted) | 109 | — |
 //!
 //! ```
 //! switchboard_rules::link();
@@ -25,8 +29,10 @@ pub mod any_available;
 pub mod contact_tag;
 pub mod conversation;
 pub mod default_instance;
+pub mod geomatch;
 pub mod manual_override;
 mod pattern_rule;
+pub mod send_window;
 pub mod temporary_switch;
 pub mod user_assignment;
 

@@ -125,5 +125,73 @@ pub(crate) fn contact(id: &str, tags: &[&str], user: Option<&str>) -> Option<Con
         id: Some(id.to_owned()),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         assigned_user: user.map(str::to_owned),
+        phone: None,
+        timezone: None,
+    })
+}
+
+/// What [`run_world`] saw: the answer, the message of an unusable or
+/// failed outcome or the note of another, and a failure's `retry_at`.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub(crate) answer: Answer,
+    pub(crate) text: String,
+    pub(crate) retry_at: Option<Timestamp>,
+}
+
+/// Runs `rule` for a whatsapp message "hi" in location `loc_1` of the world
+/// file `world` (JSON), with `contact`, deciding as of `now` (else the
+/// clock), reading inbound messages from `inbound`.
+pub(crate) fn run_world(
+    rule: &dyn SelectionRule,
+    world: &str,
+    contact: Option<Contact>,
+    now: Option<Timestamp>,
+    inbound: Option<&dyn switchboard_core::InboundLog>,
+) -> Seen {
+    let registry = registry();
+    let world = switchboard_core::World::from_str(world, "world.json", &registry).unwrap();
+    let location = world.location("loc_1").unwrap();
+    let request = Request {
+        location: "loc_1".into(),
+        channel: "whatsapp".into(),
+        body: "hi".into(),
+        contact,
+        instances: None,
+        now,
+        message_id: None,
+    };
+    let position = registry.channel_position("whatsapp").unwrap();
+    let syntax = &registry.channels()[position];
+    let scan = registry.scanner().scan(&request.body);
+    let mut cx =
+        RuleContext::new(&request, syntax, position, location.channel(syntax.id()), &scan).with_location(location);
+    if let Some(log) = inbound {
+        cx = cx.with_inbound(log);
+    }
+    let outcome = rule.evaluate(&cx);
+    match outcome {
+        Outcome::Selected { instance, detail } => {
+            Seen { answer: Answer::Selected(leak(instance.id())), text: detail.unwrap_or_default(), retry_at: None }
+        }
+        Outcome::NoMatch { detail } => {
+            Seen { answer: Answer::NoMatch, text: detail.unwrap_or_default(), retry_at: None }
+        }
+        Outcome::Unusable { kind, message } => {
+            Seen { answer: Answer::Unusable(leak(kind.as_str())), text: message, retry_at: None }
+        }
+        Outcome::Failed { kind, message, retry_at } => {
+            Seen { answer: Answer::Failed(leak(kind.as_str())), text: message, retry_at: retry_at.map(|t| *t) }
+        }
+    }
+}
+
+/// A contact with an id, a phone and a timezone.
+pub(crate) fn recipient(id: &str, phone: Option<&str>, timezone: Option<&str>) -> Option<Contact> {
+    Some(Contact {
+        id: Some(id.to_owned()),
+        phone: phone.map(str::to_owned),
+        timezone: timezone.map(str::to_owned),
+        ..Contact::default()
     })
 }

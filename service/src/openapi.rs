@@ -24,6 +24,9 @@ pub(crate) struct InstanceSpecDoc {
     #[schema(default = false)]
     default: Option<bool>,
     users: Option<Vec<String>>,
+    /// How long after the contact's last message to this instance it may
+    /// answer free-form (`24h`; SPEC §14).
+    reply_window: Option<String>,
 }
 
 /// The recipient.
@@ -33,6 +36,10 @@ pub(crate) struct ContactDoc {
     id: Option<String>,
     tags: Option<Vec<String>>,
     assigned_user: Option<String>,
+    /// E.164, or national digits when the location has a `country` (SPEC §14).
+    phone: Option<String>,
+    /// An IANA timezone name (SPEC §14).
+    timezone: Option<String>,
 }
 
 /// One outbound message to route (docs/world.md).
@@ -66,10 +73,12 @@ pub(crate) struct InstanceDoc {
 #[derive(ToSchema)]
 #[schema(as = SelectionError)]
 pub(crate) struct SelectionErrorDoc {
-    /// 100 request, 101–108 rules, ≥ 1000 plugins.
+    /// 100 request, 101–109 rules, ≥ 1000 plugins.
     code: u32,
     kind: String,
     message: String,
+    /// Code 109: the next opening of the send window, RFC 3339 in UTC.
+    retry_at: Option<String>,
 }
 
 /// What a rule answered.

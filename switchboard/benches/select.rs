@@ -1,6 +1,7 @@
 //! Selection benchmarks (run: `cargo bench --bench select`; only the
-//! capacity cases: `cargo bench --bench select -- capacity`). Not a test:
-//! prints medians, gates nothing.
+//! capacity cases: `cargo bench --bench select -- capacity`; only the
+//! recipient-aware rules: `cargo bench --bench select -- recipient`). Not a
+//! test: prints medians, gates nothing.
 //!
 //! 1. A typical request (150-byte body, 5 tags, 6 instances, resolves at
 //!    `default_instance`) through the shipped rules.yaml.
@@ -14,6 +15,8 @@
 //!    sets), measured alternately in one run, with the clock read and
 //!    with `now` in the request; the issue's target is at most +25 % for
 //!    the memory store.
+//! 6. The recipient-aware rules (SPEC §14): `send_window` and `geomatch`
+//!    each added to the shipped chain, side by side with it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -164,6 +167,11 @@ fn main() {
         capacity(&rules, &registry);
         return;
     }
+    if std::env::args().any(|a| a == "recipient") {
+        // `cargo bench --bench select -- recipient`: only the SPEC §14 cases.
+        recipient(&rules, &registry);
+        return;
+    }
     if let Some(which) = std::env::var_os("SWITCHBOARD_BENCH_PROFILE") {
         // For `valgrind --tool=callgrind` or `perf record`: only the typical
         // selection, 200,000 times (`baseline`: the hand-written chain's;
@@ -244,6 +252,7 @@ fn main() {
     }
 
     capacity(&rules, &registry);
+    recipient(&rules, &registry);
 
     let mut over = typical_request("big");
     over.body = format!("{} {{ WA#3000 }}", &BODY[..130]);
@@ -300,6 +309,77 @@ pub fn breakdown(plan: &Plan, world: &World, request: &Request) {
     let arc_ns = measure(|| drop(black_box(arc.clone())), 2_000, 101);
     let vec_ns = measure(|| drop(black_box(Vec::<[u64; 6]>::with_capacity(6))), 2_000, 101);
     println!("breakdown: scan {scan_ns:.1}  scan+strip {strip_ns:.1}  channel {chan_ns:.1}  location {loc_ns:.1}  arc clone+drop {arc_ns:.1}  vec alloc {vec_ns:.1}");
+}
+
+/// The recipient-aware rules (SPEC §14), each inserted into the shipped
+/// chain before `default_instance`, on the typical request with the
+/// contact's phone and timezone (and `now` inside the window): the chain
+/// alone, with `send_window`, with `geomatch` (which then decides, by area
+/// code), with both; and `send_window` refusing (code 109, `retry_at`
+/// computed). Measured alternately in one run, as the capacity cases are.
+fn recipient(rules: &str, registry: &Arc<switchboard::Registry>) {
+    let world = World::from_str(&world_yaml("shop", 6), "bench.yaml", registry).unwrap();
+    let with = |extra: &str| {
+        let text = rules.replacen("  - rule: default_instance", &format!("{extra}  - rule: default_instance"), 1);
+        assert!(extra.is_empty() || text != rules, "the shipped rules.yaml lists default_instance");
+        Plan::compile(&text, "rules.yaml", registry.clone()).unwrap()
+    };
+    let request = |now: &str| {
+        let mut r = typical_request("shop");
+        let contact = r.contact.as_mut().unwrap();
+        contact.phone = Some("+1 555 000 0099".into());
+        contact.timezone = Some("America/New_York".into());
+        r.now = Some(now.parse().unwrap());
+        r
+    };
+    let inside = request("2026-12-07T15:00:00Z");
+    let outside = request("2026-12-07T03:00:00Z");
+    let window = "  - send_window\n";
+    let geo = "  - rule: geomatch\n    strategy: lowest_index\n";
+    let cases: Vec<(&str, Plan, &Request, &str)> = vec![
+        ("shipped chain (reference)", with(""), &inside, "default_instance"),
+        ("+ send_window, inside the window", with(window), &inside, "default_instance"),
+        ("+ geomatch, selects by area code", with(geo), &inside, "geomatch"),
+        ("+ send_window + geomatch", with(&format!("{window}{geo}")), &inside, "geomatch"),
+        ("+ send_window, outside: 109 + retry_at", with(window), &outside, "send_window"),
+    ];
+    for (name, plan, request, rule) in &cases {
+        let d = plan.select(&world, request);
+        assert_eq!(d.rule, Some(*rule), "{name}: {}", d.to_json());
+    }
+    let mut medians: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..5 {
+        for (i, (_, plan, request, _)) in cases.iter().enumerate() {
+            medians[i].push(measure(|| drop(black_box(plan.select(black_box(&world), black_box(request)))), 500, 101));
+        }
+    }
+    let mid = |v: &Vec<f64>| {
+        let mut v = v.clone();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let reference = mid(&medians[0]);
+    for (i, (name, ..)) in cases.iter().enumerate() {
+        let m = mid(&medians[i]);
+        println!("recipient: {name:<40} median {m:8.1} ns/selection  {:+8.1} ns", m - reference);
+    }
+    // The parts: the contact's number parsed with libphonenumber's metadata
+    // (per decision that reaches geomatch), and the timezone looked up by
+    // name (per decision that reaches send_window).
+    let parse_ns =
+        measure(|| drop(black_box(switchboard::recipient::Phone::parse(black_box("+1 555 000 0099"), None))), 500, 101);
+    let zone_ns = measure(
+        || drop(black_box(switchboard::capacity::jiff::tz::TimeZone::get(black_box("America/New_York")))),
+        2_000,
+        101,
+    );
+    let tz = switchboard::capacity::jiff::tz::TimeZone::get("America/New_York").unwrap();
+    let now = inside.now.unwrap();
+    let local_ns = measure(|| _ = black_box(tz.to_datetime(black_box(now))), 2_000, 101);
+    println!(
+        "recipient: parts: phone parse {parse_ns:.1} ns (once per new contact), timezone by name {zone_ns:.1} ns, \
+         local time {local_ns:.1} ns"
+    );
 }
 
 /// Capacity: the typical request decided by the shipped rules.yaml on the

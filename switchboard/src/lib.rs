@@ -267,7 +267,10 @@ pub fn decide_text(text: &str, select: impl FnOnce(&Request) -> Decision) -> Dec
 /// Parses one request line; a line that cannot be read becomes the code-100
 /// decision the batch prints in its place. An unknown field gets a "did you
 /// mean" (`assigned_usr` → `assigned_user`), as rules.yaml does.
-#[allow(clippy::result_large_err, reason = "the error is the decision printed in the line's place, made once")]
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the decision the batch prints; a decision is returned by value everywhere"
+)]
 pub fn parse_request(line: &str) -> Result<Request, Decision> {
     Request::from_json(line).map_err(|e| {
         let message = format!("cannot read the request: {e}{}", unknown_field_hint(&e.to_string()));

@@ -222,6 +222,15 @@ fn table(request: Option<&Request>, decision: &Decision, capacity: Option<&str>)
         let contact = r.contact.as_ref().and_then(|c| c.id.as_deref()).unwrap_or("-");
         let _ = writeln!(out, "request   location {} · channel {} · contact {contact}", r.location, r.channel);
         let _ = writeln!(out, "body      {:?}", r.body);
+        let recipient: Vec<String> = r
+            .contact
+            .iter()
+            .flat_map(|c| [("phone", &c.phone), ("timezone", &c.timezone)])
+            .filter_map(|(what, value)| Some(format!("{what} {}", value.as_deref()?)))
+            .collect();
+        if !recipient.is_empty() {
+            let _ = writeln!(out, "recipient {}", recipient.join(" · "));
+        }
     }
     if !decision.trace.is_empty() {
         let width = decision.trace.iter().map(|t| t.rule.len()).max().unwrap_or(4).max(4);
@@ -255,6 +264,9 @@ fn table(request: Option<&Request>, decision: &Decision, capacity: Option<&str>)
             let by = decision.rule.map_or(String::new(), |r| format!(" raised by {r}"));
             let _ = writeln!(out, "decision  error {} {}{by}", e.code, e.kind);
             let _ = writeln!(out, "          {}", e.message);
+            if let Some(retry_at) = &e.retry_at {
+                let _ = writeln!(out, "retry at  {retry_at}");
+            }
             let _ = writeln!(out, "delivered nothing: no instance was selected, so the message is not sent");
         }
     }
@@ -297,7 +309,8 @@ pub fn rules_json(registry: &Registry, plan: Option<&Plan>) -> Value {
         .map(|r| {
             json!({
                 "id": r.id,
-                "code": r.code,
+                // 0: a rule that never fails has no code (`geomatch`).
+                "code": (r.code != 0).then_some(r.code),
                 "summary": r.summary,
                 "on_unavailable": r.on_unavailable.map(|o| o.as_str()),
                 "options": r.options.iter().map(|o| {

@@ -40,6 +40,12 @@ pub enum FieldType {
     /// The id of a pool of the same location (the loader checks it names
     /// one).
     PoolId,
+    /// A duration: a whole number from 1 and a unit `s`, `m`, `h` or `d`,
+    /// or `null` (the same as absent).
+    Duration,
+    /// An ISO 3166 alpha-2 country code, in any letter case (the loader
+    /// checks the code), or `null` (the same as absent).
+    Country,
 }
 
 /// One key of a map in a data file.
@@ -140,6 +146,13 @@ pub const INSTANCE: Shape = Shape {
             default: None,
             doc: "the instance's own capacity limits (calendar windows of the location's timezone)",
         },
+        Field {
+            name: "reply_window",
+            ty: FieldType::Duration,
+            required: false,
+            default: None,
+            doc: "how long after the contact's last message to this instance it may answer free-form (WhatsApp Business: 24h)",
+        },
     ],
 };
 
@@ -216,7 +229,14 @@ pub const LOCATION: Shape = Shape {
             ty: FieldType::TimeZone,
             required: false,
             default: Some("\"UTC\""),
-            doc: "IANA timezone name; capacity windows are calendar windows here",
+            doc: "IANA timezone name; capacity windows are calendar windows here, and send_window takes a contact without a timezone to be here",
+        },
+        Field {
+            name: "country",
+            ty: FieldType::Country,
+            required: false,
+            default: None,
+            doc: "ISO 3166 alpha-2 country code: phone numbers in national format are read as this country's",
         },
         Field {
             name: "pools",
@@ -295,6 +315,8 @@ fn field_schema(field: &Field, registry: &Registry) -> Value {
         }
         FieldType::TimeZone => json!({"type": "string", "pattern": "\\S"}),
         FieldType::PoolId => json!({"type": "string"}),
+        FieldType::Duration => json!({"type": ["string", "null"], "pattern": "^\\s*0*[1-9][0-9]*[smhd]\\s*$"}),
+        FieldType::Country => json!({"type": ["string", "null"], "pattern": "^\\s*[A-Za-z]{2}\\s*$"}),
     };
     schema["description"] = json!(field.doc);
     if let Some(default) = field.default.and_then(|d| serde_json::from_str::<Value>(d).ok()) {

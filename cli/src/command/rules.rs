@@ -69,9 +69,11 @@ fn describe(registry: &Registry) -> String {
     let mut out = format!("{}\n", paint(BOLD, "RULES"));
     for r in registry.rules() {
         let on = r.on_unavailable.map_or("—", |o| o.as_str());
+        // 0: a rule that never fails has no code (`geomatch`).
+        let code = if r.code == 0 { "—".to_owned() } else { r.code.to_string() };
         out.push_str(&format!(
             "  {:18} code {:<5} on_unavailable {:6} {}  [{}]\n",
-            r.id, r.code, on, r.summary, r.source
+            r.id, code, on, r.summary, r.source
         ));
         for o in &r.options {
             let kind = match o.kind {
