@@ -609,3 +609,37 @@ fn an_inbound_message_exempts_the_contact_from_the_send_window_for_exempt_replie
     // 24 h after the inbound, the exemption is over.
     assert!(ask("c-7", "2026-12-09T04:30:00Z").0.contains("109"));
 }
+
+#[test]
+fn reply_windows_are_opened_by_an_inbound_message_and_expire() {
+    let (dir, live) = live();
+    std::fs::write(dir.path().join("rules.yaml"), "rules: [manual_override, default_instance, any_available]\n")
+        .unwrap();
+    std::fs::write(
+        dir.path().join("world.yaml"),
+        "locations:\n  - id: shop\n    instances:\n      \
+         - {id: wa-1, channel: whatsapp, index: 1, phone: '+1 555 0101', connected: true, default: true, reply_window: 24h}\n      \
+         - {id: wa-2, channel: whatsapp, index: 2, phone: '+1 555 0102', connected: true, reply_window: 24h}\n      \
+         - {id: sms-1, channel: sms, index: 1, phone: '+1 555 0103', connected: true}\n",
+    )
+    .unwrap();
+    assert!(matches!(live.reload(), switchboard::ReloadEvent::Reloaded { .. }));
+    let ask = |channel: &str, body: &str, now: &str| {
+        let json = format!(
+            r#"{{"location":"shop","channel":"{channel}","body":"{body}","contact":{{"id":"c-7"}},"now":"{now}"}}"#
+        );
+        let decision: Value = serde_json::from_str(&live.select(&crate::util::request(&json)).to_json()).unwrap();
+        (decision["instance"]["id"].as_str().unwrap_or("").to_owned(), decision.get("template_required").cloned())
+    };
+    // No inbound yet: a template is required.
+    assert_eq!(ask("whatsapp", "hi", "2026-12-07T12:00:00Z"), ("wa-1".into(), Some(json!(true))));
+    let inbound = r#"{"type":"inbound","location":"shop","channel":"whatsapp","instance":"wa-1","contact":"c-7","time":"2026-12-07T15:00:00Z"}"#;
+    assert_eq!(live.record(inbound).to_json()["accepted"], 1);
+    // Within 24 h of the contact's message to wa-1: free-form on wa-1 only.
+    assert_eq!(ask("whatsapp", "hi", "2026-12-08T14:59:59Z"), ("wa-1".into(), Some(json!(false))));
+    assert_eq!(ask("whatsapp", "hi {WA#2}", "2026-12-08T14:00:00Z"), ("wa-2".into(), Some(json!(true))));
+    // Expired after 24 h.
+    assert_eq!(ask("whatsapp", "hi", "2026-12-08T15:00:00Z"), ("wa-1".into(), Some(json!(true))));
+    // An instance without a reply window: no field.
+    assert_eq!(ask("sms", "hi", "2026-12-07T16:00:00Z"), ("sms-1".into(), None));
+}

@@ -79,6 +79,8 @@ export interface Selected {
   /** The body with every routing pattern removed. */
   body: string
   instance: SelectedInstance
+  /** Present when the instance has a `reply_window`: false when the contact wrote to it within the window, else true (only an approved template). */
+  template_required?: boolean
   trace: TraceEntry[]
   /** The request's `message_id`, when it carried one. */
   message_id?: string

@@ -88,6 +88,7 @@ class Decision(_DecisionRequired, total=False):
 
     body: str
     instance: SelectedInstance
+    template_required: bool
     error: SelectionError
     message_id: str
 

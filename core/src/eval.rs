@@ -85,6 +85,10 @@ pub struct Decision {
     pub trace: Vec<TraceEntry>,
     /// The request's `message_id` (SPEC §7), carried back unchanged.
     pub message_id: Option<String>,
+    /// For a selected instance with a `reply_window`: whether only an
+    /// approved template may go out (the contact has not written to that
+    /// instance within the window). `None` for every other decision.
+    pub template_required: Option<bool>,
 }
 
 impl Decision {
@@ -96,6 +100,7 @@ impl Decision {
             result: Err(SelectionError { code: CODE_INVALID_REQUEST, kind, message: message.into(), retry_at: None }),
             trace: Vec::new(),
             message_id: None,
+            template_required: None,
         }
     }
 
@@ -165,6 +170,13 @@ impl Decision {
                 out.extend_from_slice(b",\"phone\":");
                 json::string(out, instance.phone());
                 out.push(b'}');
+                if let Some(required) = self.template_required {
+                    out.extend_from_slice(if required {
+                        b",\"template_required\":true"
+                    } else {
+                        b",\"template_required\":false"
+                    });
+                }
             }
             Err(error) => {
                 out.extend_from_slice(b",\"error\":{\"code\":");
@@ -390,7 +402,12 @@ impl Serialize for Decision {
             m.serialize_entry("body", body)?;
         }
         match &self.result {
-            Ok(instance) => m.serialize_entry("instance", &InstanceJson(instance))?,
+            Ok(instance) => {
+                m.serialize_entry("instance", &InstanceJson(instance))?;
+                if let Some(required) = self.template_required {
+                    m.serialize_entry("template_required", &required)?;
+                }
+            }
             Err(error) => m.serialize_entry("error", &ErrorJson(error))?,
         }
         m.serialize_entry("trace", &self.trace)?;
@@ -413,7 +430,7 @@ impl Plan {
     /// the decision counts. See [`Plan::preview`] for a decision that never
     /// counts.
     pub fn select(&self, world: &World, request: &Request) -> Decision {
-        let decision = self.decide(world, request, true);
+        let decision = self.reply_window(request, self.decide(world, request, true));
         match &request.message_id {
             None => decision,
             Some(id) => decision.with_message_id(Some(id.clone())),
@@ -424,11 +441,40 @@ impl Plan {
     /// limits: the store's current counts are read and compared instead
     /// (`explain`, `--dry-run`).
     pub fn preview(&self, world: &World, request: &Request) -> Decision {
-        let decision = self.decide(world, request, false);
+        let decision = self.reply_window(request, self.decide(world, request, false));
         match &request.message_id {
             None => decision,
             Some(id) => decision.with_message_id(Some(id.clone())),
         }
+    }
+
+    /// `decision` with `template_required` when it selected an instance
+    /// with a `reply_window` (docs/recipient-rules.md): `false` when the
+    /// contact wrote to that instance (an `inbound` event, kept in the
+    /// plan's store) less than the window before the decision's time, else
+    /// `true`, a store that cannot answer included (a template is always
+    /// allowed; free-form text outside the window is not).
+    fn reply_window(&self, request: &Request, mut decision: Decision) -> Decision {
+        let Ok(instance) = &decision.result else { return decision };
+        let Some(window) = instance.reply_window() else { return decision };
+        let contact = request.contact.as_ref().and_then(|c| c.id.as_deref());
+        let inside = match (&self.store, contact, self.registry.channel_id(&request.channel)) {
+            (Some(store), Some(contact), Some(channel)) => {
+                let key = ConversationKey { location: &request.location, channel, contact };
+                let now = request.now.unwrap_or_else(crate::capacity::clock);
+                match store.last_inbound(&key) {
+                    Ok(Some((to, at))) => {
+                        let since = now.as_millisecond().saturating_sub(at.as_millisecond());
+                        let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+                        to == instance.id() && (0..window).contains(&since)
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        decision.template_required = Some(!inside);
+        decision
     }
 
     fn decide(&self, world: &World, request: &Request, count: bool) -> Decision {
@@ -566,6 +612,7 @@ impl Plan {
                         result: Ok(instance),
                         trace,
                         message_id: None,
+                        template_required: None,
                     };
                 }
                 other => return walk().general(trace, body, n, Some((other, None))),
@@ -620,7 +667,14 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
         // The decision that ends the chain: `rule` failed with `error`.
         let failed = |n, rule, error: SelectionError, mut trace: Vec<TraceEntry>, body| {
             answer(&mut trace, steps, n, TraceOutcome::Failed, Some(error.kind.as_str().to_owned()));
-            Decision { rule: Some(rule), body: Some(body), result: Err(error), trace, message_id: None }
+            Decision {
+                rule: Some(rule),
+                body: Some(body),
+                result: Err(error),
+                trace,
+                message_id: None,
+                template_required: None,
+            }
         };
         'steps: for (n, step) in steps.iter().enumerate().skip(from) {
             // (Step `from`, when already asked, is never skipped: its answer
@@ -738,6 +792,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                     result: Ok(instance),
                     trace,
                     message_id: None,
+                    template_required: None,
                 };
             }
         }
@@ -767,6 +822,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
             }),
             trace,
             message_id: None,
+            template_required: None,
         }
     }
 }

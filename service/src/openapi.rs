@@ -118,6 +118,10 @@ pub(crate) struct DecisionDoc {
     instance: Option<InstanceDoc>,
     /// Present when not `ok`.
     error: Option<SelectionErrorDoc>,
+    /// Present when the selected instance has a `reply_window`: `false`
+    /// when the contact wrote to it within the window (free-form text may
+    /// go), else `true` (only an approved template).
+    template_required: Option<bool>,
     trace: Vec<TraceDoc>,
     /// The request's `message_id`, when it carried one (code 100 included,
     /// when the id could be read).

@@ -108,6 +108,7 @@ impl Baseline {
             result: Ok(self.instances[i].clone()),
             trace,
             message_id: None,
+            template_required: None,
         };
         // Overrides: only bodies with a brace need work.
         let body = if memchr::memchr(b'{', req.body.as_bytes()).is_none() {
