@@ -241,6 +241,16 @@ impl Health {
         outcome
     }
 
+    /// Records a failed outcome only: for calls that may be answered from a
+    /// cache, whose success does not show that the store answers.
+    #[inline]
+    fn observe_failure<T>(&self, outcome: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &outcome {
+            self.failed(e);
+        }
+        outcome
+    }
+
     fn checked(&self, at: SystemTime) {
         self.state().checked_at = Some(at);
     }
@@ -307,7 +317,9 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
     }
 
     fn live_state(&self, location: &str) -> Result<LiveState, StoreError> {
-        self.health.observe(self.inner.live_state(location))
+        // Often answered from the store's cache: only a failure says
+        // something about the store's health.
+        self.health.observe_failure(self.inner.live_state(location))
     }
 
     fn record_inbound(
@@ -325,7 +337,9 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
     }
 
     fn live_locations(&self) -> Result<Vec<String>, StoreError> {
-        self.health.observe(self.inner.live_locations())
+        // Answered from the store's cache (status counts): only a failure
+        // says something about the store's health.
+        self.health.observe_failure(self.inner.live_locations())
     }
 
     fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
