@@ -277,3 +277,50 @@ fn a_runaway_module_costs_its_budget_and_other_chains_keep_their_speed() {
     // The SMS chain never waits for the spinning module.
     assert!(slowest < Duration::from_millis(200), "{slowest:?}");
 }
+
+/// The example rule of plugins/wasm-example built for
+/// wasm32-unknown-unknown with the command the docs give (into its own
+/// target directory); `None` when that target is not installed (then
+/// `rustup target add wasm32-unknown-unknown` enables the test).
+fn rust_guest() -> Option<PathBuf> {
+    let sysroot = std::process::Command::new("rustc").args(["--print", "sysroot"]).output().ok()?;
+    let sysroot = PathBuf::from(text(&sysroot.stdout).trim());
+    if !sysroot.join("lib/rustlib/wasm32-unknown-unknown").is_dir() {
+        return None;
+    }
+    let target = repo_file("target/plugin-tests/wasm");
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "--release", "--target", "wasm32-unknown-unknown", "-p", "switchboard-wasm-example"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(repo_file(""))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "building the example guest failed:\n{}", text(&out.stderr));
+    Some(target.join("wasm32-unknown-unknown/release/tag_first.wasm"))
+}
+
+#[test]
+fn the_rust_example_guest_built_with_the_sdk_decides() {
+    let Some(module) = rust_guest() else {
+        eprintln!("skipped: the wasm32-unknown-unknown target is not installed");
+        return;
+    };
+    let rules =
+        "plugins:\n  - wasm: plugins/tag_first.wasm\nrules:\n  - rule: tag_first\n    tag: VIP\n  - default_instance\n";
+    let (_dir, rules, world) = setup(rules, &[("tag_first.wasm", fs::read(module).unwrap())]);
+    let out = run(&["select", "--rules", s(&rules), "--world", s(&world)], &format!("{VIP}\n{PLAIN}\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let d = lines(&out);
+    assert_eq!((d[0]["instance"]["id"].as_str(), d[0]["rule"].as_str()), (Some("wa-2"), Some("tag_first")), "{}", d[0]);
+    assert_eq!(d[1]["rule"], "default_instance");
+    let listing = text(&run(&["rules", "--rules", s(&rules)], "").stdout);
+    assert!(listing.contains("tag_first") && listing.contains("code 1100"), "{listing}");
+    assert!(listing.contains("option tag: string"), "{listing}");
+    // Its `configure` refuses an empty tag, at the rule's entry.
+    fs::write(&rules, "plugins:\n  - wasm: plugins/tag_first.wasm\nrules:\n  - rule: tag_first\n    tag: ' '\n")
+        .unwrap();
+    let out = run(&["check", "--rules", s(&rules)], "");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rules.yaml:4:") && stderr.contains("`tag` must not be empty"), "{stderr}");
+}
