@@ -212,15 +212,19 @@ fn out_of_memory_is_reported_even_when_the_guest_carries_on() {
 
 #[test]
 fn concurrent_decisions_each_get_their_own_instance() {
-    // Writes the handle's marker into memory, spins a little, and checks
-    // it is still its own: a shared instance would see another's write.
-    let select = "(local $i i32) (i32.store (i32.const 8192) (local.get $ptr)) \
+    // Marks itself busy in its memory for the length of a call and traps
+    // if it finds the mark already set: an instance shared by two
+    // decisions at once would trap.
+    let select = "(local $i i32) \
+                  (if (i32.load (i32.const 8192)) (then unreachable)) \
+                  (i32.store (i32.const 8192) (i32.const 1)) \
                   (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1))) \
-                    (br_if $l (i32.lt_u (local.get $i) (i32.const 20000)))) \
-                  (if (result i64) (i32.eq (i32.load (i32.const 8192)) (local.get $ptr)) \
-                    (then (i64.const 0x100000000)) (else unreachable))";
+                    (br_if $l (i32.lt_u (local.get $i) (i32.const 2000)))) \
+                  (i32.store (i32.const 8192) (i32.const 0)) \
+                  (i64.const 0x100000000)";
     let (dir, path) = module(&guest(MANIFEST, select, ERROR));
-    let plan = Arc::new(plan_for(dir.path(), &format!("wasm: {}", path.display()), "[probe]").unwrap());
+    let entry = format!("wasm: {}\n    timeout_ms: 2000", path.display());
+    let plan = Arc::new(plan_for(dir.path(), &entry, "[probe]").unwrap());
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let plan = plan.clone();
@@ -365,4 +369,74 @@ fn a_changed_module_is_loaded_again_and_an_unchanged_one_reused() {
     let plan = plan_for(dir.path(), &entry, "[probe]").unwrap();
     assert_eq!(summary(&decide(&plan, "Hi")), "wa-3");
     assert!(!modules_changed(plan.plugins(), &rules));
+}
+
+/// A guest whose answer is the 16 lower-case hex digits of the body (the
+/// body starts 45 bytes into the input).
+const ECHO_HEX: &str = "(local $i i32) (local $v i64) (local $c i32)
+  (loop $next
+    (local.set $c (i32.load8_u (i32.add (local.get $ptr) (i32.add (i32.const 45) (local.get $i)))))
+    (local.set $v (i64.or (i64.shl (local.get $v) (i64.const 4))
+      (i64.extend_i32_u (select (i32.sub (local.get $c) (i32.const 48)) (i32.sub (local.get $c) (i32.const 87))
+                                (i32.lt_u (local.get $c) (i32.const 58))))))
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br_if $next (i32.lt_u (local.get $i) (i32.const 16))))
+  (local.get $v)";
+
+/// The decision the contract allows for `answer` (in the world above:
+/// #1 connected, #2 disconnected, #3 the connected default), as
+/// [`summary`] writes it, with the trace.
+fn contract(answer: i64) -> (String, Vec<(&'static str, &'static str)>) {
+    let (outcome, value) = (answer >> 32, answer & 0xffff_ffff);
+    let fallback = || ("wa-3".to_owned(), vec![("probe", "fell_through"), ("default_instance", "selected")]);
+    let invalid = || ("1500/plugin_invalid_answer".to_owned(), vec![("probe", "failed")]);
+    match (outcome, value) {
+        (0, _) => ("wa-3".to_owned(), vec![("probe", "no_match"), ("default_instance", "selected")]),
+        (1, 0) => ("wa-1".to_owned(), vec![("probe", "selected")]),
+        (1, 2) => ("wa-3".to_owned(), vec![("probe", "selected")]),
+        (1 | 2, 0..=2) => fallback(),
+        (3, 1000..) => ("1500/closed_for_lunch".to_owned(), vec![("probe", "failed")]),
+        _ => invalid(),
+    }
+}
+
+fn echo_plan() -> &'static Plan {
+    static PLAN: std::sync::OnceLock<(tempfile::TempDir, Plan)> = std::sync::OnceLock::new();
+    let (_, plan) = PLAN.get_or_init(|| {
+        let (dir, path) = module(&guest(MANIFEST, ECHO_HEX, ERROR));
+        // A generous budget: this test is about answers, not time.
+        let entry = format!("wasm: {}\n    timeout_ms: 1000", path.display());
+        let plan = plan_for(dir.path(), &entry, "[probe, default_instance]").unwrap_or_else(|e| panic!("{e}"));
+        (dir, plan)
+    });
+    plan
+}
+
+fn answers() -> impl proptest::strategy::Strategy<Value = i64> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<i64>(),
+        (0i64..6, 0i64..5).prop_map(|(o, v)| (o << 32) | v),
+        (0i64..6, any::<u32>()).prop_map(|(o, v)| (o << 32) | i64::from(v)),
+        (3i64..4, 990i64..1010).prop_map(|(o, v)| (o << 32) | v),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Whatever i64 a guest answers, the decision is the one the contract
+    /// gives: never a disconnected or foreign instance, never a code but
+    /// the rule's.
+    #[test]
+    fn a_guest_answering_any_i64_never_leaves_the_contract(answer in answers()) {
+        let d = decide(echo_plan(), &format!("{:016x}", answer.cast_unsigned()));
+        let trace: Vec<_> = d.trace.iter().map(|t| (t.rule, t.outcome.as_str())).collect();
+        let (want, want_trace) = contract(answer);
+        proptest::prop_assert_eq!(summary(&d), want);
+        proptest::prop_assert_eq!(trace, want_trace);
+        if let Ok(instance) = &d.result {
+            proptest::prop_assert!(instance.is_connected());
+        }
+    }
 }
