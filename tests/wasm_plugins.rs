@@ -138,16 +138,16 @@ fn every_sandbox_row_fails_with_the_rules_code_and_the_next_request_is_answered(
         assert_eq!(d[2]["instance"]["id"], "sms-1", "every other request is answered");
         assert!(started.elapsed() < Duration::from_secs(10), "{select}");
     }
-    // Failed with a code and sb_error's kind and message.
+    // Failed with its code and sb_error's kind and message.
     let (_dir, rules, world) = setup(
         "plugins: [{wasm: plugins/probe.wasm}]\nrules: [probe]\n",
-        &[("probe.wasm", probe("probe", &answer(3, 1500)))],
+        &[("probe.wasm", probe("probe", &answer(3, 1501)))],
     );
     let out = run(&["select", "--rules", s(&rules), "--world", s(&world)], &format!("{PLAIN}\n"));
     let d = &lines(&out)[0];
     assert_eq!(
         (d["error"]["code"].as_u64(), d["error"]["kind"].as_str(), d["error"]["message"].as_str()),
-        (Some(1500), Some("closed_for_lunch"), Some("back at two"))
+        (Some(1501), Some("closed_for_lunch"), Some("back at two"))
     );
 }
 

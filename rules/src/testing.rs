@@ -101,14 +101,16 @@ fn run_full(
     }
     let outcome = rule.evaluate(&cx);
     let message = match &outcome {
-        Outcome::Unusable { message, .. } | Outcome::Failed { message, .. } => message.clone(),
+        Outcome::Unusable { message, .. }
+        | Outcome::Failed { message, .. }
+        | Outcome::FailedWithCode { message, .. } => message.clone(),
         _ => String::new(),
     };
     let answer = match outcome {
         Outcome::Selected { instance, .. } => Answer::Selected(leak(instance.id())),
         Outcome::NoMatch { .. } => Answer::NoMatch,
         Outcome::Unusable { kind, .. } => Answer::Unusable(leak(kind.as_str())),
-        Outcome::Failed { kind, .. } => Answer::Failed(leak(kind.as_str())),
+        Outcome::Failed { kind, .. } | Outcome::FailedWithCode { kind, .. } => Answer::Failed(leak(kind.as_str())),
     };
     (answer, message)
 }

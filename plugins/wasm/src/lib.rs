@@ -249,3 +249,30 @@ fn open(bytes: &[u8], canonical: &Path, listed: &str, limits: Limits) -> Result<
 
 #[cfg(test)]
 mod tests;
+
+/// Instantiation for benchmarks: what one sandboxed instance costs.
+#[doc(hidden)]
+pub mod measure {
+    use std::time::{Duration, Instant};
+
+    use crate::sandbox::{engine, Guest, Limits};
+
+    /// Live instances of one module (dropped with this value).
+    pub struct Instances {
+        _guests: Vec<Guest>,
+    }
+
+    /// Compiles `bytes` and instantiates it `count` times with a memory cap
+    /// of `max_memory_mb`; the instances and the time per instantiation.
+    pub fn instantiate(bytes: &[u8], max_memory_mb: u32, count: usize) -> Result<(Instances, Duration), String> {
+        let engine = engine()?;
+        let module = wasmtime::Module::from_binary(engine, bytes).map_err(|e| e.to_string())?;
+        let limits = Limits { memory_bytes: (max_memory_mb as usize) << 20, timeout_ms: 1000 };
+        let started = Instant::now();
+        let guests = (0..count)
+            .map(|_| Guest::new(engine, &module, limits).map_err(|f| f.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let each = started.elapsed() / u32::try_from(count.max(1)).unwrap_or(u32::MAX);
+        Ok((Instances { _guests: guests }, each))
+    }
+}

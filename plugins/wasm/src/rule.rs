@@ -164,7 +164,8 @@ impl WasmRule {
             3 if value < 1000 => Err(Fault::Invalid(format!("failed with code {value}; plugin codes start at 1000"))),
             3 => {
                 let (kind, message) = guest_error(&pooled.guest.error()?)?;
-                Ok(Outcome::failed(ErrorKind::from_name(&kind), message))
+                let code = u32::try_from(value).unwrap_or(u32::MAX);
+                Ok(Outcome::FailedWithCode { code, kind: ErrorKind::from_name(&kind), message })
             }
             other => Err(Fault::Invalid(format!("answered outcome {other}, which ABI 1 does not define (0 to 3)"))),
         }

@@ -104,6 +104,9 @@ fn each_outcome_of_the_abi_reaches_the_decision() {
     let d = run(&answer(3, 1500));
     let e = d.error().unwrap();
     assert_eq!((e.code, e.kind.as_str(), e.message.as_str()), (1500, "closed_for_lunch", "back at two"));
+    // The code is the guest's own (at least 1000), not only the declared one.
+    let d = run(&answer(3, 4321));
+    assert_eq!(summary(&d), "4321/closed_for_lunch");
     // Selecting a disconnected instance is refused as for any rule: it is
     // unusable, and a WebAssembly rule skips by default.
     let d = run(&answer(1, 1));
@@ -395,7 +398,7 @@ fn contract(answer: i64) -> (String, Vec<(&'static str, &'static str)>) {
         (1, 0) => ("wa-1".to_owned(), vec![("probe", "selected")]),
         (1, 2) => ("wa-3".to_owned(), vec![("probe", "selected")]),
         (1 | 2, 0..=2) => fallback(),
-        (3, 1000..) => ("1500/closed_for_lunch".to_owned(), vec![("probe", "failed")]),
+        (3, 1000..) => (format!("{value}/closed_for_lunch"), vec![("probe", "failed")]),
         _ => invalid(),
     }
 }
@@ -426,8 +429,8 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
 
     /// Whatever i64 a guest answers, the decision is the one the contract
-    /// gives: never a disconnected or foreign instance, never a code but
-    /// the rule's.
+    /// gives: never a disconnected or foreign instance, never a code under
+    /// 1000.
     #[test]
     fn a_guest_answering_any_i64_never_leaves_the_contract(answer in answers()) {
         let d = decide(echo_plan(), &format!("{:016x}", answer.cast_unsigned()));
