@@ -321,11 +321,19 @@ fn entries_are_checked_where_they_stand() {
         ("wasm: probe.wasm\n    path: x.so", "unknown field `path` in a WebAssembly plugin entry"),
         ("path: x.so\n    timeout_ms: 5", "unknown field `timeout_ms` in a plugin entry"),
         (&format!("wasm: probe.wasm\n    sha256: {}", "0".repeat(64)), "sha256 mismatch: the file's is"),
+        (
+            "wasm: probe.wasm\n  - wasm: ./probe.wasm",
+            "plugin `./probe.wasm` is listed twice: the entry at line 2 already lists it as `probe.wasm`",
+        ),
     ];
     for (entry, want) in cases {
         let e = plan_for(dir.path(), entry, "[any_available]").unwrap_err();
         assert!(e.contains("rules.yaml:") && e.contains(want), "{entry}: {e}");
     }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path().join("probe.wasm"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = plan_for(dir.path(), "wasm: probe.wasm", "[any_available]").unwrap_err();
+    assert!(e.contains("is world-writable (mode 666)"), "{e}");
 }
 
 #[test]
