@@ -25,11 +25,22 @@ pub(crate) fn engine() -> Result<&'static Engine, String> {
             config.epoch_interruption(true);
             let engine = Engine::new(&config).map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?;
             let ticking = engine.clone();
+            // The epoch counts the milliseconds since the engine started:
+            // a tick the ticker was late for (a loaded machine) is made up
+            // when it wakes, so budgets do not stretch with its delays.
             std::thread::Builder::new()
                 .name("switchboard-wasm-epoch".into())
-                .spawn(move || loop {
-                    std::thread::sleep(TICK);
-                    ticking.increment_epoch();
+                .spawn(move || {
+                    let started = std::time::Instant::now();
+                    let mut epoch: u128 = 0;
+                    loop {
+                        std::thread::sleep(TICK);
+                        let now = started.elapsed().as_millis();
+                        while epoch < now {
+                            ticking.increment_epoch();
+                            epoch += 1;
+                        }
+                    }
                 })
                 .map_err(|e| format!("cannot start the WebAssembly timer thread: {e}"))?;
             Ok(engine)
