@@ -33,4 +33,5 @@ mod schema;
 mod serve;
 mod snapshots;
 mod spec;
+mod wasm_plugins;
 mod world_errors;

@@ -51,6 +51,34 @@ pub struct PluginEntry {
     pub sha256: Option<String>,
     /// The plugin's name and version, as it declares them (once loaded).
     pub loaded: Option<(String, String)>,
+    /// A shared library (`path:`) or a WebAssembly module (`wasm:`).
+    pub kind: PluginKind,
+}
+
+/// What a `plugins:` entry loads (SPEC §8, §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// A shared library (`path:`), run with the host's rights.
+    Native,
+    /// A WebAssembly module (`wasm:`), run in a sandbox.
+    Wasm {
+        /// The cap on the module's linear memory, in MiB (`max_memory_mb`).
+        max_memory_mb: u32,
+        /// The wall-clock budget of one call into the module, in
+        /// milliseconds (`timeout_ms`).
+        timeout_ms: u32,
+    },
+}
+
+impl PluginKind {
+    /// `max_memory_mb` when not written.
+    pub const DEFAULT_MAX_MEMORY_MB: u32 = 16;
+    /// `timeout_ms` when not written.
+    pub const DEFAULT_TIMEOUT_MS: u32 = 10;
+    /// The largest `max_memory_mb` (a 32-bit module addresses 4 GiB).
+    pub const MAX_MEMORY_MB: u32 = 4096;
+    /// The largest `timeout_ms` (a minute).
+    pub const MAX_TIMEOUT_MS: u32 = 60_000;
 }
 
 /// What one plugin adds to the registry.
@@ -471,6 +499,9 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
 /// them can run out.
 const FALLBACKS: [&str; 2] = ["any_available", "default_instance"];
 
+/// The keys of a `wasm:` entry of `plugins:`.
+const WASM_PLUGIN_KEYS: [&str; 4] = ["wasm", "sha256", "max_memory_mb", "timeout_ms"];
+
 const TOP_KEYS: [&str; 6] = ["version", "plugins", "rules", "channels", "limits", "capacity"];
 
 /// One `channels.<id>` section.
@@ -497,14 +528,34 @@ fn read_plugins(
     // the line and path of that entry: a second entry for the same library
     // is "listed twice", not a clash of the plugin with itself.
     let mut loaded_from: Vec<(crate::Source, usize, String)> = Vec::new();
-    for (i, item) in tree::items(node, "a list of `{path: ..., sha256: ...}`", &"plugins", out).iter().enumerate() {
+    for (i, item) in tree::items(node, "a list of `{path: ...}` or `{wasm: ...}`", &"plugins", out).iter().enumerate() {
         let path = format!("plugins[{i}]");
-        let expecting = "a plugin: a map with `path` and an optional `sha256`";
-        let Some(fields) = tree::fields(item, Some(&["path", "sha256"]), "a plugin entry", expecting, &path, out)
-        else {
+        let wasm = matches!(&item.value, Value::Map(pairs) if pairs.iter().any(|(k, _)| k.as_text() == Some("wasm")));
+        let (keys, section, expecting): (&[&str], _, _) = if wasm {
+            (
+                &WASM_PLUGIN_KEYS,
+                "a WebAssembly plugin entry",
+                "a plugin: a map with `path` (a shared library) or `wasm` (a module)",
+            )
+        } else {
+            (
+                &["path", "sha256"],
+                "a plugin entry",
+                "a plugin: a map with `path` (a shared library) or `wasm` (a module)",
+            )
+        };
+        let Some(fields) = tree::fields(item, Some(keys), section, expecting, &path, out) else {
             continue;
         };
-        let mut entry = PluginEntry { path: String::new(), sha256: None, loaded: None };
+        let kind = if wasm {
+            PluginKind::Wasm {
+                max_memory_mb: PluginKind::DEFAULT_MAX_MEMORY_MB,
+                timeout_ms: PluginKind::DEFAULT_TIMEOUT_MS,
+            }
+        } else {
+            PluginKind::Native
+        };
+        let mut entry = PluginEntry { path: String::new(), sha256: None, loaded: None, kind };
         let mut ok = true;
         for (key, _, value) in &fields {
             let text = value.as_text().map(str::to_owned);
@@ -514,19 +565,49 @@ fn read_plugins(
                 }
                 ("sha256", _) => {
                     ok = false;
-                    let message = "`sha256` must be 64 hexadecimal digits (run `sha256sum` on the library)";
+                    let message = if wasm {
+                        "`sha256` must be 64 hexadecimal digits (run `sha256sum` on the module)"
+                    } else {
+                        "`sha256` must be 64 hexadecimal digits (run `sha256sum` on the library)"
+                    };
                     out.push(value.error(message).at_path(tree::join(&path, key)));
+                }
+                ("max_memory_mb" | "timeout_ms", _) => {
+                    let (max, unit) = match *key {
+                        "max_memory_mb" => (PluginKind::MAX_MEMORY_MB, "MiB"),
+                        _ => (PluginKind::MAX_TIMEOUT_MS, "milliseconds"),
+                    };
+                    let n = match value.value {
+                        Value::Int(n) => u32::try_from(n).ok().filter(|n| (1..=max).contains(n)),
+                        _ => None,
+                    };
+                    match (n, &mut entry.kind) {
+                        (Some(n), PluginKind::Wasm { max_memory_mb, timeout_ms }) => {
+                            *(if *key == "max_memory_mb" { max_memory_mb } else { timeout_ms }) = n;
+                        }
+                        _ => {
+                            ok = false;
+                            let message = format!(
+                                "`{key}` must be a whole number of {unit} from 1 to {max}; got {}",
+                                value.value
+                            );
+                            out.push(value.error(message).at_path(tree::join(&path, key)));
+                        }
+                    }
                 }
                 (_, Some(p)) => entry.path = p,
                 (_, None) => {
                     ok = false;
-                    let message = format!("`path` must be a file path; got {}", value.value);
+                    let message = format!("`{key}` must be a file path; got {}", value.value);
                     out.push(value.error(message).at_path(tree::join(&path, key)));
                 }
             }
         }
-        if !fields.iter().any(|(k, _, _)| *k == "path") {
-            out.push(item.error("a plugin entry needs `path`").at_path(&path));
+        if !wasm && !fields.iter().any(|(k, _, _)| *k == "path") {
+            out.push(
+                item.error("a plugin entry needs `path` (a shared library) or `wasm` (a WebAssembly module)")
+                    .at_path(&path),
+            );
             continue;
         }
         if ok {

@@ -757,6 +757,9 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                         let error = SelectionError { code: step.code, kind, message, retry_at };
                         return failed(n, step.id, error, trace, body);
                     }
+                    Outcome::FailedWithCode { code, kind, message } => {
+                        return failed(n, step.id, SelectionError { code, kind, message, retry_at: None }, trace, body);
+                    }
                 };
                 if let Some((_, why)) = at_capacity.iter().find(|(i, _)| i.id() == instance.id()) {
                     unusable!(ErrorKind::InstanceAtCapacity, why.clone())

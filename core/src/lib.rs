@@ -101,8 +101,8 @@ pub use capacity::{
 };
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
 pub use config::{
-    content_hash, CapacityConfig, Contribution, EntrySummary, Limits, OnStoreError, Plan, PluginEntry, PluginLoader,
-    StoreKind,
+    content_hash, CapacityConfig, Contribution, EntrySummary, Limits, OnStoreError, Plan, PluginEntry, PluginKind,
+    PluginLoader, StoreKind,
 };
 pub use diag::{Diagnostic, FileErrors, Severity};
 pub use eval::{

@@ -17,6 +17,8 @@ pub enum Source {
     Builtin(String),
     /// A plugin shared library.
     Plugin(PathBuf),
+    /// A WebAssembly plugin module.
+    Wasm(PathBuf),
 }
 
 impl fmt::Display for Source {
@@ -24,6 +26,7 @@ impl fmt::Display for Source {
         match self {
             Source::Builtin(krate) => write!(f, "built-in ({krate})"),
             Source::Plugin(path) => write!(f, "plugin {}", path.display()),
+            Source::Wasm(path) => write!(f, "wasm plugin {}", path.display()),
         }
     }
 }

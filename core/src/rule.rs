@@ -164,6 +164,17 @@ pub enum Outcome<'a> {
         /// (Boxed: rare, and every rule's answer moves its room.)
         retry_at: Option<Box<Timestamp>>,
     },
+    /// [`Outcome::Failed`] with a code of the rule's choosing instead of
+    /// its declared one (a WebAssembly rule's `failed` answer carries its
+    /// code, SPEC §15).
+    FailedWithCode {
+        /// The error code (plugin codes are at least 1000).
+        code: u32,
+        /// The error kind.
+        kind: ErrorKind,
+        /// What happened and what to do.
+        message: String,
+    },
 }
 
 impl<'a> Outcome<'a> {

@@ -102,14 +102,16 @@ fn run_full(
     }
     let outcome = rule.evaluate(&cx);
     let message = match &outcome {
-        Outcome::Unusable { message, .. } | Outcome::Failed { message, .. } => message.clone(),
+        Outcome::Unusable { message, .. }
+        | Outcome::Failed { message, .. }
+        | Outcome::FailedWithCode { message, .. } => message.clone(),
         _ => String::new(),
     };
     let answer = match outcome {
         Outcome::Selected { instance, .. } => Answer::Selected(leak(instance.id())),
         Outcome::NoMatch { .. } => Answer::NoMatch,
         Outcome::Unusable { kind, .. } => Answer::Unusable(leak(kind.as_str())),
-        Outcome::Failed { kind, .. } => Answer::Failed(leak(kind.as_str())),
+        Outcome::Failed { kind, .. } | Outcome::FailedWithCode { kind, .. } => Answer::Failed(leak(kind.as_str())),
     };
     (answer, message)
 }
@@ -182,6 +184,9 @@ pub(crate) fn run_world(
         }
         Outcome::Failed { kind, message, retry_at } => {
             Seen { answer: Answer::Failed(leak(kind.as_str())), text: message, retry_at: retry_at.map(|t| *t) }
+        }
+        Outcome::FailedWithCode { kind, message, .. } => {
+            Seen { answer: Answer::Failed(leak(kind.as_str())), text: message, retry_at: None }
         }
     }
 }

@@ -151,8 +151,26 @@ pub fn compile_rules_in(
     stores: &Stores,
 ) -> Result<Plan, FileErrors> {
     let file = path.display().to_string();
-    let plan = Plan::compile_with(text, &file, registry.clone(), Some(&switchboard_plugin_host::Loader))?;
+    let plan = Plan::compile_with(text, &file, registry.clone(), Some(&Plugins))?;
     stores.attach(plan, &file)
+}
+
+/// Loads each `plugins:` entry with the loader of its kind: a shared
+/// library (`path:`) with the native host, a WebAssembly module (`wasm:`)
+/// in the sandbox.
+struct Plugins;
+
+impl switchboard_core::PluginLoader for Plugins {
+    fn load(
+        &self,
+        entry: &switchboard_core::PluginEntry,
+        rules_file: &str,
+    ) -> Result<switchboard_core::Contribution, String> {
+        match entry.kind {
+            switchboard_core::PluginKind::Native => switchboard_plugin_host::Loader.load(entry, rules_file),
+            switchboard_core::PluginKind::Wasm { .. } => switchboard_plugin_wasm::Loader.load(entry, rules_file),
+        }
+    }
 }
 
 /// Reads a world file for a plan: against its registry (plugin channels

@@ -180,8 +180,14 @@ impl Inner {
         let mut errors: Vec<FileErrors> = Vec::new();
         let rules = crate::read_text(&self.rules).map_err(|e| errors.push(e)).ok();
         let rules_sha256 = rules.as_deref().map(|t| sha256_hex(t.as_bytes()));
+        // A WebAssembly module that changed on disk is loaded again, even
+        // when the rules file did not change.
+        let modules_changed = loaded
+            && switchboard_plugin_wasm::modules_changed(current.plan.plugins(), &self.rules.display().to_string());
         let plan = match (&rules, &rules_sha256) {
-            (_, Some(hash)) if loaded && *hash == current.rules_sha256 => Some(current.plan.clone()),
+            (_, Some(hash)) if loaded && !modules_changed && *hash == current.rules_sha256 => {
+                Some(current.plan.clone())
+            }
             (Some(text), _) => crate::compile_rules_in(text, &self.rules, &self.registry, &self.stores)
                 .map(Arc::new)
                 .map_err(|e| errors.push(e))
@@ -215,6 +221,7 @@ impl Inner {
             Some(path) => crate::file_sha256(path, max, crate::WORLD_LIMIT).map(Some).map_err(|e| errors.push(e)).ok(),
         };
         if loaded
+            && !modules_changed
             && rules_sha256.as_ref() == Some(&current.rules_sha256)
             && world_sha256.as_ref() == Some(&current.world_sha256)
         {

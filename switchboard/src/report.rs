@@ -287,6 +287,7 @@ fn source(source: &Source) -> Value {
     match source {
         Source::Builtin(krate) => json!({"kind": "builtin", "crate": krate}),
         Source::Plugin(path) => json!({"kind": "plugin", "path": path.display().to_string()}),
+        Source::Wasm(path) => json!({"kind": "wasm", "path": path.display().to_string()}),
     }
 }
 

@@ -483,16 +483,29 @@ pub fn rules_schema(registry: &Registry) -> Value {
             "version": {"const": 1, "default": 1, "description": "the file format version; only 1 exists"},
             "plugins": {
                 "type": "array",
-                "description": "shared libraries adding rules or channels; paths relative to this file",
-                "items": {
-                    "type": "object",
-                    "required": ["path"],
-                    "additionalProperties": false,
-                    "properties": {
-                        "path": {"type": "string", "description": "the library, relative to this file"},
-                        "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "optional pin: `sha256sum` of the library"},
+                "description": "shared libraries adding rules or channels, and WebAssembly modules adding rules; paths relative to this file",
+                "items": {"oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["path"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "path": {"type": "string", "description": "the library, relative to this file"},
+                            "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "optional pin: `sha256sum` of the library"},
+                        },
                     },
-                },
+                    {
+                        "type": "object",
+                        "required": ["wasm"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "wasm": {"type": "string", "description": "the WebAssembly module, relative to this file; its rules run in a sandbox"},
+                            "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "optional pin: `sha256sum` of the module"},
+                            "max_memory_mb": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 16, "description": "the cap on the module's linear memory, in MiB"},
+                            "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 60000, "default": 10, "description": "the wall-clock budget of one call into the module, in milliseconds"},
+                        },
+                    },
+                ]},
             },
             "rules": {"$ref": "#/$defs/rule_list"},
             "channels": {
