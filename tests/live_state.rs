@@ -1,4 +1,4 @@
-//! Live state (SPEC §13) and the correlation `message_id` (SPEC §7):
+//! Live state (docs/live-state.md) and the correlation `message_id` (docs/world.md):
 //! through the real binary (`select`, `record`, `serve` on a real port) and
 //! the library.
 

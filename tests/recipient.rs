@@ -1,4 +1,4 @@
-//! Recipient-aware rules (SPEC §14) through the library and the binary:
+//! Recipient-aware rules (docs/recipient-rules.md) through the library and the binary:
 //! `geomatch` across area codes, overlays, countries, national formats,
 //! disconnected and at-capacity local numbers; `send_window` at both edges,
 //! across the DST changes of New York and London, on weekends with `days`,

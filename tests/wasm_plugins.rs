@@ -1,4 +1,4 @@
-//! WebAssembly plugins (SPEC §15) through the binary: real modules written
+//! WebAssembly plugins (docs/wasm-plugins.md) through the binary: real modules written
 //! in WAT (the docs' complete example among them), assembled here with the
 //! `wat` crate; `select`, `check`, `rules`, `schema`, `explain` and `serve`
 //! with a reload that swaps the module.

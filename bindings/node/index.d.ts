@@ -117,7 +117,7 @@ export interface Status {
   order: Record<string, string[]>
 }
 
-/** An event from the send path (SPEC §13). */
+/** An event from the send path (docs/live-state.md). */
 export type Event =
   | { type: 'instance_status'; location: string; instance: string; connected: boolean | null; reason?: string | null; ttl?: string | null; time?: string | null }
   | { type: 'delivery'; location: string; instance: string; status: 'delivered' | 'failed'; error?: string | null; contact?: string | null; decision_id?: string | null; message_id?: string | null; time?: string | null }
@@ -130,7 +130,7 @@ export interface Recorded {
   rejected: { line: number; message: string }[]
 }
 
-/** The live state of one instance (SPEC §13). */
+/** The live state of one instance (docs/live-state.md). */
 export interface InstanceState {
   id: string
   channel: string
@@ -196,7 +196,7 @@ export declare class Engine {
   status(): Status
   /** Erases the conversation memory (docs/capacity.md) of `contact` on `channel` at `location`; whether there was one. Throws when the capacity store cannot answer. */
   forget(location: string, channel: string, contact: string): boolean
-  /** Applies events (an event, an array of them, or JSON Lines text) to the store of the configuration in force (SPEC §13). */
+  /** Applies events (an event, an array of them, or JSON Lines text) to the store of the configuration in force (docs/live-state.md). */
   record(events: Event | Event[] | string): Recorded
   /** The live state of a location's instances; null when the world in force has no such location. */
   instances(location: string): Instances | null

@@ -60,7 +60,7 @@ class Engine {
   }
 
   /**
-   * Applies events from the send path (SPEC §13): an event object, an array
+   * Applies events from the send path (docs/live-state.md): an event object, an array
    * of them, or JSON Lines text. Returns `{accepted, rejected: [{line, message}]}`
    * (`line` 1-based: the array position, or the text's line).
    */

@@ -732,7 +732,7 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 /// A `connected` override of one instance, as an `instance_status` event
-/// set it (SPEC §13).
+/// set it (docs/live-state.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusOverride {
     /// The instance's `connected` while the override is in force.
@@ -771,7 +771,7 @@ pub struct StatusUpdate<'a> {
 /// ([`CapacityStore::last_inbound`]): longer than any reply window.
 pub const INBOUND_KEPT: Duration = Duration::from_secs(30 * 86_400);
 
-/// The live state of one location's instances (SPEC §13): what the send
+/// The live state of one location's instances (docs/live-state.md): what the send
 /// path said since the world file was read. Keyed by instance id, so it
 /// outlives reloads of the world (an instance keeps its state while its id
 /// stays).
@@ -845,7 +845,7 @@ pub trait CapacityStore: Send + Sync {
         false
     }
 
-    // Live state (SPEC §13). Events change what the world file says about
+    // Live state (docs/live-state.md). Events change what the world file says about
     // an instance until the next event does; they live in the store so that
     // every process sharing it sees them, and so that they outlive reloads.
     // Reading is split in two because every decision asks: a cheap,
@@ -889,9 +889,9 @@ pub trait CapacityStore: Send + Sync {
     }
 
     /// The contact's last inbound message on the key's channel at the
-    /// key's location: the instance it wrote to and when (SPEC §13, kept
+    /// key's location: the instance it wrote to and when (docs/live-state.md, kept
     /// [`INBOUND_KEPT`]); what reply windows and `send_window`'s
-    /// `exempt_replies` read (SPEC §14).
+    /// `exempt_replies` read (docs/recipient-rules.md).
     fn last_inbound(&self, key: &ConversationKey<'_>) -> Result<Option<(String, Timestamp)>, StoreError> {
         let _ = key;
         Ok(None)

@@ -55,7 +55,7 @@ pub struct PluginEntry {
     pub kind: PluginKind,
 }
 
-/// What a `plugins:` entry loads (SPEC §8, §15).
+/// What a `plugins:` entry loads (docs/plugins.md, docs/wasm-plugins.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginKind {
     /// A shared library (`path:`), run with the host's rights.

@@ -64,7 +64,7 @@ pub struct SelectionError {
     /// What happened and what to check.
     pub message: String,
     /// When trying again may succeed (code 109: the next opening of the
-    /// send window, SPEC §14); written as `retry_at`, RFC 3339 in UTC.
+    /// send window, docs/recipient-rules.md); written as `retry_at`, RFC 3339 in UTC.
     /// (Boxed: rare, and every decision moves its error's room.)
     pub retry_at: Option<Box<crate::capacity::jiff::Timestamp>>,
 }
@@ -83,7 +83,7 @@ pub struct Decision {
     pub result: Result<Arc<Instance>, SelectionError>,
     /// Every enabled rule consulted, in order.
     pub trace: Vec<TraceEntry>,
-    /// The request's `message_id` (SPEC §7), carried back unchanged.
+    /// The request's `message_id` (docs/world.md), carried back unchanged.
     pub message_id: Option<String>,
     /// For a selected instance with a `reply_window`: whether only an
     /// approved template may go out (the contact has not written to that
@@ -104,7 +104,7 @@ impl Decision {
         }
     }
 
-    /// The decision carrying `message_id` (the request's, SPEC §7).
+    /// The decision carrying `message_id` (the request's, docs/world.md).
     #[must_use]
     pub fn with_message_id(mut self, message_id: Option<String>) -> Decision {
         self.message_id = message_id;
@@ -525,7 +525,7 @@ impl Plan {
         // the clock, read at most once and only when the store is asked.
         let instant = std::cell::OnceCell::new();
         let now = || *instant.get_or_init(|| request.now.unwrap_or_else(crate::capacity::clock));
-        // Live state (SPEC §13): a world location whose instances the send
+        // Live state (docs/live-state.md): a world location whose instances the send
         // path reported on is decided on a copy with their `connected`
         // replaced. One cheap question to the store otherwise.
         let overlaid;

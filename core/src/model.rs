@@ -71,7 +71,7 @@ fn rfc3339_out<S: serde::Serializer>(now: &Option<Timestamp>, s: S) -> Result<S:
     }
 }
 
-/// The longest `message_id` a request may carry, in bytes (SPEC §7).
+/// The longest `message_id` a request may carry, in bytes (docs/world.md).
 pub const MAX_MESSAGE_ID_BYTES: usize = 256;
 
 /// `message_id`: a string of at most [`MAX_MESSAGE_ID_BYTES`] bytes, or
@@ -166,7 +166,7 @@ pub struct InstanceSpec {
     #[serde(default)]
     pub limits: Option<Limits>,
     /// How long after the contact's last message to this instance it may
-    /// answer free-form (`24h`; SPEC §14); absent means no such window.
+    /// answer free-form (`24h`; docs/recipient-rules.md); absent means no such window.
     #[serde(default)]
     pub reply_window: Option<String>,
 }
@@ -191,7 +191,7 @@ pub struct Instance {
     pub(crate) users: Users,
     pub(crate) pool: Option<Box<str>>,
     limits: Option<Box<Limits>>,
-    /// The reply window in seconds (SPEC §14).
+    /// The reply window in seconds (docs/recipient-rules.md).
     pub(crate) reply_window: Option<std::num::NonZeroU32>,
     /// The phone parsed with libphonenumber's metadata, the first time a
     /// rule asks ([`Instance::geo`]); `None` inside when it does not parse.
@@ -320,7 +320,7 @@ impl Instance {
     pub fn limits(&self) -> &Limits {
         self.limits.as_deref().unwrap_or(&Limits::NONE)
     }
-    /// The instance's reply window (SPEC §14), if it has one.
+    /// The instance's reply window (docs/recipient-rules.md), if it has one.
     #[inline]
     pub fn reply_window(&self) -> Option<std::time::Duration> {
         self.reply_window.map(|s| std::time::Duration::from_secs(u64::from(s.get())))
@@ -362,11 +362,11 @@ pub struct Contact {
     #[serde(default)]
     pub assigned_user: Option<String>,
     /// The contact's phone number: E.164, or national digits when the
-    /// location has a `country` (SPEC §14). One that does not parse is not
+    /// location has a `country` (docs/recipient-rules.md). One that does not parse is not
     /// an invalid request: the rules that need it say so in the trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
-    /// The contact's IANA timezone (`America/New_York`; SPEC §14).
+    /// The contact's IANA timezone (`America/New_York`; docs/recipient-rules.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
 }
@@ -397,7 +397,7 @@ pub struct Request {
         skip_serializing_if = "Option::is_none"
     )]
     pub now: Option<Timestamp>,
-    /// The caller's own id for the message (SPEC §7): at most 256 bytes;
+    /// The caller's own id for the message (docs/world.md): at most 256 bytes;
     /// the decision (and its decision-log line) carries it back.
     #[serde(default, deserialize_with = "message_id", skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,

@@ -1,4 +1,4 @@
-//! What the recipient-aware rules read (SPEC §14): phone numbers parsed
+//! What the recipient-aware rules read (docs/recipient-rules.md): phone numbers parsed
 //! with libphonenumber's metadata (the `phonenumber` crate), countries,
 //! durations, and the source of a contact's last inbound message.
 //!
@@ -240,7 +240,7 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// A contact's last inbound message on a channel of a location (an
-/// `inbound` event, SPEC §13): which instance it wrote to, and when.
+/// `inbound` event, docs/live-state.md): which instance it wrote to, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastInbound {
     /// The instance id the contact wrote to.
@@ -250,7 +250,7 @@ pub struct LastInbound {
 }
 
 /// Where rules read the time of a contact's last inbound message (the
-/// `send_window` exemption and reply windows, SPEC §14).
+/// `send_window` exemption and reply windows, docs/recipient-rules.md).
 ///
 /// A separate trait, not a method of the capacity store, so that a rule
 /// depends only on this one question, and a host or a test can answer it

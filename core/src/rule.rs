@@ -166,7 +166,7 @@ pub enum Outcome<'a> {
     },
     /// [`Outcome::Failed`] with a code of the rule's choosing instead of
     /// its declared one (a WebAssembly rule's `failed` answer carries its
-    /// code, SPEC §15).
+    /// code, docs/wasm-plugins.md).
     FailedWithCode {
         /// The error code (plugin codes are at least 1000).
         code: u32,
@@ -242,7 +242,7 @@ pub enum ErrorKind {
     /// `fail_closed` (code 108, docs/capacity.md).
     StoreUnavailable,
     /// The recipient's local time is outside the `send_window` rule's
-    /// window (code 109, SPEC §14).
+    /// window (code 109, docs/recipient-rules.md).
     OutsideSendWindow,
     /// A kind declared by a plugin rule.
     Custom(Cow<'static, str>),
@@ -341,9 +341,9 @@ pub struct RuleContext<'a> {
     /// The plan's store, the location and the decision's instant, for
     /// [`RuleContext::day_count`] and [`RuleContext::recall`].
     pub(crate) store: Option<StoreView<'a>>,
-    /// The location itself (its `country` and `timezone`, SPEC §14).
+    /// The location itself (its `country` and `timezone`, docs/recipient-rules.md).
     pub(crate) site: Option<&'a Location>,
-    /// Where contacts' last inbound messages are read (SPEC §14).
+    /// Where contacts' last inbound messages are read (docs/recipient-rules.md).
     pub(crate) inbound: Option<InboundSource<'a>>,
 }
 
@@ -413,7 +413,7 @@ impl<'a> RuleContext<'a> {
     }
 
     /// This context with the location the request is decided in (its
-    /// `country` and `timezone`, SPEC §14): for unit tests of a rule and
+    /// `country` and `timezone`, docs/recipient-rules.md): for unit tests of a rule and
     /// hosts that evaluate one rule outside a plan.
     pub fn with_location(mut self, location: &'a Location) -> Self {
         self.site = Some(location);
@@ -435,7 +435,7 @@ impl<'a> RuleContext<'a> {
     }
 
     /// The decision's instant: the store's when the context reads one,
-    /// else the request's `now` (SPEC §10), else the clock (read now: a
+    /// else the request's `now` (docs/capacity.md), else the clock (read now: a
     /// rule that asks reads it once).
     #[inline]
     pub fn now(&self) -> Timestamp {
@@ -447,7 +447,7 @@ impl<'a> RuleContext<'a> {
     }
 
     /// The request's contact's last inbound message on this location and
-    /// channel (an `inbound` event, SPEC §13), from the context's
+    /// channel (an `inbound` event, docs/live-state.md), from the context's
     /// [`InboundLog`]. [`Inbound::NoSource`] when the context has none (a
     /// plan without a capacity store).
     pub fn last_inbound(&self) -> Inbound {

@@ -98,7 +98,7 @@ pub struct Location {
     positions: Box<[u32]>,
     timezone: TimeZone,
     pools: Box<[Pool]>,
-    /// Whether the world file names the timezone (SPEC §14 falls back to
+    /// Whether the world file names the timezone (docs/recipient-rules.md falls back to
     /// it only then).
     timezone_named: bool,
     /// The ISO 3166 country its contacts' national numbers are read in.
@@ -123,14 +123,14 @@ impl Location {
     }
 
     /// The timezone the world file names for the location, if it names
-    /// one (SPEC §14: a recipient without a timezone of its own is taken to
+    /// one (docs/recipient-rules.md: a recipient without a timezone of its own is taken to
     /// be there).
     pub fn named_timezone(&self) -> Option<&TimeZone> {
         self.timezone_named.then_some(&self.timezone)
     }
 
     /// The location's `country` (ISO 3166 alpha-2), in which phone numbers
-    /// in national format are read (SPEC §14).
+    /// in national format are read (docs/recipient-rules.md).
     pub fn country(&self) -> Option<Country> {
         self.country
     }
@@ -177,7 +177,7 @@ impl Location {
 
     /// The location with the `connected` of some instances replaced:
     /// `connected` answers an instance's new value, or `None` to keep the
-    /// file's (live state, SPEC §13). `None` when nothing changes. Instances
+    /// file's (live state, docs/live-state.md). `None` when nothing changes. Instances
     /// keep their positions, so the channels' indexes stay valid; only the
     /// lists of available instances are built again.
     pub fn with_connected(&self, mut connected: impl FnMut(&Instance) -> Option<bool>) -> Option<Location> {
@@ -1843,7 +1843,7 @@ mod tests {
         assert!(messages[3].contains("instance `d`: index 2 on whatsapp is already used by `c`"), "{messages:?}");
     }
 
-    /// `country` and `reply_window` (SPEC §14) are read alike by every
+    /// `country` and `reply_window` (docs/recipient-rules.md) are read alike by every
     /// path, and refused alike.
     #[test]
     fn country_and_reply_window_are_read_by_every_path() {

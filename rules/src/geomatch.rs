@@ -1,4 +1,4 @@
-//! `geomatch` (SPEC §14; no code, not in the default order): local
+//! `geomatch` (docs/recipient-rules.md; no code, not in the default order): local
 //! presence. Among the channel's usable instances, those whose number
 //! shares the contact's area code (North American numbers), else those in
 //! the contact's country; among equals, `strategy` picks.

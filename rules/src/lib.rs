@@ -16,8 +16,8 @@
 //! | 5 | [`default_instance`] | 105 | skip |
 //! | 6 | [`any_available`] | 106 | — |
 //! | — | [`conversation`] (listed where wanted, typically after `temporary_switch`) | 107 | skip |
-//! | — | [`geomatch`] (SPEC §14, listed where wanted) | — | — |
-//! | — | [`send_window`] (SPEC §14, listed where wanted) | 109 | — |
+//! | — | [`geomatch`] (docs/recipient-rules.md, listed where wanted) | — | — |
+//! | — | [`send_window`] (docs/recipient-rules.md, listed where wanted) | 109 | — |
 //!
 //! ```
 //! switchboard_rules::link();

@@ -1,4 +1,4 @@
-//! `send_window` (code 109, SPEC §14; not in the default order): quiet
+//! `send_window` (code 109, docs/recipient-rules.md; not in the default order): quiet
 //! hours in the recipient's local time.
 //!
 //! ```yaml

@@ -1,4 +1,4 @@
-//! The live-state routes of SPEC §13: `POST /v1/events` (admin) and
+//! The live-state routes of docs/live-state.md: `POST /v1/events` (admin) and
 //! `GET /v1/instances?location=L`.
 
 use axum::body::Bytes;
@@ -13,7 +13,7 @@ type St = axum::extract::State<State>;
 
 /// `POST /v1/events` (admin): one event or JSON Lines from the send path.
 #[utoipa::path(post, path = "/v1/events", tag = "admin",
-    request_body(content = String, description = "One event (a JSON object) or JSON Lines of events: `instance_status`, `delivery`, `inbound` (SPEC §13)", content_type = "application/x-ndjson"),
+    request_body(content = String, description = "One event (a JSON object) or JSON Lines of events: `instance_status`, `delivery`, `inbound` (docs/live-state.md)", content_type = "application/x-ndjson"),
     responses(
         (status = 200, description = "Every valid line applied, in order: `{\"accepted\": N, \"rejected\": [{\"line\", \"message\"}]}`", body = crate::openapi::RecordedDoc),
         (status = 400, description = "The body is empty or not UTF-8", body = crate::openapi::ErrorDoc),
@@ -86,7 +86,7 @@ fn query_location(query: &str) -> Option<String> {
 #[utoipa::path(get, path = "/v1/instances", tag = "configuration",
     params(("location" = String, Query, description = "The location id")),
     responses(
-        (status = 200, description = "The live state of the location's instances (SPEC §13)", body = Object),
+        (status = 200, description = "The live state of the location's instances (docs/live-state.md)", body = Object),
         (status = 400, description = "No `location` given", body = crate::openapi::ErrorDoc),
         (status = 404, description = "The world in force has no such location", body = crate::openapi::ErrorDoc),
     ))]

@@ -75,7 +75,7 @@ pub struct Metrics {
     /// (reservations, reads, health checks).
     pub store_errors: Counter,
     /// `switchboard_events_total{type,result}`: events from the send path
-    /// (SPEC §13).
+    /// (docs/live-state.md).
     pub events: Family<EventLabels, Counter>,
 }
 

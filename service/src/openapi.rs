@@ -25,7 +25,7 @@ pub(crate) struct InstanceSpecDoc {
     default: Option<bool>,
     users: Option<Vec<String>>,
     /// How long after the contact's last message to this instance it may
-    /// answer free-form (`24h`; SPEC §14).
+    /// answer free-form (`24h`; docs/recipient-rules.md).
     reply_window: Option<String>,
 }
 
@@ -36,9 +36,9 @@ pub(crate) struct ContactDoc {
     id: Option<String>,
     tags: Option<Vec<String>>,
     assigned_user: Option<String>,
-    /// E.164, or national digits when the location has a `country` (SPEC §14).
+    /// E.164, or national digits when the location has a `country` (docs/recipient-rules.md).
     phone: Option<String>,
-    /// An IANA timezone name (SPEC §14).
+    /// An IANA timezone name (docs/recipient-rules.md).
     timezone: Option<String>,
 }
 
@@ -171,7 +171,7 @@ pub(crate) struct StoreDoc {
     errors: u64,
 }
 
-/// The live state of `/v1/status` (SPEC §13).
+/// The live state of `/v1/status` (docs/live-state.md).
 #[derive(ToSchema)]
 #[schema(as = LiveStatus)]
 #[allow(dead_code)] // read by the OpenAPI document only
@@ -201,7 +201,7 @@ pub(crate) struct StatusDoc {
     max_body_bytes: u64,
     decision_log: Option<DecisionLogDoc>,
     store: Option<StoreDoc>,
-    /// Live state (SPEC §13).
+    /// Live state (docs/live-state.md).
     live: LiveStatusDoc,
     /// `POST /v1/reload` only: `reloaded` or `unchanged`.
     result: Option<String>,
@@ -263,7 +263,7 @@ pub(crate) struct RejectedDoc {
     message: String,
 }
 
-/// The answer of `POST /v1/events` (SPEC §13).
+/// The answer of `POST /v1/events` (docs/live-state.md).
 #[derive(ToSchema)]
 #[schema(as = Recorded)]
 #[allow(dead_code)] // read by the OpenAPI document only

@@ -326,7 +326,7 @@ fn status_value(state: &State) -> Value {
         None => Value::Null,
     };
     status["store"] = state.0.live.store_health().map_or(Value::Null, |health| store_value(&health));
-    // Live state (SPEC §13): instances whose `connected` an event overrides.
+    // Live state (docs/live-state.md): instances whose `connected` an event overrides.
     status["live"] = json!({"overridden": state.0.live.overridden_instances().ok()});
     status
 }

@@ -43,7 +43,7 @@ const PRUNE_EVERY: u32 = 1024;
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     conversations: Box<[Mutex<Conversations>]>,
-    /// Live state (SPEC §13) by location. Events are rare next to
+    /// Live state (docs/live-state.md) by location. Events are rare next to
     /// decisions, and most locations never get one: `any_live` lets every
     /// decision of a store that never received an event skip the lock.
     live: RwLock<FxHashMap<Box<str>, LocationLive>>,

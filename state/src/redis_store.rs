@@ -93,7 +93,7 @@ end
 return out
 ";
 
-/// The `instance_status` script (SPEC §13). KEYS: the location's live hash.
+/// The `instance_status` script (docs/live-state.md). KEYS: the location's live hash.
 /// ARGV: the instance's field, the event's time in ms, the new value
 /// (`<time ms>:<override JSON, or empty for a clear>`). An event older than
 /// the one the field holds is stale: nothing is written, 0 is returned.
@@ -109,7 +109,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 ";
 
-/// The `inbound` script (SPEC §13). KEYS: the contact's conversation key,
+/// The `inbound` script (docs/live-state.md). KEYS: the contact's conversation key,
 /// its last-inbound key. ARGV: the instance, the event's time (ms), the
 /// conversation `ttl` (ms), the conversation value to write, how long the
 /// last inbound is kept (ms). The last inbound is replaced unless a later
@@ -135,7 +135,7 @@ return 1
 
 /// How often every process asks Redis whether live state changed (one
 /// `GET` of the fleet's live epoch): an event applied by any process is in
-/// force everywhere well within a second (SPEC §13).
+/// force everywhere well within a second (docs/live-state.md).
 const LIVE_POLL: Duration = Duration::from_millis(250);
 
 /// What this process knows of the fleet's live state: refreshed by a
@@ -257,7 +257,7 @@ pub struct RedisStore {
     config: RedisConfig,
     script: Script,
     idle: Mutex<Vec<Link>>,
-    /// Live state (SPEC §13), shared with the poller thread.
+    /// Live state (docs/live-state.md), shared with the poller thread.
     live: std::sync::Arc<LiveShared>,
 }
 

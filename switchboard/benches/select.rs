@@ -15,7 +15,7 @@
 //!    sets), measured alternately in one run, with the clock read and
 //!    with `now` in the request; the target is at most +25 % for
 //!    the memory store.
-//! 6. The recipient-aware rules (SPEC §14): `send_window` and `geomatch`
+//! 6. The recipient-aware rules (docs/recipient-rules.md): `send_window` and `geomatch`
 //!    each added to the shipped chain, side by side with it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -169,7 +169,7 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "recipient") {
-        // `cargo bench --bench select -- recipient`: only the SPEC §14 cases.
+        // `cargo bench --bench select -- recipient`: only the docs/recipient-rules.md cases.
         recipient(&rules, &registry);
         return;
     }
@@ -312,7 +312,7 @@ pub fn breakdown(plan: &Plan, world: &World, request: &Request) {
     println!("breakdown: scan {scan_ns:.1}  scan+strip {strip_ns:.1}  channel {chan_ns:.1}  location {loc_ns:.1}  arc clone+drop {arc_ns:.1}  vec alloc {vec_ns:.1}");
 }
 
-/// The recipient-aware rules (SPEC §14), each inserted into the shipped
+/// The recipient-aware rules (docs/recipient-rules.md), each inserted into the shipped
 /// chain before `default_instance`, on the typical request with the
 /// contact's phone and timezone (and `now` inside the window): the chain
 /// alone, with `send_window`, with `geomatch` (which then decides, by area

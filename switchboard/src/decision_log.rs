@@ -128,7 +128,7 @@ pub struct Entry {
     request: String,
     decision: String,
     message_id: Option<String>,
-    /// An accepted event (SPEC §13) instead of a decision: its JSON.
+    /// An accepted event (docs/live-state.md) instead of a decision: its JSON.
     event: Option<String>,
 }
 
@@ -152,7 +152,7 @@ impl Entry {
         }
     }
 
-    /// An entry for an accepted event (SPEC §13): the line
+    /// An entry for an accepted event (docs/live-state.md): the line
     /// `{"time": "…", "event": {…}}` (`event` is the event's JSON, its
     /// `time` filled in), which `replay` applies in log order.
     pub fn event(snapshot: Arc<Snapshot>, event: impl Into<String>) -> Entry {
@@ -167,7 +167,7 @@ impl Entry {
         }
     }
 
-    /// The entry with the request's `message_id` (SPEC §7), written as the
+    /// The entry with the request's `message_id` (docs/world.md), written as the
     /// line's own `"message_id"` after `decision_id`.
     #[must_use]
     pub fn with_message_id(mut self, message_id: Option<String>) -> Entry {

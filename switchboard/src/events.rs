@@ -1,4 +1,4 @@
-//! Events from the send path (SPEC §13): `instance_status`, `delivery` and
+//! Events from the send path (docs/live-state.md): `instance_status`, `delivery` and
 //! `inbound`, read and checked against the world in force, then applied to
 //! the capacity store of the configuration in force ([`crate::Live::record`]).
 //!
@@ -327,7 +327,7 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// The answer of SPEC §13: `{"accepted": N, "rejected": [{"line", "message"}]}`.
+    /// The answer of docs/live-state.md: `{"accepted": N, "rejected": [{"line", "message"}]}`.
     pub fn to_json(&self) -> Value {
         let rejected: Vec<Value> =
             self.rejected.iter().map(|(line, r)| serde_json::json!({"line": line, "message": r.message})).collect();

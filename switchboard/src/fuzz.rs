@@ -69,7 +69,7 @@ pub fn request(data: &[u8]) {
     let _ = decision.to_json();
 }
 
-/// An events body (SPEC §13) through reading, checking and applying, on a
+/// An events body (docs/live-state.md) through reading, checking and applying, on a
 /// fresh memory store over a small world: every line is accepted or
 /// rejected with a message, and an accepted `instance_status` shows in the
 /// instances' live state.

@@ -293,7 +293,7 @@ pub fn parse_request(line: &str) -> Result<Request, Decision> {
     Request::from_json(line).map_err(|e| {
         let message = format!("cannot read the request: {e}{}", unknown_field_hint(&e.to_string()));
         // The decision carries the caller's id when one can be read
-        // (SPEC §7), so that even a refused message can be tied to it.
+        // (docs/world.md), so that even a refused message can be tied to it.
         Decision::request_error(ErrorKind::InvalidRequest, message, None).with_message_id(salvage_message_id(line))
     })
 }

@@ -500,7 +500,7 @@ impl Live {
         }
     }
 
-    /// Applies events from the send path (SPEC §13) to the store of the
+    /// Applies events from the send path (docs/live-state.md) to the store of the
     /// configuration in force: `body` is one event (a JSON object) or JSON
     /// Lines. Every valid line is checked against the world in force and
     /// applied, in order, even when others are rejected; an event without
@@ -510,7 +510,7 @@ impl Live {
         record_on(&snapshot, body, switchboard_core::capacity::clock())
     }
 
-    /// The live state of `location`'s instances (SPEC §13, `GET
+    /// The live state of `location`'s instances (docs/live-state.md, `GET
     /// /v1/instances`): `{"location", "generation", "instances": [{"id",
     /// "channel", "index", "connected", "connected_in_file", "override",
     /// "health", "usage", "warmup"}]}`, as of now; `None` when the world in

@@ -495,7 +495,7 @@ pub fn replay(
     let work_rx = Mutex::new(work_rx);
     // Chunks decided so far: an event line waits for every chunk before it.
     let done = &std::sync::atomic::AtomicU64::new(0);
-    // An event line (SPEC §13) is applied to the private store once every
+    // An event line (docs/live-state.md) is applied to the private store once every
     // decision before it is made, and before any after it: the reader
     // waits for the chunks sent so far, then applies it.
     let apply_event = |sent: u64, text: &str| {
@@ -583,8 +583,7 @@ fn read_lines(
     Ok(())
 }
 
-/// Whether a log line is an event line `{"time": …, "event": {…}}` (SPEC
-/// §13) rather than a decision. Decision lines as written start with
+/// Whether a log line is an event line `{"time": …, "event": {…}}` (docs/live-state.md) rather than a decision. Decision lines as written start with
 /// `{"decision_id"` and are told apart without parsing.
 fn is_event_line(text: &str) -> bool {
     #[derive(Deserialize)]

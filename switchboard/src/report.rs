@@ -45,7 +45,7 @@ pub fn explain_table_with_capacity(
     table(request, decision, section.as_deref())
 }
 
-/// The live state (SPEC §13) of the instances of the request's location on
+/// The live state (docs/live-state.md) of the instances of the request's location on
 /// its channel that an `instance_status` event overrides at the decision's
 /// instant, one line each:
 ///

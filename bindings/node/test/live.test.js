@@ -7,7 +7,7 @@ const { rules, world } = require('../support/helpers.js')
 const down = { type: 'instance_status', location: 'shop', instance: 'wa-orders', connected: false, reason: 'logged out', time: '2026-12-07T15:00:00Z' }
 const request = { location: 'shop', channel: 'whatsapp', body: 'Hi { WA#1 }', now: '2026-12-07T15:10:00Z', message_id: 'crm-1' }
 
-test('record takes an event, an array or JSON Lines; decisions and instances see it (SPEC §11, §13)', () => {
+test('record takes an event, an array or JSON Lines; decisions and instances see it (docs/bindings.md, docs/live-state.md)', () => {
   const engine = Engine.open({ rules, world })
   assert.equal(engine.select(request).instance.id, 'wa-orders')
   assert.equal(engine.select(request).message_id, 'crm-1')

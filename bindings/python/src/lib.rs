@@ -215,7 +215,7 @@ impl Engine {
             .map_err(|e| StoreError::new_err(format!("cannot forget: {e}")))
     }
 
-    /// Applies events from the send path (SPEC §13): a dict, a list of
+    /// Applies events from the send path (docs/live-state.md): a dict, a list of
     /// dicts, or JSON Lines text (`str`); returns `{"accepted",
     /// "rejected": [{"line", "message"}]}` (`line` 1-based: the list
     /// position, or the text's line). An item that cannot be encoded as
@@ -243,7 +243,7 @@ impl Engine {
         loads(py, &recorded)
     }
 
-    /// The live state of a location's instances (SPEC §13, the
+    /// The live state of a location's instances (docs/live-state.md, the
     /// `/v1/instances` object) as a dict; `None` when the world in force
     /// has no such location.
     fn instances<'py>(&self, py: Python<'py>, location: &str) -> PyResult<Option<Bound<'py, PyAny>>> {

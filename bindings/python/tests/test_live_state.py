@@ -1,4 +1,4 @@
-"""Live state through the binding (SPEC §11, §13): record and instances."""
+"""Live state through the binding (docs/bindings.md, docs/live-state.md): record and instances."""
 
 import json
 

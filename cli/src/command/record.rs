@@ -1,4 +1,4 @@
-//! `switchboard record`: applies events from the send path (SPEC §13) to the
+//! `switchboard record`: applies events from the send path (docs/live-state.md) to the
 //! store the rules file names and prints what was accepted and rejected.
 
 use std::io::Write as _;

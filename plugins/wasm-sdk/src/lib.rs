@@ -1,6 +1,6 @@
 //! # switchboard-wasm-sdk
 //!
-//! Write Switchboard rules as WebAssembly modules (ABI 1, SPEC §15;
+//! Write Switchboard rules as WebAssembly modules (ABI 1, docs/wasm-plugins.md;
 //! docs/wasm-plugins.md). A rule is a struct and an impl of [`Rule`]: its
 //! id, code and options, how it is configured from rules.yaml, and how it
 //! answers one consultation. One [`export_rules!`] call exports the six

@@ -1,4 +1,4 @@
-//! The JSON input of one consultation (SPEC §15), written by hand into a
+//! The JSON input of one consultation (docs/wasm-plugins.md), written by hand into a
 //! reused buffer: the request's location, channel and body, the contact
 //! (an object whose absent fields are `null`) and the channel's instances
 //! at the location, in index order.

@@ -1,6 +1,6 @@
 //! # switchboard-plugin-wasm
 //!
-//! Runs Switchboard rules built as WebAssembly modules (SPEC §15) on
+//! Runs Switchboard rules built as WebAssembly modules (docs/wasm-plugins.md) on
 //! wasmtime: core modules, no WASI, no imports. [`Loader`] implements
 //! core's [`PluginLoader`] for the `wasm:` entries of rules.yaml's
 //! `plugins:`; the rules a module declares in its manifest join the

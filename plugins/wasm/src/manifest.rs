@@ -1,4 +1,4 @@
-//! The manifest a module answers from `sb_manifest` (SPEC §15), read and
+//! The manifest a module answers from `sb_manifest` (docs/wasm-plugins.md), read and
 //! checked: every problem is a sentence naming the rule or option at fault.
 
 use serde::Deserialize;

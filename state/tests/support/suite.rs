@@ -390,7 +390,7 @@ pub fn matches_the_reference_model(
     }
 }
 
-/// Live state (SPEC §13): an `instance_status` override per instance, kept
+/// Live state (docs/live-state.md): an `instance_status` override per instance, kept
 /// per location; a stale update (older than the last applied, a clear
 /// included) changes nothing.
 pub fn live_state_overrides_and_stale_updates(store: &dyn CapacityStore) {
@@ -424,7 +424,7 @@ pub fn live_state_overrides_and_stale_updates(store: &dyn CapacityStore) {
     assert!(!store.apply_status(&StatusUpdate { time: plus(t0, 5), ..down }).unwrap(), "older than the clear");
 }
 
-/// `inbound` events (SPEC §13): the contact's last inbound is kept, and the
+/// `inbound` events (docs/live-state.md): the contact's last inbound is kept, and the
 /// instance becomes its conversation memory unless the memory is more
 /// recent.
 pub fn inbound_becomes_the_conversation_unless_the_memory_is_newer(store: &dyn CapacityStore) {
