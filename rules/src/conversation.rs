@@ -59,31 +59,10 @@ impl Default for Conversation {
 }
 
 /// Reads a `ttl`: a whole number from 1 followed by one unit, `s`, `m`,
-/// `h` or `d` (`90s`, `30m`, `12h`, `7d`).
+/// `h` or `d` (`90s`, `30m`, `12h`, `7d`), as every duration of rules.yaml
+/// and of events is read.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let problem = || {
-        format!("`ttl` must be a whole number followed by a unit s, m, h or d (e.g. `30m`, `12h`, `7d`); got `{text}`")
-    };
-    let unit = text.chars().last().ok_or_else(problem)?;
-    let seconds: u64 = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3_600,
-        'd' => 86_400,
-        _ => return Err(problem()),
-    };
-    let digits = &text[..text.len() - 1];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(problem());
-    }
-    let n: u64 = digits.parse().map_err(|_| problem())?;
-    if n == 0 {
-        return Err(format!("`ttl` must be at least 1{unit}; got `{text}` (remove the rule to keep no memory)"));
-    }
-    n.checked_mul(seconds)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("`ttl` `{text}` is too long; give at most a few years in days (e.g. `365d`)"))
+    switchboard_core::recipient::parse_duration(text, "ttl", false)
 }
 
 impl SelectionRule for Conversation {
@@ -140,7 +119,13 @@ fn human(ttl: Duration) -> String {
 }
 
 fn build(options: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
-    let ttl = parse_ttl(options.str("ttl").unwrap_or(DEFAULT_TTL))?;
+    let ttl = parse_ttl(options.str("ttl").unwrap_or(DEFAULT_TTL)).map_err(|e| {
+        if e.contains("at least") {
+            format!("{e} (remove the rule to keep no memory)")
+        } else {
+            e
+        }
+    })?;
     Ok(Box::new(Conversation::new(ttl)))
 }
 
