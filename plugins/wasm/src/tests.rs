@@ -153,6 +153,18 @@ fn the_input_is_the_json_of_the_spec() {
         json["contact"],
         serde_json::json!({"id": null, "tags": null, "assigned_user": null, "phone": null, "timezone": null})
     );
+    // The recipient's phone and timezone, as the request wrote them.
+    let request = Request::from_json(
+        r#"{"location":"l","channel":"whatsapp","body":"","contact":{"id":"c2","phone":"+1 646 555 0100","timezone":"America/New_York"}}"#,
+    )
+    .unwrap();
+    let cx = switchboard_core::RuleContext::new(&request, channel, position, location.channel("whatsapp"), &scan);
+    input::write(&mut out, &cx);
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (json["contact"]["phone"].as_str(), json["contact"]["timezone"].as_str()),
+        (Some("+1 646 555 0100"), Some("America/New_York"))
+    );
 }
 
 #[test]
