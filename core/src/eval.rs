@@ -220,10 +220,12 @@ impl Decision {
     }
 }
 
-/// The JSON writer of [`Decision::write_json`]: strings escaped exactly as
-/// `serde_json` escapes them (`"`, `\\` and control characters only; the
-/// short forms `\b \f \n \r \t`, otherwise `\u00xx` in lower case).
-mod json {
+/// The JSON writer of [`Decision::write_json`], for hosts that write JSON
+/// by hand on a hot path (the WebAssembly host's input): strings escaped
+/// exactly as `serde_json` escapes them (`"`, `\\` and control characters
+/// only; the short forms `\b \f \n \r \t`, otherwise `\u00xx` in lower
+/// case).
+pub mod json {
     /// Per byte: 0 when written as is, else the letter after the backslash
     /// (`u` for the `\u00xx` form).
     const ESCAPE: [u8; 256] = {
@@ -276,7 +278,7 @@ mod json {
     }
 
     /// Appends `s` as a JSON string.
-    pub(super) fn string(out: &mut Vec<u8>, s: &str) {
+    pub fn string(out: &mut Vec<u8>, s: &str) {
         let bytes = s.as_bytes();
         out.reserve(bytes.len() + 2);
         out.push(b'"');
@@ -308,7 +310,7 @@ mod json {
     }
 
     /// Appends `n` in decimal.
-    pub(super) fn unsigned(out: &mut Vec<u8>, mut n: u64) {
+    pub fn unsigned(out: &mut Vec<u8>, mut n: u64) {
         let mut digits = [0u8; 20];
         let mut at = digits.len();
         loop {

@@ -105,6 +105,7 @@ pub use config::{
     PluginLoader, StoreKind,
 };
 pub use diag::{Diagnostic, FileErrors, Severity};
+pub use eval::json;
 pub use eval::{
     Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE, CODE_STORE_UNAVAILABLE,
 };

@@ -3,6 +3,7 @@
 //! (an object whose absent fields are `null`) and the channel's instances
 //! at the location, in index order.
 
+use switchboard_core::json::{string, unsigned as number};
 use switchboard_core::RuleContext;
 
 /// Writes the input of `cx` into `out` (cleared first).
@@ -51,21 +52,6 @@ pub(crate) fn write(out: &mut Vec<u8>, cx: &RuleContext<'_>) {
     out.extend_from_slice(b"]}");
 }
 
-fn number(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
 fn optional(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => string(out, s),
@@ -82,35 +68,6 @@ fn strings<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
         string(out, s);
     }
     out.push(b']');
-}
-
-/// A JSON string: quotes, backslashes and control characters escaped.
-fn string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut from = 0;
-    let mut control = *b"\\u0000";
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => {
-                control[4] = HEX[usize::from(b >> 4)];
-                control[5] = HEX[usize::from(b & 15)];
-                &control
-            }
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[from..i]);
-        out.extend_from_slice(escape);
-        from = i + 1;
-    }
-    out.extend_from_slice(&bytes[from..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]
