@@ -104,6 +104,25 @@ impl Decision {
         }
     }
 
+    /// A selection by `rule`: the instance, the delivered body and the
+    /// trace up to that rule.
+    #[inline]
+    pub(crate) fn selected(
+        rule: &'static str,
+        body: String,
+        instance: Arc<Instance>,
+        trace: Vec<TraceEntry>,
+    ) -> Decision {
+        Decision {
+            rule: Some(rule),
+            body: Some(body),
+            result: Ok(instance),
+            trace,
+            message_id: None,
+            template_required: None,
+        }
+    }
+
     /// The decision carrying `message_id` (the request's, docs/world.md).
     #[must_use]
     pub fn with_message_id(mut self, message_id: Option<String>) -> Decision {
@@ -608,14 +627,7 @@ impl Plan {
                     }
                     let instance = instance.clone();
                     answer(&mut trace, &chain.steps, n, TraceOutcome::Selected, detail);
-                    return Decision {
-                        rule: Some(step.id),
-                        body: Some(body),
-                        result: Ok(instance),
-                        trace,
-                        message_id: None,
-                        template_required: None,
-                    };
+                    return Decision::selected(step.id, body, instance, trace);
                 }
                 other => return walk().general(trace, body, n, Some((other, None))),
             }
@@ -791,14 +803,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                     Admission::Closed(message) => return failed(n, step.id, store_unavailable(message), trace, body),
                 };
                 answer(&mut trace, steps, n, TraceOutcome::Selected, detail);
-                return Decision {
-                    rule: Some(step.id),
-                    body: Some(body),
-                    result: Ok(instance),
-                    trace,
-                    message_id: None,
-                    template_required: None,
-                };
+                return Decision::selected(step.id, body, instance, trace);
             }
         }
         self.exhausted(trace, body)
