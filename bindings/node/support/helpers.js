@@ -44,9 +44,16 @@ function pluginPath(name = 'business_hours') {
   return path.join(targetDir, 'debug', `libswitchboard_${name}.so`)
 }
 
-/** A fresh temporary directory. */
+const tempDirs = []
+process.on('exit', () => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** A fresh temporary directory, removed when the test process exits. */
 function tempDir() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-node-'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-node-'))
+  tempDirs.push(dir)
+  return dir
 }
 
 /** Writes `text` to `file` the way editors and deploy tools do: a temporary file, then rename. */
