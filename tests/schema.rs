@@ -61,6 +61,8 @@ fn bad_rules_files_fail_the_schema_and_the_loader() {
     assert!(v.is_valid(&yaml(good)) && loads_rules(good));
     let capacity = "rules: [any_available]\ncapacity: {store: redis, redis_url: 'redis://127.0.0.1:1/0', key_prefix: 'sb:', on_store_error: fail_open}";
     assert!(v.is_valid(&yaml(capacity)) && loads_rules(capacity));
+    let health = "rules: [any_available]\nhealth: {quarantine_after: 3, failure_rate: 0.5, min_deliveries: 10, window: 10m, cooldown: 5m, max_cooldown: 1h}";
+    assert!(v.is_valid(&yaml(health)) && loads_rules(health));
     let upper = "rules: [manual_override]\nchannels: {SMS: {rules: [contact_tag]}}";
     assert!(v.is_valid(&yaml(upper)) && loads_rules(upper));
     for bad in [
@@ -83,6 +85,12 @@ fn bad_rules_files_fail_the_schema_and_the_loader() {
         "rules: [manual_override]\ncapacity: {redis_url: 'http://x'}",
         "rules: [manual_override]\ncapacity: {stor: redis}",
         "rules: [manual_override]\ncapacity: redis",
+        "rules: [manual_override]\nhealth: {quarantine_after: 0}",
+        "rules: [manual_override]\nhealth: {failure_rate: 1.5}",
+        "rules: [manual_override]\nhealth: {failure_rate: 0}",
+        "rules: [manual_override]\nhealth: {window: 10 minutes}",
+        "rules: [manual_override]\nhealth: {cooldown: 0m}",
+        "rules: [manual_override]\nhealth: {quarantine: 5}",
         "version: 1",
         "rules: manual_override",
     ] {

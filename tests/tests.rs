@@ -22,6 +22,7 @@ mod conversation;
 mod docs_links;
 mod fleet;
 mod fuzz_regressions;
+mod health;
 mod live_state;
 mod plugins;
 mod properties;

@@ -138,7 +138,16 @@ export interface InstanceState {
   connected: boolean
   connected_in_file: boolean
   override: { connected: boolean; reason: string | null; time: string; until: string | null } | null
-  health: null
+  /** Null without a `health:` section in rules.yaml. */
+  health: {
+    state: 'healthy' | 'quarantined' | 'probation'
+    consecutive_failures: number
+    /** The end of the quarantine in force, else null. */
+    until: string | null
+    /** Deliveries and failures in the current `window`. */
+    deliveries: number
+    failures: number
+  } | null
   /** Each of the instance's limits with its count in the current window. */
   usage: Record<string, { used: number; limit: number }> | null
   warmup: null

@@ -45,6 +45,8 @@ pub use jiff;
 use jiff::tz::{Offset, TimeZone};
 use jiff::Timestamp;
 
+pub use crate::health::{DeliveryUpdate, HealthPolicy, HealthRecord, HealthState, Transition, WindowCounts};
+
 /// The clock of a decision whose request carries no `now`: the coarse wall
 /// clock (`CLOCK_REALTIME_COARSE`, a few milliseconds of resolution, read
 /// from the vDSO in a few nanoseconds) where the platform has one, else
@@ -780,12 +782,26 @@ pub struct LiveState {
     /// The `connected` overrides, by instance id, lapsed ones included (the
     /// reader checks [`StatusOverride::in_force`] at its own `now`).
     pub overrides: Vec<(String, StatusOverride)>,
+    /// The health of the instances quarantined or on probation, by
+    /// instance id (the reader asks [`HealthRecord::state`] at its own
+    /// `now`); healthy instances are not listed.
+    pub health: Vec<(String, HealthRecord)>,
 }
 
 impl LiveState {
     /// The override of `instance` in force at `now`, if any.
     pub fn override_of(&self, instance: &str, now: Timestamp) -> Option<&StatusOverride> {
         self.overrides.iter().find(|(id, o)| id == instance && o.in_force(now)).map(|(_, o)| o)
+    }
+
+    /// When the quarantine of `instance` in force at `now` ends, if one is.
+    pub fn quarantined_until(&self, instance: &str, now: Timestamp) -> Option<Timestamp> {
+        self.health.iter().find(|(id, _)| id == instance).and_then(|(_, h)| h.quarantined_until(now))
+    }
+
+    /// Whether nothing here can change a decision.
+    pub fn is_empty(&self) -> bool {
+        self.overrides.is_empty() && self.health.is_empty()
     }
 }
 
@@ -909,6 +925,31 @@ pub trait CapacityStore: Send + Sync {
     fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
         let _ = update;
         Err(StoreError::new(StoreErrorKind::Config, "this capacity store keeps no live state (events)"))
+    }
+
+    /// Applies one `delivery` event under the `health:` policy: counts it
+    /// in the instance's window and moves its health by
+    /// [`HealthRecord::deliver`], atomically (two processes applying
+    /// deliveries of one instance at once both count). A store lists the
+    /// record in [`LiveState::health`] while the instance is quarantined or
+    /// on probation, and makes [`has_live_state`](CapacityStore::has_live_state)
+    /// answer `true` for its location from the moment a quarantine starts.
+    fn record_delivery(&self, update: &DeliveryUpdate<'_>, policy: &HealthPolicy) -> Result<Transition, StoreError> {
+        let _ = (update, policy);
+        Err(StoreError::new(StoreErrorKind::Config, "this capacity store keeps no live state (events)"))
+    }
+
+    /// The health of every instance of `location` that had a delivery
+    /// event, with its deliveries in the `window` ending at `now` (for
+    /// `/v1/instances` and explain; not on the decision path).
+    fn health(
+        &self,
+        location: &str,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(String, HealthRecord, WindowCounts)>, StoreError> {
+        let _ = (location, window, now);
+        Ok(Vec::new())
     }
 }
 

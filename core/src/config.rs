@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::capacity::CapacityStore;
 use crate::diag::{self, Diagnostic, FileErrors};
+use crate::health::HealthPolicy;
 use crate::rule::{OnUnavailable, OptionKind, OptionSpec, OptionValue, RuleOptions, SelectionRule};
 use crate::tree::{self, Node, Value};
 use crate::{Registry, RuleInfo};
@@ -233,6 +234,8 @@ pub struct Plan {
     warnings: Vec<Diagnostic>,
     /// The `capacity:` section, when the file has one.
     capacity: Option<CapacityConfig>,
+    /// The `health:` section, when the file has one.
+    health: Option<HealthPolicy>,
     /// The capacity store the host attached ([`Plan::with_store`]).
     pub(crate) store: Option<Arc<dyn CapacityStore>>,
 }
@@ -310,6 +313,7 @@ impl Plan {
         };
         let channels = get("channels").map_or_else(Vec::new, |node| read_channels(node, &registry, &mut out));
         let capacity = get("capacity").map(|node| read_capacity(node, &mut out));
+        let health = get("health").map(|node| read_health(node, &mut out));
         if out.iter().any(Diagnostic::is_error) {
             out.retain(Diagnostic::is_error);
             return Err(fail(out));
@@ -378,8 +382,15 @@ impl Plan {
             limits,
             warnings: out,
             capacity,
+            health,
             store: None,
         })
+    }
+
+    /// The `health:` section of the file, if it has one: without it,
+    /// `delivery` events change no instance's health (docs/live-state.md).
+    pub fn health(&self) -> Option<&HealthPolicy> {
+        self.health.as_ref()
     }
 
     /// The `capacity:` section of the file, if it has one.
@@ -502,7 +513,11 @@ const FALLBACKS: [&str; 2] = ["any_available", "default_instance"];
 /// The keys of a `wasm:` entry of `plugins:`.
 const WASM_PLUGIN_KEYS: [&str; 4] = ["wasm", "sha256", "max_memory_mb", "timeout_ms"];
 
-const TOP_KEYS: [&str; 6] = ["version", "plugins", "rules", "channels", "limits", "capacity"];
+const TOP_KEYS: [&str; 7] = ["version", "plugins", "rules", "channels", "limits", "capacity", "health"];
+
+/// The keys of `health:`.
+const HEALTH_KEYS: [&str; 6] =
+    ["quarantine_after", "failure_rate", "min_deliveries", "window", "cooldown", "max_cooldown"];
 
 /// One `channels.<id>` section.
 struct ChannelOrder<'n, 'a> {
@@ -745,6 +760,90 @@ fn read_capacity(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> CapacityConfig {
         }
     }
     config
+}
+
+/// `health:`: every key checked, located; defaults for the rest.
+fn read_health(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> HealthPolicy {
+    let mut policy = HealthPolicy::default();
+    let expecting = format!("a map with {}", HEALTH_KEYS.map(|k| format!("`{k}`")).join(", "));
+    let Some(fields) = tree::fields(node, Some(&HEALTH_KEYS), "health", &expecting, &"health", out) else {
+        return policy;
+    };
+    let mut cooldown_node = None;
+    for (key, _, value) in fields {
+        let at = tree::join("health", key);
+        match key {
+            "quarantine_after" | "min_deliveries" => match value.value {
+                Value::Int(n) if n >= 1 => {
+                    let n = u32::try_from(n).unwrap_or(u32::MAX);
+                    match key {
+                        "quarantine_after" => policy.quarantine_after = n,
+                        _ => policy.min_deliveries = n,
+                    }
+                }
+                _ => out.push(
+                    value
+                        .error(format!(
+                            "`health.{key}` must be a whole number of deliveries, at least 1; got {}",
+                            value.value
+                        ))
+                        .at_path(at),
+                ),
+            },
+            "failure_rate" => {
+                let rate = match &value.value {
+                    Value::Int(n) => Some(*n as f64),
+                    Value::OtherNumber(_) => value.plain.as_deref().and_then(|t| t.trim().parse::<f64>().ok()),
+                    _ => None,
+                };
+                match rate {
+                    Some(rate) if rate > 0.0 && rate <= 1.0 => policy.failure_rate = Some(rate),
+                    _ => out.push(
+                        value
+                            .error(format!(
+                                "`health.failure_rate` must be a fraction above 0 and at most 1 (e.g. `0.5` for half \
+                                 the deliveries failing); got {}",
+                                value.plain.as_deref().map_or_else(|| value.value.to_string(), |t| format!("`{t}`"))
+                            ))
+                            .at_path(at),
+                    ),
+                }
+            }
+            _ => {
+                let field = format!("health.{key}");
+                let parsed = match value.as_str() {
+                    Some(text) => crate::recipient::parse_duration(text, &field, false),
+                    None => Err(format!(
+                        "`{field}` must be a duration: a whole number followed by a unit s, m, h or d (e.g. `10m`); \
+                         got {}",
+                        value.value
+                    )),
+                };
+                match (parsed, key) {
+                    (Ok(d), "window") => policy.window = d,
+                    (Ok(d), "cooldown") => {
+                        policy.cooldown = d;
+                        cooldown_node = Some(value);
+                    }
+                    (Ok(d), _) => policy.max_cooldown = d,
+                    (Err(message), _) => out.push(value.error(message).at_path(at)),
+                }
+            }
+        }
+    }
+    if policy.cooldown > policy.max_cooldown {
+        let node = cooldown_node.unwrap_or(node);
+        out.push(
+            node.error(format!(
+                "`health.cooldown` ({}s) is longer than `health.max_cooldown` ({}s); make the first quarantine \
+                 no longer than the longest",
+                policy.cooldown.as_secs(),
+                policy.max_cooldown.as_secs()
+            ))
+            .at_path("health.cooldown"),
+        );
+    }
+    policy
 }
 
 fn read_channels<'n, 'a>(

@@ -743,7 +743,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                     Outcome::Selected { instance, .. } => {
                         // A rule may not select what cannot carry the message:
                         // treat it as unusable rather than trust it.
-                        unusable!(ErrorKind::InstanceDisconnected, unfit_choice(step.id, instance, channel.id()))
+                        unusable!(ErrorKind::unusable(instance), unfit_choice(step.id, instance, channel.id()))
                     }
                     Outcome::Unusable { kind, message } => unusable!(kind, message),
                     // The rule could not read the store (conversation
@@ -934,7 +934,8 @@ fn unknown_location(world: &World, request: &Request, body: String) -> Decision 
 }
 
 /// `location` as live state has it at `now`: its instances' `connected`
-/// overridden by `instance_status` events in force; `None` when nothing
+/// overridden by `instance_status` events in force, and the quarantined
+/// ones marked (and not connected); `None` when nothing
 /// differs from the file, or when the store cannot say (the file's values
 /// then apply).
 #[cold]
@@ -945,10 +946,10 @@ fn live_location(
     now: crate::capacity::jiff::Timestamp,
 ) -> Option<Location> {
     let state = store.live_state(location.id()).ok()?;
-    if state.overrides.is_empty() {
+    if state.is_empty() {
         return None;
     }
-    location.with_connected(|i| state.override_of(i.id(), now).map(|o| o.connected))
+    location.with_live(|i| (state.override_of(i.id(), now).map(|o| o.connected), state.quarantined_until(i.id(), now)))
 }
 
 /// Why a rule's choice cannot carry the message: disconnected, or on
@@ -959,7 +960,7 @@ fn unfit_choice(rule: &str, instance: &Instance, channel: &str) -> String {
     format!(
         "rule `{rule}` chose {} which is {}; only connected {channel} instances can be used",
         instance.label(),
-        if instance.is_connected() { "on another channel" } else { "disconnected" },
+        if instance.is_connected() { "on another channel".to_owned() } else { instance.unusable_state() },
     )
 }
 

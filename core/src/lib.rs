@@ -66,6 +66,7 @@ mod channel;
 mod config;
 pub mod diag;
 mod eval;
+pub mod health;
 mod model;
 pub mod pattern;
 pub mod recipient;
@@ -109,6 +110,7 @@ pub use eval::json;
 pub use eval::{
     Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE, CODE_STORE_UNAVAILABLE,
 };
+pub use health::{DeliveryUpdate, HealthPolicy, HealthRecord, HealthState, WindowCounts};
 pub use model::{
     checked_message_id, normalize_phone, normalize_phone_into, salvage_message_id, Contact, Instance, InstanceSpec,
     Request, MAX_MESSAGE_ID_BYTES,

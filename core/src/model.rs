@@ -196,6 +196,9 @@ pub struct Instance {
     /// The phone parsed with libphonenumber's metadata, the first time a
     /// rule asks ([`Instance::geo`]); `None` inside when it does not parse.
     geo: GeoCell,
+    /// When its quarantine ends, on a location that live state overlaid
+    /// (docs/live-state.md); such an instance is also not connected.
+    pub(crate) quarantined: Option<Box<Timestamp>>,
 }
 
 /// An instance's users.
@@ -239,6 +242,7 @@ impl Instance {
             limits: (!limits.is_unlimited()).then(|| Box::new(limits)),
             reply_window,
             geo: GeoCell::default(),
+            quarantined: None,
         })
     }
 
@@ -283,6 +287,24 @@ impl Instance {
     #[inline]
     pub fn is_connected(&self) -> bool {
         self.connected
+    }
+    /// When the quarantine in force ends, if the instance's health
+    /// quarantined it (docs/live-state.md). A quarantined instance is not
+    /// [connected](Instance::is_connected): every rule skips it as it skips
+    /// a disconnected one, and names it with
+    /// [`ErrorKind::unusable`](crate::ErrorKind::unusable) and
+    /// [`Instance::unusable_state`].
+    #[inline]
+    pub fn quarantined_until(&self) -> Option<Timestamp> {
+        self.quarantined.as_deref().copied()
+    }
+    /// Why an instance that is not connected cannot be used, for messages:
+    /// `disconnected`, or `quarantined until <time>`.
+    pub fn unusable_state(&self) -> String {
+        match self.quarantined_until() {
+            Some(until) => format!("quarantined until {until}"),
+            None => "disconnected".to_owned(),
+        }
     }
     /// Whether this is its location's default on its channel.
     #[inline]

@@ -244,6 +244,9 @@ pub enum ErrorKind {
     /// The recipient's local time is outside the `send_window` rule's
     /// window (code 109, docs/recipient-rules.md).
     OutsideSendWindow,
+    /// The instance is quarantined by its health (docs/live-state.md):
+    /// handled wherever a disconnected one is.
+    InstanceQuarantined,
     /// A kind declared by a plugin rule.
     Custom(Cow<'static, str>),
 }
@@ -263,7 +266,19 @@ impl ErrorKind {
             ErrorKind::CapacityExhausted => "capacity_exhausted",
             ErrorKind::StoreUnavailable => "store_unavailable",
             ErrorKind::OutsideSendWindow => "outside_send_window",
+            ErrorKind::InstanceQuarantined => "instance_quarantined",
             ErrorKind::Custom(name) => name,
+        }
+    }
+
+    /// The kind of a rule's error when `instance`, which it would select,
+    /// cannot be used: [`ErrorKind::InstanceQuarantined`] for a quarantined
+    /// instance, [`ErrorKind::InstanceDisconnected`] otherwise.
+    pub fn unusable(instance: &Instance) -> ErrorKind {
+        if instance.quarantined_until().is_some() {
+            ErrorKind::InstanceQuarantined
+        } else {
+            ErrorKind::InstanceDisconnected
         }
     }
 
@@ -280,6 +295,7 @@ impl ErrorKind {
         ErrorKind::CapacityExhausted,
         ErrorKind::StoreUnavailable,
         ErrorKind::OutsideSendWindow,
+        ErrorKind::InstanceQuarantined,
     ];
 
     /// The kind named `name`: the inverse of [`ErrorKind::as_str`]. A
@@ -756,10 +772,11 @@ mod error_kind_tests {
             ErrorKind::CapacityExhausted => 8,
             ErrorKind::StoreUnavailable => 9,
             ErrorKind::OutsideSendWindow => 10,
+            ErrorKind::InstanceQuarantined => 11,
             ErrorKind::Custom(_) => return None,
         })
     }
-    const LAST_PLACE: usize = 10;
+    const LAST_PLACE: usize = 11;
 
     #[test]
     fn every_kind_round_trips_through_its_name() {

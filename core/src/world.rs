@@ -175,24 +175,34 @@ impl Location {
         InstanceView { instances: &self.instances, positions: &self.positions, slot }
     }
 
-    /// The location with the `connected` of some instances replaced:
-    /// `connected` answers an instance's new value, or `None` to keep the
-    /// file's (live state, docs/live-state.md). `None` when nothing changes. Instances
-    /// keep their positions, so the channels' indexes stay valid; only the
-    /// lists of available instances are built again.
-    pub fn with_connected(&self, mut connected: impl FnMut(&Instance) -> Option<bool>) -> Option<Location> {
+    /// The location as live state has it (docs/live-state.md): `live`
+    /// answers an instance's `connected` (`None` to keep the file's) and
+    /// when its quarantine ends, if it is quarantined. A quarantined
+    /// instance is not connected, and says until when
+    /// ([`Instance::quarantined_until`]). `None` when nothing changes.
+    /// Instances keep their positions, so the channels' indexes stay valid;
+    /// only the lists of available instances are built again.
+    pub fn with_live(
+        &self,
+        mut live: impl FnMut(&Instance) -> (Option<bool>, Option<crate::capacity::jiff::Timestamp>),
+    ) -> Option<Location> {
         let mut changed = false;
         let instances: Box<[Arc<Instance>]> = self
             .instances
             .iter()
-            .map(|i| match connected(i) {
-                Some(c) if c != i.connected => {
-                    changed = true;
-                    let mut copy = Instance::clone(i);
-                    copy.connected = c;
-                    Arc::new(copy)
+            .map(|i| {
+                let (connected, quarantined) = live(i);
+                let connected = connected.unwrap_or(i.connected);
+                // A disconnected instance is disconnected, whatever its health.
+                let quarantined = quarantined.filter(|_| connected);
+                if connected == i.connected && quarantined.is_none() {
+                    return i.clone();
                 }
-                _ => i.clone(),
+                changed = true;
+                let mut copy = Instance::clone(i);
+                copy.connected = connected && quarantined.is_none();
+                copy.quarantined = quarantined.map(Box::new);
+                Arc::new(copy)
             })
             .collect();
         if !changed {

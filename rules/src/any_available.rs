@@ -160,6 +160,17 @@ impl SelectionRule for AnyAvailable {
         let instances = cx.instances();
         let count = instances.available_len();
         if count == 0 {
+            if let Some(quarantined) = quarantined(cx) {
+                return Outcome::failed(
+                    ErrorKind::NoInstanceAvailable,
+                    format!(
+                        "every connected {} instance with a phone number of location `{}` is quarantined: {quarantined}; \
+                         it is selectable again when its quarantine ends",
+                        cx.channel().id(),
+                        cx.location(),
+                    ),
+                );
+            }
             return Outcome::failed(
                 ErrorKind::NoInstanceAvailable,
                 format!(
@@ -201,6 +212,19 @@ impl SelectionRule for AnyAvailable {
     }
 }
 
+/// The quarantined instances with a phone number of the request's location
+/// and channel, each with the end of its quarantine (`wa-1 (#1) quarantined
+/// until …, …`); `None` when there is none.
+fn quarantined(cx: &RuleContext<'_>) -> Option<String> {
+    let listed: Vec<String> = cx
+        .instances()
+        .iter()
+        .filter(|i| i.has_phone())
+        .filter_map(|i| i.quarantined_until().map(|until| format!("{} quarantined until {until}", i.label())))
+        .collect();
+    (!listed.is_empty()).then(|| listed.join(", "))
+}
+
 impl AnyAvailable {
     /// The strategy's pick among the available instances not at capacity
     /// (docs/capacity.md): the evaluator lists those its store refused in this
@@ -210,6 +234,20 @@ impl AnyAvailable {
         let count = room.len();
         if count == 0 {
             let why: Vec<&str> = cx.at_capacity_all().iter().map(|(_, why)| why.as_str()).collect();
+            // Quarantined ones too: the location has nothing to send with
+            // until a quarantine ends or a window turns.
+            if let Some(quarantined) = quarantined(cx) {
+                return Outcome::failed(
+                    ErrorKind::NoInstanceAvailable,
+                    format!(
+                        "every connected {} instance with a phone number of location `{}` is quarantined or at \
+                         capacity: {quarantined}; {}",
+                        cx.channel().id(),
+                        cx.location(),
+                        why.join("; ")
+                    ),
+                );
+            }
             return Outcome::failed(
                 ErrorKind::CapacityExhausted,
                 format!(

@@ -97,6 +97,16 @@ fn resolve<'a>(cx: &RuleContext<'a>, tags: &'a [String], prefix: &str) -> Outcom
             false => Outcome::no_match_because(notes.join("; ")),
         };
     }
+    if let Some(listed) = crate::quarantined_among(disconnected.iter().copied()) {
+        return Outcome::unusable(
+            ErrorKind::InstanceQuarantined,
+            format!(
+                "the contact's {} tags name no usable instance: {listed}; wait for a quarantine to end, reconnect one \
+                 or update the contact's tags",
+                channel.id(),
+            ),
+        );
+    }
     Outcome::unusable(
         ErrorKind::InstanceDisconnected,
         format!(

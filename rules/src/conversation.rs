@@ -86,11 +86,13 @@ impl SelectionRule for Conversation {
                 format!("cannot recall the {channel} conversation of contact `{contact}`: {e}"),
             ),
             Recall::Instance(instance) if !instance.is_connected() => Outcome::unusable(
-                ErrorKind::InstanceDisconnected,
+                ErrorKind::unusable(instance),
                 format!(
-                    "contact `{contact}` is in a conversation with {}, which is disconnected; reconnect it, or set \
+                    "contact `{contact}` is in a conversation with {}, which is {}; {}, or set \
                      `on_unavailable: skip` on conversation to move the conversation to another instance",
-                    instance.label()
+                    instance.label(),
+                    instance.unusable_state(),
+                    crate::remedy(instance),
                 ),
             ),
             Recall::Instance(instance) => match cx.at_capacity(instance) {

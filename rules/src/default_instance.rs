@@ -22,12 +22,14 @@ impl SelectionRule for DefaultInstance {
             )),
             Some(instance) if instance.is_connected() => Outcome::selected(instance),
             Some(instance) => Outcome::unusable(
-                ErrorKind::InstanceDisconnected,
+                ErrorKind::unusable(instance),
                 format!(
-                    "the default {} instance {} of location `{}` is disconnected; reconnect it or mark another default",
+                    "the default {} instance {} of location `{}` is {}; {} or mark another default",
                     cx.channel().id(),
                     instance.label(),
-                    cx.location()
+                    cx.location(),
+                    instance.unusable_state(),
+                    crate::remedy(instance),
                 ),
             ),
         }

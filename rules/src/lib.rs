@@ -43,6 +43,29 @@ mod testing;
 /// Call it (or name any item of this crate) from the binary.
 pub fn link() {}
 
+/// What an operator does about an instance a rule cannot use: reconnect
+/// it, or wait out its quarantine (docs/live-state.md).
+pub(crate) fn remedy(instance: &switchboard_core::Instance) -> &'static str {
+    match instance.quarantined_until() {
+        Some(_) => "wait for its quarantine to end",
+        None => "reconnect it",
+    }
+}
+
+/// The instances a rule found but cannot use, each with why (`wa-1 (#1)
+/// quarantined until …, wa-2 (#2) disconnected`), when one of them is
+/// quarantined: the rule's error is then `instance_quarantined`. `None`
+/// when none is: the rule's message for disconnected instances applies.
+pub(crate) fn quarantined_among<'a>(
+    instances: impl Iterator<Item = &'a std::sync::Arc<switchboard_core::Instance>>,
+) -> Option<String> {
+    let all: Vec<&std::sync::Arc<switchboard_core::Instance>> = instances.collect();
+    if all.iter().all(|i| i.quarantined_until().is_none()) {
+        return None;
+    }
+    Some(all.iter().map(|i| format!("{} {}", i.label(), i.unusable_state())).collect::<Vec<_>>().join(", "))
+}
+
 /// Lists instances for a message: `a (#1, …), b (#2, …)`, at most five.
 pub(crate) fn labels<'a>(instances: impl Iterator<Item = &'a std::sync::Arc<switchboard_core::Instance>>) -> String {
     let mut out: Vec<String> = Vec::new();

@@ -75,10 +75,12 @@ fn found<'a>(
             ),
         ),
         Some(instance) if !instance.is_connected() => Outcome::unusable(
-            ErrorKind::InstanceDisconnected,
+            ErrorKind::unusable(instance),
             format!(
-                "{what} `{text}` names {}, which is disconnected; reconnect it or change the {what}",
-                instance.label()
+                "{what} `{text}` names {}, which is {}; {} or change the {what}",
+                instance.label(),
+                instance.unusable_state(),
+                crate::remedy(instance),
             ),
         ),
         Some(instance) => Outcome::selected(instance).with_detail(format!("`{text}` names #{index}")),

@@ -40,14 +40,24 @@ impl SelectionRule for UserAssignment {
 fn answer<'a>(cx: &RuleContext<'a>, user: &str, connected: Option<&'a Arc<Instance>>) -> Outcome<'a> {
     match connected {
         Some(instance) => Outcome::selected(instance).with_detail(format!("assigned user `{user}`")),
-        None => Outcome::unusable(
-            ErrorKind::InstanceDisconnected,
-            format!(
-                "the contact's assigned user `{user}` has only disconnected {} instances: {}; reconnect one or reassign the contact",
-                cx.channel().id(),
-                crate::labels(cx.instances().assigned_to(user))
+        None => match crate::quarantined_among(cx.instances().assigned_to(user)) {
+            Some(listed) => Outcome::unusable(
+                ErrorKind::InstanceQuarantined,
+                format!(
+                    "the contact's assigned user `{user}` has no usable {} instance: {listed}; wait for a quarantine \
+                     to end, reconnect one or reassign the contact",
+                    cx.channel().id(),
+                ),
             ),
-        ),
+            None => Outcome::unusable(
+                ErrorKind::InstanceDisconnected,
+                format!(
+                    "the contact's assigned user `{user}` has only disconnected {} instances: {}; reconnect one or reassign the contact",
+                    cx.channel().id(),
+                    crate::labels(cx.instances().assigned_to(user))
+                ),
+            ),
+        },
     }
 }
 

@@ -77,6 +77,12 @@ pub struct Metrics {
     /// `switchboard_events_total{type,result}`: events from the send path
     /// (docs/live-state.md).
     pub events: Family<EventLabels, Counter>,
+    /// `switchboard_instance_quarantines_total`: quarantines started by the
+    /// `delivery` events this process applied.
+    pub instance_quarantines: Counter,
+    /// `switchboard_instances_quarantined`: the instances quarantined now,
+    /// in the state this process sees (fleet-wide with `store: redis`).
+    pub instances_quarantined: Gauge,
 }
 
 impl Default for Metrics {
@@ -144,8 +150,22 @@ impl Metrics {
         );
         let events = Family::<EventLabels, Counter>::default();
         registry.register("switchboard_events", "Events from the send path, by type and result", events.clone());
+        let instance_quarantines = Counter::default();
+        registry.register(
+            "switchboard_instance_quarantines",
+            "Quarantines started by the delivery events this process applied",
+            instance_quarantines.clone(),
+        );
+        let instances_quarantined = Gauge::default();
+        registry.register(
+            "switchboard_instances_quarantined",
+            "Instances quarantined now, in the state this process sees",
+            instances_quarantined.clone(),
+        );
         Metrics {
             events,
+            instance_quarantines,
+            instances_quarantined,
             registry,
             decisions,
             decision_duration,
@@ -180,6 +200,7 @@ impl Metrics {
         for (_, rejection) in &recorded.rejected {
             self.events.get_or_create(&EventLabels { r#type: rejection.type_name, result: "rejected" }).inc();
         }
+        self.instance_quarantines.inc_by(recorded.quarantines);
     }
 
     /// Brings the store metrics up to date: `up` from the store's health,

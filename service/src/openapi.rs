@@ -179,6 +179,9 @@ pub(crate) struct LiveStatusDoc {
     /// Instances of the world in force whose `connected` an
     /// `instance_status` event overrides now; null when the store cannot answer.
     overridden: Option<u64>,
+    /// Instances of the world in force quarantined now by their health;
+    /// null when the store cannot answer.
+    quarantined: Option<u64>,
 }
 
 /// `GET /v1/status` (and `POST /v1/reload`).

@@ -327,7 +327,10 @@ fn status_value(state: &State) -> Value {
     };
     status["store"] = state.0.live.store_health().map_or(Value::Null, |health| store_value(&health));
     // Live state (docs/live-state.md): instances whose `connected` an event overrides.
-    status["live"] = json!({"overridden": state.0.live.overridden_instances().ok()});
+    status["live"] = json!({
+        "overridden": state.0.live.overridden_instances().ok(),
+        "quarantined": state.0.live.quarantined_instances().ok(),
+    });
     status
 }
 
@@ -484,6 +487,9 @@ pub(crate) async fn metrics(axum::extract::State(state): St, headers: HeaderMap)
     m.generation.set(i64::try_from(status.generation).unwrap_or(i64::MAX));
     m.last_reload_successful.set(i64::from(status.last_error.is_none()));
     state.sync_store_metrics();
+    if let Ok(quarantined) = state.0.live.quarantined_instances() {
+        m.instances_quarantined.set(i64::try_from(quarantined).unwrap_or(i64::MAX));
+    }
     if let Some(log) = &state.0.log {
         let dropped = log.dropped();
         let seen = m.log_dropped.get();

@@ -8,8 +8,9 @@ use std::time::Duration;
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHasher};
 use switchboard_core::capacity::{
-    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, LimitKind, Limits, LiveState,
-    Reservation, ReservationRequest, Scope, StatusOverride, StatusUpdate, StoreError, Usage, Window, INBOUND_KEPT,
+    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, DeliveryUpdate, HealthPolicy,
+    HealthRecord, LimitKind, Limits, LiveState, Reservation, ReservationRequest, Scope, StatusOverride, StatusUpdate,
+    StoreError, Transition, Usage, Window, WindowCounts, INBOUND_KEPT,
 };
 
 /// Shards of the counters; a power of two.
@@ -48,6 +49,34 @@ pub struct MemoryStore {
     /// decision of a store that never received an event skip the lock.
     live: RwLock<FxHashMap<Box<str>, LocationLive>>,
     any_live: AtomicBool,
+    /// Every instance's health and the deliveries of its window, by
+    /// location then instance; what decisions read of it (the instances
+    /// quarantined or on probation) is copied into `live`.
+    health: Mutex<FxHashMap<Box<str>, LocationHealth>>,
+}
+
+/// The health of one location's instances, by instance id.
+type LocationHealth = FxHashMap<Box<str>, InstanceHealth>;
+
+/// One instance's health and its recent deliveries: (time ms, failed), in
+/// the order they were applied.
+#[derive(Default)]
+struct InstanceHealth {
+    record: HealthRecord,
+    deliveries: std::collections::VecDeque<(i64, bool)>,
+}
+
+impl InstanceHealth {
+    /// The deliveries in the `window` ending at `now_ms`.
+    fn counts(&self, window: Duration, now_ms: i64) -> WindowCounts {
+        let from = now_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        let mut counts = WindowCounts::default();
+        for (_, failed) in self.deliveries.iter().filter(|(t, _)| *t > from && *t <= now_ms) {
+            counts.deliveries += 1;
+            counts.failures += u64::from(*failed);
+        }
+        counts
+    }
 }
 
 /// What the send path said about one location's instances, by instance id.
@@ -56,6 +85,8 @@ struct LocationLive {
     /// Per instance: the time of the last `instance_status` applied (a clear
     /// included: what later events are compared with) and the override.
     statuses: FxHashMap<Box<str>, (Timestamp, Option<StatusOverride>)>,
+    /// The health of the instances quarantined or on probation.
+    health: FxHashMap<Box<str>, HealthRecord>,
 }
 
 impl Default for MemoryStore {
@@ -78,6 +109,7 @@ impl MemoryStore {
             conversations: (0..SHARDS).map(|_| Mutex::default()).collect(),
             live: RwLock::default(),
             any_live: AtomicBool::new(false),
+            health: Mutex::default(),
         }
     }
 
@@ -485,7 +517,9 @@ impl CapacityStore for MemoryStore {
         let mut overrides: Vec<(String, StatusOverride)> =
             state.statuses.iter().filter_map(|(id, (_, o))| o.as_ref().map(|o| (id.to_string(), o.clone()))).collect();
         overrides.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(LiveState { overrides })
+        let mut health: Vec<(String, HealthRecord)> = state.health.iter().map(|(id, h)| (id.to_string(), *h)).collect();
+        health.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(LiveState { overrides, health })
     }
 
     fn record_inbound(
@@ -545,6 +579,47 @@ impl CapacityStore for MemoryStore {
         );
         self.any_live.store(true, Ordering::Release);
         Ok(true)
+    }
+
+    fn record_delivery(&self, update: &DeliveryUpdate<'_>, policy: &HealthPolicy) -> Result<Transition, StoreError> {
+        let time_ms = update.time.as_millisecond();
+        let transition = {
+            let mut health = lock(&self.health);
+            let instance = health.entry(update.location.into()).or_default().entry(update.instance.into()).or_default();
+            // Deliveries older than the window of this one are of no use to
+            // any later one.
+            let from = time_ms.saturating_sub(i64::try_from(policy.window.as_millis()).unwrap_or(i64::MAX));
+            instance.deliveries.retain(|(t, _)| *t > from);
+            instance.deliveries.push_back((time_ms, update.failed));
+            let counts = instance.counts(policy.window, time_ms);
+            let transition = instance.record.deliver(policy, update.time, update.failed, counts);
+            instance.record = transition.record;
+            transition
+        };
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        if transition.record.in_cycle() {
+            live.entry(update.location.into()).or_default().health.insert(update.instance.into(), transition.record);
+            self.any_live.store(true, Ordering::Release);
+        } else if let Some(location) = live.get_mut(update.location) {
+            location.health.remove(update.instance);
+        }
+        Ok(transition)
+    }
+
+    fn health(
+        &self,
+        location: &str,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(String, HealthRecord, WindowCounts)>, StoreError> {
+        let health = lock(&self.health);
+        let Some(instances) = health.get(location) else { return Ok(Vec::new()) };
+        let mut out: Vec<(String, HealthRecord, WindowCounts)> = instances
+            .iter()
+            .map(|(id, h)| (id.to_string(), h.record, h.counts(window, now.as_millisecond())))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 }
 

@@ -11,9 +11,9 @@ use redis::{
     TlsCertificates,
 };
 use switchboard_core::capacity::{
-    jiff::Timestamp, AtCapacity, CapacityStore, ConversationKey, Counts, LimitKind, LiveState, Reservation,
-    ReservationRequest, Scope, StatusOverride, StatusUpdate, StoreError, StoreErrorKind, Usage, WindowSpan,
-    INBOUND_KEPT,
+    jiff::Timestamp, AtCapacity, CapacityStore, ConversationKey, Counts, DeliveryUpdate, HealthPolicy, HealthRecord,
+    LimitKind, LiveState, Reservation, ReservationRequest, Scope, StatusOverride, StatusUpdate, StoreError,
+    StoreErrorKind, Transition, Usage, WindowCounts, WindowSpan, INBOUND_KEPT,
 };
 
 use crate::memory::expiry_ms;
@@ -132,6 +132,48 @@ end
 redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[3])
 return 1
 ";
+
+/// The first half of a `delivery` (docs/live-state.md). KEYS: the location's
+/// live hash, the instance's deliveries and failures (sorted sets scored by
+/// time in ms). ARGV: the instance's health field, the start of the
+/// event's window (exclusive, ms), the event's time (ms). Drops what fell
+/// out of the window; answers the health record (empty when none) and the
+/// deliveries and failures in the window. The transition is computed by
+/// the caller ([`HealthRecord::deliver`]), then written by
+/// [`DELIVERY_COMMIT_SCRIPT`] only if the record is still the one read.
+const DELIVERY_READ_SCRIPT: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2])
+local record = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+local from = '(' .. ARGV[2]
+return {record, redis.call('ZCOUNT', KEYS[2], from, ARGV[3]), redis.call('ZCOUNT', KEYS[3], from, ARGV[3])}
+";
+
+/// The second half of a `delivery`. KEYS: as [`DELIVERY_READ_SCRIPT`].
+/// ARGV: the health field, the record read (empty for none), the new
+/// record, the event's time (ms), `1` when it failed, how long the window
+/// keys are kept (ms). 0, writing nothing, when another process changed
+/// the record in between (the caller reads again); else counts the
+/// delivery in the window and writes the record: 1.
+const DELIVERY_COMMIT_SCRIPT: &str = r"
+local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if current ~= ARGV[2] then
+  return 0
+end
+local member = ARGV[4] .. ':' .. redis.call('HINCRBY', KEYS[1], ':seq', 1)
+redis.call('ZADD', KEYS[2], ARGV[4], member)
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if ARGV[5] == '1' then
+  redis.call('ZADD', KEYS[3], ARGV[4], member)
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+";
+
+/// How many times a delivery is read and written again when other
+/// processes keep changing the same instance's health in between.
+const DELIVERY_ATTEMPTS: usize = 16;
 
 /// How often every process asks Redis whether live state changed (one
 /// `GET` of the fleet's live epoch): an event applied by any process is in
@@ -486,6 +528,30 @@ impl RedisStore {
         key
     }
 
+    /// An instance's field of health in the live hash: `h:<id>` (an escaped
+    /// id has no `:`, so it never meets a status field), and the sorted sets
+    /// of its recent deliveries and failures (`switchboard:{shop}:dlv:wa-1`,
+    /// `…:fail:wa-1`).
+    fn health_keys(&self, location: &str, instance: &str) -> (String, String, String) {
+        let mut escaped = String::new();
+        escape_into(&mut escaped, instance);
+        let prefix = self.location_prefix(location);
+        (format!("h:{escaped}"), format!("{prefix}dlv:{escaped}"), format!("{prefix}fail:{escaped}"))
+    }
+
+    /// Tells the fleet that `location` has live state and that it changed:
+    /// every process reads it again (fleet-wide keys live in another slot
+    /// of a cluster, hence a round trip of their own).
+    fn announce_live(&self, location: &str) -> Result<(), StoreError> {
+        // (Two commands, not a pipeline: a cluster connection takes none.)
+        let (epoch_key, locations_key) = self.fleet_keys();
+        self.run(|c| redis::cmd("SADD").arg(&locations_key).arg(location).query::<()>(c))?;
+        self.run(|c| redis::cmd("INCR").arg(&epoch_key).query::<()>(c))?;
+        // This process sees its own event at once.
+        let _ = self.refresh_live();
+        Ok(())
+    }
+
     /// The fleet's live epoch (bumped by every applied event) and the set of
     /// locations with live state: fleet-wide keys, sharing one hash tag
     /// (`switchboard:{live}:epoch`, `switchboard:{live}:locations`).
@@ -673,15 +739,25 @@ impl CapacityStore for RedisStore {
         let key = self.live_key(location);
         let fields: Vec<(String, String)> = self.run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
         let mut overrides = Vec::new();
+        let mut health = Vec::new();
+        let bad =
+            |value: &str| StoreError::new(StoreErrorKind::Protocol, format!("live state `{key}` holds `{value}`"));
         for (field, value) in fields {
-            if let Some(status) = parse_override(&value).ok_or_else(|| {
-                StoreError::new(StoreErrorKind::Protocol, format!("live state `{key}` holds `{value}`"))
-            })? {
+            if field.starts_with(':') {
+                continue;
+            }
+            if let Some(instance) = field.strip_prefix("h:") {
+                let record = HealthRecord::decode(&value).ok_or_else(|| bad(&value))?;
+                if record.in_cycle() {
+                    health.push((unescape(instance), record));
+                }
+            } else if let Some(status) = parse_override(&value).ok_or_else(|| bad(&value))? {
                 overrides.push((unescape(&field), status));
             }
         }
         overrides.sort_by(|a, b| a.0.cmp(&b.0));
-        let state = LiveState { overrides };
+        health.sort_by(|a, b| a.0.cmp(&b.0));
+        let state = LiveState { overrides, health };
         let mut cache = self.live.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.epoch == epoch {
             cache.states.insert(location.to_owned(), state.clone());
@@ -750,24 +826,85 @@ impl CapacityStore for RedisStore {
         escape_into(&mut field, update.instance);
         let script = Script::new(STATUS_SCRIPT);
         let applied: i64 = self.run(|c| script.key(&key).arg(&field).arg(time).arg(&value).invoke(c))?;
-        // Then the fleet is told (fleet-wide keys live in another slot of a
-        // cluster, hence a second round trip): the location has live state,
-        // and the epoch moves so every process reads it again.
-        let (epoch_key, locations_key) = self.fleet_keys();
-        self.run(|c| {
-            redis::pipe()
-                .cmd("SADD")
-                .arg(&locations_key)
-                .arg(update.location)
-                .ignore()
-                .cmd("INCR")
-                .arg(&epoch_key)
-                .ignore()
-                .query::<()>(c)
-        })?;
-        // This process sees its own event at once.
-        let _ = self.refresh_live();
+        self.announce_live(update.location)?;
         Ok(applied == 1)
+    }
+
+    fn record_delivery(&self, update: &DeliveryUpdate<'_>, policy: &HealthPolicy) -> Result<Transition, StoreError> {
+        let key = self.live_key(update.location);
+        let (field, deliveries, failures) = self.health_keys(update.location, update.instance);
+        let time = update.time.as_millisecond();
+        let window = i64::try_from(policy.window.as_millis()).unwrap_or(i64::MAX);
+        let from = time.saturating_sub(window);
+        // The window's keys outlive it by a minute, for late events.
+        let keep = window.saturating_add(60_000);
+        let (read, commit) = (Script::new(DELIVERY_READ_SCRIPT), Script::new(DELIVERY_COMMIT_SCRIPT));
+        for _ in 0..DELIVERY_ATTEMPTS {
+            let (old, all, failed): (String, u64, u64) =
+                self.run(|c| read.key(&key).key(&deliveries).key(&failures).arg(&field).arg(from).arg(time).invoke(c))?;
+            let record = match old.as_str() {
+                "" => HealthRecord::default(),
+                text => HealthRecord::decode(text).ok_or_else(|| {
+                    StoreError::new(StoreErrorKind::Protocol, format!("health `{field}` of `{key}` holds `{old}`"))
+                })?,
+            };
+            let counts = WindowCounts { deliveries: all + 1, failures: failed + u64::from(update.failed) };
+            let transition = record.deliver(policy, update.time, update.failed, counts);
+            let written: i64 = self.run(|c| {
+                commit
+                    .key(&key)
+                    .key(&deliveries)
+                    .key(&failures)
+                    .arg(&field)
+                    .arg(&old)
+                    .arg(transition.record.encode())
+                    .arg(time)
+                    .arg(if update.failed { "1" } else { "0" })
+                    .arg(keep)
+                    .invoke(c)
+            })?;
+            if written == 1 {
+                if transition.quarantined || record.in_cycle() != transition.record.in_cycle() {
+                    self.announce_live(update.location)?;
+                }
+                return Ok(transition);
+            }
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Protocol,
+            format!(
+                "the health of `{}` changed under {DELIVERY_ATTEMPTS} attempts in a row; send the event again",
+                update.instance
+            ),
+        ))
+    }
+
+    fn health(
+        &self,
+        location: &str,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(String, HealthRecord, WindowCounts)>, StoreError> {
+        let key = self.live_key(location);
+        let fields: Vec<(String, String)> = self.run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
+        let to = now.as_millisecond();
+        let from = format!("({}", to.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX)));
+        let mut out = Vec::new();
+        for (field, value) in fields {
+            let Some(escaped) = field.strip_prefix("h:") else { continue };
+            let record = HealthRecord::decode(&value).ok_or_else(|| {
+                StoreError::new(StoreErrorKind::Protocol, format!("live state `{key}` holds `{value}`"))
+            })?;
+            let instance = unescape(escaped);
+            let (_, deliveries, failures) = self.health_keys(location, &instance);
+            let count = |key: &str| -> Result<u64, StoreError> {
+                self.run(|c| redis::cmd("ZCOUNT").arg(key).arg(&from).arg(to).query(c))
+            };
+            let (all, failed) = (count(&deliveries)?, count(&failures)?);
+            out.push((instance, record, WindowCounts { deliveries: all, failures: failed }));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 }
 

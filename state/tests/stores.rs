@@ -58,6 +58,7 @@ both_stores!(
     instances_without_limits_are_still_counted,
     live_state_overrides_and_stale_updates,
     inbound_becomes_the_conversation_unless_the_memory_is_newer,
+    deliveries_quarantine_and_probation_heals,
 );
 
 /// Two processes on one Redis: an event applied by one is in force in the
@@ -233,7 +234,7 @@ fn a_stalled_redis_times_out_and_the_store_recovers() {
 /// server or cluster (each with a key prefix of its own).
 type Case = fn(&dyn CapacityStore);
 
-const SUITE: [(&str, Case); 12] = [
+const SUITE: [(&str, Case); 15] = [
     ("per_minute", suite::per_minute_limit_refuses_until_the_next_minute),
     ("per_hour", suite::per_hour_limit_refuses_until_the_next_hour),
     ("per_day", suite::per_day_limit_follows_the_local_calendar_day),
@@ -246,6 +247,9 @@ const SUITE: [(&str, Case); 12] = [
     ("conversation", suite::conversation_remember_recall_forget_and_expiry),
     ("remembers", suite::a_reservation_remembers_the_conversation),
     ("no_limits", suite::instances_without_limits_are_still_counted),
+    ("status", suite::live_state_overrides_and_stale_updates),
+    ("inbound", suite::inbound_becomes_the_conversation_unless_the_memory_is_newer),
+    ("health", suite::deliveries_quarantine_and_probation_heals),
 ];
 
 fn cluster_store(cluster: &RedisCluster, prefix: &str) -> RedisStore {

@@ -324,6 +324,8 @@ pub struct Recorded {
     pub accepted: Vec<Event>,
     /// The rejected lines: (line, why).
     pub rejected: Vec<(usize, Rejection)>,
+    /// How many quarantines the accepted `delivery` events started.
+    pub quarantines: u64,
 }
 
 impl Recorded {

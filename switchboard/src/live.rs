@@ -42,8 +42,8 @@ use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use switchboard_core::capacity::jiff::{self, Timestamp};
 use switchboard_core::{
-    ConversationKey, Decision, Diagnostic, FileErrors, Plan, Registry, Request, StatusUpdate, StoreError,
-    StoreErrorKind, World,
+    ConversationKey, Decision, DeliveryUpdate, Diagnostic, FileErrors, LiveState, Plan, Registry, Request,
+    StatusUpdate, StoreError, StoreErrorKind, World,
 };
 
 use crate::StoreHealth;
@@ -299,11 +299,14 @@ pub(crate) fn record_on(snapshot: &Snapshot, body: &str, now: Timestamp) -> crat
     for (line, parsed) in crate::events::parse_body(body, now) {
         let applied = parsed.and_then(|event| {
             event.check(&snapshot.world)?;
-            apply(&snapshot.plan, &event)?;
-            Ok(event)
+            let quarantined = apply(&snapshot.plan, &event)?;
+            Ok((event, quarantined))
         });
         match applied {
-            Ok(event) => recorded.accepted.push(event),
+            Ok((event, quarantined)) => {
+                recorded.quarantines += u64::from(quarantined);
+                recorded.accepted.push(event);
+            }
             Err(rejection) => recorded.rejected.push((line, rejection)),
         }
     }
@@ -325,6 +328,33 @@ pub(crate) fn instances_on(snapshot: &Snapshot, location: &str, now: Timestamp) 
         None => switchboard_core::LiveState::default(),
     };
     let time = |t: Timestamp| Value::String(t.to_string());
+    // Health, with the `health:` section: every instance's state and its
+    // deliveries in the current window (zeros for one with no delivery yet).
+    let health = match (snapshot.plan.health(), store) {
+        (Some(policy), Some(store)) => match store.health(location, policy.window, now) {
+            Ok(records) => Some(records),
+            Err(e) => {
+                store_error = Some(e.to_string());
+                None
+            }
+        },
+        _ => None,
+    };
+    let health_of = |id: &str| -> Value {
+        let Some(records) = &health else { return Value::Null };
+        let (record, counts) = records
+            .iter()
+            .find(|(i, _, _)| i == id)
+            .map_or((switchboard_core::HealthRecord::default(), Default::default()), |(_, r, c)| (*r, *c));
+        let state = record.state(now);
+        json!({
+            "state": state.as_str(),
+            "consecutive_failures": record.consecutive_failures,
+            "until": record.quarantined_until(now).map(time),
+            "deliveries": counts.deliveries,
+            "failures": counts.failures,
+        })
+    };
     let instances: Vec<Value> = place
         .instances()
         .iter()
@@ -373,7 +403,7 @@ pub(crate) fn instances_on(snapshot: &Snapshot, location: &str, now: Timestamp) 
                 "connected": found.map_or(i.is_connected(), |o| o.connected),
                 "connected_in_file": i.is_connected(),
                 "override": over,
-                "health": Value::Null,
+                "health": health_of(i.id()),
                 "usage": usage,
                 "warmup": Value::Null,
             })
@@ -386,8 +416,9 @@ pub(crate) fn instances_on(snapshot: &Snapshot, location: &str, now: Timestamp) 
     Some(answer)
 }
 
-/// Applies one checked event to the plan's store.
-pub(crate) fn apply(plan: &Plan, event: &crate::events::Event) -> Result<(), crate::events::Rejection> {
+/// Applies one checked event to the plan's store; whether it started a
+/// quarantine.
+pub(crate) fn apply(plan: &Plan, event: &crate::events::Event) -> Result<bool, crate::events::Rejection> {
     use crate::events::{EventKind, Rejection};
     let type_name = event.kind.type_name();
     let failed = |e: StoreError| Rejection {
@@ -411,11 +442,20 @@ pub(crate) fn apply(plan: &Plan, event: &crate::events::Event) -> Result<(), cra
             };
             // A stale event (older than the last one applied to the
             // instance) is accepted and changes nothing.
-            store.apply_status(&update).map(|_| ()).map_err(failed)
+            store.apply_status(&update).map(|_| false).map_err(failed)
         }
         // Without a `health:` section a delivery is counted in the metrics
         // and changes nothing else.
-        EventKind::Delivery { .. } => Ok(()),
+        EventKind::Delivery { status } => {
+            let (Some(policy), Some(store)) = (plan.health(), plan.store()) else { return Ok(false) };
+            let update = DeliveryUpdate {
+                location: &event.location,
+                instance: &event.instance,
+                time: event.time,
+                failed: *status == crate::events::DeliveryStatus::Failed,
+            };
+            store.record_delivery(&update, policy).map(|t| t.quarantined).map_err(failed)
+        }
         // The contact wrote in: unless its memory on that channel is more
         // recent, the instance becomes its conversation instance, for the
         // chain's conversation `ttl` (7 days without one).
@@ -425,7 +465,7 @@ pub(crate) fn apply(plan: &Plan, event: &crate::events::Event) -> Result<(), cra
             };
             let ttl = plan.memory_ttl(channel).unwrap_or(Duration::from_secs(7 * 86_400));
             let key = ConversationKey { location: &event.location, channel, contact };
-            store.record_inbound(&key, &event.instance, event.time, ttl).map(|_| ()).map_err(failed)
+            store.record_inbound(&key, &event.instance, event.time, ttl).map(|_| false).map_err(failed)
         }
     }
 }
@@ -525,6 +565,19 @@ impl Live {
     /// How many instances of the world in force have a `connected` override
     /// in force now (for `/v1/status`).
     pub fn overridden_instances(&self) -> Result<u64, StoreError> {
+        self.count_instances(|state, id, now| state.override_of(id, now).is_some())
+    }
+
+    /// How many instances of the world in force are quarantined now (for
+    /// `/v1/status` and the `switchboard_instances_quarantined` gauge): as
+    /// this process sees the store, fleet-wide with Redis.
+    pub fn quarantined_instances(&self) -> Result<u64, StoreError> {
+        self.count_instances(|state, id, now| state.quarantined_until(id, now).is_some())
+    }
+
+    /// How many instances of the world in force, among the locations with
+    /// live state, `counts` at the clock's now.
+    fn count_instances(&self, counts: impl Fn(&LiveState, &str, Timestamp) -> bool) -> Result<u64, StoreError> {
         let snapshot = self.inner.current.load_full();
         let Some(store) = snapshot.plan.store() else { return Ok(0) };
         let now = switchboard_core::capacity::clock();
@@ -532,7 +585,7 @@ impl Live {
         for location in store.live_locations()? {
             let Some(place) = snapshot.world.location(&location) else { continue };
             let state = store.live_state(&location)?;
-            n += place.instances().iter().filter(|i| state.override_of(i.id(), now).is_some()).count() as u64;
+            n += place.instances().iter().filter(|i| counts(&state, i.id(), now)).count() as u64;
         }
         Ok(n)
     }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 use switchboard_core::capacity::{jiff::Timestamp, Counts, LimitKind, Limits, PoolRef, ReservationRequest, Window};
-use switchboard_core::{Decision, Instance, Location, OptionKind, Plan, Registry, Request, Source, World};
+use switchboard_core::{Decision, HealthState, Instance, Location, OptionKind, Plan, Registry, Request, Source, World};
 
 use crate::ReloadStatus;
 
@@ -46,16 +46,18 @@ pub fn explain_table_with_capacity(
 }
 
 /// The live state (docs/live-state.md) of the instances of the request's location on
-/// its channel that an `instance_status` event overrides at the decision's
-/// instant, one line each:
+/// its channel at the decision's instant: each `instance_status` override
+/// in force, and each instance quarantined or on probation, one line each:
 ///
 /// ```text
 /// live state  as of 2026-12-07T15:10:00Z
 ///   wa-orders  disconnected (the file says connected): logged out, since 2026-12-07T15:00:00Z until 2026-12-07T15:30:00Z
+///   wa-2  quarantined until 2026-12-07T15:15:00Z (5 failed deliveries in a row)
+///   wa-3  on probation: its next delivery decides
 /// ```
 ///
-/// `None` when no instance there has an override in force (or the request
-/// carries its own `instances`, which overrides never touch).
+/// `None` when no instance there has either (or the request carries its
+/// own `instances`, which live state never touches).
 pub fn live_section(plan: &Plan, world: &World, request: &Request) -> Option<String> {
     let store = plan.store()?;
     if request.instances.is_some() || !store.has_live_state(&request.location) {
@@ -83,6 +85,19 @@ pub fn live_section(plan: &Plan, world: &World, request: &Request) -> Option<Str
             }
             None => out.push('\n'),
         }
+    }
+    for instance in location.channel(&request.channel).iter() {
+        let Some((_, record)) = state.health.iter().find(|(id, _)| id == instance.id()) else { continue };
+        let _ = match record.state(now) {
+            HealthState::Quarantined { until } => writeln!(
+                out,
+                "  {}  quarantined until {until} ({} failed deliveries in a row)",
+                instance.id(),
+                record.consecutive_failures
+            ),
+            HealthState::Probation => writeln!(out, "  {}  on probation: its next delivery decides", instance.id()),
+            HealthState::Healthy => Ok(()),
+        };
     }
     (!out.is_empty()).then(|| format!("live state  as of {now:.0}\n{out}"))
 }

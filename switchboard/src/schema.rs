@@ -534,6 +534,19 @@ pub fn rules_schema(registry: &Registry) -> Value {
                     "on_store_error": {"enum": ["fail_closed", "fail_open"], "default": "fail_closed", "description": "store unreachable: fail_closed answers code 108 store_unavailable; fail_open decides as if no limits"},
                 },
             },
+            "health": {
+                "type": "object",
+                "description": "instance health from delivery events: failing instances are quarantined (kind instance_quarantined), then on probation; without it, deliveries are only counted",
+                "additionalProperties": false,
+                "properties": {
+                    "quarantine_after": {"type": "integer", "minimum": 1, "default": 5, "description": "consecutive failed deliveries that quarantine an instance"},
+                    "failure_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "description": "failed / all deliveries within window that quarantine an instance"},
+                    "min_deliveries": {"type": "integer", "minimum": 1, "default": 20, "description": "deliveries the window must hold before failure_rate applies"},
+                    "window": {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "default": "10m", "description": "how far back failure_rate looks"},
+                    "cooldown": {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "default": "5m", "description": "the first quarantine's length"},
+                    "max_cooldown": {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*[smhd]$", "default": "1h", "description": "the longest quarantine: each one after a failed probation doubles the last, up to this"},
+                },
+            },
         },
         "$defs": defs,
     })

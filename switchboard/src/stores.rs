@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use switchboard_core::capacity::{jiff::Timestamp, Usage};
+use switchboard_core::capacity::{
+    jiff::Timestamp, DeliveryUpdate, HealthPolicy, HealthRecord, Transition, Usage, WindowCounts,
+};
 use switchboard_core::{
     CapacityConfig, CapacityStore, ConversationKey, FileErrors, LiveState, OnStoreError, Plan, Reservation,
     ReservationRequest, StatusUpdate, StoreError, StoreKind,
@@ -344,6 +346,19 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
 
     fn apply_status(&self, update: &StatusUpdate<'_>) -> Result<bool, StoreError> {
         self.health.observe(self.inner.apply_status(update))
+    }
+
+    fn record_delivery(&self, update: &DeliveryUpdate<'_>, policy: &HealthPolicy) -> Result<Transition, StoreError> {
+        self.health.observe(self.inner.record_delivery(update, policy))
+    }
+
+    fn health(
+        &self,
+        location: &str,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(String, HealthRecord, WindowCounts)>, StoreError> {
+        self.health.observe(self.inner.health(location, window, now))
     }
 }
 

@@ -153,11 +153,11 @@ impl WasmRule {
             2 => {
                 let instance = at("fell_through")?;
                 let (kind, why) = if !instance.is_connected() {
-                    (ErrorKind::InstanceDisconnected, "is disconnected")
+                    (ErrorKind::unusable(instance), format!("is {}", instance.unusable_state()))
                 } else if cx.at_capacity(instance).is_some() {
-                    (ErrorKind::InstanceAtCapacity, "is at capacity")
+                    (ErrorKind::InstanceAtCapacity, "is at capacity".to_owned())
                 } else {
-                    (ErrorKind::InstanceDisconnected, "was judged unusable by the rule")
+                    (ErrorKind::InstanceDisconnected, "was judged unusable by the rule".to_owned())
                 };
                 Ok(Outcome::unusable(kind, format!("{}: {} {why}", self.declared.id, instance.label())))
             }

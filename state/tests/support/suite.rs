@@ -451,3 +451,43 @@ pub fn inbound_becomes_the_conversation_unless_the_memory_is_newer(store: &dyn C
     let other = ConversationKey { contact: "c-8", ..key };
     assert_eq!(store.last_inbound(&other).unwrap(), None);
 }
+
+/// `delivery` events under a `health:` policy (docs/live-state.md): the
+/// window counts every delivery, failures in a row quarantine, the record
+/// is listed in the live state while quarantined or on probation, and a
+/// delivery on probation makes the instance healthy (and unlisted) again.
+pub fn deliveries_quarantine_and_probation_heals(store: &dyn CapacityStore) {
+    use switchboard_core::capacity::{DeliveryUpdate, HealthPolicy, HealthState};
+    let policy = HealthPolicy { quarantine_after: 3, ..HealthPolicy::default() };
+    let t0 = ts("2026-12-07T15:00:00Z");
+    let deliver = |instance: &str, seconds: i64, failed: bool| {
+        let update = DeliveryUpdate { location: "shop", instance, time: plus(t0, seconds), failed };
+        store.record_delivery(&update, &policy).unwrap()
+    };
+    assert!(!deliver("wa:1", 0, false).quarantined);
+    assert!(!deliver("wa:1", 1, true).quarantined);
+    assert!(!deliver("wa:1", 2, true).quarantined);
+    assert!(!store.has_live_state("shop"), "failures short of a quarantine change no decision");
+    let third = deliver("wa:1", 3, true);
+    assert!(third.quarantined);
+    assert_eq!(third.record.state(plus(t0, 4)), HealthState::Quarantined { until: plus(t0, 303) });
+    assert!(store.has_live_state("shop"), "the process that applied it sees it at once");
+    let state = store.live_state("shop").unwrap();
+    assert_eq!(state.quarantined_until("wa:1", plus(t0, 4)), Some(plus(t0, 303)));
+    assert_eq!(state.quarantined_until("wa:1", plus(t0, 303)), None, "the end is exclusive");
+    // Other instances keep their own counts.
+    assert!(!deliver("wa-2", 4, true).quarantined);
+    let health = store.health("shop", policy.window, plus(t0, 10)).unwrap();
+    let of = |id: &str| health.iter().find(|(i, _, _)| i == id).map(|(_, r, c)| (*r, *c)).unwrap();
+    let (record, counts) = of("wa:1");
+    assert_eq!((record.consecutive_failures, counts.deliveries, counts.failures), (3, 4, 3));
+    assert_eq!(of("wa-2").1.failures, 1);
+    let later = store.health("shop", policy.window, plus(t0, 603)).unwrap();
+    assert_eq!(later.len(), 2, "records outlive the window");
+    let moved = later.iter().find(|(i, _, _)| i == "wa:1").map(|(_, _, c)| *c).unwrap();
+    assert_eq!((moved.deliveries, moved.failures), (0, 0), "the window has moved past them");
+    // On probation, a delivery heals: unlisted again.
+    assert!(!deliver("wa:1", 400, false).quarantined);
+    assert!(store.live_state("shop").unwrap().health.is_empty());
+    assert!(store.health("shop", policy.window, plus(t0, 400)).unwrap().iter().all(|(_, r, _)| !r.in_cycle()));
+}
