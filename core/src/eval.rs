@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::capacity::{CapacityStore, ConversationKey, PoolRef, Remember, Reservation, ReservationRequest};
-use crate::config::{Chain, OnStoreError, Plan, Step};
+use crate::plan::{Chain, OnStoreError, Plan, Step};
 use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView};
 use crate::{Instance, Location, Request, World};
 
@@ -1128,8 +1128,8 @@ mod tests {
 
     use crate::testing::Wa;
     use crate::{
-        ChannelInfo, Outcome, Plan, RegistryBuilder, Request, RuleContext, RuleDescriptor, RuleInfo, RuleOptions,
-        SelectionRule, Source, World,
+        Chain, ChannelInfo, InstanceSpec, Limits, Location, Outcome, Plan, PlanParts, RegistryBuilder, Request,
+        RuleContext, RuleDescriptor, RuleInfo, RuleOptions, SelectionRule, Source, Step, World,
     };
 
     /// Calls of [`Picky`], which selects the first instance whenever asked.
@@ -1175,15 +1175,35 @@ mod tests {
             .build()
             .map(Arc::new)
             .unwrap_or_else(|e| panic!("{e}"));
-        let plan =
-            Plan::compile("rules: [picky, last]", "rules.yaml", registry.clone()).unwrap_or_else(|e| panic!("{e}"));
-        let world = World::from_str(
-            "locations: [{id: l, instances: [{id: a, channel: whatsapp, phone: '1', connected: true},
-                                             {id: b, channel: whatsapp, phone: '2', connected: true}]}]",
-            "world.yaml",
-            &registry,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let step = |id: &str| {
+            let rule = registry.rule(id).unwrap_or_else(|| panic!("{id}"));
+            Step::new(rule, None, (rule.build)(&RuleOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+        };
+        let plan = Plan::new(PlanParts {
+            registry: registry.clone(),
+            chains: vec![Chain::new(vec![step("picky"), step("last")], Vec::new(), false)],
+            plugins: Vec::new(),
+            content_hash: 0,
+            limits: Limits::default(),
+            warnings: Vec::new(),
+            capacity: None,
+        });
+        let instance = |id: &str, phone: &str| InstanceSpec {
+            id: id.into(),
+            channel: "whatsapp".into(),
+            index: None,
+            phone: phone.into(),
+            connected: true,
+            default: false,
+            users: Vec::new(),
+            weight: None,
+            pool: None,
+            limits: None,
+            reply_window: None,
+        };
+        let mut world = World::default();
+        let location = Location::from_specs("l", &[instance("a", "1"), instance("b", "2")], &registry);
+        world.insert(location.unwrap_or_else(|e| panic!("{e}")));
         let decide = |body: &str| {
             let json = serde_json::json!({"location": "l", "channel": "whatsapp", "body": body}).to_string();
             let request = Request::from_json(&json).unwrap_or_else(|e| panic!("{e}"));

@@ -588,28 +588,14 @@ pub struct OptionSpec {
     /// Its type.
     pub kind: OptionKind,
     /// The value used when the option is absent, as written in YAML
-    /// (`lowest_index`, `false`, `[mon, fri]`). The compiler applies it (see
-    /// [`OptionSpec::default_value`]), so a rule reads every option that has
+    /// (`lowest_index`, `false`, `[mon, fri]`). The rules.yaml compiler
+    /// applies it (`switchboard_files::option_default`), so a rule reads every option that has
     /// one from its [`RuleOptions`]. Text that is not a value of the
     /// option's kind, such as `(required)`, or an empty text, only documents
     /// that there is no default.
     pub default: &'static str,
     /// One line of documentation.
     pub doc: &'static str,
-}
-
-impl OptionSpec {
-    /// The declared default as a typed value, when it is one.
-    pub fn default_value(&self) -> Option<OptionValue> {
-        if self.default.trim().is_empty() || self.default.starts_with('(') {
-            return None;
-        }
-        let (node, diagnostics) = crate::tree::parse(self.default);
-        if !diagnostics.is_empty() {
-            return None;
-        }
-        crate::config::check_value("", self, &node?.value).ok()
-    }
 }
 
 /// A typed option value from rules.yaml.
@@ -668,18 +654,6 @@ impl RuleOptions {
             Some(OptionValue::List(l)) => Some(l),
             _ => None,
         }
-    }
-    /// These options plus the declared default of every option in `specs`
-    /// that is not given (what the compiler hands to a rule's `build`).
-    pub fn with_defaults(mut self, specs: &[OptionSpec]) -> RuleOptions {
-        for spec in specs {
-            if self.get(spec.name).is_none() {
-                if let Some(value) = spec.default_value() {
-                    self.values.push((spec.name.to_owned(), value));
-                }
-            }
-        }
-        self
     }
     /// Every option given, in file order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &OptionValue)> {

@@ -12,7 +12,7 @@ use std::fmt;
 use rustc_hash::FxHashMap;
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 
-use crate::diag::Diagnostic;
+use switchboard_core::Diagnostic;
 
 /// One node and where it starts (1-based line and column).
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +94,7 @@ pub(crate) fn fields<'n, 'a>(
                 out.push(
                     key.error(format!(
                         "unknown field `{name}` in {section}{}; expected {}",
-                        crate::diag::suggestion(name, allowed.iter().copied()),
+                        switchboard_core::diag::suggestion(name, allowed.iter().copied()),
                         expected.join(", ")
                     ))
                     .at_path(path),
