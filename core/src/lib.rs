@@ -78,6 +78,7 @@
 
 pub mod capacity;
 mod channel;
+mod decision;
 pub mod diag;
 mod eval;
 mod model;
@@ -114,11 +115,11 @@ pub use capacity::{
     StatusUpdate, StoreError, StoreErrorKind,
 };
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
-pub use diag::{Diagnostic, FileErrors, Severity};
-pub use eval::json;
-pub use eval::{
+pub use decision::json;
+pub use decision::{
     Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE, CODE_STORE_UNAVAILABLE,
 };
+pub use diag::{Diagnostic, FileErrors, Severity};
 pub use model::{
     checked_message_id, normalize_phone, normalize_phone_into, salvage_message_id, Contact, Instance, InstanceSpec,
     MapOnly, Request, Users, MAX_MESSAGE_ID_BYTES,
