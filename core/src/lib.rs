@@ -133,6 +133,6 @@ pub use recipient::{Inbound, InboundLog, LastInbound};
 pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};
 pub use rule::{
     rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, Recall, RuleContext,
-    RuleDescriptor, RuleFn, RuleOptions, SelectionRule,
+    RuleDescriptor, RuleFn, RuleOptions, SelectionRule, Written,
 };
 pub use world::{InstanceFields, InstanceView, Location, LocationBuilder, NoLocation, World};

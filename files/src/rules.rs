@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use switchboard_core::diag::{self, Diagnostic, FileErrors};
 use switchboard_core::{
-    content_hash, CapacityConfig, Chain, EntrySummary, Limits, OnStoreError, OnUnavailable, OptionKind, OptionSpec,
-    OptionValue, Plan, PlanParts, PluginEntry, PluginKind, PluginLoader, Registry, RegistryBuilder, RuleInfo,
-    RuleOptions, Source, Step, StoreKind,
+    content_hash, CapacityConfig, Chain, EntrySummary, Limits, OnStoreError, OnUnavailable, OptionSpec, OptionValue,
+    Plan, PlanParts, PluginEntry, PluginKind, PluginLoader, Registry, RegistryBuilder, RuleInfo, RuleOptions, Source,
+    Step, StoreKind,
 };
 
 use crate::tree::{self, Node, Value};
@@ -582,42 +582,7 @@ fn check_option(rule: &RuleInfo, key: &str, value: &Node<'_>) -> Result<OptionVa
             names.join(", ")
         ));
     };
-    check_value(&rule.id, spec, &value.value)
-}
-
-/// Checks a value against an option's declared kind.
-fn check_value(rule: &str, spec: &OptionSpec, value: &Value<'_>) -> Result<OptionValue, String> {
-    let name = spec.name;
-    match (spec.kind, value) {
-        (OptionKind::Choice(choices), Value::Str(s)) if choices.contains(&&**s) => Ok(OptionValue::Str(s.to_string())),
-        (OptionKind::Choice(choices), other) => {
-            let hint = match other {
-                Value::Str(s) => diag::suggestion(s, choices.iter().copied()),
-                _ => String::new(),
-            };
-            Err(format!("`{rule}.{name}` must be one of {}; got {other}{hint}", choices.join(", ")))
-        }
-        (OptionKind::Bool, Value::Bool(b)) => Ok(OptionValue::Bool(*b)),
-        (OptionKind::Integer, Value::Int(i)) => Ok(OptionValue::Int(*i)),
-        (OptionKind::String, Value::Str(s)) => Ok(OptionValue::Str(s.to_string())),
-        (OptionKind::StringList, Value::Seq(items)) => items
-            .iter()
-            .map(|i| match &i.value {
-                Value::Str(s) => Ok(s.to_string()),
-                other => Err(format!("`{rule}.{name}` is a list of strings; found {other} in it")),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(OptionValue::List),
-        (kind, other) => {
-            let want = match kind {
-                OptionKind::Bool => "`true` or `false`",
-                OptionKind::Integer => "a whole number",
-                OptionKind::String => "a string",
-                _ => "a list of strings",
-            };
-            Err(format!("`{rule}.{name}` must be {want}; got {other}"))
-        }
-    }
+    spec.kind.check(&rule.id, spec.name, &value.value.written())
 }
 
 fn unknown_rule(registry: &Registry, id: &str) -> String {
@@ -651,5 +616,5 @@ pub fn option_default(spec: &OptionSpec) -> Option<OptionValue> {
     if !diagnostics.is_empty() {
         return None;
     }
-    check_value("", spec, &node?.value).ok()
+    spec.kind.check("", spec.name, &node?.value.written()).ok()
 }
