@@ -698,7 +698,7 @@ mod tests {
 
     use crate::testing::Wa;
     use crate::{
-        Chain, ChannelInfo, InstanceSpec, Limits, Location, Outcome, Plan, PlanParts, RegistryBuilder, Request,
+        Chain, ChannelInfo, InputLimits, InstanceSpec, Location, Outcome, Plan, PlanParts, RegistryBuilder, Request,
         RuleContext, RuleDescriptor, RuleInfo, RuleOptions, SelectionRule, Source, Step, World,
     };
 
@@ -754,7 +754,7 @@ mod tests {
             chains: vec![Chain::new(vec![step("picky"), step("last")], Vec::new(), false)],
             plugins: Vec::new(),
             content_hash: 0,
-            limits: Limits::default(),
+            limits: InputLimits::default(),
             warnings: Vec::new(),
             capacity: None,
         });

@@ -59,7 +59,7 @@
 //!     chains: vec![Chain::new(vec![first], Vec::new(), false)],
 //!     plugins: Vec::new(),
 //!     content_hash: 0,
-//!     limits: Limits::default(),
+//!     limits: InputLimits::default(),
 //!     warnings: Vec::new(),
 //!     capacity: None,
 //! });
@@ -126,7 +126,7 @@ pub use model::{
 };
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
 pub use plan::{
-    content_hash, CapacityConfig, Chain, Contribution, EntrySummary, Limits, OnStoreError, Plan, PlanParts,
+    content_hash, CapacityConfig, Chain, Contribution, EntrySummary, InputLimits, OnStoreError, Plan, PlanParts,
     PluginEntry, PluginKind, PluginLoader, Step, StoreKind,
 };
 pub use recipient::{Inbound, InboundLog, LastInbound};

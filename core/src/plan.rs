@@ -98,7 +98,7 @@ pub trait PluginLoader {
 /// Input limits (rules.yaml `limits:`): what a request or a data file may
 /// hold before it is refused with a clear error rather than processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct InputLimits {
     /// Longest message body, in bytes.
     pub max_body_bytes: usize,
     /// Most tags on one contact.
@@ -111,9 +111,9 @@ pub struct Limits {
     pub max_world_bytes: u64,
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
+impl Default for InputLimits {
+    fn default() -> InputLimits {
+        InputLimits {
             max_body_bytes: 64 * 1024,
             max_tags: 1000,
             max_tag_bytes: 1024,
@@ -218,7 +218,7 @@ pub struct Plan {
     pub(crate) chains: Vec<Chain>,
     plugins: Vec<PluginEntry>,
     content_hash: u64,
-    pub(crate) limits: Limits,
+    pub(crate) limits: InputLimits,
     warnings: Vec<Diagnostic>,
     /// The `capacity:` section, when the file has one.
     capacity: Option<CapacityConfig>,
@@ -285,7 +285,7 @@ pub struct PlanParts {
     /// [`content_hash`] of the file's text.
     pub content_hash: u64,
     /// The input limits in force.
-    pub limits: Limits,
+    pub limits: InputLimits,
     /// Valid but surely unintended configuration, in file order.
     pub warnings: Vec<Diagnostic>,
     /// The `capacity:` section, when the file has one.
@@ -371,7 +371,7 @@ impl Plan {
     }
 
     /// The input limits in force.
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &InputLimits {
         &self.limits
     }
 

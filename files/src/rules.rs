@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use switchboard_core::diag::{self, Diagnostic, FileErrors};
 use switchboard_core::{
-    content_hash, CapacityConfig, Chain, EntrySummary, Limits, OnStoreError, OnUnavailable, OptionSpec, OptionValue,
-    Plan, PlanParts, PluginEntry, PluginKind, PluginLoader, Registry, RegistryBuilder, RuleInfo, RuleOptions, Source,
-    Step, StoreKind,
+    content_hash, CapacityConfig, Chain, EntrySummary, InputLimits, OnStoreError, OnUnavailable, OptionSpec,
+    OptionValue, Plan, PlanParts, PluginEntry, PluginKind, PluginLoader, Registry, RegistryBuilder, RuleInfo,
+    RuleOptions, Source, Step, StoreKind,
 };
 
 use crate::tree::{self, Node, Value};
@@ -74,7 +74,7 @@ pub fn compile_with(
             out.push(version.error(message).at_path("version"));
         }
     }
-    let limits = get("limits").map_or_else(Limits::default, |node| read_limits(node, &mut out));
+    let limits = get("limits").map_or_else(InputLimits::default, |node| read_limits(node, &mut out));
     let rules = match get("rules") {
         Some(node) => read_list(node, &registry, "rules", &mut out),
         None => {
@@ -299,8 +299,8 @@ fn read_plugins(
     (plugins, Some(builder))
 }
 
-fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> Limits {
-    let mut limits = Limits::default();
+fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> InputLimits {
+    let mut limits = InputLimits::default();
     let expecting = format!("a map of limits: {}", LIMIT_KEYS.join(", "));
     let Some(fields) = tree::fields(node, Some(&LIMIT_KEYS), "limits", &expecting, &"limits", out) else {
         return limits;
