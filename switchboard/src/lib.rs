@@ -146,7 +146,7 @@ pub fn compile_rules(text: &str, path: &Path, registry: &Arc<Registry>) -> Resul
 /// Compiles the text of a rules file found at `path`, attaching the store
 /// of `stores` that its `capacity:` section describes (the same store for
 /// the same section: counts outlive the plan).
-pub fn compile_rules_in(
+pub(crate) fn compile_rules_in(
     text: &str,
     path: &Path,
     registry: &Arc<Registry>,
