@@ -696,10 +696,10 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use crate::testing::Wa;
+    use crate::testing::{instance, Wa};
     use crate::{
-        Chain, ChannelInfo, InputLimits, InstanceSpec, Location, Outcome, Plan, PlanParts, RegistryBuilder, Request,
-        RuleContext, RuleDescriptor, RuleInfo, RuleOptions, SelectionRule, Source, Step, World,
+        Chain, ChannelInfo, InputLimits, Location, Outcome, Plan, PlanParts, RegistryBuilder, Request, RuleContext,
+        RuleDescriptor, RuleInfo, RuleOptions, SelectionRule, Source, Step, World,
     };
 
     /// Calls of [`Picky`], which selects the first instance whenever asked.
@@ -758,21 +758,9 @@ mod tests {
             warnings: Vec::new(),
             capacity: None,
         });
-        let instance = |id: &str, phone: &str| InstanceSpec {
-            id: id.into(),
-            channel: "whatsapp".into(),
-            index: None,
-            phone: phone.into(),
-            connected: true,
-            default: false,
-            users: Vec::new(),
-            weight: None,
-            pool: None,
-            limits: None,
-            reply_window: None,
-        };
         let mut world = World::default();
-        let location = Location::from_specs("l", &[instance("a", "1"), instance("b", "2")], &registry);
+        let instances = [instance("a", "whatsapp", "1"), instance("b", "whatsapp", "2")];
+        let location = Location::from_specs("l", &instances, &registry);
         world.insert(location.unwrap_or_else(|e| panic!("{e}")));
         let decide = |body: &str| {
             let json = serde_json::json!({"location": "l", "channel": "whatsapp", "body": body}).to_string();

@@ -523,7 +523,7 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Wa;
+    use crate::testing::{instance, Wa};
     use crate::{normalize_phone, ChannelInfo, RegistryBuilder, Source};
 
     /// Small channels are scanned, large ones hashed: both must answer
@@ -578,19 +578,7 @@ mod tests {
     #[test]
     fn a_channel_is_found_by_the_registry_the_world_was_built_with_and_by_any_other() {
         let (built_with, other) = (registry(), registry());
-        let spec = |id: &str, channel: &str| InstanceSpec {
-            id: id.into(),
-            channel: channel.into(),
-            index: None,
-            phone: "+1 555 0001".into(),
-            connected: true,
-            default: false,
-            users: Vec::new(),
-            weight: None,
-            pool: None,
-            limits: None,
-            reply_window: None,
-        };
+        let spec = |id: &str, channel: &str| instance(id, channel, "+1 555 0001");
         let location = Location::from_specs("l", &[spec("a", "whatsapp"), spec("b", "WhatsApp")], &built_with).unwrap();
         let ids = |view: InstanceView<'_>| view.iter().map(|i| i.id().to_owned()).collect::<Vec<_>>();
         let want = ids(location.channel("whatsapp"));

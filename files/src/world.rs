@@ -23,14 +23,16 @@ pub fn is_json_file(file: &str) -> bool {
     file.to_ascii_lowercase().ends_with(".json")
 }
 
+/// The error of a world file with nothing in it.
+fn empty(file: &str) -> FileErrors {
+    FileErrors::whole_file(file, "the world file is empty; expected `locations:` with a list of locations")
+}
+
 /// Reads a world file. `file` names it in errors; a name ending in
 /// `.json` is read as JSON, anything else as YAML.
 pub fn read_world(text: &str, file: &str, registry: &Registry) -> Result<World, FileErrors> {
     if text.trim().is_empty() {
-        return Err(FileErrors::whole_file(
-            file,
-            "the world file is empty; expected `locations:` with a list of locations",
-        ));
+        return Err(empty(file));
     }
     // The fast path: plain serde, building each location as it is read.
     // Any problem sends the file to the slow path, which reads it into a
@@ -52,10 +54,7 @@ pub fn read_world(text: &str, file: &str, registry: &Registry) -> Result<World, 
 /// [`read_json_world`] gave up on the file.
 pub fn diagnose_world(text: &str, file: &str, registry: &Registry) -> Result<World, FileErrors> {
     if text.trim().is_empty() {
-        return Err(FileErrors::whole_file(
-            file,
-            "the world file is empty; expected `locations:` with a list of locations",
-        ));
+        return Err(empty(file));
     }
     let json = is_json_file(file);
     check(text, json, registry, false)
