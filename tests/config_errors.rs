@@ -1,11 +1,11 @@
 //! rules.yaml errors: every problem, located, with a "did you mean".
 
-use switchboard::{FileErrors, Plan};
+use switchboard::FileErrors;
 
 use crate::util::*;
 
 fn errors(yaml: &str) -> FileErrors {
-    match Plan::compile(yaml, "rules.yaml", registry()) {
+    match switchboard::files::compile(yaml, "rules.yaml", registry()) {
         Ok(_) => panic!("expected errors for:\n{yaml}"),
         Err(e) => e,
     }
@@ -116,24 +116,24 @@ fn shipped_rules_yaml_is_valid_and_in_spec_order() {
 #[test]
 fn capacity_section_is_read_and_its_errors_located() {
     use switchboard::{OnStoreError, StoreKind};
-    let plan = switchboard::Plan::compile("rules: [any_available]\n", "rules.yaml", registry()).unwrap();
+    let plan = switchboard::files::compile("rules: [any_available]\n", "rules.yaml", registry()).unwrap();
     assert!(plan.capacity().is_none());
     assert_eq!(plan.on_store_error(), OnStoreError::FailClosed);
     let text = "rules: [any_available]\ncapacity:\n  store: redis\n  redis_url: redis://127.0.0.1:6390/2\n  key_prefix: 'sb:'\n  on_store_error: fail_open\n";
-    let plan = switchboard::Plan::compile(text, "rules.yaml", registry()).unwrap();
+    let plan = switchboard::files::compile(text, "rules.yaml", registry()).unwrap();
     let c = plan.capacity().unwrap();
     assert_eq!(
         (c.store, c.redis_url.as_str(), c.key_prefix.as_str()),
         (StoreKind::Redis, "redis://127.0.0.1:6390/2", "sb:")
     );
     assert_eq!(plan.on_store_error(), OnStoreError::FailOpen);
-    let defaults = switchboard::Plan::compile("rules: [any_available]\ncapacity: {}\n", "r.yaml", registry()).unwrap();
+    let defaults = switchboard::files::compile("rules: [any_available]\ncapacity: {}\n", "r.yaml", registry()).unwrap();
     let c = defaults.capacity().unwrap();
     assert_eq!(
         (c.store, c.on_store_error, c.key_prefix.as_str()),
         (StoreKind::Memory, OnStoreError::FailClosed, "switchboard:")
     );
-    let e = switchboard::Plan::compile(
+    let e = switchboard::files::compile(
         "rules: [any_available]\ncapacity:\n  store: rediss\n  on_store_error: fail_opn\n  redis_url: http://x\n  key_prefx: a\n",
         "rules.yaml",
         registry(),
@@ -155,13 +155,13 @@ fn capacity_names_a_cluster_by_its_seeds_and_a_tls_ca_and_every_mistake_is_locat
     let text =
         "rules: [any_available]\ncapacity:\n  store: redis\n  redis_url: 'rediss://alice:pw@10.0.0.9:6380/0'\n  \
                 redis_cluster: ['redis://10.0.0.1:6379', 'rediss://10.0.0.2:6379']\n  tls_ca_file: certs/ca.pem\n";
-    let plan = switchboard::Plan::compile(text, "rules.yaml", registry()).unwrap();
+    let plan = switchboard::files::compile(text, "rules.yaml", registry()).unwrap();
     let c = plan.capacity().unwrap();
     assert_eq!(c.redis_url, "rediss://alice:pw@10.0.0.9:6380/0");
     assert_eq!(c.redis_cluster, ["redis://10.0.0.1:6379", "rediss://10.0.0.2:6379"]);
     assert_eq!(c.tls_ca_file.as_deref(), Some("certs/ca.pem"));
 
-    let e = switchboard::Plan::compile(
+    let e = switchboard::files::compile(
         "rules: [any_available]\ncapacity:\n  store: redis\n  redis_cluster: ['redis://a:1', 'http://b:2', 7]\n  tls_ca_file: ''\n",
         "rules.yaml",
         registry(),
@@ -176,7 +176,7 @@ fn capacity_names_a_cluster_by_its_seeds_and_a_tls_ca_and_every_mistake_is_locat
         assert!(e.lines().any(|l| l.starts_with(line) && l.contains(says)), "{line} {says}\n{e}");
     }
     for (value, says) in [("[]", "lists no seed node"), ("'redis://a:1'", "a list of seed node URLs")] {
-        let e = switchboard::Plan::compile(
+        let e = switchboard::files::compile(
             &format!("rules: [any_available]\ncapacity:\n  redis_cluster: {value}\n"),
             "rules.yaml",
             registry(),

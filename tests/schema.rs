@@ -33,11 +33,11 @@ fn world_validator() -> jsonschema::Validator {
 }
 
 fn loads_rules(text: &str) -> bool {
-    switchboard::Plan::compile(text, "rules.yaml", registry()).is_ok()
+    switchboard::files::compile(text, "rules.yaml", registry()).is_ok()
 }
 
 fn loads_world(text: &str) -> bool {
-    switchboard::World::from_str(text, "world.yaml", &registry()).is_ok()
+    switchboard::files::read_world(text, "world.yaml", &registry()).is_ok()
 }
 
 #[test]

@@ -274,7 +274,7 @@ fn every_registered_rule_builds_with_default_options_and_has_a_spec_code() {
     for rule in registry.rules() {
         // `geomatch` never fails: it has no code (docs/recipient-rules.md).
         assert!((101..=109).contains(&rule.code) || (rule.id.as_str(), rule.code) == ("geomatch", 0), "{}", rule.id);
-        let defaults = switchboard::RuleOptions::default().with_defaults(&rule.options);
+        let defaults = switchboard::files::options_with_defaults(Vec::new(), &rule.options);
         assert!((rule.build)(&defaults).is_ok(), "{}", rule.id);
         assert!(!rule.summary.is_empty());
     }

@@ -23,7 +23,7 @@ pub fn repo_file(name: &str) -> PathBuf {
 }
 
 pub fn plan(yaml: &str) -> Plan {
-    Plan::compile(yaml, "rules.yaml", registry()).unwrap_or_else(|e| panic!("{e}"))
+    switchboard::files::compile(yaml, "rules.yaml", registry()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn default_plan() -> Plan {
@@ -31,7 +31,7 @@ pub fn default_plan() -> Plan {
 }
 
 pub fn world(yaml: &str) -> World {
-    World::from_str(yaml, "world.yaml", &registry()).unwrap_or_else(|e| panic!("{e}"))
+    switchboard::files::read_world(yaml, "world.yaml", &registry()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn request(json: &str) -> Request {

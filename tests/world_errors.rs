@@ -36,17 +36,18 @@ fn json_world_files_are_read_and_located() {
     let text = r#"{"locations":[{"id":"l","instances":[
         {"id":"a","channel":"sms","phone":"1"},
         {"id":"a","channel":"sms","phone":"2"}]}]}"#;
-    let e = World::from_str(text, "world.json", &registry()).unwrap_err();
+    let e = switchboard::files::read_world(text, "world.json", &registry()).unwrap_err();
     assert!(e.to_string().starts_with("world.json:3:"), "{e}");
     assert!(e.to_string().contains("duplicate instance id `a`"), "{e}");
-    let ok = World::from_str(r#"{"locations":[{"id":"l","instances":[]}]}"#, "w.json", &registry()).unwrap();
+    let ok =
+        switchboard::files::read_world(r#"{"locations":[{"id":"l","instances":[]}]}"#, "w.json", &registry()).unwrap();
     assert_eq!(ok.len(), 1);
 }
 
 #[test]
 fn odd_values() {
     let reg = registry();
-    let bad = |yaml: &str| World::from_str(yaml, "w.yaml", &reg).unwrap_err().to_string();
+    let bad = |yaml: &str| switchboard::files::read_world(yaml, "w.yaml", &reg).unwrap_err().to_string();
     assert!(bad("").contains("the world file is empty"));
     assert!(
         bad("locations: [{id: l, instances: [{id: a, channel: sms, index: 0}]}]").contains("index 0 is not allowed")
@@ -71,7 +72,7 @@ fn a_large_file_reports_every_error_each_at_its_line() {
         ));
     }
     assert!(text.len() > 1 << 20);
-    let e = World::from_str(&text, "big.yaml", &registry()).unwrap_err();
+    let e = switchboard::files::read_world(&text, "big.yaml", &registry()).unwrap_err();
     assert_eq!(e.diagnostics.len(), 2_000);
     for (k, d) in e.diagnostics.iter().enumerate() {
         assert_eq!(d.line, Some(2 + 10 * k), "{}", d.message);
@@ -107,13 +108,13 @@ fn capacity_fields_are_read_and_their_errors_located() {
     // The JSON fast path reads the same.
     let json = r#"{"locations":[{"id":"shop","timezone":"Europe/Paris","pools":[{"id":"p","limits":{"per_day":5}}],
         "instances":[{"id":"a","channel":"sms","phone":"1","connected":true,"weight":2,"pool":"p","limits":{"per_hour":7}}]}]}"#;
-    let w = World::from_str(json, "w.json", &registry()).unwrap();
+    let w = switchboard::files::read_world(json, "w.json", &registry()).unwrap();
     let a = w.location("shop").unwrap().channel("sms").by_index(1).unwrap().clone();
     assert_eq!((a.weight(), a.pool(), a.limits().per_hour), (2, Some("p"), Some(7)));
     assert_eq!(w.location("shop").unwrap().timezone().iana_name(), Some("Europe/Paris"));
 
     let reg = registry();
-    let bad = |text: &str| World::from_str(text, "w.yaml", &reg).unwrap_err().to_string();
+    let bad = |text: &str| switchboard::files::read_world(text, "w.yaml", &reg).unwrap_err().to_string();
     let located = |text: &str, at: &str, says: &str| {
         let e = bad(text);
         assert!(e.starts_with(at), "{e}");
@@ -156,7 +157,7 @@ fn capacity_fields_are_read_and_their_errors_located() {
         "duplicate pool id `p`",
     );
     // JSON: the same errors, located too.
-    let e = World::from_str(
+    let e = switchboard::files::read_world(
         r#"{"locations":[{"id":"l","instances":[
         {"id":"a","channel":"sms","limits":{"per_day":0}}]}]}"#,
         "w.json",

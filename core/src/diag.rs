@@ -1,7 +1,7 @@
 //! Located diagnostics for data files: what is wrong, where, and how bad.
 //!
-//! The compilers read a file once into a positioned tree
-//! (`core/src/tree.rs`) and validate it with plain functions that push every
+//! The readers of `switchboard-files` read a file once into a positioned
+//! tree and validate it with plain functions that push every
 //! problem they find into a list: nothing stops at the first error.
 
 use std::fmt;
@@ -54,23 +54,18 @@ impl Diagnostic {
         Diagnostic { severity: Severity::Error, line: None, column: None, message: message.into() }
     }
 
-    /// An error from serde_yaml (a file read with plain serde, such as a
-    /// scenario file), its position moved out of the text.
-    pub fn from_yaml(err: &serde_yaml::Error) -> Diagnostic {
-        let text = err.to_string();
-        match err.location() {
-            Some(loc) => Diagnostic::error(loc.line(), loc.column(), strip_position(&text)),
-            None => Diagnostic::unlocated(text),
-        }
-    }
-
     /// An error from serde_json, its position moved out of the text.
     pub fn from_json(err: &serde_json::Error) -> Diagnostic {
-        let text = err.to_string();
-        if err.line() > 0 {
-            Diagnostic::error(err.line(), err.column(), strip_position(&text))
-        } else {
-            Diagnostic::unlocated(text)
+        Diagnostic::from_serde(err.to_string(), (err.line() > 0).then(|| (err.line(), err.column())))
+    }
+
+    /// An error from a serde reader, as its message `text` and its 1-based
+    /// line and column when it has them; the text's trailing ` at line L
+    /// column C` is dropped (the position is kept apart).
+    pub fn from_serde(text: String, position: Option<(usize, usize)>) -> Diagnostic {
+        match position {
+            Some((line, column)) => Diagnostic::error(line, column, strip_position(&text)),
+            None => Diagnostic::unlocated(text),
         }
     }
 
@@ -80,7 +75,7 @@ impl Diagnostic {
     }
 
     /// The same diagnostic with `prefix: ` (an item path) before its message.
-    pub(crate) fn at_path(mut self, prefix: impl fmt::Display) -> Diagnostic {
+    pub fn at_path(mut self, prefix: impl fmt::Display) -> Diagnostic {
         let prefix = prefix.to_string();
         if !prefix.is_empty() {
             self.message = format!("{prefix}: {}", self.message);

@@ -11,14 +11,15 @@
 //! - the data model ([`Request`], [`Contact`], [`InstanceSpec`],
 //!   [`Instance`], [`Location`], [`World`]);
 //! - the [`Registry`] frozen from descriptors;
-//! - the rules.yaml compiler producing an immutable [`Plan`];
-//! - the pure evaluator, [`Plan::select`], returning a [`Decision`].
-//!
+//! - the compiled rules file, an immutable [`Plan`] of one rule [`Chain`]
+//!   per channel, and the [`LocationBuilder`] every world is built with;
+//! - the pure evaluator, [`Plan::select`], returning a [`Decision`];
 //! - the [`capacity`] boundary: limits, calendar windows and the
 //!   [`CapacityStore`] trait whose stores live in `switchboard-state`.
 //!
-//! File watching, plugin loading and the capacity stores are I/O and live in
-//! other crates.
+//! Reading files is not here: the rules.yaml compiler and the world file
+//! readers are `switchboard-files`. File watching, plugin loading and the
+//! capacity stores are I/O and live in other crates.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -50,12 +51,27 @@
 //!     .build()
 //!     .unwrap();
 //! let registry = Arc::new(registry);
-//! let plan = Plan::compile("rules: [first]", "rules.yaml", registry.clone()).unwrap();
-//! let world = World::from_str(
-//!     "locations: [{id: l1, instances: [{id: s1, channel: sms, phone: '+1 555', connected: true}]}]",
-//!     "world.yaml",
-//!     &registry,
-//! ).unwrap();
+//! // What `rules: [first]` compiles to.
+//! let rule = registry.rule("first").unwrap();
+//! let first = Step::new(rule, None, (rule.build)(&RuleOptions::default()).unwrap());
+//! let plan = Plan::new(PlanParts {
+//!     registry: registry.clone(),
+//!     chains: vec![Chain::new(vec![first], Vec::new(), false)],
+//!     plugins: Vec::new(),
+//!     content_hash: 0,
+//!     limits: InputLimits::default(),
+//!     warnings: Vec::new(),
+//!     capacity: None,
+//!     health: None,
+//! });
+//! // What a world file with one location and one instance reads into.
+//! let mut builder = LocationBuilder::new(&registry);
+//! builder.push(InstanceFields {
+//!     id: "s1", channel: "sms", index: None, phone: "+1 555", connected: true, default: false,
+//!     users: Users::new(), weight: None, pool: None, limits: None, reply_window: None,
+//! }).unwrap();
+//! let mut world = World::default();
+//! world.insert(builder.finish("l1".into()));
 //! let request = Request::from_json(r#"{"location":"l1","channel":"sms","body":"hi"}"#).unwrap();
 //! let decision = plan.select(&world, &request);
 //! assert_eq!(decision.instance().map(|i| i.id()), Some("s1"));
@@ -63,18 +79,18 @@
 
 pub mod capacity;
 mod channel;
-mod config;
+mod decision;
 pub mod diag;
 mod eval;
 pub mod health;
 mod model;
 pub mod pattern;
+mod plan;
 pub mod recipient;
 mod registry;
 mod rule;
 #[cfg(test)]
 mod testing;
-mod tree;
 mod world;
 
 /// Interns a rule id: rule ids live as `&'static str` so that a decision's
@@ -101,25 +117,25 @@ pub use capacity::{
     StatusUpdate, StoreError, StoreErrorKind,
 };
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
-pub use config::{
-    content_hash, CapacityConfig, Contribution, EntrySummary, Limits, OnStoreError, Plan, PluginEntry, PluginKind,
-    PluginLoader, StoreKind,
-};
-pub use diag::{Diagnostic, FileErrors, Severity};
-pub use eval::json;
-pub use eval::{
+pub use decision::json;
+pub use decision::{
     Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE, CODE_STORE_UNAVAILABLE,
 };
+pub use diag::{Diagnostic, FileErrors, Severity};
 pub use health::{DeliveryUpdate, HealthPolicy, HealthRecord, HealthState, WindowCounts};
 pub use model::{
     checked_message_id, normalize_phone, normalize_phone_into, salvage_message_id, Contact, Instance, InstanceSpec,
-    Request, MAX_MESSAGE_ID_BYTES,
+    MapOnly, Request, Users, MAX_MESSAGE_ID_BYTES,
 };
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
+pub use plan::{
+    content_hash, CapacityConfig, Chain, Contribution, EntrySummary, InputLimits, OnStoreError, Plan, PlanParts,
+    PluginEntry, PluginKind, PluginLoader, Step, StoreKind,
+};
 pub use recipient::{Inbound, InboundLog, LastInbound};
 pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};
 pub use rule::{
     rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, Recall, RuleContext,
-    RuleDescriptor, RuleFn, RuleOptions, SelectionRule,
+    RuleDescriptor, RuleFn, RuleOptions, SelectionRule, Written,
 };
-pub use world::{InstanceView, Location, NoLocation, World};
+pub use world::{InstanceFields, InstanceView, Location, LocationBuilder, NoLocation, World};

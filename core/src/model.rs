@@ -13,12 +13,12 @@ use crate::recipient::{Country, Geo, GeoCell, Phone};
 /// Reads `T` from a map only. serde's derived struct impls also accept a
 /// sequence (fields by position), which would let `["loc", "sms", "hi"]`
 /// pass for a request; requests, contacts and instances are JSON objects.
-pub(crate) struct Obj<T>(pub(crate) T);
+pub struct MapOnly<T>(pub T);
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct MapOnly<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for MapOnly<T> {
+        struct MapVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for MapVisitor<T> {
             type Value = T;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
@@ -27,12 +27,12 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
                 T::deserialize(de::value::MapAccessDeserializer::new(map))
             }
         }
-        d.deserialize_map(MapOnly(PhantomData)).map(Obj)
+        d.deserialize_map(MapVisitor(PhantomData)).map(MapOnly)
     }
 }
 
 fn contact_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Contact>, D::Error> {
-    Ok(Option::<Obj<Contact>>::deserialize(d)?.map(|o| o.0))
+    Ok(Option::<MapOnly<Contact>>::deserialize(d)?.map(|o| o.0))
 }
 
 /// `now`: an RFC 3339 time, or `null`; anything else is refused naming the
@@ -120,13 +120,13 @@ pub fn salvage_message_id(text: &str) -> Option<String> {
         #[serde(default)]
         message_id: Option<serde_json::Value>,
     }
-    let found = serde_json::from_str::<Obj<IdOnly>>(text).ok()?.0.message_id?;
+    let found = serde_json::from_str::<MapOnly<IdOnly>>(text).ok()?.0.message_id?;
     let id = found.as_str()?;
     checked_message_id(id).ok().map(str::to_owned)
 }
 
 fn instance_objects<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<InstanceSpec>>, D::Error> {
-    Ok(Option::<Vec<Obj<InstanceSpec>>>::deserialize(d)?.map(|v| v.into_iter().map(|o| o.0).collect()))
+    Ok(Option::<Vec<MapOnly<InstanceSpec>>>::deserialize(d)?.map(|v| v.into_iter().map(|o| o.0).collect()))
 }
 
 /// One sender instance as written in a world file or carried inline in a
@@ -202,7 +202,7 @@ pub struct Instance {
 }
 
 /// An instance's users.
-pub(crate) type Users = smallvec::SmallVec<[String; 1]>;
+pub type Users = smallvec::SmallVec<[String; 1]>;
 
 /// What [`Instance::new`] needs besides the texts.
 pub(crate) struct InstanceParts {
@@ -428,7 +428,7 @@ pub struct Request {
 impl Request {
     /// Parses one request from a JSON text: one JSON object.
     pub fn from_json(text: &str) -> Result<Request, serde_json::Error> {
-        serde_json::from_str::<Obj<Request>>(text).map(|o| o.0)
+        serde_json::from_str::<MapOnly<Request>>(text).map(|o| o.0)
     }
 
     /// The contact's id when the request has a non-empty one: the key of

@@ -595,6 +595,77 @@ pub enum OptionKind {
     StringList,
 }
 
+impl OptionKind {
+    /// Checks a value written for the option `name` of rule `rule` against
+    /// this kind: the typed value, or what is wrong (`` `rule.name` must be
+    /// … ``, naming what was written, with a "did you mean" for a choice
+    /// that is close to one).
+    pub fn check(self, rule: &str, name: &str, value: &Written<'_>) -> Result<OptionValue, String> {
+        match (self, value) {
+            (OptionKind::Choice(choices), Written::Str(s)) if choices.contains(s) => {
+                Ok(OptionValue::Str((*s).to_owned()))
+            }
+            (OptionKind::Choice(choices), other) => {
+                let hint = match other {
+                    Written::Str(s) => crate::diag::suggestion(s, choices.iter().copied()),
+                    _ => String::new(),
+                };
+                Err(format!("`{rule}.{name}` must be one of {}; got {other}{hint}", choices.join(", ")))
+            }
+            (OptionKind::Bool, Written::Bool(b)) => Ok(OptionValue::Bool(*b)),
+            (OptionKind::Integer, Written::Int(i)) => Ok(OptionValue::Int(*i)),
+            (OptionKind::String, Written::Str(s)) => Ok(OptionValue::Str((*s).to_owned())),
+            (OptionKind::StringList, Written::List(items)) => items
+                .iter()
+                .map(|i| match i {
+                    Written::Str(s) => Ok((*s).to_owned()),
+                    other => Err(format!("`{rule}.{name}` is a list of strings; found {other} in it")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(OptionValue::List),
+            (kind, other) => {
+                let want = match kind {
+                    OptionKind::Bool => "`true` or `false`",
+                    OptionKind::Integer => "a whole number",
+                    OptionKind::String => "a string",
+                    _ => "a list of strings",
+                };
+                Err(format!("`{rule}.{name}` must be {want}; got {other}"))
+            }
+        }
+    }
+}
+
+/// A value as a file wrote it, before [`OptionKind::check`]: its shape,
+/// and for any other value the words that name it in a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written<'a> {
+    /// `true` or `false`.
+    Bool(bool),
+    /// A whole number.
+    Int(i64),
+    /// A string.
+    Str(&'a str),
+    /// A list.
+    List(Vec<Written<'a>>),
+    /// Anything else, as a message names it (`an empty value`, `a map`,
+    /// `a decimal number`).
+    Other(&'static str),
+}
+
+/// How a value is named in a message: `` `skipp` ``, `a list`, `a map`.
+impl fmt::Display for Written<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Written::Bool(b) => write!(f, "`{b}`"),
+            Written::Int(i) => write!(f, "`{i}`"),
+            Written::Str(s) => write!(f, "`{s}`"),
+            Written::List(_) => f.write_str("a list"),
+            Written::Other(what) => f.write_str(what),
+        }
+    }
+}
+
 /// One option a rule accepts in rules.yaml (besides `enabled` and
 /// `on_unavailable`, which every rule has where they apply).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -604,28 +675,14 @@ pub struct OptionSpec {
     /// Its type.
     pub kind: OptionKind,
     /// The value used when the option is absent, as written in YAML
-    /// (`lowest_index`, `false`, `[mon, fri]`). The compiler applies it (see
-    /// [`OptionSpec::default_value`]), so a rule reads every option that has
+    /// (`lowest_index`, `false`, `[mon, fri]`). The rules.yaml compiler
+    /// applies it (`switchboard_files::option_default`), so a rule reads every option that has
     /// one from its [`RuleOptions`]. Text that is not a value of the
     /// option's kind, such as `(required)`, or an empty text, only documents
     /// that there is no default.
     pub default: &'static str,
     /// One line of documentation.
     pub doc: &'static str,
-}
-
-impl OptionSpec {
-    /// The declared default as a typed value, when it is one.
-    pub fn default_value(&self) -> Option<OptionValue> {
-        if self.default.trim().is_empty() || self.default.starts_with('(') {
-            return None;
-        }
-        let (node, diagnostics) = crate::tree::parse(self.default);
-        if !diagnostics.is_empty() {
-            return None;
-        }
-        crate::config::check_value("", self, &node?.value).ok()
-    }
 }
 
 /// A typed option value from rules.yaml.
@@ -684,18 +741,6 @@ impl RuleOptions {
             Some(OptionValue::List(l)) => Some(l),
             _ => None,
         }
-    }
-    /// These options plus the declared default of every option in `specs`
-    /// that is not given (what the compiler hands to a rule's `build`).
-    pub fn with_defaults(mut self, specs: &[OptionSpec]) -> RuleOptions {
-        for spec in specs {
-            if self.get(spec.name).is_none() {
-                if let Some(value) = spec.default_value() {
-                    self.values.push((spec.name.to_owned(), value));
-                }
-            }
-        }
-        self
     }
     /// Every option given, in file order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &OptionValue)> {
@@ -790,5 +835,47 @@ mod error_kind_tests {
             assert_eq!(ErrorKind::from_name(kind.as_str()), *kind, "{kind}");
         }
         assert_eq!(ErrorKind::from_name("Instance_Disconnected").as_str(), "Instance_Disconnected", "names are exact");
+    }
+}
+
+#[cfg(test)]
+mod option_kind_tests {
+    use super::*;
+
+    #[test]
+    fn a_value_of_its_kind_is_typed_and_any_other_is_named_in_the_message() {
+        let strategy = OptionKind::Choice(&["lowest_index", "least_used"]);
+        assert_eq!(strategy.check("r", "o", &Written::Str("least_used")), Ok(OptionValue::Str("least_used".into())));
+        assert_eq!(
+            strategy.check("r", "o", &Written::Str("least_usd")),
+            Err("`r.o` must be one of lowest_index, least_used; got `least_usd` (did you mean `least_used`?)".into())
+        );
+        assert_eq!(
+            strategy.check("r", "o", &Written::Other("a map")),
+            Err("`r.o` must be one of lowest_index, least_used; got a map".into())
+        );
+        assert_eq!(OptionKind::Bool.check("r", "o", &Written::Bool(true)), Ok(OptionValue::Bool(true)));
+        assert_eq!(OptionKind::Integer.check("r", "o", &Written::Int(-3)), Ok(OptionValue::Int(-3)));
+        assert_eq!(
+            OptionKind::Integer.check("r", "o", &Written::Str("3")),
+            Err("`r.o` must be a whole number; got `3`".into())
+        );
+        assert_eq!(
+            OptionKind::String.check("r", "o", &Written::Other("an empty value")),
+            Err("`r.o` must be a string; got an empty value".into())
+        );
+        let days = Written::List(vec![Written::Str("mon"), Written::Str("fri")]);
+        assert_eq!(
+            OptionKind::StringList.check("r", "o", &days),
+            Ok(OptionValue::List(vec!["mon".into(), "fri".into()]))
+        );
+        assert_eq!(
+            OptionKind::StringList.check("r", "o", &Written::List(vec![Written::Str("mon"), Written::Int(5)])),
+            Err("`r.o` is a list of strings; found `5` in it".into())
+        );
+        assert_eq!(
+            OptionKind::StringList.check("r", "o", &Written::Bool(false)),
+            Err("`r.o` must be a list of strings; got `false`".into())
+        );
     }
 }

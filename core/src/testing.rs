@@ -14,3 +14,21 @@ impl crate::ChannelSyntax for Wa {
         "wa:"
     }
 }
+
+/// An instance of `channel` with this id and phone, connected, with
+/// nothing else set.
+pub(crate) fn instance(id: &str, channel: &str, phone: &str) -> crate::InstanceSpec {
+    crate::InstanceSpec {
+        id: id.into(),
+        channel: channel.into(),
+        index: None,
+        phone: phone.into(),
+        connected: true,
+        default: false,
+        users: Vec::new(),
+        weight: None,
+        pool: None,
+        limits: None,
+        reply_window: None,
+    }
+}

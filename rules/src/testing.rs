@@ -152,7 +152,7 @@ pub(crate) fn run_world(
     inbound: Option<&dyn switchboard_core::InboundLog>,
 ) -> Seen {
     let registry = registry();
-    let world = switchboard_core::World::from_str(world, "world.json", &registry).unwrap();
+    let world = switchboard_files::read_world(world, "world.json", &registry).unwrap();
     let location = world.location("loc_1").unwrap();
     let request = Request {
         location: "loc_1".into(),

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use switchboard::{rule_fn, Outcome, Plan, Request, RuleInfo, Source, World};
+use switchboard::{rule_fn, Outcome, Request, RuleInfo, Source};
 use switchboard_business_hours::BusinessHours;
 
 fn main() {
@@ -71,9 +71,10 @@ fn main() {
         .build()
         .unwrap();
     let native_plan =
-        Plan::compile("rules: [business_hours_native, default_instance]", "rules.yaml", Arc::new(native)).unwrap();
+        switchboard::files::compile("rules: [business_hours_native, default_instance]", "rules.yaml", Arc::new(native))
+            .unwrap();
 
-    let world = World::from_str(
+    let world = switchboard::files::read_world(
         "locations: [{id: l, instances: [
             {id: a, channel: whatsapp, phone: '1', connected: true}, {id: b, channel: whatsapp, phone: '2', connected: true},
             {id: c, channel: whatsapp, phone: '3', connected: true}, {id: d, channel: whatsapp, phone: '4', connected: true},

@@ -154,9 +154,9 @@ impl Baseline {
 fn main() {
     let registry = switchboard::registry().unwrap();
     let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules.yaml")).unwrap();
-    let plan = Plan::compile(&rules, "rules.yaml", registry.clone()).unwrap();
+    let plan = switchboard::files::compile(&rules, "rules.yaml", registry.clone()).unwrap();
 
-    let small = World::from_str(&world_yaml("shop", 6), "bench.yaml", &registry).unwrap();
+    let small = switchboard::files::read_world(&world_yaml("shop", 6), "bench.yaml", &registry).unwrap();
     let request = typical_request("shop");
     let decision = plan.select(&small, &request);
     assert_eq!(decision.rule, Some("default_instance"), "{}", decision.to_json());
@@ -183,7 +183,7 @@ fn main() {
             baseline_loop(&baseline, &request, rounds);
         } else if which == "override" {
             // The manual override on a 10,000-instance location.
-            let big = World::from_str(&world_yaml("big", 10_000), "bench.yaml", &registry).unwrap();
+            let big = switchboard::files::read_world(&world_yaml("big", 10_000), "bench.yaml", &registry).unwrap();
             let mut over = typical_request("big");
             over.body = format!("{} {{ WA#3000 }}", &BODY[..130]);
             profile_loop(&plan, &big, &over, rounds);
@@ -199,7 +199,7 @@ fn main() {
     println!("typical request, 6 instances   baseline median {base_ns:8.1} ns/selection");
     println!("engine / baseline                      {:8.2}x              (target <= 1.3x)", engine_ns / base_ns);
 
-    let big = World::from_str(&world_yaml("big", 10_000), "bench.yaml", &registry).unwrap();
+    let big = switchboard::files::read_world(&world_yaml("big", 10_000), "bench.yaml", &registry).unwrap();
     let request = typical_request("big");
     assert_eq!(plan.select(&big, &request).rule, Some("default_instance"));
     let big_ns = measure(|| drop(black_box(plan.select(black_box(&big), black_box(&request)))), 2_000, 301);
@@ -225,7 +225,7 @@ fn main() {
             json.push_str("]}");
         }
         json.push_str("]}");
-        World::from_str(&json, "many.json", &registry).unwrap()
+        switchboard::files::read_world(&json, "many.json", &registry).unwrap()
     };
     let far = typical_request("loc77777");
     assert_eq!(plan.select(&many, &far).rule, Some("default_instance"));
@@ -319,11 +319,11 @@ pub fn breakdown(plan: &Plan, world: &World, request: &Request) {
 /// code), with both; and `send_window` refusing (code 109, `retry_at`
 /// computed). Measured alternately in one run, as the capacity cases are.
 fn recipient(rules: &str, registry: &Arc<switchboard::Registry>) {
-    let world = World::from_str(&world_yaml("shop", 6), "bench.yaml", registry).unwrap();
+    let world = switchboard::files::read_world(&world_yaml("shop", 6), "bench.yaml", registry).unwrap();
     let with = |extra: &str| {
         let text = rules.replacen("  - rule: default_instance", &format!("{extra}  - rule: default_instance"), 1);
         assert!(extra.is_empty() || text != rules, "the shipped rules.yaml lists default_instance");
-        Plan::compile(&text, "rules.yaml", registry.clone()).unwrap()
+        switchboard::files::compile(&text, "rules.yaml", registry.clone()).unwrap()
     };
     let request = |now: &str| {
         let mut r = typical_request("shop");
@@ -395,7 +395,7 @@ fn capacity(rules: &str, registry: &Arc<switchboard::Registry>) {
     const NEVER: u32 = 4_000_000_000;
     let counting = |world: &str| {
         let plan = switchboard::compile_rules(rules, std::path::Path::new("rules.yaml"), registry).unwrap();
-        let world = World::from_str(world, "bench.yaml", registry).unwrap();
+        let world = switchboard::files::read_world(world, "bench.yaml", registry).unwrap();
         (plan, world)
     };
     let windows = format!(", limits: {{per_minute: {NEVER}, per_hour: {NEVER}, per_day: {NEVER}}}");

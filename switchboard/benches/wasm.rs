@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard::{rule_fn, Outcome, Plan, Request, RuleInfo, Source, World};
+use switchboard::{rule_fn, Outcome, Plan, Request, RuleInfo, Source};
 
 const NATIVE: &str = r#"#include "switchboard_plugin.h"
 #include <string.h>
@@ -146,10 +146,11 @@ fn main() {
         })
         .build()
         .unwrap();
-    let builtin_plan = Plan::compile("rules: [vip_first, default_instance]", "rules.yaml", Arc::new(builtin)).unwrap();
+    let builtin_plan =
+        switchboard::files::compile("rules: [vip_first, default_instance]", "rules.yaml", Arc::new(builtin)).unwrap();
     let baseline_plan = compile("rules: [default_instance]\n");
 
-    let world = World::from_str(WORLD, "w.yaml", wasm_plan.registry()).unwrap();
+    let world = switchboard::files::read_world(WORLD, "w.yaml", wasm_plan.registry()).unwrap();
     let (tagged, untagged) = (Request::from_json(TAGGED).unwrap(), Request::from_json(UNTAGGED).unwrap());
     let mut plans: Vec<(&str, &Plan)> =
         vec![("WebAssembly (WAT)", &wasm_plan), ("native plugin (C)", &native_plan), ("built-in", &builtin_plan)];
@@ -206,7 +207,7 @@ fn main() {
     let spin_plan = Arc::new(compile(
         "plugins: [{wasm: spin.wasm, timeout_ms: 10}]\nrules: [default_instance]\nchannels:\n  whatsapp:\n    rules: [vip_first, default_instance]\n",
     ));
-    let world = Arc::new(World::from_str(WORLD, "w.yaml", spin_plan.registry()).unwrap());
+    let world = Arc::new(switchboard::files::read_world(WORLD, "w.yaml", spin_plan.registry()).unwrap());
     let mut runaway: Vec<Duration> = (0..20)
         .map(|_| {
             let started = Instant::now();

@@ -361,7 +361,8 @@ mod tests {
     }
 
     fn snapshot() -> Arc<Snapshot> {
-        let plan = crate::Plan::compile("rules: [any_available]\n", "rules.yaml", crate::registry().unwrap()).unwrap();
+        let plan =
+            switchboard_files::compile("rules: [any_available]\n", "rules.yaml", crate::registry().unwrap()).unwrap();
         Arc::new(Snapshot {
             plan: Arc::new(plan),
             world: Arc::new(crate::World::empty()),

@@ -17,7 +17,7 @@ fn plan() -> Option<&'static Plan> {
     PLAN.get_or_init(|| {
         let text =
             "rules: [manual_override, temporary_switch, contact_tag, user_assignment, default_instance, any_available]";
-        Plan::compile(text, "rules.yaml", registry()?.clone()).ok()
+        switchboard_files::compile(text, "rules.yaml", registry()?.clone()).ok()
     })
     .as_ref()
 }
@@ -43,7 +43,7 @@ pub fn scan_and_strip(data: &[u8]) {
 /// rules.yaml compilation on any text: a plan or located errors.
 pub fn rules_yaml(data: &[u8]) {
     let (Some(registry), Ok(text)) = (registry(), std::str::from_utf8(data)) else { return };
-    if let Err(e) = Plan::compile(text, "rules.yaml", registry.clone()) {
+    if let Err(e) = switchboard_files::compile(text, "rules.yaml", registry.clone()) {
         assert!(!e.diagnostics.is_empty());
     }
 }
@@ -52,7 +52,7 @@ pub fn rules_yaml(data: &[u8]) {
 pub fn world(data: &[u8]) {
     let (Some(registry), Ok(text)) = (registry(), std::str::from_utf8(data)) else { return };
     for file in ["world.yaml", "world.json"] {
-        if let Err(e) = World::from_str(text, file, registry) {
+        if let Err(e) = switchboard_files::read_world(text, file, registry) {
             assert!(!e.diagnostics.is_empty());
         }
     }
@@ -82,7 +82,7 @@ pub fn events(data: &[u8]) {
             std::path::Path::new("rules.yaml"),
             registry,
         ),
-        World::from_str(world, "world.yaml", registry),
+        switchboard_files::read_world(world, "world.yaml", registry),
     ) else {
         return;
     };

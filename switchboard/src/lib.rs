@@ -21,6 +21,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use switchboard_core::*;
+/// The readers of the rules file and the world file, from text.
+pub use switchboard_files as files;
 
 pub mod decision_log;
 pub mod embed;
@@ -144,14 +146,14 @@ pub fn compile_rules(text: &str, path: &Path, registry: &Arc<Registry>) -> Resul
 /// Compiles the text of a rules file found at `path`, attaching the store
 /// of `stores` that its `capacity:` section describes (the same store for
 /// the same section: counts outlive the plan).
-pub fn compile_rules_in(
+pub(crate) fn compile_rules_in(
     text: &str,
     path: &Path,
     registry: &Arc<Registry>,
     stores: &Stores,
 ) -> Result<Plan, FileErrors> {
     let file = path.display().to_string();
-    let plan = Plan::compile_with(text, &file, registry.clone(), Some(&Plugins))?;
+    let plan = switchboard_files::compile_with(text, &file, registry.clone(), Some(&Plugins))?;
     stores.attach(plan, &file)
 }
 
@@ -180,10 +182,10 @@ pub fn load_world_for(path: impl AsRef<Path>, plan: &Plan) -> Result<World, File
 }
 
 /// Reads a world file of at most `max` bytes. A JSON world is streamed, a
-/// location at a time, never held whole ([`World::from_json_reader`]); a
+/// location at a time, never held whole ([`switchboard_files::read_json_world`]); a
 /// file the stream gives up on (a problem, an unusual form, an unreadable
-/// file) is then read whole, and [`World::diagnose`] reports what is wrong
-/// exactly as [`World::from_str`] would.
+/// file) is then read whole, and [`switchboard_files::diagnose_world`] reports what is wrong
+/// exactly as [`switchboard_files::read_world`] would.
 fn load_world_limited(path: &Path, max: u64, setting: &str, registry: &Registry) -> Result<World, FileErrors> {
     load_world_inner(path, max, setting, registry, false).map(|(world, _)| world)
 }
@@ -210,7 +212,7 @@ fn load_world_inner(
 ) -> Result<(World, Option<String>), FileErrors> {
     use sha2::Digest;
     let name = path.display().to_string();
-    let is_json = World::is_json_file(&name);
+    let is_json = switchboard_files::is_json_file(&name);
     if is_json {
         if let Some(streamed) = stream_world(path, max, registry, hash) {
             return Ok(streamed);
@@ -219,8 +221,8 @@ fn load_world_inner(
     let text = read_text_limited(path, max, setting)?;
     let sha256 = hash.then(|| hex(&sha2::Sha256::digest(text.as_bytes())));
     let world = match is_json {
-        true => World::diagnose(&text, &name, registry),
-        false => World::from_str(&text, &name, registry),
+        true => switchboard_files::diagnose_world(&text, &name, registry),
+        false => switchboard_files::read_world(&text, &name, registry),
     }?;
     Ok((world, sha256))
 }
@@ -249,7 +251,7 @@ fn stream_world(path: &Path, max: u64, registry: &Registry, hash: bool) -> Optio
         return None;
     }
     let mut input = Counted(file.take(max.saturating_add(1)), 0, hash.then(sha2::Sha256::new));
-    let world = World::from_json_reader(&mut input, registry).ok().flatten()?;
+    let world = switchboard_files::read_json_world(&mut input, registry).ok().flatten()?;
     (input.1 <= max).then(|| (world, input.2.map(|h| hex(&h.finalize()))))
 }
 

@@ -11,7 +11,7 @@
 //! use switchboard::lines::{decide_lines, Mode};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let registry = switchboard::registry()?;
-//! let plan = switchboard::Plan::compile("rules: [any_available]", "rules.yaml", registry.clone())?;
+//! let plan = switchboard_files::compile("rules: [any_available]", "rules.yaml", registry.clone())?;
 //! let world = switchboard::World::empty();
 //! let input = b"{\"location\":\"shop\",\"channel\":\"sms\",\"body\":\"hi\"}\nnot json\n";
 //! let mut out = Vec::new();

@@ -490,7 +490,7 @@ impl Live {
     ) -> Result<Live, LoadErrors> {
         let rules = rules.into();
         let world = world.map(Into::into);
-        let empty = Plan::compile("rules: []", "-", registry.clone()).map_err(|e| LoadErrors(vec![e]))?;
+        let empty = switchboard_files::compile("rules: []", "-", registry.clone()).map_err(|e| LoadErrors(vec![e]))?;
         let placeholder = Snapshot {
             plan: Arc::new(empty),
             world: Arc::new(World::empty()),

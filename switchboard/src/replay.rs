@@ -670,8 +670,8 @@ mod tests {
     #[test]
     fn history_is_kept_in_a_private_store_in_log_order_whatever_the_plan_has_attached() {
         let registry = crate::registry().unwrap();
-        let compile = || Plan::compile(RULES, "rules.yaml", registry.clone()).unwrap();
-        let world = World::from_str(WORLD, "world.yaml", &registry).unwrap();
+        let compile = || switchboard_files::compile(RULES, "rules.yaml", registry.clone()).unwrap();
+        let world = switchboard_files::read_world(WORLD, "world.yaml", &registry).unwrap();
         // The log: decided with a store, logged at `time` without `now`.
         let original = compile().with_store(Arc::new(MemoryStore::new()));
         let mut log = String::new();

@@ -430,13 +430,13 @@ mod tests {
 
     fn plan(rules: &str) -> Plan {
         let registry = crate::registry().unwrap();
-        Plan::compile(rules, "rules.yaml", registry)
+        switchboard_files::compile(rules, "rules.yaml", registry)
             .unwrap()
             .with_store(Arc::new(switchboard_state::MemoryStore::new()))
     }
 
     fn world(yaml: &str) -> World {
-        World::from_str(yaml, "world.yaml", &crate::registry().unwrap()).unwrap()
+        switchboard_files::read_world(yaml, "world.yaml", &crate::registry().unwrap()).unwrap()
     }
 
     fn request(contact: &str) -> Request {
@@ -493,7 +493,8 @@ mod tests {
             explain_table(Some(&req), &decision)
         );
         // Limits, but no store (a plan compiled without one ignores them).
-        let bare = Plan::compile("rules: [any_available]\n", "rules.yaml", crate::registry().unwrap()).unwrap();
+        let bare =
+            switchboard_files::compile("rules: [any_available]\n", "rules.yaml", crate::registry().unwrap()).unwrap();
         assert_eq!(capacity_section(&bare, &world(WORLD), &req), None);
         // An unknown location, or a request that was not decided.
         let elsewhere = Request { location: "nowhere".into(), ..request("c1") };
@@ -544,7 +545,7 @@ mod tests {
 
     #[test]
     fn a_store_that_cannot_answer_is_said_once() {
-        let plan = Plan::compile("rules: [any_available]\n", "rules.yaml", crate::registry().unwrap())
+        let plan = switchboard_files::compile("rules: [any_available]\n", "rules.yaml", crate::registry().unwrap())
             .unwrap()
             .with_store(Arc::new(Down));
         let section = capacity_section(&plan, &world(WORLD), &request("c1")).unwrap();

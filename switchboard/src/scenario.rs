@@ -24,7 +24,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
-use crate::{Decision, Diagnostic, FileErrors, Plan, Registry, Request, World};
+use crate::{Decision, FileErrors, Plan, Registry, Request, World};
 
 /// What one case expects; each key is optional, and a case must give one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -221,8 +221,10 @@ impl Scenario {
                 "the scenario file is empty; expected `cases:` with a list of cases",
             ));
         }
-        let raw: RawScenario = serde_yaml::from_str(text)
-            .map_err(|e| FileErrors { file: name.clone(), diagnostics: vec![Diagnostic::from_yaml(&e)] })?;
+        let raw: RawScenario = serde_yaml::from_str(text).map_err(|e| FileErrors {
+            file: name.clone(),
+            diagnostics: vec![switchboard_files::yaml_diagnostic(&e)],
+        })?;
         let base = path.parent().unwrap_or(Path::new(""));
         let cases = raw
             .cases

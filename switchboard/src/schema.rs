@@ -11,7 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::{Limits, OptionKind, OptionSpec, Registry, RuleInfo};
+use crate::{InputLimits, OptionKind, OptionSpec, Registry, RuleInfo};
 
 /// The `$schema` of every generated schema.
 pub const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -353,7 +353,7 @@ pub fn world_schema(registry: &Registry) -> Value {
 
 /// The limits of rules.yaml `limits:`, with their defaults.
 pub fn limits() -> [(&'static str, u64, &'static str); 5] {
-    let d = Limits::default();
+    let d = InputLimits::default();
     [
         ("max_body_bytes", d.max_body_bytes as u64, "longest message body, in bytes; a longer one is code 100"),
         ("max_tags", d.max_tags as u64, "most tags on one contact"),

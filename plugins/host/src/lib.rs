@@ -2,7 +2,7 @@
 //!
 //! Loads Switchboard plugins: shared libraries built with
 //! `switchboard-plugin-sdk` and listed in rules.yaml. [`Loader`] implements
-//! core's [`PluginLoader`], so `Plan::compile_with` loads the plugins a
+//! core's [`PluginLoader`], so `switchboard_files::compile_with` loads the plugins a
 //! rules file lists and adds their rules and channels to the same registry
 //! the built-ins are in.
 //!
@@ -16,10 +16,10 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use switchboard_core::{Plan, Registry};
+//! use switchboard_core::Registry;
 //! let base = Arc::new(Registry::from_inventory().unwrap());
 //! let text = std::fs::read_to_string("rules.yaml").unwrap();
-//! let plan = Plan::compile_with(&text, "rules.yaml", base, Some(&switchboard_plugin_host::Loader)).unwrap();
+//! let plan = switchboard_files::compile_with(&text, "rules.yaml", base, Some(&switchboard_plugin_host::Loader)).unwrap();
 //! for rule in plan.registry().rules() {
 //!     println!("{} from {}", rule.id, rule.source);
 //! }

@@ -25,10 +25,10 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use switchboard_core::{Plan, Registry};
+//! use switchboard_core::Registry;
 //! let base = Arc::new(Registry::from_inventory().unwrap());
 //! let text = "plugins:\n  - wasm: vip_first.wasm\nrules: [vip_first, any_available]\n";
-//! let plan = Plan::compile_with(text, "rules.yaml", base, Some(&switchboard_plugin_wasm::Loader)).unwrap();
+//! let plan = switchboard_files::compile_with(text, "rules.yaml", base, Some(&switchboard_plugin_wasm::Loader)).unwrap();
 //! ```
 
 mod input;

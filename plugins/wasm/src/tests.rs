@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_core::{Plan, Registry, Request, World};
+use switchboard_core::{Plan, Registry, Request};
 
 use super::*;
 
@@ -56,7 +56,7 @@ fn plan_for(dir: &Path, entry: &str, rules: &str) -> Result<Plan, String> {
     let base = Arc::new(registry());
     let text = format!("plugins:\n  - {entry}\nrules: {rules}\n");
     let file = dir.join("rules.yaml");
-    Plan::compile_with(&text, &file.display().to_string(), base, Some(&Loader)).map_err(|e| e.to_string())
+    switchboard_files::compile_with(&text, &file.display().to_string(), base, Some(&Loader)).map_err(|e| e.to_string())
 }
 
 const WORLD: &str = "locations:
@@ -68,7 +68,7 @@ const WORLD: &str = "locations:
 ";
 
 fn decide(plan: &Plan, body: &str) -> switchboard_core::Decision {
-    let world = World::from_str(WORLD, "world.yaml", plan.registry()).unwrap_or_else(|e| panic!("{e}"));
+    let world = switchboard_files::read_world(WORLD, "world.yaml", plan.registry()).unwrap_or_else(|e| panic!("{e}"));
     let request = Request::from_json(&format!(r#"{{"location":"l","channel":"whatsapp","body":"{body}"}}"#)).unwrap();
     plan.select(&world, &request)
 }
@@ -122,7 +122,7 @@ fn the_input_is_the_json_of_the_spec() {
     let d = run(select);
     assert_eq!(d.error().unwrap().kind.as_str(), "closed_for_lunch");
     let registry = registry();
-    let world = World::from_str(WORLD, "world.yaml", &registry).unwrap();
+    let world = switchboard_files::read_world(WORLD, "world.yaml", &registry).unwrap();
     let request = Request::from_json(
         r#"{"location":"l","channel":"whatsapp","body":"Hi \"there\" {WA#2}","contact":{"id":"c1","tags":["vip"]}}"#,
     )

@@ -12,7 +12,7 @@ use std::fmt;
 use rustc_hash::FxHashMap;
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 
-use crate::diag::Diagnostic;
+use switchboard_core::{Diagnostic, Written};
 
 /// One node and where it starts (1-based line and column).
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +94,7 @@ pub(crate) fn fields<'n, 'a>(
                 out.push(
                     key.error(format!(
                         "unknown field `{name}` in {section}{}; expected {}",
-                        crate::diag::suggestion(name, allowed.iter().copied()),
+                        switchboard_core::diag::suggestion(name, allowed.iter().copied()),
                         expected.join(", ")
                     ))
                     .at_path(path),
@@ -171,17 +171,30 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// How a value is named in a message: `` `skipp` ``, `a list`, `a map`.
+impl Value<'_> {
+    /// The value as core checks an option against its kind
+    /// ([`switchboard_core::OptionKind::check`]).
+    pub(crate) fn written(&self) -> Written<'_> {
+        match self {
+            Value::Null => Written::Other("an empty value"),
+            Value::Bool(b) => Written::Bool(*b),
+            Value::Int(i) => Written::Int(*i),
+            Value::OtherNumber(what) => Written::Other(what),
+            Value::Str(s) => Written::Str(s),
+            Value::Seq(items) => Written::List(items.iter().map(|i| i.value.written()).collect()),
+            Value::Map(_) => Written::Other("a map"),
+        }
+    }
+}
+
+/// How a value is named in a message: `` `skipp` ``, `a list`, `a map`
+/// (as core names a [`Written`] value).
 impl fmt::Display for Value<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::Null => f.write_str("an empty value"),
-            Value::Bool(b) => write!(f, "`{b}`"),
-            Value::Int(i) => write!(f, "`{i}`"),
-            Value::OtherNumber(what) => f.write_str(what),
-            Value::Str(s) => write!(f, "`{s}`"),
-            Value::Seq(_) => f.write_str("a list"),
-            Value::Map(_) => f.write_str("a map"),
+            // Not copied item by item only to be named.
+            Value::Seq(_) => Written::List(Vec::new()).fmt(f),
+            other => other.written().fmt(f),
         }
     }
 }

@@ -3,39 +3,16 @@
 //! *every* problem with its line and column, and produces an immutable
 //! [`Plan`] (with warnings for what is valid but surely wrong).
 
-use std::fmt;
 use std::sync::Arc;
 
-use crate::capacity::CapacityStore;
-use crate::diag::{self, Diagnostic, FileErrors};
-use crate::health::HealthPolicy;
-use crate::rule::{OnUnavailable, OptionKind, OptionSpec, OptionValue, RuleOptions, SelectionRule};
+use switchboard_core::diag::{self, Diagnostic, FileErrors};
+use switchboard_core::{
+    content_hash, CapacityConfig, Chain, EntrySummary, HealthPolicy, InputLimits, OnStoreError, OnUnavailable,
+    OptionSpec, OptionValue, Plan, PlanParts, PluginEntry, PluginKind, PluginLoader, Registry, RegistryBuilder,
+    RuleInfo, RuleOptions, Source, Step, StoreKind,
+};
+
 use crate::tree::{self, Node, Value};
-use crate::{Registry, RuleInfo};
-
-/// One enabled rule in a chain, built with its options.
-#[derive(Clone)]
-pub(crate) struct Step {
-    pub(crate) id: &'static str,
-    pub(crate) code: u32,
-    pub(crate) on_unavailable: Option<OnUnavailable>,
-    pub(crate) rule: Arc<dyn SelectionRule>,
-    /// [`SelectionRule::needs_patterns`], asked once.
-    pub(crate) needs_patterns: bool,
-}
-
-/// One entry of a rule list as configured, for display.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntrySummary {
-    /// The rule id.
-    pub id: String,
-    /// `false` when listed with `enabled: false`.
-    pub enabled: bool,
-    /// The effective `on_unavailable`, if the rule has it.
-    pub on_unavailable: Option<OnUnavailable>,
-    /// The options given, rendered `name=value`.
-    pub options: Vec<String>,
-}
 
 #[derive(Clone)]
 struct Entry {
@@ -43,467 +20,137 @@ struct Entry {
     step: Option<Step>,
 }
 
-/// A plugin listed in rules.yaml.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginEntry {
-    /// The path as written (relative to the rules file).
-    pub path: String,
-    /// The expected SHA-256 of the file, lower-case hex.
-    pub sha256: Option<String>,
-    /// The plugin's name and version, as it declares them (once loaded).
-    pub loaded: Option<(String, String)>,
-    /// A shared library (`path:`) or a WebAssembly module (`wasm:`).
-    pub kind: PluginKind,
-}
-
-/// What a `plugins:` entry loads (docs/plugins.md, docs/wasm-plugins.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PluginKind {
-    /// A shared library (`path:`), run with the host's rights.
-    Native,
-    /// A WebAssembly module (`wasm:`), run in a sandbox.
-    Wasm {
-        /// The cap on the module's linear memory, in MiB (`max_memory_mb`).
-        max_memory_mb: u32,
-        /// The wall-clock budget of one call into the module, in
-        /// milliseconds (`timeout_ms`).
-        timeout_ms: u32,
-    },
-}
-
-impl PluginKind {
-    /// `max_memory_mb` when not written.
-    pub const DEFAULT_MAX_MEMORY_MB: u32 = 16;
-    /// `timeout_ms` when not written.
-    pub const DEFAULT_TIMEOUT_MS: u32 = 10;
-    /// The largest `max_memory_mb` (a 32-bit module addresses 4 GiB).
-    pub const MAX_MEMORY_MB: u32 = 4096;
-    /// The largest `timeout_ms` (a minute).
-    pub const MAX_TIMEOUT_MS: u32 = 60_000;
-}
-
-/// What one plugin adds to the registry.
-#[derive(Debug, Clone, Default)]
-pub struct Contribution {
-    /// The plugin's name, as it declares it.
-    pub name: String,
-    /// The plugin's own version.
-    pub version: String,
-    /// Its rules.
-    pub rules: Vec<crate::RuleInfo>,
-    /// Its channels.
-    pub channels: Vec<crate::ChannelInfo>,
-}
-
-/// Loads the plugins a rules file lists (the host loader implements this;
-/// core does no I/O). `rules_file` is the file as named, for resolving
-/// relative paths.
-pub trait PluginLoader {
-    /// Loads one plugin; the error names the file and what to do.
-    fn load(&self, entry: &PluginEntry, rules_file: &str) -> Result<Contribution, String>;
-}
-
-/// Input limits (rules.yaml `limits:`): what a request or a data file may
-/// hold before it is refused with a clear error rather than processed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Longest message body, in bytes.
-    pub max_body_bytes: usize,
-    /// Most tags on one contact.
-    pub max_tags: usize,
-    /// Longest tag, in bytes.
-    pub max_tag_bytes: usize,
-    /// Most override / temporary-switch patterns in one body.
-    pub max_patterns: usize,
-    /// Largest world file, in bytes.
-    pub max_world_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_body_bytes: 64 * 1024,
-            max_tags: 1000,
-            max_tag_bytes: 1024,
-            max_patterns: 100,
-            max_world_bytes: 1 << 30,
-        }
-    }
-}
-
-/// Where capacity counts live (rules.yaml `capacity.store`, docs/capacity.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StoreKind {
-    /// This process's memory (the default).
-    Memory,
-    /// A Redis server shared by every process that uses it.
-    Redis,
-}
-
-impl StoreKind {
-    /// The word written in rules.yaml.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreKind::Memory => "memory",
-            StoreKind::Redis => "redis",
-        }
-    }
-}
-
-/// What a selection does when the capacity store cannot answer
-/// (rules.yaml `capacity.on_store_error`, docs/capacity.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OnStoreError {
-    /// Answer code 108 `store_unavailable` (the default).
-    FailClosed,
-    /// Decide as if there were no limits, and say so in the trace.
-    FailOpen,
-}
-
-impl OnStoreError {
-    /// The word written in rules.yaml.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnStoreError::FailClosed => "fail_closed",
-            OnStoreError::FailOpen => "fail_open",
-        }
-    }
-}
-
-/// The `capacity:` section of rules.yaml (docs/capacity.md). Core only describes
-/// the store; the host (the `switchboard` library) builds it and attaches it
-/// with [`Plan::with_store`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CapacityConfig {
-    /// Where the counts live.
-    pub store: StoreKind,
-    /// The Redis server (`store: redis`): `redis://` or `rediss://`
-    /// (TLS), with an optional `user:password@`.
-    pub redis_url: String,
-    /// The seed nodes of a Redis Cluster (`redis_cluster`), used instead
-    /// of `redis_url` when not empty.
-    pub redis_cluster: Vec<String>,
-    /// A PEM file of CAs to trust for `rediss://` (`tls_ca_file`), as
-    /// written (relative to the rules file).
-    pub tls_ca_file: Option<String>,
-    /// The prefix of every Redis key.
-    pub key_prefix: String,
-    /// What to do when the store cannot answer.
-    pub on_store_error: OnStoreError,
-}
-
-impl Default for CapacityConfig {
-    fn default() -> Self {
-        CapacityConfig {
-            store: StoreKind::Memory,
-            redis_url: "redis://127.0.0.1:6379/0".to_owned(),
-            redis_cluster: Vec::new(),
-            tls_ca_file: None,
-            key_prefix: "switchboard:".to_owned(),
-            on_store_error: OnStoreError::FailClosed,
-        }
-    }
-}
-
 const CAPACITY_KEYS: [&str; 6] = ["store", "redis_url", "redis_cluster", "tls_ca_file", "key_prefix", "on_store_error"];
 
 const LIMIT_KEYS: [&str; 5] = ["max_body_bytes", "max_tags", "max_tag_bytes", "max_patterns", "max_world_bytes"];
 
-/// The rule chain of one channel.
-#[derive(Clone)]
-pub(crate) struct Chain {
-    pub(crate) steps: Vec<Step>,
-    pub(crate) entries: Vec<EntrySummary>,
-    pub(crate) overridden: bool,
-    /// Whether a step reads the store's day counts (`least_used`).
-    pub(crate) reads_usage: bool,
-    /// How long selections are remembered, when a step reads conversation
-    /// memory (`conversation`): the first such step's `ttl`.
-    pub(crate) memory_ttl: Option<std::time::Duration>,
+/// Compiles the text of a rules file. `file` names it in errors. A
+/// `plugins:` entry is an error here (no loader); see [`compile_with`].
+pub fn compile(text: &str, file: &str, registry: Arc<Registry>) -> Result<Plan, FileErrors> {
+    compile_with(text, file, registry, None)
 }
 
-/// A compiled rules.yaml: one rule chain per registered channel, ready to
-/// evaluate from many threads. Immutable; a reload builds a new one.
-#[derive(Clone)]
-pub struct Plan {
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) chains: Vec<Chain>,
-    plugins: Vec<PluginEntry>,
-    content_hash: u64,
-    pub(crate) limits: Limits,
-    warnings: Vec<Diagnostic>,
-    /// The `capacity:` section, when the file has one.
-    capacity: Option<CapacityConfig>,
-    /// The `health:` section, when the file has one.
-    health: Option<HealthPolicy>,
-    /// The capacity store the host attached ([`Plan::with_store`]).
-    pub(crate) store: Option<Arc<dyn CapacityStore>>,
-}
-
-impl fmt::Debug for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_map();
-        for (channel, chain) in self.registry.channel_ids().zip(&self.chains) {
-            d.entry(&channel, &chain.entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>());
+/// Compiles a rules file, first loading the plugins it lists with
+/// `loader` and adding their rules and channels to `base`: the plan's
+/// registry is then `base` plus the plugins. Plugin errors (a library
+/// that cannot be loaded, a duplicate rule id or channel code) are
+/// located at their entry.
+pub fn compile_with(
+    text: &str,
+    file: &str,
+    base: Arc<Registry>,
+    loader: Option<&dyn PluginLoader>,
+) -> Result<Plan, FileErrors> {
+    let fail = |diagnostics: Vec<Diagnostic>| FileErrors::sorted(file, diagnostics);
+    if text.trim().is_empty() {
+        return Err(FileErrors::whole_file(
+            file,
+            "the rules file is empty; expected at least `rules:` with a list of rule ids",
+        ));
+    }
+    let (root, mut out) = tree::parse(text);
+    let Some(root) = root else { return Err(fail(out)) };
+    let expecting = "a map with `version`, `plugins`, `rules` and `channels`";
+    let Some(top) = tree::fields(&root, Some(&TOP_KEYS), "rules.yaml", expecting, &"", &mut out) else {
+        return Err(fail(out));
+    };
+    let get = |name: &str| top.iter().find(|(k, _, _)| *k == name).map(|(_, _, v)| *v);
+    // Phase 1: the plugins, each admitted into the registry where it stands.
+    let (plugins, builder) = read_plugins(get("plugins"), &base, loader, file, &mut out);
+    let registry = match builder {
+        None => base,
+        Some(builder) => match builder.build() {
+            Ok(registry) => Arc::new(registry),
+            Err(e) => {
+                out.extend(e.problems.into_iter().map(Diagnostic::unlocated));
+                return Err(fail(out));
+            }
+        },
+    };
+    // Phase 2: everything else, against that registry.
+    if let Some(version) = get("version") {
+        if version.value != Value::Int(1) {
+            let message = format!("unsupported `version` {}; this Switchboard reads version 1", version.value);
+            out.push(version.error(message).at_path("version"));
         }
-        d.finish()
     }
-}
-
-impl Plan {
-    /// Compiles the text of a rules file. `file` names it in errors. A
-    /// `plugins:` entry is an error here (no loader); see [`Plan::compile_with`].
-    pub fn compile(text: &str, file: &str, registry: Arc<Registry>) -> Result<Plan, FileErrors> {
-        Plan::compile_with(text, file, registry, None)
-    }
-
-    /// Compiles a rules file, first loading the plugins it lists with
-    /// `loader` and adding their rules and channels to `base`: the plan's
-    /// registry is then `base` plus the plugins. Plugin errors (a library
-    /// that cannot be loaded, a duplicate rule id or channel code) are
-    /// located at their entry.
-    pub fn compile_with(
-        text: &str,
-        file: &str,
-        base: Arc<Registry>,
-        loader: Option<&dyn PluginLoader>,
-    ) -> Result<Plan, FileErrors> {
-        let fail = |diagnostics: Vec<Diagnostic>| FileErrors::sorted(file, diagnostics);
-        if text.trim().is_empty() {
-            return Err(FileErrors::whole_file(
-                file,
-                "the rules file is empty; expected at least `rules:` with a list of rule ids",
+    let limits = get("limits").map_or_else(InputLimits::default, |node| read_limits(node, &mut out));
+    let rules = match get("rules") {
+        Some(node) => read_list(node, &registry, "rules", &mut out),
+        None => {
+            out.push(root.error(
+                "missing `rules`: list the rules in priority order, e.g. `rules: [manual_override, default_instance, any_available]`",
             ));
+            Vec::new()
         }
-        let (root, mut out) = tree::parse(text);
-        let Some(root) = root else { return Err(fail(out)) };
-        let expecting = "a map with `version`, `plugins`, `rules` and `channels`";
-        let Some(top) = tree::fields(&root, Some(&TOP_KEYS), "rules.yaml", expecting, &"", &mut out) else {
-            return Err(fail(out));
-        };
-        let get = |name: &str| top.iter().find(|(k, _, _)| *k == name).map(|(_, _, v)| *v);
-        // Phase 1: the plugins, each admitted into the registry where it stands.
-        let (plugins, builder) = read_plugins(get("plugins"), &base, loader, file, &mut out);
-        let registry = match builder {
-            None => base,
-            Some(builder) => match builder.build() {
-                Ok(registry) => Arc::new(registry),
-                Err(e) => {
-                    out.extend(e.problems.into_iter().map(Diagnostic::unlocated));
-                    return Err(fail(out));
-                }
+    };
+    let channels = get("channels").map_or_else(Vec::new, |node| read_channels(node, &registry, &mut out));
+    let capacity = get("capacity").map(|node| read_capacity(node, &mut out));
+    let health = get("health").map(|node| read_health(node, &mut out));
+    if out.iter().any(Diagnostic::is_error) {
+        out.retain(Diagnostic::is_error);
+        return Err(fail(out));
+    }
+    let assemble = |entries: &[Entry], overridden: bool| {
+        let steps: Vec<Step> = entries.iter().filter_map(|e| e.step.clone()).collect();
+        Chain::new(steps, entries.iter().map(|e| e.summary.clone()).collect(), overridden)
+    };
+    let chains: Vec<Chain> = registry
+        .channel_ids()
+        .map(|id| match channels.iter().find(|c| c.channel == id) {
+            Some(c) => assemble(&c.entries, true),
+            None => assemble(&rules, false),
+        })
+        .collect();
+    // Warnings: a chain that can end with no rule able to select.
+    let mut lists: Vec<(&Node<'_>, Vec<&str>)> = Vec::new();
+    for (id, chain) in registry.channel_ids().zip(&chains) {
+        let list = match channels.iter().find(|c| c.channel == id) {
+            Some(c) => c.node,
+            None => match get("rules") {
+                Some(node) => node,
+                None => continue,
             },
         };
-        // Phase 2: everything else, against that registry.
-        if let Some(version) = get("version") {
-            if version.value != Value::Int(1) {
-                let message = format!("unsupported `version` {}; this Switchboard reads version 1", version.value);
-                out.push(version.error(message).at_path("version"));
-            }
+        if chain.steps().iter().any(|s| FALLBACKS.contains(&s.id())) {
+            continue;
         }
-        let limits = get("limits").map_or_else(Limits::default, |node| read_limits(node, &mut out));
-        let rules = match get("rules") {
-            Some(node) => read_list(node, &registry, "rules", &mut out),
-            None => {
-                out.push(root.error(
-                    "missing `rules`: list the rules in priority order, e.g. `rules: [manual_override, default_instance, any_available]`",
-                ));
-                Vec::new()
-            }
+        match lists.iter_mut().find(|(node, _)| std::ptr::eq(*node, list)) {
+            Some((_, ids)) => ids.push(id),
+            None => lists.push((list, vec![id])),
+        }
+    }
+    for (node, ids) in lists {
+        let on = match ids.as_slice() {
+            [one] => format!("channel {one}"),
+            _ => format!("channels {}", ids.join(", ")),
         };
-        let channels = get("channels").map_or_else(Vec::new, |node| read_channels(node, &registry, &mut out));
-        let capacity = get("capacity").map(|node| read_capacity(node, &mut out));
-        let health = get("health").map(|node| read_health(node, &mut out));
-        if out.iter().any(Diagnostic::is_error) {
-            out.retain(Diagnostic::is_error);
-            return Err(fail(out));
-        }
-        let assemble = |entries: &[Entry], overridden: bool| {
-            let steps: Vec<Step> = entries.iter().filter_map(|e| e.step.clone()).collect();
-            Chain {
-                reads_usage: steps.iter().any(|s| s.rule.reads_usage()),
-                memory_ttl: steps.iter().find_map(|s| s.rule.memory_ttl()),
-                steps,
-                entries: entries.iter().map(|e| e.summary.clone()).collect(),
-                overridden,
-            }
-        };
-        let chains: Vec<Chain> = registry
-            .channel_ids()
-            .map(|id| match channels.iter().find(|c| c.channel == id) {
-                Some(c) => assemble(&c.entries, true),
-                None => assemble(&rules, false),
-            })
-            .collect();
-        // Warnings: a chain that can end with no rule able to select.
-        let mut lists: Vec<(&Node<'_>, Vec<&str>)> = Vec::new();
-        for (id, chain) in registry.channel_ids().zip(&chains) {
-            let list = match channels.iter().find(|c| c.channel == id) {
-                Some(c) => c.node,
-                None => match get("rules") {
-                    Some(node) => node,
-                    None => continue,
-                },
-            };
-            if chain.steps.iter().any(|s| FALLBACKS.contains(&s.id)) {
-                continue;
-            }
-            match lists.iter_mut().find(|(node, _)| std::ptr::eq(*node, list)) {
-                Some((_, ids)) => ids.push(id),
-                None => lists.push((list, vec![id])),
-            }
-        }
-        for (node, ids) in lists {
-            let on = match ids.as_slice() {
-                [one] => format!("channel {one}"),
-                _ => format!("channels {}", ids.join(", ")),
-            };
-            let empty =
-                chains.iter().zip(registry.channel_ids()).any(|(c, id)| ids.first() == Some(&id) && c.steps.is_empty());
-            out.push(node.warning(if empty {
-                format!(
-                    "no rule is enabled for {on}: every request there gets error 106 (no_instance_available) \
-                     with rule null; list rules, e.g. `[manual_override, default_instance, any_available]`"
-                )
-            } else {
-                format!(
-                    "the chain for {on} has neither `any_available` nor `default_instance` enabled: every request \
-                     there that no listed rule resolves gets error 106 (no_instance_available) with rule null; \
-                     end the chain with `any_available`"
-                )
-            }));
-        }
-        diag::sort(&mut out);
-        Ok(Plan {
-            registry,
-            chains,
-            plugins,
-            content_hash: content_hash(text.as_bytes()),
-            limits,
-            warnings: out,
-            capacity,
-            health,
-            store: None,
-        })
+        let empty =
+            chains.iter().zip(registry.channel_ids()).any(|(c, id)| ids.first() == Some(&id) && c.steps().is_empty());
+        out.push(node.warning(if empty {
+            format!(
+                "no rule is enabled for {on}: every request there gets error 106 (no_instance_available) \
+                 with rule null; list rules, e.g. `[manual_override, default_instance, any_available]`"
+            )
+        } else {
+            format!(
+                "the chain for {on} has neither `any_available` nor `default_instance` enabled: every request \
+                 there that no listed rule resolves gets error 106 (no_instance_available) with rule null; \
+                 end the chain with `any_available`"
+            )
+        }));
     }
-
-    /// The `health:` section of the file, if it has one: without it,
-    /// `delivery` events change no instance's health (docs/live-state.md).
-    pub fn health(&self) -> Option<&HealthPolicy> {
-        self.health.as_ref()
-    }
-
-    /// The `capacity:` section of the file, if it has one.
-    pub fn capacity(&self) -> Option<&CapacityConfig> {
-        self.capacity.as_ref()
-    }
-
-    /// What the plan does when its store cannot answer (the section's
-    /// `on_store_error`, else `fail_closed`).
-    pub fn on_store_error(&self) -> OnStoreError {
-        self.capacity.as_ref().map_or(OnStoreError::FailClosed, |c| c.on_store_error)
-    }
-
-    /// This plan with `store` counting its instances' limits. Core never
-    /// builds a store: the host builds the one [`Plan::capacity`] describes
-    /// (a plan without a store never counts, and treats limits as absent).
-    pub fn with_store(mut self, store: Arc<dyn CapacityStore>) -> Plan {
-        self.store = Some(store);
-        self
-    }
-
-    /// Whether decisions on `world` may write to the capacity store: the
-    /// plan has a store, and a `capacity:` section, a world with limits, a
-    /// chain that reads day counts (`least_used`) or one that remembers
-    /// conversations (`conversation`). Batches then decide in input order.
-    pub fn counts_capacity(&self, world: &crate::World) -> bool {
-        self.store.is_some()
-            && (self.capacity.is_some()
-                || world.has_limits()
-                || self.chains.iter().any(|c| c.reads_usage || c.memory_ttl.is_some()))
-    }
-
-    /// The chain of `channel` (its id in any case), if it is registered.
-    fn chain(&self, channel: &str) -> Option<&Chain> {
-        self.registry.channel_position(channel).and_then(|p| self.chains.get(p))
-    }
-
-    /// Whether the chain of `channel` has a rule that reads the store's day
-    /// counts (`any_available` `strategy: least_used`), so that every
-    /// selected decision there is counted, limits or not.
-    pub fn reads_usage(&self, channel: &str) -> bool {
-        self.chain(channel).is_some_and(|c| c.reads_usage)
-    }
-
-    /// How long the chain of `channel` remembers a selected decision as the
-    /// contact's conversation instance: the `ttl` of its first rule that
-    /// reads conversation memory (`conversation`); `None` when it has none
-    /// (or the channel is unknown), and then nothing is remembered there.
-    pub fn memory_ttl(&self, channel: &str) -> Option<std::time::Duration> {
-        self.chain(channel).and_then(|c| c.memory_ttl)
-    }
-
-    /// Whether a decision selected by the rule `rule` is remembered as the
-    /// contact's conversation instance in the chain of `channel`
-    /// ([`SelectionRule::is_remembered`]: `temporary_switch` is not);
-    /// `None` when that chain has no enabled rule `rule`.
-    pub fn is_remembered(&self, channel: &str, rule: &str) -> Option<bool> {
-        let chain = self.chain(channel)?;
-        chain.steps.iter().find(|s| s.id == rule).map(|s| s.rule.is_remembered())
-    }
-
-    /// The capacity store attached to this plan, if any.
-    pub fn store(&self) -> Option<&Arc<dyn CapacityStore>> {
-        self.store.as_ref()
-    }
-
-    /// Valid but surely unintended configuration, e.g. `rules: []` or a
-    /// chain without a rule that can always select. `check` prints them; they
-    /// never make the compilation fail.
-    pub fn warnings(&self) -> &[Diagnostic] {
-        &self.warnings
-    }
-
-    /// The input limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    /// The registry this plan was compiled against.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-
-    /// The plugins the file lists.
-    pub fn plugins(&self) -> &[PluginEntry] {
-        &self.plugins
-    }
-
-    /// A stable 64-bit hash of the file's text.
-    pub fn content_hash(&self) -> u64 {
-        self.content_hash
-    }
-
-    /// The configured entries for a channel, disabled ones included.
-    pub fn entries(&self, channel: &str) -> &[EntrySummary] {
-        self.chain(channel).map_or(&[], |c| &c.entries)
-    }
-
-    /// The ids of the enabled rules for a channel, in priority order.
-    pub fn order(&self, channel: &str) -> Vec<&str> {
-        self.chain(channel).map_or_else(Vec::new, |c| c.steps.iter().map(|s| s.id).collect())
-    }
-
-    /// Whether a channel has its own `channels.<id>.rules` list.
-    pub fn has_channel_order(&self, channel: &str) -> bool {
-        self.chain(channel).is_some_and(|c| c.overridden)
-    }
-}
-
-/// FNV-1a, 64 bits: a stable fingerprint of a file's content (what
-/// [`Plan::content_hash`] and reload status report).
-pub fn content_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    diag::sort(&mut out);
+    Ok(Plan::new(PlanParts {
+        registry,
+        chains,
+        plugins,
+        content_hash: content_hash(text.as_bytes()),
+        limits,
+        warnings: out,
+        capacity,
+        health,
+    }))
 }
 
 /// Rules that can select whatever the request says: a chain without any of
@@ -535,14 +182,14 @@ fn read_plugins(
     loader: Option<&dyn PluginLoader>,
     file: &str,
     out: &mut Vec<Diagnostic>,
-) -> (Vec<PluginEntry>, Option<crate::RegistryBuilder>) {
+) -> (Vec<PluginEntry>, Option<RegistryBuilder>) {
     let Some(node) = node else { return (Vec::new(), None) };
     let mut builder = base.to_builder();
     let mut plugins = Vec::new();
     // The library each entry loaded (its rules' and channels' source), with
     // the line and path of that entry: a second entry for the same library
     // is "listed twice", not a clash of the plugin with itself.
-    let mut loaded_from: Vec<(crate::Source, usize, String)> = Vec::new();
+    let mut loaded_from: Vec<(Source, usize, String)> = Vec::new();
     for (i, item) in tree::items(node, "a list of `{path: ...}` or `{wasm: ...}`", &"plugins", out).iter().enumerate() {
         let path = format!("plugins[{i}]");
         let wasm = matches!(&item.value, Value::Map(pairs) if pairs.iter().any(|(k, _)| k.as_text() == Some("wasm")));
@@ -658,8 +305,8 @@ fn read_plugins(
     (plugins, Some(builder))
 }
 
-fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> Limits {
-    let mut limits = Limits::default();
+fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> InputLimits {
+    let mut limits = InputLimits::default();
     let expecting = format!("a map of limits: {}", LIMIT_KEYS.join(", "));
     let Some(fields) = tree::fields(node, Some(&LIMIT_KEYS), "limits", &expecting, &"limits", out) else {
         return limits;
@@ -812,7 +459,7 @@ fn read_health(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> HealthPolicy {
             _ => {
                 let field = format!("health.{key}");
                 let parsed = match value.as_str() {
-                    Some(text) => crate::recipient::parse_duration(text, &field, false),
+                    Some(text) => switchboard_core::recipient::parse_duration(text, &field, false),
                     None => Err(format!(
                         "`{field}` must be a duration: a whole number followed by a unit s, m, h or d (e.g. `10m`); \
                          got {}",
@@ -912,16 +559,10 @@ fn read_list(node: &Node<'_>, registry: &Registry, path: &str, out: &mut Vec<Dia
             on_unavailable,
             options: options.iter().map(|(n, v)| format!("{n}={}", render(v))).collect(),
         };
-        let options = RuleOptions { values: options }.with_defaults(&rule.options);
+        let options = options_with_defaults(options, &rule.options);
         match (rule.build)(&options) {
             Ok(built) => {
-                let step = enabled.then(|| Step {
-                    id: crate::intern(&rule.id),
-                    code: rule.code,
-                    on_unavailable,
-                    needs_patterns: built.needs_patterns(),
-                    rule: Arc::from(built),
-                });
+                let step = enabled.then(|| Step::new(rule, on_unavailable, built));
                 entries.push(Entry { summary, step });
             }
             Err(message) => out.push(item.error(format!("rule `{}`: {message}", rule.id)).at_path(&path)),
@@ -1031,42 +672,7 @@ fn check_option(rule: &RuleInfo, key: &str, value: &Node<'_>) -> Result<OptionVa
             names.join(", ")
         ));
     };
-    check_value(&rule.id, spec, &value.value)
-}
-
-/// Checks a value against an option's declared kind.
-pub(crate) fn check_value(rule: &str, spec: &OptionSpec, value: &Value<'_>) -> Result<OptionValue, String> {
-    let name = spec.name;
-    match (spec.kind, value) {
-        (OptionKind::Choice(choices), Value::Str(s)) if choices.contains(&&**s) => Ok(OptionValue::Str(s.to_string())),
-        (OptionKind::Choice(choices), other) => {
-            let hint = match other {
-                Value::Str(s) => diag::suggestion(s, choices.iter().copied()),
-                _ => String::new(),
-            };
-            Err(format!("`{rule}.{name}` must be one of {}; got {other}{hint}", choices.join(", ")))
-        }
-        (OptionKind::Bool, Value::Bool(b)) => Ok(OptionValue::Bool(*b)),
-        (OptionKind::Integer, Value::Int(i)) => Ok(OptionValue::Int(*i)),
-        (OptionKind::String, Value::Str(s)) => Ok(OptionValue::Str(s.to_string())),
-        (OptionKind::StringList, Value::Seq(items)) => items
-            .iter()
-            .map(|i| match &i.value {
-                Value::Str(s) => Ok(s.to_string()),
-                other => Err(format!("`{rule}.{name}` is a list of strings; found {other} in it")),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(OptionValue::List),
-        (kind, other) => {
-            let want = match kind {
-                OptionKind::Bool => "`true` or `false`",
-                OptionKind::Integer => "a whole number",
-                OptionKind::String => "a string",
-                _ => "a list of strings",
-            };
-            Err(format!("`{rule}.{name}` must be {want}; got {other}"))
-        }
-    }
+    spec.kind.check(&rule.id, spec.name, &value.value.written())
 }
 
 fn unknown_rule(registry: &Registry, id: &str) -> String {
@@ -1075,4 +681,30 @@ fn unknown_rule(registry: &Registry, id: &str) -> String {
         diag::suggestion(id, registry.rule_ids()),
         registry.rule_ids().collect::<Vec<_>>().join(", ")
     )
+}
+
+/// The options given to a rule entry (`values`, checked), with the
+/// declared default of each option not given.
+pub fn options_with_defaults(mut values: Vec<(String, OptionValue)>, specs: &[OptionSpec]) -> RuleOptions {
+    for spec in specs {
+        if !values.iter().any(|(name, _)| name == spec.name) {
+            if let Some(value) = option_default(spec) {
+                values.push((spec.name.to_owned(), value));
+            }
+        }
+    }
+    RuleOptions::from_pairs(values)
+}
+
+/// An option's declared default (written as in rules.yaml) as a typed
+/// value, when it is one: `(required)` and the like are not.
+pub fn option_default(spec: &OptionSpec) -> Option<OptionValue> {
+    if spec.default.trim().is_empty() || spec.default.starts_with('(') {
+        return None;
+    }
+    let (node, diagnostics) = tree::parse(spec.default);
+    if !diagnostics.is_empty() {
+        return None;
+    }
+    spec.kind.check("", spec.name, &node?.value.written()).ok()
 }
