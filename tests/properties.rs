@@ -89,6 +89,7 @@ fn request() -> impl Strategy<Value = Request> {
                     pool: None,
                     limits: None,
                     reply_window: None,
+                    warmup: None,
                 })
                 .collect();
             Request {

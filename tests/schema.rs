@@ -184,6 +184,7 @@ fn world_description_names_every_instance_field_of_the_model() {
         pool: None,
         limits: None,
         reply_window: None,
+        warmup: None,
     };
     let model: Vec<String> = serde_json::to_value(spec).unwrap().as_object().unwrap().keys().cloned().collect();
     let mut described: Vec<String> = schema::INSTANCE.fields.iter().map(|f| f.name.to_owned()).collect();
@@ -206,6 +207,17 @@ fn wrong_values(ty: FieldType) -> &'static [&'static str] {
         FieldType::PoolId => &["[p]", "{a: 1}"],
         FieldType::Duration => &["24", "'24'", "1w", "0h", "'1.5h'", "[24h]", "''"],
         FieldType::Country => &["USA", "U", "1", "[US]", "''"],
+        FieldType::Warmup => &[
+            "x",
+            "[1]",
+            "{since: 2026-12-01}",
+            "{per_day: [1]}",
+            "{since: 2026-12-01, per_day: []}",
+            "{since: 2026-12-01, per_day: [20, 0]}",
+            "{since: 2026-12-01, per_day: 5}",
+            "{since: soon, per_day: [5]}",
+            "{since: 2026-12-01, per_day: [5], until: 2027-01-01}",
+        ],
     }
 }
 
@@ -225,6 +237,9 @@ fn right_values(ty: FieldType) -> &'static [&'static str] {
         FieldType::PoolId => &[],
         FieldType::Duration => &["24h", "90s", "30m", "7d", "null"],
         FieldType::Country => &["US", "gb", "null"],
+        FieldType::Warmup => {
+            &["null", "{since: 2026-12-01, per_day: [20, 50, 120]}", "{since: '2026-12-01T09:00:00Z', per_day: [5]}"]
+        }
     }
 }
 

@@ -34,5 +34,6 @@ mod schema;
 mod serve;
 mod snapshots;
 mod spec;
+mod warmup;
 mod wasm_plugins;
 mod world_errors;

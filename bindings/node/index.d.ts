@@ -150,7 +150,8 @@ export interface InstanceState {
   } | null
   /** Each of the instance's limits with its count in the current window. */
   usage: Record<string, { used: number; limit: number }> | null
-  warmup: null
+  /** The warm-up schedule's day and its per_day limit; null without a schedule. */
+  warmup: { day: number; per_day: number } | null
 }
 
 /** The live state of a location's instances (`GET /v1/instances`). */

@@ -627,7 +627,7 @@ impl Plan {
         let contact = request.contact_id();
         let remember = remember.filter(|_| counting != Counting::Preview && contact.is_some());
         let pool = instance.pool().and_then(|p| location.pool(p));
-        if instance.limits().is_unlimited() && pool.is_none_or(|p| p.limits().is_unlimited()) {
+        if !instance.has_own_limits() && pool.is_none_or(|p| p.limits().is_unlimited()) {
             let written = match (counting == Counting::All, remember, contact) {
                 (true, _, _) => {
                     let reservation = ReservationRequest {
@@ -653,7 +653,7 @@ impl Plan {
             };
         }
         let reservation = ReservationRequest {
-            limits: *instance.limits(),
+            limits: instance.limits_at(now(), location.timezone()),
             pool: pool.map(|p| PoolRef { id: p.id(), limits: *p.limits() }),
             contact,
             remember,

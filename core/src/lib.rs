@@ -68,7 +68,7 @@
 //! let mut builder = LocationBuilder::new(&registry);
 //! builder.push(InstanceFields {
 //!     id: "s1", channel: "sms", index: None, phone: "+1 555", connected: true, default: false,
-//!     users: Users::new(), weight: None, pool: None, limits: None, reply_window: None,
+//!     users: Users::new(), weight: None, pool: None, limits: None, reply_window: None, warmup: None,
 //! }).unwrap();
 //! let mut world = World::default();
 //! world.insert(builder.finish("l1".into()));
@@ -91,6 +91,7 @@ mod registry;
 mod rule;
 #[cfg(test)]
 mod testing;
+pub mod warmup;
 mod world;
 
 /// Interns a rule id: rule ids live as `&'static str` so that a decision's
@@ -125,7 +126,7 @@ pub use diag::{Diagnostic, FileErrors, Severity};
 pub use health::{DeliveryUpdate, HealthPolicy, HealthRecord, HealthState, WindowCounts};
 pub use model::{
     checked_message_id, normalize_phone, normalize_phone_into, salvage_message_id, Contact, Instance, InstanceSpec,
-    MapOnly, Request, Users, MAX_MESSAGE_ID_BYTES,
+    MapOnly, Request, Users, WarmupSpec, MAX_MESSAGE_ID_BYTES,
 };
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
 pub use plan::{
@@ -138,4 +139,5 @@ pub use rule::{
     rule_fn, BuildFn, ErrorKind, OnUnavailable, OptionKind, OptionSpec, OptionValue, Outcome, Recall, RuleContext,
     RuleDescriptor, RuleFn, RuleOptions, SelectionRule, Written,
 };
+pub use warmup::Warmup;
 pub use world::{InstanceFields, InstanceView, Location, LocationBuilder, NoLocation, World};

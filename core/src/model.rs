@@ -7,8 +7,9 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::capacity::jiff::Timestamp;
-use crate::capacity::Limits;
+use crate::capacity::{jiff, Limits};
 use crate::recipient::{Country, Geo, GeoCell, Phone};
+use crate::warmup::Warmup;
 
 /// Reads `T` from a map only. serde's derived struct impls also accept a
 /// sequence (fields by position), which would let `["loc", "sms", "hi"]`
@@ -169,6 +170,20 @@ pub struct InstanceSpec {
     /// answer free-form (`24h`; docs/recipient-rules.md); absent means no such window.
     #[serde(default)]
     pub reply_window: Option<String>,
+    /// A warm-up schedule (docs/live-state.md): the instance's `per_day`
+    /// limit day by day since `since`; absent means none.
+    #[serde(default)]
+    pub warmup: Option<WarmupSpec>,
+}
+
+/// A warm-up schedule as written: `{since: 2026-12-01, per_day: [20, 50, …]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupSpec {
+    /// Day 0: a date, or an RFC 3339 time (the local day it falls in).
+    pub since: String,
+    /// The `per_day` limit of day 0, 1, …; the last holds from then on.
+    pub per_day: Vec<u32>,
 }
 
 /// A compiled instance: the spec with its index resolved and its phone
@@ -199,6 +214,8 @@ pub struct Instance {
     /// When its quarantine ends, on a location that live state overlaid
     /// (docs/live-state.md); such an instance is also not connected.
     pub(crate) quarantined: Option<Box<Timestamp>>,
+    /// Its warm-up schedule, if it has one.
+    warmup: Option<Box<Warmup>>,
 }
 
 /// An instance's users.
@@ -214,6 +231,7 @@ pub(crate) struct InstanceParts {
     pub(crate) pool: Option<Box<str>>,
     pub(crate) limits: Limits,
     pub(crate) reply_window: Option<std::num::NonZeroU32>,
+    pub(crate) warmup: Option<Warmup>,
 }
 
 impl Instance {
@@ -229,7 +247,7 @@ impl Instance {
         let phone_end = u32::try_from(text.len()).ok()?;
         normalize_phone_into(phone, &mut text);
         u32::try_from(text.len()).ok()?;
-        let InstanceParts { index, connected, default, users, weight, pool, limits, reply_window } = parts;
+        let InstanceParts { index, connected, default, users, weight, pool, limits, reply_window, warmup } = parts;
         Some(Instance {
             text: text.into_boxed_str(),
             ends: [channel_end, id_end, phone_end],
@@ -243,6 +261,7 @@ impl Instance {
             reply_window,
             geo: GeoCell::default(),
             quarantined: None,
+            warmup: warmup.map(Box::new),
         })
     }
 
@@ -335,12 +354,34 @@ impl Instance {
     /// limits of its own or counts against a pool's.
     #[inline]
     pub(crate) fn may_be_limited(&self) -> bool {
-        self.limits.is_some() || self.pool.is_some()
+        self.limits.is_some() || self.pool.is_some() || self.warmup.is_some()
     }
-    /// The instance's own capacity limits ([`Limits::NONE`] when it has none).
+    /// The instance's own capacity limits as the world file writes them
+    /// ([`Limits::NONE`] when it has none); [`Instance::limits_at`] adds
+    /// the warm-up schedule.
     #[inline]
     pub fn limits(&self) -> &Limits {
         self.limits.as_deref().unwrap_or(&Limits::NONE)
+    }
+    /// The limits in force at `now` in the location's timezone `tz`: its
+    /// own, with the warm-up schedule's `per_day` of that day when smaller
+    /// (docs/live-state.md).
+    #[inline]
+    pub fn limits_at(&self, now: Timestamp, tz: &jiff::tz::TimeZone) -> Limits {
+        match &self.warmup {
+            None => *self.limits(),
+            Some(warmup) => warmup.apply(self.limits(), now, tz),
+        }
+    }
+    /// Whether it has limits of its own: `limits`, or a warm-up schedule.
+    #[inline]
+    pub fn has_own_limits(&self) -> bool {
+        !self.limits().is_unlimited() || self.warmup.is_some()
+    }
+    /// Its warm-up schedule, if it has one.
+    #[inline]
+    pub fn warmup(&self) -> Option<&Warmup> {
+        self.warmup.as_deref()
     }
     /// The instance's reply window (docs/recipient-rules.md), if it has one.
     #[inline]

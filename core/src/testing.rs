@@ -30,5 +30,6 @@ pub(crate) fn instance(id: &str, channel: &str, phone: &str) -> crate::InstanceS
         pool: None,
         limits: None,
         reply_window: None,
+        warmup: None,
     }
 }

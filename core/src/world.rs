@@ -145,7 +145,7 @@ impl Location {
 
     /// Whether any instance or pool of the location has a limit.
     pub fn has_limits(&self) -> bool {
-        self.pools.iter().any(|p| !p.limits.is_unlimited()) || self.instances.iter().any(|i| !i.limits().is_unlimited())
+        self.pools.iter().any(|p| !p.limits.is_unlimited()) || self.instances.iter().any(|i| i.has_own_limits())
     }
 
     /// The view of this location's instances on one channel (empty when it
@@ -556,6 +556,7 @@ mod tests {
                     pool: None,
                     limits: None,
                     reply_window: None,
+                    warmup: None,
                 })
                 .collect();
             let location = Location::from_specs("l", &specs, &registry).unwrap();

@@ -324,10 +324,25 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-const INSTANCE_KEYS: [&str; 11] =
-    ["id", "channel", "index", "phone", "connected", "default", "users", "weight", "pool", "limits", "reply_window"];
+const INSTANCE_KEYS: [&str; 12] = [
+    "id",
+    "channel",
+    "index",
+    "phone",
+    "connected",
+    "default",
+    "users",
+    "weight",
+    "pool",
+    "limits",
+    "reply_window",
+    "warmup",
+];
 const LOCATION_KEYS: [&str; 5] = ["id", "timezone", "pools", "instances", "country"];
 const POOL_KEYS: [&str; 2] = ["id", "limits"];
+
+/// The keys of an instance's `warmup`.
+const WARMUP_KEYS: [&str; 2] = ["since", "per_day"];
 
 /// A location's id, its instances checked into `builder`; `None` without a
 /// usable id.
@@ -399,7 +414,8 @@ fn read_location(
         let list = path.key(key);
         for (j, item) in tree::items(value, "a list of instances", &list, out).iter().enumerate() {
             let path = list.index(j);
-            let Some(spec) = read_instance(item, &path, out) else { continue };
+            let Some(InstanceRead { mut spec, warmup }) = read_instance(item, &path, out) else { continue };
+            spec.warmup = warmup.as_ref().map(|(since, per_day)| (*since, per_day.as_slice()));
             if let Err(message) = builder.push(spec) {
                 out.push(item.error(message).at_path(path));
             }
@@ -465,7 +481,7 @@ fn read_pool(node: &Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic>) -> Opt
 
 /// One instance's fields, each type checked; `None` when one is missing or
 /// has the wrong type.
-fn read_instance<'n>(node: &'n Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic>) -> Option<InstanceFields<'n>> {
+fn read_instance<'n>(node: &'n Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic>) -> Option<InstanceRead<'n>> {
     let expecting = "an instance: a map with `id`, `channel`, `phone`, …";
     // An unknown or repeated key does not spoil the fields read: the
     // instance is still checked against the others (indexes, defaults).
@@ -483,12 +499,18 @@ fn read_instance<'n>(node: &'n Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnost
         pool: None,
         limits: None,
         reply_window: None,
+        warmup: None,
     };
     let mut user_ids = Vec::new();
+    let mut warmup: Option<(&str, Vec<u32>)> = None;
     for (key, _, value) in &fields {
         let at = path.key(key);
         let want = match (*key, &value.value, value.as_text()) {
-            ("weight" | "pool" | "limits" | "reply_window", Value::Null, _) => continue,
+            ("weight" | "pool" | "limits" | "reply_window" | "warmup", Value::Null, _) => continue,
+            ("warmup", _, _) => {
+                warmup = read_warmup(value, &at, out);
+                continue;
+            }
             ("reply_window", _, Some(text)) => {
                 spec.reply_window = Some(text);
                 continue;
@@ -555,7 +577,64 @@ fn read_instance<'n>(node: &'n Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnost
         }
     }
     spec.users = Users::from_vec(user_ids);
-    (out.len() == before).then_some(spec)
+    if out.len() != before {
+        return None;
+    }
+    // The schedule's own check (`since` a date or a time) is the
+    // builder's, located at the instance like its other checks.
+    Some(InstanceRead { spec, warmup })
+}
+
+/// An instance's fields and its warm-up schedule, whose `per_day` the
+/// fields borrow once it has a place to live.
+struct InstanceRead<'n> {
+    spec: InstanceFields<'n>,
+    warmup: Option<(&'n str, Vec<u32>)>,
+}
+
+/// `warmup: {since, per_day}`, each checked for its type; `None` after an
+/// error.
+fn read_warmup<'n>(node: &'n Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic>) -> Option<(&'n str, Vec<u32>)> {
+    let expecting = "a warm-up schedule: a map with `since` (a date) and `per_day` (a list of day limits)";
+    let fields = tree::fields(node, Some(&WARMUP_KEYS), "a warm-up schedule", expecting, path, out)?;
+    let before = out.len();
+    let mut since = None;
+    let mut per_day = Vec::new();
+    for (key, _, value) in &fields {
+        let at = path.key(key);
+        if *key == "since" {
+            match value.as_text() {
+                Some(text) => since = Some(text),
+                None => out.push(
+                    value
+                        .error(format!("`since` must be a date such as `2026-12-01`; got {}", value.value))
+                        .at_path(at),
+                ),
+            }
+            continue;
+        }
+        let Value::Seq(items) = &value.value else {
+            out.push(value.error(format!("`per_day` must be a list of day limits; got {}", value.value)).at_path(at));
+            continue;
+        };
+        for (k, item) in items.iter().enumerate() {
+            match item.value {
+                Value::Int(n) if n >= 1 && n <= i64::from(u32::MAX) => {
+                    per_day.push(u32::try_from(n).unwrap_or(u32::MAX))
+                }
+                _ => out.push(
+                    item.error(format!("`per_day[{k}]` must be a whole number, 1 or more; got {}", item.value))
+                        .at_path(path.key(key)),
+                ),
+            }
+        }
+    }
+    for required in WARMUP_KEYS {
+        if !fields.iter().any(|(k, _, _)| *k == required) {
+            out.push(node.error(format!("a warm-up schedule needs `{required}`")).at_path(path));
+        }
+    }
+    (out.len() == before).then_some((since?, per_day))
 }
 
 /// The happy path for YAML: a world file read by serde into locations as
@@ -655,6 +734,7 @@ impl<'de> Visitor<'de> for InstancesSeed<'_, '_> {
                     pool: spec.pool.as_ref().map(|p| &*p.0),
                     limits: spec.limits,
                     reply_window: spec.reply_window.as_ref().map(|w| &*w.0),
+                    warmup: spec.warmup.as_ref().map(|w| (&*w.since.0, w.per_day.as_slice())),
                 })
                 .map_err(de::Error::custom)?;
         }
@@ -697,6 +777,17 @@ struct FastInstance<'a> {
     limits: Option<Limits>,
     #[serde(default, borrow)]
     reply_window: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    warmup: Option<FastWarmup<'a>>,
+}
+
+/// An instance's `warmup`, with a borrowed `since`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastWarmup<'a> {
+    #[serde(borrow)]
+    since: Text<'a>,
+    per_day: Vec<u32>,
 }
 
 /// A list of user ids, as `Vec<String>` reads it.

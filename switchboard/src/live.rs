@@ -363,7 +363,7 @@ pub(crate) fn instances_on(snapshot: &Snapshot, location: &str, now: Timestamp) 
             let over = found.map_or(Value::Null, |o| {
                 json!({"connected": o.connected, "reason": o.reason, "time": time(o.time), "until": o.until.map(time)})
             });
-            let limits = i.limits();
+            let limits = &i.limits_at(now, place.timezone());
             let usage = match (store, limits.is_unlimited()) {
                 (_, true) => json!({}),
                 (None, false) => Value::Null,
@@ -405,7 +405,10 @@ pub(crate) fn instances_on(snapshot: &Snapshot, location: &str, now: Timestamp) 
                 "override": over,
                 "health": health_of(i.id()),
                 "usage": usage,
-                "warmup": Value::Null,
+                "warmup": i.warmup().map_or(Value::Null, |w| {
+                    let (day, per_day) = w.at(now, place.timezone());
+                    json!({"day": day, "per_day": per_day})
+                }),
             })
         })
         .collect();

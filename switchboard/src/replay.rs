@@ -434,7 +434,7 @@ impl History {
         });
         let now = request.now.unwrap_or_else(clock);
         let reservation = ReservationRequest {
-            limits: selected.map_or(Limits::NONE, |i| counting(i.limits())),
+            limits: selected.map_or(Limits::NONE, |i| counting(&i.limits_at(now, location.timezone()))),
             pool: pool.map(|p| PoolRef { id: p.id(), limits: counting(p.limits()) }),
             contact,
             remember,

@@ -129,7 +129,7 @@ pub fn capacity_section(plan: &Plan, world: &World, request: &Request) -> Option
     let view = location.channel(&request.channel);
     let pool_of = |instance: &Instance| instance.pool().and_then(|p| location.pool(p));
     let limited = |instance: &Instance| {
-        !instance.limits().is_unlimited() || pool_of(instance).is_some_and(|p| !p.limits().is_unlimited())
+        instance.has_own_limits() || pool_of(instance).is_some_and(|p| !p.limits().is_unlimited())
     };
     let reads_usage = plan.reads_usage(&request.channel);
     if !reads_usage && !view.iter().any(|i| limited(i)) {
@@ -163,16 +163,20 @@ pub fn capacity_section(plan: &Plan, world: &World, request: &Request) -> Option
         } else if failed {
             "counts unavailable".to_owned()
         } else {
+            let limits = instance.limits_at(now, tz);
             let reservation = ReservationRequest {
-                limits: *instance.limits(),
+                limits,
                 pool: pool.map(|p| PoolRef { id: p.id(), limits: *p.limits() }),
                 contact,
                 ..ReservationRequest::new(location.id(), tz, instance.id(), now)
             };
             match store.usage(&reservation) {
                 Ok(usage) => {
-                    let mut line =
-                        against(instance.limits(), &usage.instance, usage.contact_seen, contact, reads_usage);
+                    let mut line = against(&limits, &usage.instance, usage.contact_seen, contact, reads_usage);
+                    if let Some(warmup) = instance.warmup() {
+                        let (day, per_day) = warmup.at(now, tz);
+                        let _ = write!(line, " (warm-up day {day}: {per_day} a day)");
+                    }
                     if let Some(pool) = pool {
                         let counts = usage.pool.unwrap_or_default();
                         let _ = write!(

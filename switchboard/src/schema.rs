@@ -46,6 +46,9 @@ pub enum FieldType {
     /// An ISO 3166 alpha-2 country code, in any letter case (the loader
     /// checks the code), or `null` (the same as absent).
     Country,
+    /// A warm-up schedule: `since` (a date or an RFC 3339 time) and
+    /// `per_day` (a list of day limits, each 1 or more), or `null`.
+    Warmup,
 }
 
 /// One key of a map in a data file.
@@ -152,6 +155,13 @@ pub const INSTANCE: Shape = Shape {
             required: false,
             default: None,
             doc: "how long after the contact's last message to this instance it may answer free-form (WhatsApp Business: 24h)",
+        },
+        Field {
+            name: "warmup",
+            ty: FieldType::Warmup,
+            required: false,
+            default: None,
+            doc: "a warm-up schedule: the per_day limit on each local day since `since` (the smaller of it and limits.per_day applies)",
         },
     ],
 };
@@ -317,6 +327,15 @@ fn field_schema(field: &Field, registry: &Registry) -> Value {
         FieldType::PoolId => json!({"type": "string"}),
         FieldType::Duration => json!({"type": ["string", "null"], "pattern": "^\\s*0*[1-9][0-9]*[smhd]\\s*$"}),
         FieldType::Country => json!({"type": ["string", "null"], "pattern": "^\\s*[A-Za-z]{2}\\s*$"}),
+        FieldType::Warmup => json!({
+            "type": ["object", "null"],
+            "required": ["since", "per_day"],
+            "additionalProperties": false,
+            "properties": {
+                "since": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}", "description": "day 0: a date, or an RFC 3339 time (the local day it falls in)"},
+                "per_day": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}, "description": "the per_day limit of day 0, 1, …; the last holds from then on"},
+            },
+        }),
     };
     schema["description"] = json!(field.doc);
     if let Some(default) = field.default.and_then(|d| serde_json::from_str::<Value>(d).ok()) {

@@ -44,6 +44,8 @@ pub struct InstanceFields<'s> {
     pub limits: Option<Limits>,
     /// `reply_window`, as written, when given.
     pub reply_window: Option<&'s str>,
+    /// `warmup`, as written (`since`, `per_day`), when given.
+    pub warmup: Option<(&'s str, &'s [u32])>,
 }
 
 impl<'s> InstanceFields<'s> {
@@ -61,6 +63,7 @@ impl<'s> InstanceFields<'s> {
             pool: spec.pool.as_deref(),
             limits: spec.limits,
             reply_window: spec.reply_window.as_deref(),
+            warmup: spec.warmup.as_ref().map(|w| (w.since.as_str(), w.per_day.as_slice())),
         }
     }
 }
@@ -251,8 +254,20 @@ impl<'r> LocationBuilder<'r> {
 
     /// Checks one instance against the ones before it and keeps it.
     pub fn push(&mut self, spec: InstanceFields<'_>) -> Result<(), String> {
-        let InstanceFields { id, channel, index, phone, connected, default, users, weight, pool, limits, reply_window } =
-            spec;
+        let InstanceFields {
+            id,
+            channel,
+            index,
+            phone,
+            connected,
+            default,
+            users,
+            weight,
+            pool,
+            limits,
+            reply_window,
+            warmup,
+        } = spec;
         if id.trim().is_empty() {
             return Err("instance `id` is empty; give every instance a unique id".into());
         }
@@ -282,6 +297,12 @@ impl<'r> LocationBuilder<'r> {
             Some(text) => recipient::parse_duration(text, "reply_window", false)
                 .map(|d| std::num::NonZeroU32::new(u32::try_from(d.as_secs()).unwrap_or(u32::MAX)))
                 .map_err(|e| format!("instance `{id}`: {e}"))?,
+        };
+        let warmup = match warmup {
+            None => None,
+            Some((since, per_day)) => {
+                Some(crate::Warmup::new(since, per_day).map_err(|e| format!("instance `{id}`: {e}"))?)
+            }
         };
         let registry = self.registry;
         let Some((position, channel)) =
@@ -340,8 +361,8 @@ impl<'r> LocationBuilder<'r> {
             }
             self.channels[slot].default = Some(name);
         }
-        let parts =
-            InstanceParts { index, connected, default, users, weight, pool: pool.map(Box::from), limits, reply_window };
+        let pool = pool.map(Box::from);
+        let parts = InstanceParts { index, connected, default, users, weight, pool, limits, reply_window, warmup };
         let Some(instance) = Instance::new(channel, id, phone, parts) else {
             return Err(format!("instance `{id}`: its texts are longer than 4 GiB"));
         };
