@@ -182,6 +182,16 @@ fn serve_shows_health_in_instances_status_metrics_and_explain() {
     assert!(health["until"].is_string(), "{health}");
     assert_eq!(shop["instances"][1]["health"]["state"], "healthy");
     assert_eq!(get(&server.url("/v1/status")).1["live"]["quarantined"], 1);
+    // The OpenAPI document names every field of the answer.
+    let (_, doc) = get(&server.url("/openapi.json"));
+    let schemas = &doc["components"]["schemas"];
+    for key in shop["instances"][0].as_object().unwrap().keys() {
+        assert!(schemas["InstanceState"]["properties"].get(key).is_some(), "InstanceState lacks `{key}`");
+    }
+    for key in health.as_object().unwrap().keys() {
+        assert!(schemas["InstanceHealth"]["properties"].get(key).is_some(), "InstanceHealth lacks `{key}`");
+    }
+    assert!(schemas["LiveStatus"]["properties"].get("quarantined").is_some());
     let (_, metrics) = crate::serve::get_text(&server.url("/metrics"));
     assert!(metrics.contains("switchboard_instance_quarantines_total 1"), "{metrics}");
     assert!(metrics.contains("switchboard_instances_quarantined 1"), "{metrics}");

@@ -229,3 +229,29 @@ cases:
     assert!(lines.contains(&"ok a bad request is code 100, not a file error".to_owned()));
     assert_eq!(lines.last().unwrap(), "2 passed, 2 failed");
 }
+
+#[test]
+fn events_apply_before_the_cases_of_their_own_file_and_a_bad_one_exits_2() {
+    let with_events = format!(
+        "events:\n  - {{type: instance_status, location: shop, instance: wa-support, connected: false, time: '2026-12-07T14:00:00Z'}}\n\
+         cases:\n  - name: the default reported down is skipped\n    \
+         request: {{location: shop, channel: whatsapp, body: Hello, now: '2026-12-07T15:00:00Z'}}\n    \
+         expect: {{instance: wa-orders, rule: any_available}}\n"
+    );
+    let dir = scenario_dir(&format!("rules: rules.yaml\nworld: world.yaml\n{with_events}"));
+    // A second file on the same rules and world does not see the event.
+    let other = "rules: rules.yaml\nworld: world.yaml\ncases:\n  - name: the default is up here\n    \
+                 request: {location: shop, channel: whatsapp, body: Hello, now: '2026-12-07T15:00:00Z'}\n    \
+                 expect: {instance: wa-support, rule: default_instance}\n";
+    std::fs::write(dir.path().join("other.yaml"), other).unwrap();
+    let (scenario, other) = (dir.path().join("scenario.yaml"), dir.path().join("other.yaml"));
+    let out = run(&["test", s(&scenario), s(&other)], "");
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(lines(&out).last().unwrap(), "2 passed, 0 failed");
+    let bad = with_events.replace("instance: wa-support", "instance: wa-nine");
+    std::fs::write(&scenario, format!("rules: rules.yaml\nworld: world.yaml\n{bad}")).unwrap();
+    let out = run(&["test", s(&scenario)], "");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("events[0]: ") && stderr.contains("wa-nine"), "{stderr}");
+}

@@ -86,7 +86,7 @@ fn query_location(query: &str) -> Option<String> {
 #[utoipa::path(get, path = "/v1/instances", tag = "configuration",
     params(("location" = String, Query, description = "The location id")),
     responses(
-        (status = 200, description = "The live state of the location's instances (docs/live-state.md)", body = Object),
+        (status = 200, description = "The live state of the location's instances (docs/live-state.md)", body = crate::openapi::InstancesDoc),
         (status = 400, description = "No `location` given", body = crate::openapi::ErrorDoc),
         (status = 404, description = "The world in force has no such location", body = crate::openapi::ErrorDoc),
     ))]

@@ -27,6 +27,101 @@ pub(crate) struct InstanceSpecDoc {
     /// How long after the contact's last message to this instance it may
     /// answer free-form (`24h`; docs/recipient-rules.md).
     reply_window: Option<String>,
+    /// A warm-up schedule (docs/live-state.md).
+    warmup: Option<WarmupSpecDoc>,
+}
+
+/// A warm-up schedule: the instance's `per_day` limit on each local day
+/// since `since`, the last value from then on.
+#[derive(ToSchema)]
+#[schema(as = WarmupSpec)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct WarmupSpecDoc {
+    /// Day 0: a date (`2026-12-01`) or an RFC 3339 time.
+    since: String,
+    /// The limit of day 0, 1, …; each 1 or more.
+    per_day: Vec<u32>,
+}
+
+/// An `instance_status` override in force.
+#[derive(ToSchema)]
+#[schema(as = StatusOverride)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct OverrideDoc {
+    connected: bool,
+    reason: Option<String>,
+    /// RFC 3339: the event's time.
+    time: String,
+    /// RFC 3339: when it lapses; null without `ttl`.
+    until: Option<String>,
+}
+
+/// An instance's health (with a `health:` section in rules.yaml).
+#[derive(ToSchema)]
+#[schema(as = InstanceHealth)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct HealthDoc {
+    /// `healthy`, `quarantined` or `probation`.
+    state: String,
+    consecutive_failures: u32,
+    /// RFC 3339: the end of the quarantine in force; null otherwise.
+    until: Option<String>,
+    /// Delivery events in the current `window`.
+    deliveries: u64,
+    /// Failed ones among them.
+    failures: u64,
+}
+
+/// A limit in force and its count in the current window.
+#[derive(ToSchema)]
+#[schema(as = LimitUsage)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct LimitUsageDoc {
+    used: u64,
+    limit: u32,
+}
+
+/// A warm-up schedule's day and that day's limit.
+#[derive(ToSchema)]
+#[schema(as = WarmupDay)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct WarmupDayDoc {
+    day: u64,
+    per_day: u32,
+}
+
+/// The live state of one instance (docs/live-state.md).
+#[derive(ToSchema)]
+#[schema(as = InstanceState)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct InstanceStateDoc {
+    id: String,
+    channel: String,
+    index: u64,
+    /// As live state has it (the override's, else the file's).
+    connected: bool,
+    connected_in_file: bool,
+    #[schema(nullable)]
+    r#override: Option<OverrideDoc>,
+    /// Null without a `health:` section.
+    health: Option<HealthDoc>,
+    /// Each limit in force (`per_minute`, `per_hour`, `per_day`,
+    /// `contacts_per_day`) with its count; null when no store answers.
+    usage: Option<std::collections::BTreeMap<String, LimitUsageDoc>>,
+    /// Null without a warm-up schedule.
+    warmup: Option<WarmupDayDoc>,
+}
+
+/// `GET /v1/instances` (docs/live-state.md).
+#[derive(ToSchema)]
+#[schema(as = Instances)]
+#[allow(dead_code)] // read by the OpenAPI document only
+pub(crate) struct InstancesDoc {
+    location: String,
+    generation: u64,
+    instances: Vec<InstanceStateDoc>,
+    /// Present when the store could not answer (the file's values are shown).
+    store_error: Option<String>,
 }
 
 /// The recipient.
@@ -307,7 +402,7 @@ impl Modify for BearerAuth {
         crate::routes::metrics,
         crate::routes::openapi,
     ),
-    components(schemas(RequestDoc, DecisionDoc, ExplainDoc, StatusDoc, ReloadErrorsDoc, ErrorDoc, ForgetDoc, RecordedDoc)),
+    components(schemas(RequestDoc, DecisionDoc, ExplainDoc, StatusDoc, ReloadErrorsDoc, ErrorDoc, ForgetDoc, RecordedDoc, InstancesDoc)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

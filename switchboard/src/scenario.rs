@@ -188,6 +188,8 @@ struct RawScenario {
     rules: Option<String>,
     #[serde(default)]
     world: Option<String>,
+    #[serde(default)]
+    events: Vec<serde_json::Value>,
     cases: Vec<RawCase>,
 }
 
@@ -201,6 +203,9 @@ pub struct Scenario {
     pub rules: Option<PathBuf>,
     /// `world:`, relative to the file's directory.
     pub world: Option<PathBuf>,
+    /// `events:`, applied in order before the cases (docs/live-state.md),
+    /// as JSON objects.
+    pub events: Vec<serde_json::Value>,
     /// The cases, in file order.
     pub cases: Vec<Case>,
 }
@@ -235,6 +240,7 @@ impl Scenario {
             file: path.to_owned(),
             rules: raw.rules.map(|r| base.join(r)),
             world: raw.world.map(|w| base.join(w)),
+            events: raw.events,
             cases,
         })
     }
@@ -305,6 +311,13 @@ impl Suite {
                     .clone(),
             };
             let Some(world) = world else { continue };
+            let plan = match with_events(&scenario, plan, &world) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
             files.push((scenario, plan, world));
         }
         if errors.is_empty() {
@@ -371,6 +384,37 @@ impl Suite {
             .collect();
         Report { cases, coverage }
     }
+}
+
+/// The plan a file's cases run on: `plan` itself, or, when the file has
+/// `events:`, a copy with a memory store of its own holding them (so that
+/// no other file, nor a store the rules name, sees them). An event that is
+/// rejected is an error of the file, naming it (`events[2]: …`).
+fn with_events(scenario: &Scenario, plan: Arc<Plan>, world: &World) -> Result<Arc<Plan>, FileErrors> {
+    if scenario.events.is_empty() {
+        return Ok(plan);
+    }
+    let plan = Plan::clone(&plan).with_store(Arc::new(switchboard_state::MemoryStore::new()));
+    let now = switchboard_core::capacity::clock();
+    for (n, event) in scenario.events.iter().enumerate() {
+        let applied = match event {
+            Value::Object(map) => crate::events::Event::from_map(map.clone(), now).and_then(|event| {
+                event.check(world)?;
+                crate::live::apply(&plan, &event)
+            }),
+            other => Err(crate::events::Rejection {
+                type_name: "unknown",
+                message: format!("an event must be a map with a `type`; got {other}"),
+            }),
+        };
+        if let Err(rejection) = applied {
+            return Err(FileErrors::whole_file(
+                scenario.file.display().to_string(),
+                format!("events[{n}]: {}; fix the event or remove it", rejection.message),
+            ));
+        }
+    }
+    Ok(Arc::new(plan))
 }
 
 /// The result of one case.
