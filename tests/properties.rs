@@ -104,8 +104,50 @@ fn request() -> impl Strategy<Value = Request> {
         })
 }
 
+/// What live state says of each instance of a request's set: nothing, an
+/// `instance_status` override down, a quarantine, or both.
+fn live_marks() -> impl Strategy<Value = Vec<(bool, bool)>> {
+    prop::collection::vec((any::<bool>(), any::<bool>()), 10)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Live state (docs/live-state.md): an instance overridden down or
+    /// quarantined is never selected, whatever the rules, the body and the
+    /// contact; every error is one the chain can give.
+    #[test]
+    fn an_overridden_down_or_quarantined_instance_is_never_selected(req in request(), marks in live_marks()) {
+        use switchboard::capacity::{DeliveryUpdate, HealthPolicy, StatusUpdate};
+        let plan = default_plan();
+        let store = plan.store().unwrap().clone();
+        let specs = req.instances.clone().unwrap_or_default();
+        let mut world = World::empty();
+        world.insert(switchboard::Location::from_specs("l", &specs, &registry()).unwrap());
+        let t0: switchboard::capacity::jiff::Timestamp = "2026-12-07T15:00:00Z".parse().unwrap();
+        let policy = HealthPolicy { quarantine_after: 1, ..HealthPolicy::default() };
+        let mut unusable = std::collections::HashSet::new();
+        for (spec, (down, quarantined)) in specs.iter().zip(&marks) {
+            if *down {
+                let update = StatusUpdate { location: "l", instance: &spec.id, time: t0, set: Some((false, None, None)) };
+                store.apply_status(&update).unwrap();
+                unusable.insert(spec.id.clone());
+            }
+            if *quarantined {
+                let update = DeliveryUpdate { location: "l", instance: &spec.id, time: t0, failed: true };
+                prop_assert!(store.record_delivery(&update, &policy).unwrap().quarantined);
+                unusable.insert(spec.id.clone());
+            }
+        }
+        // One minute in: every quarantine (5 minutes) is in force.
+        let request = Request { instances: None, now: Some(t0 + std::time::Duration::from_secs(60)), ..req };
+        let d = plan.select(&world, &request);
+        if let Ok(instance) = &d.result {
+            prop_assert!(!unusable.contains(instance.id()), "{} was selected", instance.id());
+            prop_assert!(instance.is_connected());
+        }
+        prop_assert!(d.is_ok() || d.error().is_some_and(|e| (100..=107).contains(&e.code)), "{:?}", d.error());
+    }
 
     #[test]
     fn a_selected_instance_is_connected_and_on_the_requests_channel(req in request()) {
