@@ -232,12 +232,10 @@ cases:
 
 #[test]
 fn events_apply_before_the_cases_of_their_own_file_and_a_bad_one_exits_2() {
-    let with_events = format!(
-        "events:\n  - {{type: instance_status, location: shop, instance: wa-support, connected: false, time: '2026-12-07T14:00:00Z'}}\n\
+    let with_events = "events:\n  - {type: instance_status, location: shop, instance: wa-support, connected: false, time: '2026-12-07T14:00:00Z'}\n\
          cases:\n  - name: the default reported down is skipped\n    \
-         request: {{location: shop, channel: whatsapp, body: Hello, now: '2026-12-07T15:00:00Z'}}\n    \
-         expect: {{instance: wa-orders, rule: any_available}}\n"
-    );
+         request: {location: shop, channel: whatsapp, body: Hello, now: '2026-12-07T15:00:00Z'}\n    \
+         expect: {instance: wa-orders, rule: any_available}\n";
     let dir = scenario_dir(&format!("rules: rules.yaml\nworld: world.yaml\n{with_events}"));
     // A second file on the same rules and world does not see the event.
     let other = "rules: rules.yaml\nworld: world.yaml\ncases:\n  - name: the default is up here\n    \
