@@ -225,17 +225,20 @@ fn recipient_fields_are_checked_where_they_are_read() {
     let err = text(&out.stderr);
     assert!(err.contains("must be before `end`"), "{err}");
     assert!(err.contains("got `city`"), "{err}");
-    // `exempt_replies` is a string option: `"0"` turns the exemption off, a
-    // bare number is refused as for any string option.
+    // `exempt_replies` is a duration: `0`, bare or quoted, turns the
+    // exemption off; another bare number is refused naming what it wants.
     let dir = temp_with(&[
         ("off.yaml", "rules:\n  - rule: send_window\n    exempt_replies: \"0\"\n  - any_available\n"),
         ("bare.yaml", "rules:\n  - rule: send_window\n    exempt_replies: 0\n  - any_available\n"),
+        ("five.yaml", "rules:\n  - rule: send_window\n    exempt_replies: 5\n  - any_available\n"),
     ]);
-    let out = run(&["check", "--rules", s(&dir.path().join("off.yaml"))], "");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let out = run(&["check", "--rules", s(&dir.path().join("bare.yaml"))], "");
+    for off in ["off.yaml", "bare.yaml"] {
+        let out = run(&["check", "--rules", s(&dir.path().join(off))], "");
+        assert_eq!(out.status.code(), Some(0), "{off}: {}", text(&out.stderr));
+    }
+    let out = run(&["check", "--rules", s(&dir.path().join("five.yaml"))], "");
     assert!(
-        text(&out.stderr).contains("`send_window.exempt_replies` must be a string; got `0`"),
+        text(&out.stderr).contains("`send_window.exempt_replies` must be a duration: a whole number and a unit"),
         "{}",
         text(&out.stderr)
     );

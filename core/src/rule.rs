@@ -593,6 +593,10 @@ pub enum OptionKind {
     String,
     /// A list of strings.
     StringList,
+    /// A duration: a whole number and a unit `s`, `m`, `h` or `d` (`30m`,
+    /// `24h`), or a bare `0`; the rule reads the text (and says whether
+    /// `0` is allowed).
+    Duration,
 }
 
 impl OptionKind {
@@ -614,7 +618,8 @@ impl OptionKind {
             }
             (OptionKind::Bool, Written::Bool(b)) => Ok(OptionValue::Bool(*b)),
             (OptionKind::Integer, Written::Int(i)) => Ok(OptionValue::Int(*i)),
-            (OptionKind::String, Written::Str(s)) => Ok(OptionValue::Str((*s).to_owned())),
+            (OptionKind::String | OptionKind::Duration, Written::Str(s)) => Ok(OptionValue::Str((*s).to_owned())),
+            (OptionKind::Duration, Written::Int(0)) => Ok(OptionValue::Str("0".to_owned())),
             (OptionKind::StringList, Written::List(items)) => items
                 .iter()
                 .map(|i| match i {
@@ -628,6 +633,7 @@ impl OptionKind {
                     OptionKind::Bool => "`true` or `false`",
                     OptionKind::Integer => "a whole number",
                     OptionKind::String => "a string",
+                    OptionKind::Duration => "a duration: a whole number and a unit s, m, h or d (`30m`, `24h`)",
                     _ => "a list of strings",
                 };
                 Err(format!("`{rule}.{name}` must be {want}; got {other}"))

@@ -138,7 +138,7 @@ register_rule! {
     on_unavailable: Some(OnUnavailable::Skip),
     options: &[OptionSpec {
         name: "ttl",
-        kind: OptionKind::String,
+        kind: OptionKind::Duration,
         default: DEFAULT_TTL,
         doc: "how long the conversation is remembered after its last message: a whole number and s, m, h or d",
     }],

@@ -409,9 +409,9 @@ register_rule! {
         },
         OptionSpec {
             name: "exempt_replies",
-            kind: OptionKind::String,
+            kind: OptionKind::Duration,
             default: "24h",
-            doc: "a contact who wrote in within this is exempt (s, m, h or d; \"0\" turns it off)",
+            doc: "a contact who wrote in within this is exempt (s, m, h or d; 0 turns it off)",
         },
     ],
     build: build,

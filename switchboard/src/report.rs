@@ -298,6 +298,7 @@ fn option_kind(kind: &OptionKind) -> Value {
         OptionKind::Bool => json!({"type": "bool"}),
         OptionKind::Integer => json!({"type": "integer"}),
         OptionKind::String => json!({"type": "string"}),
+        OptionKind::Duration => json!({"type": "duration"}),
         OptionKind::StringList => json!({"type": "string_list"}),
     }
 }

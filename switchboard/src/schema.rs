@@ -385,7 +385,7 @@ pub fn limits() -> [(&'static str, u64, &'static str); 5] {
 /// An option's default as a JSON value of its type, when it reads as one.
 fn option_default(spec: &OptionSpec) -> Option<Value> {
     match spec.kind {
-        OptionKind::Choice(_) | OptionKind::String => Some(json!(spec.default)),
+        OptionKind::Choice(_) | OptionKind::String | OptionKind::Duration => Some(json!(spec.default)),
         OptionKind::Bool | OptionKind::Integer | OptionKind::StringList => {
             let v: serde_yaml::Value = serde_yaml::from_str(spec.default).ok()?;
             let v = serde_json::to_value(v).ok()?;
@@ -405,6 +405,11 @@ fn option_schema(spec: &OptionSpec) -> Value {
         OptionKind::Bool => json!({"type": "boolean"}),
         OptionKind::Integer => json!({"type": "integer"}),
         OptionKind::String => json!({"type": "string"}),
+        // A string with a unit, or the number 0 (the pattern binds strings,
+        // the bounds numbers).
+        OptionKind::Duration => {
+            json!({"type": ["string", "integer"], "pattern": "^\\s*[0-9]+[smhd]?\\s*$", "minimum": 0, "maximum": 0})
+        }
         OptionKind::StringList => json!({"type": "array", "items": {"type": "string"}}),
     };
     schema["description"] = json!(spec.doc);

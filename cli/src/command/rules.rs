@@ -81,6 +81,7 @@ fn describe(registry: &Registry) -> String {
                 OptionKind::Bool => "true | false".into(),
                 OptionKind::Integer => "integer".into(),
                 OptionKind::String => "string".into(),
+                OptionKind::Duration => "duration".into(),
                 OptionKind::StringList => "list of strings".into(),
             };
             out.push_str(&format!("      option {}: {kind} (default {}) {}\n", o.name, o.default, o.doc));

@@ -55,7 +55,8 @@ impl Kind {
     /// The kind of rules.yaml value it takes (a duration is written as text).
     pub(crate) fn option_kind(self) -> OptionKind {
         match self {
-            Kind::String | Kind::Duration => OptionKind::String,
+            Kind::String => OptionKind::String,
+            Kind::Duration => OptionKind::Duration,
             Kind::Integer => OptionKind::Integer,
             Kind::Boolean => OptionKind::Bool,
             Kind::List => OptionKind::StringList,
