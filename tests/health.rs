@@ -254,3 +254,27 @@ fn a_fleet_on_redis_shares_quarantines() {
     assert_eq!(billing["health"]["deliveries"], 40, "{billing}");
     assert_eq!(billing["health"]["state"], "quarantined", "{billing}");
 }
+
+#[test]
+fn a_logged_quarantine_replays_with_no_change() {
+    let rules = format!("rules: [manual_override, any_available]\n{HEALTH}");
+    let dir = crate::util::temp_with(&[
+        ("rules.yaml", &rules),
+        ("world.yaml", &std::fs::read_to_string(example("world.yaml")).unwrap()),
+    ]);
+    let (rules, world, log) = (dir.path().join("rules.yaml"), dir.path().join("world.yaml"), dir.path().join("log"));
+    let server = Server::start(&["--rules", s(&rules), "--world", s(&world), "--decision-log", s(&log)]);
+    let select = r#"{"location":"shop","channel":"whatsapp","body":"{ WA#1 }"}"#;
+    assert_eq!(post(&server.url("/v1/select"), select).1["instance"]["id"], "wa-orders");
+    assert_eq!(post(&server.url("/v1/events"), &recent_failures("wa-orders", 3)).1["accepted"], 3);
+    assert_eq!(post(&server.url("/v1/select"), select).1["error"]["kind"], "instance_quarantined");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(std::time::Instant::now() < end, "the log never got its 5 lines");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(server);
+    let out = crate::util::run(&["replay", "--rules", s(&rules), "--world", s(&world), "--log", s(&log)], "");
+    let stdout = crate::util::text(&out.stdout);
+    assert!(stdout.starts_with("2 decisions, 2 unchanged, 0 changed"), "{stdout}");
+}
