@@ -25,6 +25,11 @@ export declare class NativeEngine {
    */
   selectJson(request: string): string
   /**
+   * The decisions for several request texts, in order, all on one
+   * configuration (`selectMany` in `index.js`).
+   */
+  selectManyJson(requests: Array<string>): Array<string>
+  /**
    * The code-100 decision (JSON text) for a request that is not even
    * JSON-encodable (`index.js` passes the reason).
    */

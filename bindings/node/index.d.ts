@@ -198,6 +198,8 @@ export declare class Engine {
   static open(options: OpenOptions): Engine
   /** One decision; never throws for a request it cannot use (code-100 decision). */
   select(request: Request): Decision
+  /** The decisions of several requests, in order, all on one configuration; a request it cannot use gets its code-100 decision in its place. */
+  selectMany(requests: Request[]): Decision[]
   /** JSON text in, decision JSON text out; never throws for a request it cannot use. */
   selectJson(request: string): string
   /** The explain table (what `switchboard explain` prints). */

@@ -34,6 +34,23 @@ class Engine {
     return JSON.parse(text === undefined ? this.#native.requestError(error) : this.#native.selectJson(text))
   }
 
+  /**
+   * The decisions of several requests, in order, all on one configuration
+   * (a reload in between changes none of them); a request it cannot use
+   * gets its code-100 decision in its place.
+   */
+  selectMany(requests) {
+    if (!Array.isArray(requests)) {
+      throw new TypeError(`selectMany expects an array of requests, got ${describe(requests)}`)
+    }
+    const encoded = requests.map(encode)
+    const decided = this.#native.selectManyJson(encoded.map(({ text }) => text ?? 'null'))
+    return decided.map((decision, i) => {
+      const { text, error } = encoded[i]
+      return JSON.parse(text === undefined ? this.#native.requestError(error) : decision)
+    })
+  }
+
   /** One decision, JSON text in, JSON text out (the fast path). */
   selectJson(text) {
     if (typeof text !== 'string') {

@@ -39,6 +39,14 @@ pub fn select_text(live: &Live, request: &str) -> String {
     decide_text(request, |r| live.select(r)).to_json()
 }
 
+/// The decisions (JSON texts) for several request texts, in order, all on
+/// one configuration (a reload in between changes none of them); each as
+/// [`select_text`] gives it. The bindings' batch calls.
+pub fn select_many_text<'r>(live: &Live, requests: impl IntoIterator<Item = &'r str>) -> Vec<String> {
+    let snapshot = live.snapshot();
+    requests.into_iter().map(|text| decide_text(text, |r| snapshot.plan.select(&snapshot.world, r)).to_json()).collect()
+}
+
 /// The explain table for one request text, as `switchboard explain` prints
 /// it (a request that cannot be read gets the table of its code-100
 /// decision).

@@ -139,6 +139,13 @@ impl NativeEngine {
         guarded("selectJson", || Ok(embed::select_text(&self.live, &request)))
     }
 
+    /// The decisions for several request texts, in order, all on one
+    /// configuration (`selectMany` in `index.js`).
+    #[napi]
+    pub fn select_many_json(&self, requests: Vec<String>) -> napi::Result<Vec<String>> {
+        guarded("selectMany", || Ok(embed::select_many_text(&self.live, requests.iter().map(String::as_str))))
+    }
+
     /// The code-100 decision (JSON text) for a request that is not even
     /// JSON-encodable (`index.js` passes the reason).
     #[napi]

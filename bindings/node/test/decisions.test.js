@@ -27,6 +27,30 @@ test('selectJson and select decide exactly like the CLI on the example requests'
   engine.close()
 })
 
+test('selectMany decides a batch like the CLI, in order, a bad request in its place', () => {
+  const expected = cliDecisions()
+  const requests = []
+  const wanted = []
+  requestLines().forEach((line, i) => {
+    try {
+      requests.push(JSON.parse(line))
+      wanted.push(expected[i])
+    } catch {
+      // not JSON: only the text path can carry it
+    }
+  })
+  const engine = Engine.open({ rules, world })
+  const cyclic = { location: 'shop', channel: 'sms', body: 'x' }
+  cyclic.self = cyclic
+  const decisions = engine.selectMany([...requests, cyclic])
+  assert.deepStrictEqual(decisions.slice(0, requests.length), wanted)
+  const last = decisions[requests.length]
+  assert.equal(last.error.code, 100)
+  assert.deepStrictEqual(engine.selectMany([]), [])
+  assert.throws(() => engine.selectMany('nope'), TypeError)
+  engine.close()
+})
+
 test('a request that cannot be used is a code-100 decision, never a throw', () => {
   const engine = Engine.open({ rules, world })
   for (const bad of [undefined, null, 42, 'text', [1, 2], { location: 'shop' }, { location: 'shop', channel: 'sms', body: 'x', typo: 1 }, 10n]) {

@@ -176,11 +176,14 @@ impl Engine {
             texts.push(request_text(py, &request?)?);
         }
         let decisions = detached(py, "select_many", || {
-            let snapshot = self.live.snapshot();
+            // (A request that cannot be encoded is decided as `null`, then
+            // given its own code-100 decision below.)
+            let decided = embed::select_many_text(&self.live, texts.iter().map(|t| t.as_deref().unwrap_or("null")));
             texts
                 .iter()
-                .map(|t| match t {
-                    Ok(text) => switchboard::decide_text(text, |r| snapshot.plan.select(&snapshot.world, r)).to_json(),
+                .zip(decided)
+                .map(|(t, decision)| match t {
+                    Ok(_) => decision,
                     Err(reason) => unreadable(reason),
                 })
                 .collect::<Vec<String>>()
