@@ -167,16 +167,16 @@ impl Plan {
         // (Built where needed: built up front it cost every selection.)
         let walk = || Walk { plan: self, cx: &cx, chain, location, request, now: &now, count, counting, patterns };
         // The store is asked about every selection of a chain that counts
-        // them all (`least_used`) or remembers conversations (`general`
+        // them all (`least_used`) or remembers conversations (`rest_of_chain`
         // walks those); otherwise only about an instance with limits (its
         // own or its pool's, see `admit`), and nothing is remembered.
         let store = self.store.as_deref();
         if store.is_some() && (counting == Counting::All || (count && chain.memory_ttl.is_some())) {
-            return walk().general(trace, body, 0, None);
+            return walk().rest_of_chain(trace, body, 0, None);
         }
         // So here the chain's common answers (a plain `no_match`, a usable
         // instance the store admits) are taken at once, and any other hands
-        // the chain, from that step with that answer, to `Walk::general`.
+        // the chain, from that step with that answer, to `Walk::rest_of_chain`.
         // (This loop, a fraction of the general one, spills far less: ≈ 6 %
         // of a selection.)
         for (n, step) in chain.steps.iter().enumerate() {
@@ -191,7 +191,7 @@ impl Plan {
                             Admission::Free => {}
                             refused => {
                                 let first = (Outcome::Selected { instance, detail }, Some(refused));
-                                return walk().general(trace, body, n, Some(first));
+                                return walk().rest_of_chain(trace, body, n, Some(first));
                             }
                         }
                     }
@@ -199,7 +199,7 @@ impl Plan {
                     answer(&mut trace, &chain.steps, n, TraceOutcome::Selected, detail);
                     return Decision::selected(step.id, body, instance, trace);
                 }
-                other => return walk().general(trace, body, n, Some((other, None))),
+                other => return walk().rest_of_chain(trace, body, n, Some((other, None))),
             }
         }
         walk().exhausted(trace, body)
@@ -236,7 +236,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
     /// `from`'s answer when it was already asked, with the store's answer
     /// about the instance it selected when the store was asked too.
     #[inline(never)]
-    fn general(
+    fn rest_of_chain(
         &self,
         mut trace: Vec<TraceEntry>,
         body: String,

@@ -275,6 +275,12 @@ impl Chain {
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }
+
+    /// Whether an enabled step can select for any request
+    /// ([`SelectionRule::is_fallback`]): else the chain can run out.
+    pub fn has_fallback(&self) -> bool {
+        self.steps.iter().any(|s| s.rule.is_fallback())
+    }
 }
 
 /// What a compiler hands to [`Plan::new`].

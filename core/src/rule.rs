@@ -69,6 +69,14 @@ pub trait SelectionRule: Send + Sync {
     fn needs_patterns(&self) -> bool {
         false
     }
+
+    /// Whether the rule can select for any request, whatever its body,
+    /// contact or tags say, as `any_available` and `default_instance` do:
+    /// a chain without such a rule enabled can run out, and the compiler
+    /// warns about it. The default is `false`.
+    fn is_fallback(&self) -> bool {
+        false
+    }
 }
 
 /// A boxed or shared rule is the rule: every method forwards (one macro,
@@ -94,6 +102,10 @@ macro_rules! forward_rule {
 
             fn needs_patterns(&self) -> bool {
                 (**self).needs_patterns()
+            }
+
+            fn is_fallback(&self) -> bool {
+                (**self).is_fallback()
             }
         }
     )+};

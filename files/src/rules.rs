@@ -112,7 +112,7 @@ pub fn compile_with(
                 None => continue,
             },
         };
-        if chain.steps().iter().any(|s| FALLBACKS.contains(&s.id())) {
+        if chain.has_fallback() {
             continue;
         }
         match lists.iter_mut().find(|(node, _)| std::ptr::eq(*node, list)) {
@@ -152,10 +152,6 @@ pub fn compile_with(
         health,
     }))
 }
-
-/// Rules that can select whatever the request says: a chain without any of
-/// them can run out.
-const FALLBACKS: [&str; 2] = ["any_available", "default_instance"];
 
 /// The keys of a `wasm:` entry of `plugins:`.
 const WASM_PLUGIN_KEYS: [&str; 4] = ["wasm", "sha256", "max_memory_mb", "timeout_ms"];

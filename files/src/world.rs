@@ -41,7 +41,7 @@ pub fn read_world(text: &str, file: &str, registry: &Registry) -> Result<World, 
     let fast = if json {
         read_json_world(text.as_bytes(), registry).ok().flatten()
     } else {
-        Fast { registry, top: true }.deserialize(serde_yaml::Deserializer::from_str(text)).ok()
+        WorldSeed { registry, top: true }.deserialize(serde_yaml::Deserializer::from_str(text)).ok()
     };
     match fast {
         Some(world) => Ok(world),
@@ -639,7 +639,7 @@ fn read_warmup<'n>(node: &'n Node<'_>, path: &Path<'_>, out: &mut Vec<Diagnostic
 
 /// The happy path for YAML: a world file read by serde into locations as
 /// it goes, refusing (with no detail) anything the slow path would report.
-struct Fast<'r> {
+struct WorldSeed<'r> {
     registry: &'r Registry,
     /// The file (a map), else its `locations` (a list).
     top: bool,
@@ -815,7 +815,7 @@ impl<'de> Deserialize<'de> for UserList {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Fast<'_> {
+impl<'de> DeserializeSeed<'de> for WorldSeed<'_> {
     type Value = World;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<World, D::Error> {
         if self.top {
@@ -826,7 +826,7 @@ impl<'de> DeserializeSeed<'de> for Fast<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Fast<'_> {
+impl<'de> Visitor<'de> for WorldSeed<'_> {
     type Value = World;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a world file")
@@ -837,7 +837,7 @@ impl<'de> Visitor<'de> for Fast<'_> {
             Some(key) if key == "locations" => {}
             _ => return Err(refuse()),
         }
-        let world = map.next_value_seed(Fast { registry: self.registry, top: false })?;
+        let world = map.next_value_seed(WorldSeed { registry: self.registry, top: false })?;
         match map.next_key::<de::IgnoredAny>()? {
             None => Ok(world),
             Some(_) => Err(refuse()),

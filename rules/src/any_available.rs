@@ -156,6 +156,11 @@ impl SelectionRule for AnyAvailable {
         self.strategy == Strategy::LeastUsed
     }
 
+    /// Any connected instance with a phone will do.
+    fn is_fallback(&self) -> bool {
+        true
+    }
+
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         let instances = cx.instances();
         let count = instances.available_len();

@@ -13,6 +13,11 @@ pub const CODE: u32 = 105;
 pub struct DefaultInstance;
 
 impl SelectionRule for DefaultInstance {
+    /// The location's default, whatever the request says.
+    fn is_fallback(&self) -> bool {
+        true
+    }
+
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         match cx.instances().default_instance() {
             None => Outcome::no_match_because(format!(
