@@ -317,6 +317,13 @@ impl Instance {
     pub fn quarantined_until(&self) -> Option<Timestamp> {
         self.quarantined.as_deref().copied()
     }
+    /// Whether the number itself is connected (as the file or an
+    /// `instance_status` override says), quarantined or not: what a
+    /// WebAssembly rule reads as `connected`, beside `usable`.
+    #[inline]
+    pub fn is_online(&self) -> bool {
+        self.connected || self.quarantined.is_some()
+    }
     /// Why an instance that is not connected cannot be used, for messages:
     /// `disconnected`, or `quarantined until <time>`.
     pub fn unusable_state(&self) -> String {

@@ -41,7 +41,7 @@ pub(crate) fn write(out: &mut Vec<u8>, cx: &RuleContext<'_>) {
         out.extend_from_slice(b",\"phone\":");
         string(out, instance.phone());
         let usable = instance.is_connected() && cx.at_capacity(instance).is_none();
-        out.extend_from_slice(if instance.is_connected() { b",\"connected\":true" } else { b",\"connected\":false" });
+        out.extend_from_slice(if instance.is_online() { b",\"connected\":true" } else { b",\"connected\":false" });
         out.extend_from_slice(if usable { b",\"usable\":true" } else { b",\"usable\":false" });
         out.extend_from_slice(b",\"users\":");
         strings(out, instance.users().iter().map(String::as_str));

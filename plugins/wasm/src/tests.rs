@@ -145,6 +145,17 @@ fn the_input_is_the_json_of_the_spec() {
         ]
     });
     assert_eq!(json, want);
+    // A quarantined instance (live state) is connected and not usable.
+    let until: switchboard_core::capacity::jiff::Timestamp = "2026-12-07T15:05:00Z".parse().unwrap();
+    let quarantined = location.with_live(|i| (None, (i.id() == "wa-1").then_some(until))).unwrap();
+    let cx = switchboard_core::RuleContext::new(&request, channel, position, quarantined.channel("whatsapp"), &scan);
+    input::write(&mut out, &cx);
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (&json["instances"][0]["connected"], &json["instances"][0]["usable"]),
+        (&serde_json::json!(true), &serde_json::json!(false))
+    );
+    assert_eq!(json["instances"][2]["usable"], true);
     let request = Request::from_json(r#"{"location":"l","channel":"whatsapp","body":""}"#).unwrap();
     let cx = switchboard_core::RuleContext::new(&request, channel, position, location.channel("whatsapp"), &scan);
     input::write(&mut out, &cx);
