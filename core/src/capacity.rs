@@ -769,6 +769,10 @@ pub struct StatusUpdate<'a> {
     pub set: Option<(bool, Option<&'a str>, Option<Timestamp>)>,
 }
 
+/// The health of a location's instances, by instance id, with each one's
+/// deliveries in a window ([`CapacityStore::health`]).
+pub type HealthList = Vec<(String, HealthRecord, WindowCounts)>;
+
 /// How long a store keeps a contact's last inbound message
 /// ([`CapacityStore::last_inbound`]): longer than any reply window.
 pub const INBOUND_KEPT: Duration = Duration::from_secs(30 * 86_400);
@@ -942,12 +946,7 @@ pub trait CapacityStore: Send + Sync {
     /// The health of every instance of `location` that had a delivery
     /// event, with its deliveries in the `window` ending at `now` (for
     /// `/v1/instances` and explain; not on the decision path).
-    fn health(
-        &self,
-        location: &str,
-        window: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<(String, HealthRecord, WindowCounts)>, StoreError> {
+    fn health(&self, location: &str, window: Duration, now: Timestamp) -> Result<HealthList, StoreError> {
         let _ = (location, window, now);
         Ok(Vec::new())
     }

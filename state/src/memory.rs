@@ -8,9 +8,9 @@ use std::time::Duration;
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHasher};
 use switchboard_core::capacity::{
-    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, DeliveryUpdate, HealthPolicy,
-    HealthRecord, LimitKind, Limits, LiveState, Reservation, ReservationRequest, Scope, StatusOverride, StatusUpdate,
-    StoreError, Transition, Usage, Window, WindowCounts, INBOUND_KEPT,
+    jiff::Timestamp, AtCapacity, Calendar, CapacityStore, ConversationKey, Counts, DeliveryUpdate, HealthList,
+    HealthPolicy, HealthRecord, LimitKind, Limits, LiveState, Reservation, ReservationRequest, Scope, StatusOverride,
+    StatusUpdate, StoreError, Transition, Usage, Window, WindowCounts, INBOUND_KEPT,
 };
 
 /// Shards of the counters; a power of two.
@@ -606,15 +606,10 @@ impl CapacityStore for MemoryStore {
         Ok(transition)
     }
 
-    fn health(
-        &self,
-        location: &str,
-        window: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<(String, HealthRecord, WindowCounts)>, StoreError> {
+    fn health(&self, location: &str, window: Duration, now: Timestamp) -> Result<HealthList, StoreError> {
         let health = lock(&self.health);
         let Some(instances) = health.get(location) else { return Ok(Vec::new()) };
-        let mut out: Vec<(String, HealthRecord, WindowCounts)> = instances
+        let mut out: HealthList = instances
             .iter()
             .map(|(id, h)| (id.to_string(), h.record, h.counts(window, now.as_millisecond())))
             .collect();

@@ -11,9 +11,9 @@ use redis::{
     TlsCertificates,
 };
 use switchboard_core::capacity::{
-    jiff::Timestamp, AtCapacity, CapacityStore, ConversationKey, Counts, DeliveryUpdate, HealthPolicy, HealthRecord,
-    LimitKind, LiveState, Reservation, ReservationRequest, Scope, StatusOverride, StatusUpdate, StoreError,
-    StoreErrorKind, Transition, Usage, WindowCounts, WindowSpan, INBOUND_KEPT,
+    jiff::Timestamp, AtCapacity, CapacityStore, ConversationKey, Counts, DeliveryUpdate, HealthList, HealthPolicy,
+    HealthRecord, LimitKind, LiveState, Reservation, ReservationRequest, Scope, StatusOverride, StatusUpdate,
+    StoreError, StoreErrorKind, Transition, Usage, WindowCounts, WindowSpan, INBOUND_KEPT,
 };
 
 use crate::memory::expiry_ms;
@@ -879,12 +879,7 @@ impl CapacityStore for RedisStore {
         ))
     }
 
-    fn health(
-        &self,
-        location: &str,
-        window: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<(String, HealthRecord, WindowCounts)>, StoreError> {
+    fn health(&self, location: &str, window: Duration, now: Timestamp) -> Result<HealthList, StoreError> {
         let key = self.live_key(location);
         let fields: Vec<(String, String)> = self.run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
         let to = now.as_millisecond();

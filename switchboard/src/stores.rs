@@ -17,9 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use switchboard_core::capacity::{
-    jiff::Timestamp, DeliveryUpdate, HealthPolicy, HealthRecord, Transition, Usage, WindowCounts,
-};
+use switchboard_core::capacity::{jiff::Timestamp, DeliveryUpdate, HealthList, HealthPolicy, Transition, Usage};
 use switchboard_core::{
     CapacityConfig, CapacityStore, ConversationKey, FileErrors, LiveState, OnStoreError, Plan, Reservation,
     ReservationRequest, StatusUpdate, StoreError, StoreKind,
@@ -352,12 +350,7 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
         self.health.observe(self.inner.record_delivery(update, policy))
     }
 
-    fn health(
-        &self,
-        location: &str,
-        window: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<(String, HealthRecord, WindowCounts)>, StoreError> {
+    fn health(&self, location: &str, window: Duration, now: Timestamp) -> Result<HealthList, StoreError> {
         self.health.observe(self.inner.health(location, window, now))
     }
 }
