@@ -124,3 +124,37 @@ fn bad_schedules_are_located_errors() {
         assert!(stderr.contains("world.yaml:5:"), "located on the instance's line: {stderr}");
     }
 }
+
+#[test]
+fn a_schedule_is_exact_across_processes_on_redis() {
+    let redis = crate::redis_server::RedisServer::start();
+    let rules = format!("{RULES}capacity: {{store: redis, redis_url: '{}', key_prefix: 'warm:'}}\n", redis.url());
+    let dir = temp_with(&[("rules.yaml", &rules), ("world.yaml", &world("{since: 2026-12-01, per_day: [3, 5]}", ""))]);
+    let open = || {
+        switchboard::Live::open(
+            crate::util::registry(),
+            dir.path().join("rules.yaml"),
+            Some(dir.path().join("world.yaml")),
+        )
+        .unwrap()
+    };
+    let (a, b) = (open(), open());
+    let request = crate::util::request(
+        r#"{"location":"shop","channel":"whatsapp","body":"{ WA#1 }","now":"2026-12-01T15:00:00Z"}"#,
+    );
+    // Two processes, eight threads, twenty decisions: day 0 allows three.
+    let selected = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for live in [&a, &b, &a, &b, &a, &b, &a, &b] {
+            let (request, selected) = (&request, &selected);
+            scope.spawn(move || {
+                for _ in 0..3 {
+                    if live.select(request).is_ok() {
+                        selected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(selected.into_inner(), 3);
+}
