@@ -109,7 +109,15 @@ impl SelectionRule for Geomatch {
                 .filter(|(_, g)| g.calling_code == phone.calling_code && g.area_code == Some(area))
                 .map(|(i, _)| i)
                 .collect();
-            if let Some(outcome) = self.pick(cx, &local, || format!("area code {area:03} of the contact's {text}")) {
+            let what = |note: &mut String| {
+                note.push_str("area code ");
+                let digits = number(u64::from(area));
+                (digits.len()..3).for_each(|_| note.push('0'));
+                note.push_str(&digits);
+                note.push_str(" of the contact's ");
+                note.push_str(text);
+            };
+            if let Some(outcome) = self.pick(cx, &local, what) {
                 return outcome;
             }
         }
@@ -123,7 +131,7 @@ impl SelectionRule for Geomatch {
         let national: Matches<'a> =
             usable().filter(|(_, g)| g.calling_code == code && g.region == Some(region)).map(|(i, _)| i).collect();
         if let Some(outcome) =
-            self.pick(cx, &national, || format!("country {region:?} (+{code}) of the contact's {text}"))
+            self.pick(cx, &national, |note| _ = write!(note, "country {region:?} (+{code}) of the contact's {text}"))
         {
             return outcome;
         }
@@ -141,20 +149,49 @@ impl Geomatch {
         &self,
         cx: &RuleContext<'a>,
         matches: &[&'a Arc<Instance>],
-        what: impl FnOnce() -> String,
+        what: impl FnOnce(&mut String),
     ) -> Option<Outcome<'a>> {
         let (picked, how) = self.picker.pick(cx, matches);
         let instance = picked?;
-        let mut note = what();
+        // `<what>: wa-646 (#2, (646) 555-0102) (lowest index, 1 of 1
+        // matching)`, written piece by piece into one allocation (the
+        // formatting machinery cost more than the match itself).
+        let mut note = String::with_capacity(160);
+        what(&mut note);
         let phone = if instance.has_phone() { instance.phone() } else { "no phone" };
-        let _ = write!(
-            note,
-            ": {} (#{}, {phone}) ({how}, 1 of {} matching)",
-            instance.id(),
-            instance.index(),
-            matches.len()
-        );
+        for piece in [": ", instance.id(), " (#", &number(instance.index()), ", ", phone, ") (", how, ", 1 of "] {
+            note.push_str(piece);
+        }
+        note.push_str(&number(matches.len() as u64));
+        note.push_str(" matching)");
         Some(Outcome::selected(instance).with_detail(note))
+    }
+}
+
+/// `n` in decimal, on the stack.
+fn number(n: u64) -> Digits {
+    let mut digits = Digits { bytes: [0; 20], from: 20 };
+    let mut n = n;
+    loop {
+        digits.from -= 1;
+        digits.bytes[digits.from] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return digits;
+        }
+    }
+}
+
+/// The decimal digits of a number.
+struct Digits {
+    bytes: [u8; 20],
+    from: usize,
+}
+
+impl std::ops::Deref for Digits {
+    type Target = str;
+    fn deref(&self) -> &str {
+        std::str::from_utf8(self.bytes.get(self.from..).unwrap_or_default()).unwrap_or_default()
     }
 }
 

@@ -261,7 +261,7 @@ impl SendWindow {
             None => Err(note.unwrap_or_else(|| "the contact has no timezone and the location names none".to_owned())),
         };
         match cx.contact().and_then(|c| c.timezone.as_deref()).map(str::trim).filter(|t| !t.is_empty()) {
-            Some(name) => match TimeZone::get(name) {
+            Some(name) => match zone_named(name) {
                 Ok(tz) => Ok(Zone { tz, name, whose: "the contact's timezone", note: None }),
                 Err(_) => fallback(Some(format!("the contact's timezone `{name}` is not an IANA timezone name"))),
             },
@@ -311,14 +311,26 @@ impl SelectionRule for SendWindow {
         let local = zone.tz.to_datetime(now);
         let day = WEEKDAYS[local.weekday().to_monday_zero_offset().unsigned_abs() as usize % 7];
         let (hour, minute) = (local.hour(), local.minute());
-        let note = zone.note.map_or_else(String::new, |n| format!("{n}; "));
         if self.window.holds(local) {
-            // (One allocation: the common answer.)
-            return Outcome::no_match_because(format!(
-                "{note}local time {day} {hour:02}:{minute:02} ({}, {}) is inside the send window {window}",
-                zone.name, zone.whose
-            ));
+            // The common answer, written piece by piece into one allocation
+            // (the formatting machinery cost more than the rest of the rule).
+            let pieces = [" (", zone.name, ", ", zone.whose, ") is inside the send window ", window];
+            let note = zone.note.as_deref().unwrap_or_default();
+            let mut detail = String::with_capacity(note.len() + 24 + pieces.iter().map(|p| p.len()).sum::<usize>());
+            if !note.is_empty() {
+                detail.push_str(note);
+                detail.push_str("; ");
+            }
+            detail.push_str("local time ");
+            detail.push_str(day);
+            detail.push(' ');
+            two_digits(&mut detail, hour);
+            detail.push(':');
+            two_digits(&mut detail, minute);
+            pieces.iter().for_each(|p| detail.push_str(p));
+            return Outcome::no_match_because(detail);
         }
+        let note = zone.note.map_or_else(String::new, |n| format!("{n}; "));
         let at = format!("{day} {hour:02}:{minute:02} ({}, {})", zone.name, zone.whose);
         if let Some(why) = self.exempt(cx, now) {
             return Outcome::no_match_because(format!("{note}local time {at} is outside {window}, but {why}"));
@@ -342,6 +354,35 @@ impl SelectionRule for SendWindow {
             ),
         }
     }
+}
+
+/// The timezone of an IANA name, from a few kept per thread: a CRM's
+/// contacts share a handful of zones, and the look-up by name cost as much
+/// as the rest of the rule's common path.
+fn zone_named(name: &str) -> Result<TimeZone, switchboard_core::capacity::jiff::Error> {
+    const KEPT: usize = 8;
+    thread_local! {
+        static ZONES: std::cell::RefCell<Vec<(Box<str>, TimeZone)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    ZONES.with(|zones| {
+        let mut zones = zones.borrow_mut();
+        if let Some((_, tz)) = zones.iter().find(|(n, _)| &**n == name) {
+            return Ok(tz.clone());
+        }
+        let tz = TimeZone::get(name)?;
+        if zones.len() == KEPT {
+            zones.remove(0);
+        }
+        zones.push((name.into(), tz.clone()));
+        Ok(tz)
+    })
+}
+
+/// `n` (0–99) as two digits.
+fn two_digits(out: &mut String, n: i8) {
+    let n = n.clamp(0, 99).unsigned_abs();
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
 fn build(options: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
