@@ -60,10 +60,12 @@ use switchboard_core::Diagnostic;
 #[cfg(doc)]
 use switchboard_core::{Plan, Registry};
 
+mod plugin_file;
 mod rules;
 mod tree;
 mod world;
 
+pub use plugin_file::{read_plugin_file, sha256_hex, PluginFile};
 pub use rules::{compile, compile_with, option_default, options_with_defaults};
 pub use world::{diagnose_world, is_json_file, read_json_world, read_world};
 

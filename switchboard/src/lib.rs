@@ -37,8 +37,9 @@ pub mod report;
 pub mod scenario;
 pub mod schema;
 mod stores;
-pub use live::{sha256_hex, Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
+pub use live::{Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
 pub use stores::{StoreHealth, Stores};
+pub use switchboard_files::sha256_hex;
 
 /// Every built-in rule and channel (and anything else submitted through
 /// `inventory` in this binary), frozen into a registry.
@@ -210,7 +211,6 @@ fn load_world_inner(
     registry: &Registry,
     hash: bool,
 ) -> Result<(World, Option<String>), FileErrors> {
-    use sha2::Digest;
     let name = path.display().to_string();
     let is_json = switchboard_files::is_json_file(&name);
     if is_json {
@@ -219,7 +219,7 @@ fn load_world_inner(
         }
     }
     let text = read_text_limited(path, max, setting)?;
-    let sha256 = hash.then(|| hex(&sha2::Sha256::digest(text.as_bytes())));
+    let sha256 = hash.then(|| switchboard_files::sha256_hex(text.as_bytes()));
     let world = match is_json {
         true => switchboard_files::diagnose_world(&text, &name, registry),
         false => switchboard_files::read_world(&text, &name, registry),

@@ -164,12 +164,6 @@ impl std::fmt::Debug for Live {
     }
 }
 
-/// sha256 of `bytes` as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    crate::hex(&sha2::Sha256::digest(bytes))
-}
-
 impl Inner {
     /// Reads both files and compiles what changed, reusing the half of the
     /// current snapshot whose file did not change. The world is read under
@@ -179,7 +173,7 @@ impl Inner {
     fn attempt(&self, current: &Snapshot, loaded: bool) -> Result<Option<Snapshot>, LoadErrors> {
         let mut errors: Vec<FileErrors> = Vec::new();
         let rules = crate::read_text(&self.rules).map_err(|e| errors.push(e)).ok();
-        let rules_sha256 = rules.as_deref().map(|t| sha256_hex(t.as_bytes()));
+        let rules_sha256 = rules.as_deref().map(|t| switchboard_files::sha256_hex(t.as_bytes()));
         // A WebAssembly module that changed on disk is loaded again, even
         // when the rules file did not change.
         let modules_changed = loaded

@@ -29,15 +29,13 @@ mod rule;
 mod v1_0;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use sha2::{Digest, Sha256};
 use switchboard_core::{
     ChannelInfo, Contribution, OnUnavailable, OptionKind, OptionSpec, PluginEntry, PluginLoader, RuleInfo, Source,
 };
+use switchboard_files::{read_plugin_file, PluginFile};
 use switchboard_plugin_sdk::abi;
 
 /// The loader. Loaded libraries live in one process-wide table.
@@ -64,42 +62,10 @@ impl PluginLoader for Loader {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// Checks and loads one library; `rules_file` (as named) is the file that
 /// lists it, for messages.
 fn load_file(path: &Path, pin: Option<&str>, rules_file: &str) -> Result<Arc<Loaded>, String> {
-    let listed_in = Path::new(rules_file).file_name().map_or(rules_file.into(), |n| n.to_string_lossy());
-    let canonical = path.canonicalize().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file; plugin paths are relative to the rules file".to_owned(),
-        _ => format!("cannot be read: {e}"),
-    })?;
-    let meta = std::fs::metadata(&canonical).map_err(|e| format!("cannot be read: {e}"))?;
-    if !meta.is_file() {
-        return Err("is not a file".into());
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o002 != 0 {
-        return Err(format!(
-            "is world-writable (mode {:o}): anyone could replace the code the engine runs; `chmod o-w` it",
-            mode & 0o777
-        ));
-    }
-    let bytes = std::fs::read(&canonical).map_err(|e| format!("cannot be read: {e}"))?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    if let Some(pin) = pin {
-        if !pin.eq_ignore_ascii_case(&sha256) {
-            return Err(format!(
-                "sha256 mismatch: the file's is {sha256} but {listed_in} pins {pin}; \
-                 deploy the pinned build or update the pin"
-            ));
-        }
-    }
+    let PluginFile { canonical, bytes, sha256 } = read_plugin_file(path, pin, rules_file, "build")?;
     if !bytes.starts_with(b"\x7fELF") {
         return Err("is not a shared library (no ELF header); build the plugin crate with \
                     `crate-type = [\"cdylib\"]` and list the .so it produces"

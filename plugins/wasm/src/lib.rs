@@ -37,13 +37,11 @@ mod rule;
 mod sandbox;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use sha2::{Digest, Sha256};
 use switchboard_core::{Contribution, OnUnavailable, PluginEntry, PluginKind, PluginLoader, RuleInfo, Source};
+use switchboard_files::{read_plugin_file, sha256_hex, PluginFile};
 use wasmtime::{ExternType, ValType};
 
 use crate::rule::{Declared, Shared};
@@ -97,44 +95,13 @@ pub fn modules_changed(plugins: &[PluginEntry], rules_file: &str) -> bool {
         let Ok(canonical) = resolve(entry, rules_file).canonicalize() else { return true };
         let Ok(bytes) = std::fs::read(&canonical) else { return true };
         let table = table().lock().unwrap_or_else(PoisonError::into_inner);
-        table.get(&canonical).is_none_or(|c| c.sha256 != hex(&Sha256::digest(&bytes)))
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
+        table.get(&canonical).is_none_or(|c| c.sha256 != sha256_hex(&bytes))
     })
 }
 
 fn load_file(path: &Path, entry: &PluginEntry, limits: Limits, rules_file: &str) -> Result<Contribution, String> {
-    let listed_in = Path::new(rules_file).file_name().map_or(rules_file.into(), |n| n.to_string_lossy());
-    let canonical = path.canonicalize().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file; plugin paths are relative to the rules file".to_owned(),
-        _ => format!("cannot be read: {e}"),
-    })?;
-    let meta = std::fs::metadata(&canonical).map_err(|e| format!("cannot be read: {e}"))?;
-    if !meta.is_file() {
-        return Err("is not a file".into());
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o002 != 0 {
-        return Err(format!(
-            "is world-writable (mode {:o}): anyone could replace the code the engine runs; `chmod o-w` it",
-            mode & 0o777
-        ));
-    }
-    let bytes = std::fs::read(&canonical).map_err(|e| format!("cannot be read: {e}"))?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    if let Some(pin) = &entry.sha256 {
-        if !pin.eq_ignore_ascii_case(&sha256) {
-            return Err(format!(
-                "sha256 mismatch: the file's is {sha256} but {listed_in} pins {pin}; \
-                 deploy the pinned module or update the pin"
-            ));
-        }
-    }
+    let PluginFile { canonical, bytes, sha256 } =
+        read_plugin_file(path, entry.sha256.as_deref(), rules_file, "module")?;
     if let Some(cached) = table().lock().unwrap_or_else(PoisonError::into_inner).get(&canonical) {
         if cached.sha256 == sha256 && cached.limits == limits {
             return Ok(cached.contribution.clone());
