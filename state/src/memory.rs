@@ -58,24 +58,46 @@ pub struct MemoryStore {
 /// The health of one location's instances, by instance id.
 type LocationHealth = FxHashMap<Box<str>, InstanceHealth>;
 
-/// One instance's health and its recent deliveries: (time ms, failed), in
-/// the order they were applied.
+/// One instance's health and its recent deliveries: (time ms, failed),
+/// ordered by time, with how many of them failed (so that a delivery costs
+/// the same however many the window holds).
 #[derive(Default)]
 struct InstanceHealth {
     record: HealthRecord,
     deliveries: std::collections::VecDeque<(i64, bool)>,
+    failures: u64,
 }
 
 impl InstanceHealth {
+    /// Keeps a delivery, in time order (nearly always at the back).
+    fn add(&mut self, time_ms: i64, failed: bool) {
+        let at = self.deliveries.partition_point(|(t, _)| *t <= time_ms);
+        self.deliveries.insert(at, (time_ms, failed));
+        self.failures += u64::from(failed);
+    }
+
+    /// Drops the deliveries at or before `from_ms`.
+    fn prune(&mut self, from_ms: i64) {
+        while let Some(&(t, failed)) = self.deliveries.front() {
+            if t > from_ms {
+                break;
+            }
+            self.deliveries.pop_front();
+            self.failures -= u64::from(failed);
+        }
+    }
+
     /// The deliveries in the `window` ending at `now_ms`.
     fn counts(&self, window: Duration, now_ms: i64) -> WindowCounts {
         let from = now_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
-        let mut counts = WindowCounts::default();
-        for (_, failed) in self.deliveries.iter().filter(|(t, _)| *t > from && *t <= now_ms) {
-            counts.deliveries += 1;
-            counts.failures += u64::from(*failed);
-        }
-        counts
+        let low = self.deliveries.partition_point(|(t, _)| *t <= from);
+        let high = self.deliveries.partition_point(|(t, _)| *t <= now_ms);
+        let failures = if low == 0 && high == self.deliveries.len() {
+            self.failures
+        } else {
+            self.deliveries.range(low..high).filter(|(_, failed)| *failed).count() as u64
+        };
+        WindowCounts { deliveries: (high - low) as u64, failures }
     }
 }
 
@@ -589,8 +611,8 @@ impl CapacityStore for MemoryStore {
             // Deliveries older than the window of this one are of no use to
             // any later one.
             let from = time_ms.saturating_sub(i64::try_from(policy.window.as_millis()).unwrap_or(i64::MAX));
-            instance.deliveries.retain(|(t, _)| *t > from);
-            instance.deliveries.push_back((time_ms, update.failed));
+            instance.prune(from);
+            instance.add(time_ms, update.failed);
             let counts = instance.counts(policy.window, time_ms);
             let transition = instance.record.deliver(policy, update.time, update.failed, counts);
             instance.record = transition.record;
@@ -640,6 +662,21 @@ struct Conversations {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_window_of_deliveries_counts_in_time_order_whatever_the_arrival() {
+        let mut health = super::InstanceHealth::default();
+        for (t, failed) in [(10, true), (30, false), (20, true), (40, true)] {
+            health.add(t, failed);
+        }
+        let window = std::time::Duration::from_millis(25);
+        assert_eq!(health.counts(window, 40), super::WindowCounts { deliveries: 3, failures: 2 }, "(15, 40]");
+        assert_eq!(health.counts(window, 30), super::WindowCounts { deliveries: 3, failures: 2 }, "(5, 30]");
+        assert_eq!(health.counts(window, 25), super::WindowCounts { deliveries: 2, failures: 2 }, "(0, 25]");
+        health.prune(20);
+        assert_eq!(health.counts(window, 40), super::WindowCounts { deliveries: 2, failures: 1 });
+        assert_eq!(health.failures, 1);
+    }
+
     use switchboard_core::capacity::StatusUpdate;
 
     #[test]
