@@ -1,4 +1,4 @@
-# What the serve benchmarks share (sourced by run.sh and capacity.sh from the
+# What the serve benchmarks share (sourced by the scripts here from the
 # repository's root): the settings, a work directory removed at exit with
 # every background process, starting `switchboard serve`, one wrk run.
 set -euo pipefail
@@ -28,10 +28,11 @@ start_serve() {
   PORT=$(head -1 "$WORK/$name.err" | sed 's/.*127.0.0.1://')
 }
 
-# wrk_run URL [DURATION]: one wrk run posting post.lua's request to URL
-# (DURATION defaults to DUR); sets RPS, P50, P99, REQS and ERRORS.
+# wrk_run URL [DURATION] [SCRIPT]: one wrk run posting post.lua's request
+# (or SCRIPT's) to URL (DURATION defaults to DUR); sets RPS, P50, P99, REQS
+# and ERRORS.
 wrk_run() {
-  wrk -t2 -c"$CONN" -d"${2:-$DUR}" --latency -s "$HERE/post.lua" "$1" > "$WORK/wrk.out"
+  wrk -t2 -c"$CONN" -d"${2:-$DUR}" --latency -s "${3:-$HERE/post.lua}" "$1" > "$WORK/wrk.out"
   RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
   P50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.out")
   P99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
