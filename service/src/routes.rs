@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use switchboard::decision_log::{DecisionIds, DecisionLog, Entry};
-use switchboard::{Decision, ErrorKind, Live, Registry, Snapshot};
+use switchboard::{Decision, ErrorKind, Intent, Live, Registry, Snapshot};
 
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::ServeError;
@@ -121,11 +121,7 @@ impl State {
             Ok(request) => {
                 let started = Instant::now();
                 // `serve --dry-run` never counts against capacity (docs/capacity.md).
-                let decision = if self.0.dry_run {
-                    snapshot.plan.preview(&snapshot.world, &request)
-                } else {
-                    snapshot.plan.select(&snapshot.world, &request)
-                };
+                let decision = snapshot.decide(&request, Intent::dry_run(self.0.dry_run));
                 self.0.metrics.decision_duration.observe(started.elapsed().as_secs_f64());
                 let registry = snapshot.plan.registry();
                 // Only registered channels become label values: a client
@@ -291,7 +287,7 @@ fn explain_on(snapshot: &Snapshot, body: &[u8]) -> Response {
     let (request, decision) = match parsed {
         Ok(request) => {
             // An explanation never counts against capacity (docs/capacity.md).
-            let decision = snapshot.plan.preview(&snapshot.world, &request);
+            let decision = snapshot.decide(&request, Intent::Preview);
             (Some(request), decision)
         }
         Err(decision) => (None, decision),

@@ -30,6 +30,7 @@ pub mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
+mod intent;
 pub mod lines;
 mod live;
 pub mod replay;
@@ -37,6 +38,7 @@ pub mod report;
 pub mod scenario;
 pub mod schema;
 mod stores;
+pub use intent::Intent;
 pub use live::{sha256_hex, Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
 pub use stores::{StoreHealth, Stores};
 

@@ -26,7 +26,7 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
     let (request, decision) = match switchboard::parse_request(&text) {
         Ok(request) => {
             // An explanation never counts against capacity (docs/capacity.md).
-            let decision = plan.preview(&world, &request);
+            let decision = switchboard::Intent::Preview.decide(&plan, &world, &request);
             (Some(request), decision)
         }
         Err(decision) => (None, decision),
