@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use switchboard::decision_log::{DecisionIds, DecisionLog, Entry};
-use switchboard::{Decision, ErrorKind, Intent, Live, Registry, Snapshot};
+use switchboard::{Decision, Intent, Live, Registry, Snapshot};
 
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::ServeError;
@@ -107,12 +107,9 @@ impl State {
     /// One decision for one request text, on `snapshot`, counted; the
     /// request text (for the log) comes back with it.
     fn decide(&self, snapshot: &Snapshot, bytes: &[u8]) -> (String, Decision) {
-        let text = match std::str::from_utf8(bytes) {
+        let text = match switchboard::request_text(bytes) {
             Ok(text) => text,
-            Err(e) => {
-                let at = e.valid_up_to();
-                let message = format!("the request is not valid UTF-8 (first bad byte at offset {at})");
-                let decision = Decision::request_error(ErrorKind::InvalidRequest, message, None);
+            Err(decision) => {
                 self.0.metrics.count_decision("", &decision, |_| None);
                 return (String::from_utf8_lossy(bytes).into_owned(), decision);
             }
@@ -276,29 +273,9 @@ fn may_block(snapshot: &Snapshot) -> bool {
 
 /// The explain answer for one request body.
 fn explain_on(snapshot: &Snapshot, body: &[u8]) -> Response {
-    let parsed = match std::str::from_utf8(body) {
-        Ok(text) => switchboard::parse_request(text),
-        Err(e) => Err(Decision::request_error(
-            ErrorKind::InvalidRequest,
-            format!("the request is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
-            None,
-        )),
-    };
-    let (request, decision) = match parsed {
-        Ok(request) => {
-            // An explanation never counts against capacity (docs/capacity.md).
-            let decision = snapshot.decide(&request, Intent::Preview);
-            (Some(request), decision)
-        }
-        Err(decision) => (None, decision),
-    };
-    let table =
-        switchboard::report::explain_table_with_capacity(&snapshot.plan, &snapshot.world, request.as_ref(), &decision);
-    // The decision's text as /v1/select writes it (same key order), not
-    // re-read into a map.
-    let decision_json = with_fields(&decision.to_json(), None, snapshot.generation);
-    let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    json_response(status, format!("{{\"decision\":{decision_json},\"table\":{}}}", Value::String(table)))
+    let explained = switchboard::report::explain(&snapshot.plan, &snapshot.world, body);
+    let status = if is_request_error(&explained.decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    json_response(status, explained.to_json(snapshot.generation))
 }
 
 /// `GET /v1/rules`: the registered rules and channels and every channel's

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::{decide_text, parse_request, report, Intent, Live, LoadErrors, ReloadEvent};
+use crate::{decide_text, report, Intent, Live, LoadErrors, ReloadEvent};
 
 /// Every problem of a failed load as a JSON array of
 /// `{"file", "line", "column", "message"}` (`line`/`column` are `null` when
@@ -52,16 +52,7 @@ pub fn select_many_text<'r>(live: &Live, requests: impl IntoIterator<Item = &'r 
 /// decision).
 pub fn explain_text(live: &Live, request: &str) -> String {
     let snapshot = live.snapshot();
-    let (plan, world) = (&*snapshot.plan, &*snapshot.world);
-    match parse_request(request) {
-        Ok(request) => report::explain_table_with_capacity(
-            plan,
-            world,
-            Some(&request),
-            &snapshot.decide(&request, Intent::Preview),
-        ),
-        Err(decision) => report::explain_table(None, &decision),
-    }
+    report::explain(&snapshot.plan, &snapshot.world, request.as_bytes()).table
 }
 
 #[cfg(test)]

@@ -286,6 +286,21 @@ pub fn decide_text(text: &str, select: impl FnOnce(&Request) -> Decision) -> Dec
     }
 }
 
+/// The text of a request received as bytes (an HTTP body, a binding's
+/// buffer): the code-100 decision, naming the first bad byte, when it is
+/// not UTF-8.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the decision answered in the request's place, as for parse_request"
+)]
+pub fn request_text(bytes: &[u8]) -> Result<&str, Decision> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let message = format!("the request is not valid UTF-8 (first bad byte at offset {at})");
+        Decision::request_error(ErrorKind::InvalidRequest, message, None)
+    })
+}
+
 /// Parses one request line; a line that cannot be read becomes the code-100
 /// decision the batch prints in its place. An unknown field gets a "did you
 /// mean" (`assigned_usr` → `assigned_user`), as rules.yaml does.
