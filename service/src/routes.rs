@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use switchboard::decision_log::{DecisionIds, DecisionLog, Entry};
+use switchboard::lines::{answer_lines, Line, Lines, Mode};
 use switchboard::{Decision, Intent, Live, Registry, Snapshot};
 
 use crate::metrics::{Metrics, ReloadLabels};
@@ -104,17 +105,34 @@ impl State {
         self.0.metrics.sync_store(up, self.0.live.store_errors_total());
     }
 
-    /// One decision for one request text, on `snapshot`, counted; the
+    /// One decision for one request body, on `snapshot`, counted; the
     /// request text (for the log) comes back with it.
     fn decide(&self, snapshot: &Snapshot, bytes: &[u8]) -> (String, Decision) {
-        let text = match switchboard::request_text(bytes) {
-            Ok(text) => text,
-            Err(decision) => {
-                self.0.metrics.count_decision("", &decision, |_| None);
-                return (String::from_utf8_lossy(bytes).into_owned(), decision);
-            }
-        };
-        let decision = match switchboard::parse_request(text) {
+        match switchboard::request_text(bytes) {
+            Ok(text) => (text.to_owned(), self.decide_text(snapshot, text)),
+            Err(decision) => (String::from_utf8_lossy(bytes).into_owned(), self.refused(decision)),
+        }
+    }
+
+    /// One decision for one line of a batch body ([`Lines::of_body`]), as
+    /// [`State::decide`] for a body.
+    fn decide_line(&self, snapshot: &Snapshot, line: &Line) -> (String, Decision) {
+        match line {
+            Line::Text(text) => (text.clone(), self.decide_text(snapshot, text)),
+            Line::NotUtf8 { why, lossy } => (lossy.clone(), self.refused(refusal(why))),
+            Line::Unreadable(why) => (why.clone(), self.refused(refusal(why))),
+        }
+    }
+
+    /// A request that cannot be read: its code-100 decision, counted.
+    fn refused(&self, decision: Decision) -> Decision {
+        self.0.metrics.count_decision("", &decision, |_| None);
+        decision
+    }
+
+    /// One decision for one request text, on `snapshot`, counted.
+    fn decide_text(&self, snapshot: &Snapshot, text: &str) -> Decision {
+        match switchboard::parse_request(text) {
             Ok(request) => {
                 let started = Instant::now();
                 // `serve --dry-run` never counts against capacity (docs/capacity.md).
@@ -127,12 +145,8 @@ impl State {
                 self.0.metrics.count_decision(channel, &decision, |id| registry.rule(id).map(|r| r.code));
                 decision
             }
-            Err(decision) => {
-                self.0.metrics.count_decision("", &decision, |_| None);
-                decision
-            }
-        };
-        (text.to_owned(), decision)
+            Err(decision) => self.refused(decision),
+        }
     }
 
     /// The decision's JSON with `decision_id` and `generation`, logged.
@@ -153,6 +167,11 @@ fn with_fields(decision_json: &str, id: Option<&str>, generation: u64) -> String
     let id = id.map_or(String::new(), |id| format!("\"decision_id\":{},", Value::String(id.to_owned())));
     let sep = if rest.starts_with('}') { "" } else { "," };
     format!("{{{id}\"generation\":{generation}{sep}{rest}")
+}
+
+/// The code-100 decision of a line that cannot be read.
+fn refusal(why: &str) -> Decision {
+    Decision::request_error(switchboard::ErrorKind::InvalidRequest, why, None)
 }
 
 fn is_request_error(decision: &Decision) -> bool {
@@ -217,21 +236,20 @@ pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Resp
 pub(crate) async fn select_batch(axum::extract::State(state): St, body: Bytes) -> Response {
     let work = move || {
         let snapshot = state.0.live.snapshot();
-        let mut out = String::with_capacity(body.len() * 2);
-        for line in body.split(|b| *b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let (request, decision) = state.decide(&snapshot, line);
-            out.push_str(&state.answer(&snapshot, request, &decision));
-            out.push('\n');
-        }
-        out
+        let mut out = Vec::with_capacity(body.len() * 2);
+        // In input order, one line at a time, as `select --watch` decides.
+        let answer = |line: &Line, text: &mut Vec<u8>| {
+            let (request, decision) = state.decide_line(&snapshot, line);
+            text.extend_from_slice(state.answer(&snapshot, request, &decision).as_bytes());
+        };
+        // Writing to memory cannot fail, nor can reading the body.
+        answer_lines(Lines::of_body(&body[..]), &mut out, Mode::Stream, &answer).map(|()| out)
     };
     match tokio::task::spawn_blocking(work).await {
-        Ok(out) => (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON))], out).into_response(),
-        Err(_) => json_value(
+        Ok(Ok(out)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON))], out).into_response()
+        }
+        Ok(Err(_)) | Err(_) => json_value(
             StatusCode::SERVICE_UNAVAILABLE,
             &error_body(StatusCode::SERVICE_UNAVAILABLE, "the batch could not be decided; retry"),
         ),

@@ -294,11 +294,12 @@ pub fn decide_text(text: &str, select: impl FnOnce(&Request) -> Decision) -> Dec
     reason = "the error is the decision answered in the request's place, as for parse_request"
 )]
 pub fn request_text(bytes: &[u8]) -> Result<&str, Decision> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        let at = e.valid_up_to();
-        let message = format!("the request is not valid UTF-8 (first bad byte at offset {at})");
-        Decision::request_error(ErrorKind::InvalidRequest, message, None)
-    })
+    std::str::from_utf8(bytes).map_err(|e| Decision::request_error(ErrorKind::InvalidRequest, not_utf8(&e), None))
+}
+
+/// Why a request is refused when it is not UTF-8.
+pub(crate) fn not_utf8(e: &std::str::Utf8Error) -> String {
+    format!("the request is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to())
 }
 
 /// Parses one request line; a line that cannot be read becomes the code-100

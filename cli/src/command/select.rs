@@ -115,7 +115,7 @@ impl Recorder {
         let decision = line.decide(|r| snapshot.decide(r, self.intent));
         let request = match line {
             Line::Text(text) => text.as_str(),
-            Line::Unreadable(why) => why.as_str(),
+            Line::NotUtf8 { why, .. } | Line::Unreadable(why) => why.as_str(),
         };
         self.record(snapshot, request, &decision);
         decision
