@@ -149,24 +149,16 @@ impl State {
         }
     }
 
-    /// The decision's JSON with `decision_id` and `generation`, logged.
-    fn answer(&self, snapshot: &Arc<Snapshot>, request: String, decision: &Decision) -> String {
+    /// Appends the decision's JSON with `decision_id` and `generation` to
+    /// `out`, written once; logs the decision.
+    fn answer(&self, snapshot: &Arc<Snapshot>, request: String, decision: &Decision, out: &mut Vec<u8>) {
         let id = self.0.ids.next();
-        let plain = decision.to_json();
-        let body = with_fields(&plain, Some(&id), snapshot.generation);
+        decision.write_json_with(out, Some(&id), Some(snapshot.generation));
         if let Some(log) = &self.0.log {
-            log.record(Entry::new(id, snapshot.clone(), request, plain).with_message_id(decision.message_id.clone()));
+            let entry = Entry::new(id, snapshot.clone(), request, decision.to_json());
+            log.record(entry.with_message_id(decision.message_id.clone()));
         }
-        body
     }
-}
-
-/// `{"decision_id":…,"generation":…, <the decision's fields>}`.
-fn with_fields(decision_json: &str, id: Option<&str>, generation: u64) -> String {
-    let rest = decision_json.strip_prefix('{').unwrap_or("}");
-    let id = id.map_or(String::new(), |id| format!("\"decision_id\":{},", Value::String(id.to_owned())));
-    let sep = if rest.starts_with('}') { "" } else { "," };
-    format!("{{{id}\"generation\":{generation}{sep}{rest}")
 }
 
 /// The code-100 decision of a line that cannot be read.
@@ -212,7 +204,9 @@ pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Resp
     let decide = move || {
         let (request, decision) = state.decide(&snapshot, &body);
         let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-        json_response(status, state.answer(&snapshot, request, &decision))
+        let mut body = Vec::with_capacity(512);
+        state.answer(&snapshot, request, &decision, &mut body);
+        json_response(status, body)
     };
     if !blocking {
         return decide();
@@ -240,7 +234,7 @@ pub(crate) async fn select_batch(axum::extract::State(state): St, body: Bytes) -
         // In input order, one line at a time, as `select --watch` decides.
         let answer = |line: &Line, text: &mut Vec<u8>| {
             let (request, decision) = state.decide_line(&snapshot, line);
-            text.extend_from_slice(state.answer(&snapshot, request, &decision).as_bytes());
+            state.answer(&snapshot, request, &decision, text);
         };
         // Writing to memory cannot fail, nor can reading the body.
         answer_lines(Lines::of_body(&body[..]), &mut out, Mode::Stream, &answer).map(|()| out)
@@ -660,13 +654,6 @@ pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn with_fields_adds_the_id_and_generation_to_the_decision_object() {
-        let out = with_fields(r#"{"ok":true,"rule":null}"#, Some("abc-1"), 7);
-        assert_eq!(out, r#"{"decision_id":"abc-1","generation":7,"ok":true,"rule":null}"#);
-        assert_eq!(with_fields("{}", None, 2), r#"{"generation":2}"#);
-    }
 
     #[test]
     fn bearer_token_must_match_exactly() {
