@@ -73,17 +73,18 @@ impl State {
     /// Counts a reload event and logs it (one line per reload).
     pub fn on_reload(&self, event: &switchboard::ReloadEvent) {
         use switchboard::ReloadEvent::*;
+        let headline = event.headline();
         let result = match event {
             Reloaded { generation } => {
-                tracing::info!(generation, "reloaded: generation {generation} in force");
+                tracing::info!(generation, "{headline}");
                 "success"
             }
             Unchanged { generation } => {
-                tracing::info!(generation, "files unchanged: generation {generation} stays");
+                tracing::info!(generation, "{headline}");
                 "unchanged"
             }
             Failed { generation, error } => {
-                tracing::warn!(generation, error = %error, "reload failed, generation {generation} stays");
+                tracing::warn!(generation, error = %error, "{headline}");
                 "failure"
             }
         };

@@ -90,6 +90,33 @@ impl Explanation {
     }
 }
 
+impl crate::ReloadEvent {
+    /// What happened, in one line: `reloaded: generation 3 in force`,
+    /// `files unchanged: generation 3 stays` or `reload failed, generation
+    /// 3 stays` (a failure's problems are in its `error`).
+    pub fn headline(&self) -> String {
+        match self {
+            crate::ReloadEvent::Reloaded { generation } => format!("reloaded: generation {generation} in force"),
+            crate::ReloadEvent::Unchanged { generation } => format!("files unchanged: generation {generation} stays"),
+            crate::ReloadEvent::Failed { generation, .. } => format!("reload failed, generation {generation} stays"),
+        }
+    }
+}
+
+/// The event as a person reads it (`select --watch` prints it on stderr):
+/// its [headline](crate::ReloadEvent::headline), and for a failure a colon
+/// and every located problem on the lines below. Its JSON is
+/// [`crate::embed::event_json`].
+impl std::fmt::Display for crate::ReloadEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.headline())?;
+        match self {
+            crate::ReloadEvent::Failed { error, .. } => write!(f, ":\n{error}"),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The live state (docs/live-state.md) of the instances of the request's location on
 /// its channel at the decision's instant: each `instance_status` override
 /// in force, and each instance quarantined or on probation, one line each:
@@ -487,6 +514,16 @@ mod tests {
 
     fn world(yaml: &str) -> World {
         switchboard_files::read_world(yaml, "world.yaml", &crate::registry().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_reload_event_reads_as_one_line_and_a_failure_lists_its_problems() {
+        use crate::ReloadEvent;
+        assert_eq!(ReloadEvent::Reloaded { generation: 2 }.to_string(), "reloaded: generation 2 in force");
+        assert_eq!(ReloadEvent::Unchanged { generation: 1 }.to_string(), "files unchanged: generation 1 stays");
+        let failed = ReloadEvent::Failed { generation: 3, error: "r.yaml:1:1: bad".into() };
+        assert_eq!(failed.headline(), "reload failed, generation 3 stays");
+        assert_eq!(failed.to_string(), "reload failed, generation 3 stays:\nr.yaml:1:1: bad");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use switchboard::decision_log::{DecisionIds, DecisionLog, Entry, Overflow, Target};
 use switchboard::lines::{decide_lines, Line, LinesError, Mode};
-use switchboard::{Decision, Intent, Live, ReloadEvent, Snapshot};
+use switchboard::{Decision, Intent, Live, Snapshot};
 
 use super::{load, read_request, Fatal, Files, Status};
 
@@ -169,7 +169,7 @@ fn watch(args: &Args) -> Result<Status, Fatal> {
     let events = live.subscribe();
     std::thread::spawn(move || {
         for event in events {
-            eprintln!("{}", describe(&event));
+            eprintln!("switchboard: {event}");
         }
     });
     let _watch = live.watch().map_err(|e| Fatal::Message(format!("cannot watch the configuration files: {e}")))?;
@@ -192,17 +192,4 @@ fn watch(args: &Args) -> Result<Status, Fatal> {
         recorder.close()?;
     }
     Ok(Status::Success)
-}
-
-/// The stderr text of one reload event.
-fn describe(event: &ReloadEvent) -> String {
-    match event {
-        ReloadEvent::Reloaded { generation } => format!("switchboard: reloaded: generation {generation} in force"),
-        ReloadEvent::Unchanged { generation } => {
-            format!("switchboard: files unchanged: generation {generation} stays")
-        }
-        ReloadEvent::Failed { generation, error } => {
-            format!("switchboard: reload failed, generation {generation} stays:\n{error}")
-        }
-    }
 }
