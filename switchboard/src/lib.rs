@@ -20,6 +20,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+pub use intent::Intent;
 pub use switchboard_core::*;
 /// The readers of the rules file and the world file, from text.
 pub use switchboard_files as files;
@@ -38,7 +39,6 @@ pub mod report;
 pub mod scenario;
 pub mod schema;
 mod stores;
-pub use intent::Intent;
 pub use live::{sha256_hex, Live, LoadErrors, ReloadEvent, ReloadStatus, Snapshot, Watch, DEBOUNCE, MAX_DELAY};
 pub use stores::{StoreHealth, Stores};
 
