@@ -271,6 +271,16 @@ fn serve_answers_every_route_with_its_status_code() {
     assert_eq!(status, 200);
     let codes: Vec<Option<u64>> = body.lines().map(|l| json_of(l)["error"]["code"].as_u64()).collect();
     assert_eq!(codes, [None, Some(100), None]);
+    // CRLF line ends, a line that is not UTF-8 (answered as such a body is),
+    // and a line of a no-break space (not blank: a request, a bad one).
+    let mut crlf = format!("{ok}\r\n \t\r\n").into_bytes();
+    crlf.extend_from_slice(b"\xff\r\n\xc2\xa0\n");
+    let (status, body) = answer(agent().post(&server.url("/v1/select/batch")).send(&crlf[..]).unwrap());
+    assert_eq!(status, 200);
+    let lines: Vec<Value> = body.lines().map(json_of).collect();
+    let codes: Vec<Option<u64>> = lines.iter().map(|l| l["error"]["code"].as_u64()).collect();
+    assert_eq!(codes, [None, Some(100), Some(100)], "{body}");
+    assert_eq!(lines[1]["error"]["message"], "the request is not valid UTF-8 (first bad byte at offset 0)");
 
     let (status, explain) = post(&server.url("/v1/explain"), ok);
     assert_eq!(status, 200);

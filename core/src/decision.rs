@@ -168,7 +168,34 @@ impl Decision {
     /// # Ok(()) }
     /// ```
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(if self.is_ok() { b"{\"ok\":true,\"rule\":" } else { b"{\"ok\":false,\"rule\":" });
+        self.write_json_with(out, None, None);
+    }
+
+    /// [`Decision::write_json`] with `"decision_id"` and `"generation"`
+    /// (each when given) as the object's first keys: the decision as the
+    /// service answers it, written in one pass.
+    ///
+    /// ```
+    /// use switchboard_core::{Decision, ErrorKind};
+    /// let d = Decision::request_error(ErrorKind::InvalidRequest, "no body", None);
+    /// let mut out = Vec::new();
+    /// d.write_json_with(&mut out, Some("a-1"), Some(3));
+    /// let plain = d.to_json();
+    /// assert_eq!(out, format!("{{\"decision_id\":\"a-1\",\"generation\":3,{}", &plain[1..]).into_bytes());
+    /// ```
+    pub fn write_json_with(&self, out: &mut Vec<u8>, decision_id: Option<&str>, generation: Option<u64>) {
+        out.push(b'{');
+        if let Some(id) = decision_id {
+            out.extend_from_slice(b"\"decision_id\":");
+            json::string(out, id);
+            out.push(b',');
+        }
+        if let Some(generation) = generation {
+            out.extend_from_slice(b"\"generation\":");
+            json::unsigned(out, generation);
+            out.push(b',');
+        }
+        out.extend_from_slice(if self.is_ok() { b"\"ok\":true,\"rule\":" } else { b"\"ok\":false,\"rule\":" });
         match self.rule {
             Some(rule) => json::string(out, rule),
             None => out.extend_from_slice(b"null"),

@@ -14,7 +14,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use switchboard::decision_log::{DecisionIds, DecisionLog, Entry};
-use switchboard::{Decision, ErrorKind, Live, Registry, Snapshot};
+use switchboard::lines::{answer_lines, Line, Lines, Mode};
+use switchboard::{Decision, Intent, Live, Registry, Snapshot};
 
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::ServeError;
@@ -72,17 +73,18 @@ impl State {
     /// Counts a reload event and logs it (one line per reload).
     pub fn on_reload(&self, event: &switchboard::ReloadEvent) {
         use switchboard::ReloadEvent::*;
+        let headline = event.headline();
         let result = match event {
             Reloaded { generation } => {
-                tracing::info!(generation, "reloaded: generation {generation} in force");
+                tracing::info!(generation, "{headline}");
                 "success"
             }
             Unchanged { generation } => {
-                tracing::info!(generation, "files unchanged: generation {generation} stays");
+                tracing::info!(generation, "{headline}");
                 "unchanged"
             }
             Failed { generation, error } => {
-                tracing::warn!(generation, error = %error, "reload failed, generation {generation} stays");
+                tracing::warn!(generation, error = %error, "{headline}");
                 "failure"
             }
         };
@@ -104,28 +106,38 @@ impl State {
         self.0.metrics.sync_store(up, self.0.live.store_errors_total());
     }
 
-    /// One decision for one request text, on `snapshot`, counted; the
+    /// One decision for one request body, on `snapshot`, counted; the
     /// request text (for the log) comes back with it.
     fn decide(&self, snapshot: &Snapshot, bytes: &[u8]) -> (String, Decision) {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let at = e.valid_up_to();
-                let message = format!("the request is not valid UTF-8 (first bad byte at offset {at})");
-                let decision = Decision::request_error(ErrorKind::InvalidRequest, message, None);
-                self.0.metrics.count_decision("", &decision, |_| None);
-                return (String::from_utf8_lossy(bytes).into_owned(), decision);
-            }
-        };
-        let decision = match switchboard::parse_request(text) {
+        match switchboard::request_text(bytes) {
+            Ok(text) => (text.to_owned(), self.decide_text(snapshot, text)),
+            Err(decision) => (String::from_utf8_lossy(bytes).into_owned(), self.refused(decision)),
+        }
+    }
+
+    /// One decision for one line of a batch body ([`Lines::of_body`]), as
+    /// [`State::decide`] for a body.
+    fn decide_line(&self, snapshot: &Snapshot, line: &Line) -> (String, Decision) {
+        match line {
+            Line::Text(text) => (text.clone(), self.decide_text(snapshot, text)),
+            Line::NotUtf8 { why, lossy } => (lossy.clone(), self.refused(refusal(why))),
+            Line::Unreadable(why) => (why.clone(), self.refused(refusal(why))),
+        }
+    }
+
+    /// A request that cannot be read: its code-100 decision, counted.
+    fn refused(&self, decision: Decision) -> Decision {
+        self.0.metrics.count_decision("", &decision, |_| None);
+        decision
+    }
+
+    /// One decision for one request text, on `snapshot`, counted.
+    fn decide_text(&self, snapshot: &Snapshot, text: &str) -> Decision {
+        match switchboard::parse_request(text) {
             Ok(request) => {
                 let started = Instant::now();
                 // `serve --dry-run` never counts against capacity (docs/capacity.md).
-                let decision = if self.0.dry_run {
-                    snapshot.plan.preview(&snapshot.world, &request)
-                } else {
-                    snapshot.plan.select(&snapshot.world, &request)
-                };
+                let decision = snapshot.decide(&request, Intent::dry_run(self.0.dry_run));
                 self.0.metrics.decision_duration.observe(started.elapsed().as_secs_f64());
                 let registry = snapshot.plan.registry();
                 // Only registered channels become label values: a client
@@ -134,32 +146,25 @@ impl State {
                 self.0.metrics.count_decision(channel, &decision, |id| registry.rule(id).map(|r| r.code));
                 decision
             }
-            Err(decision) => {
-                self.0.metrics.count_decision("", &decision, |_| None);
-                decision
-            }
-        };
-        (text.to_owned(), decision)
+            Err(decision) => self.refused(decision),
+        }
     }
 
-    /// The decision's JSON with `decision_id` and `generation`, logged.
-    fn answer(&self, snapshot: &Arc<Snapshot>, request: String, decision: &Decision) -> String {
+    /// Appends the decision's JSON with `decision_id` and `generation` to
+    /// `out`, written once; logs the decision.
+    fn answer(&self, snapshot: &Arc<Snapshot>, request: String, decision: &Decision, out: &mut Vec<u8>) {
         let id = self.0.ids.next();
-        let plain = decision.to_json();
-        let body = with_fields(&plain, Some(&id), snapshot.generation);
+        decision.write_json_with(out, Some(&id), Some(snapshot.generation));
         if let Some(log) = &self.0.log {
-            log.record(Entry::new(id, snapshot.clone(), request, plain).with_message_id(decision.message_id.clone()));
+            let entry = Entry::new(id, snapshot.clone(), request, decision.to_json());
+            log.record(entry.with_message_id(decision.message_id.clone()));
         }
-        body
     }
 }
 
-/// `{"decision_id":…,"generation":…, <the decision's fields>}`.
-fn with_fields(decision_json: &str, id: Option<&str>, generation: u64) -> String {
-    let rest = decision_json.strip_prefix('{').unwrap_or("}");
-    let id = id.map_or(String::new(), |id| format!("\"decision_id\":{},", Value::String(id.to_owned())));
-    let sep = if rest.starts_with('}') { "" } else { "," };
-    format!("{{{id}\"generation\":{generation}{sep}{rest}")
+/// The code-100 decision of a line that cannot be read.
+fn refusal(why: &str) -> Decision {
+    Decision::request_error(switchboard::ErrorKind::InvalidRequest, why, None)
 }
 
 fn is_request_error(decision: &Decision) -> bool {
@@ -200,7 +205,9 @@ pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Resp
     let decide = move || {
         let (request, decision) = state.decide(&snapshot, &body);
         let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-        json_response(status, state.answer(&snapshot, request, &decision))
+        let mut body = Vec::with_capacity(512);
+        state.answer(&snapshot, request, &decision, &mut body);
+        json_response(status, body)
     };
     if !blocking {
         return decide();
@@ -224,21 +231,20 @@ pub(crate) async fn select(axum::extract::State(state): St, body: Bytes) -> Resp
 pub(crate) async fn select_batch(axum::extract::State(state): St, body: Bytes) -> Response {
     let work = move || {
         let snapshot = state.0.live.snapshot();
-        let mut out = String::with_capacity(body.len() * 2);
-        for line in body.split(|b| *b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let (request, decision) = state.decide(&snapshot, line);
-            out.push_str(&state.answer(&snapshot, request, &decision));
-            out.push('\n');
-        }
-        out
+        let mut out = Vec::with_capacity(body.len() * 2);
+        // In input order, one line at a time, as `select --watch` decides.
+        let answer = |line: &Line, text: &mut Vec<u8>| {
+            let (request, decision) = state.decide_line(&snapshot, line);
+            state.answer(&snapshot, request, &decision, text);
+        };
+        // Writing to memory cannot fail, nor can reading the body.
+        answer_lines(Lines::of_body(&body[..]), &mut out, Mode::Stream, &answer).map(|()| out)
     };
     match tokio::task::spawn_blocking(work).await {
-        Ok(out) => (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON))], out).into_response(),
-        Err(_) => json_value(
+        Ok(Ok(out)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON))], out).into_response()
+        }
+        Ok(Err(_)) | Err(_) => json_value(
             StatusCode::SERVICE_UNAVAILABLE,
             &error_body(StatusCode::SERVICE_UNAVAILABLE, "the batch could not be decided; retry"),
         ),
@@ -280,29 +286,9 @@ fn may_block(snapshot: &Snapshot) -> bool {
 
 /// The explain answer for one request body.
 fn explain_on(snapshot: &Snapshot, body: &[u8]) -> Response {
-    let parsed = match std::str::from_utf8(body) {
-        Ok(text) => switchboard::parse_request(text),
-        Err(e) => Err(Decision::request_error(
-            ErrorKind::InvalidRequest,
-            format!("the request is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
-            None,
-        )),
-    };
-    let (request, decision) = match parsed {
-        Ok(request) => {
-            // An explanation never counts against capacity (docs/capacity.md).
-            let decision = snapshot.plan.preview(&snapshot.world, &request);
-            (Some(request), decision)
-        }
-        Err(decision) => (None, decision),
-    };
-    let table =
-        switchboard::report::explain_table_with_capacity(&snapshot.plan, &snapshot.world, request.as_ref(), &decision);
-    // The decision's text as /v1/select writes it (same key order), not
-    // re-read into a map.
-    let decision_json = with_fields(&decision.to_json(), None, snapshot.generation);
-    let status = if is_request_error(&decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    json_response(status, format!("{{\"decision\":{decision_json},\"table\":{}}}", Value::String(table)))
+    let explained = switchboard::report::explain(&snapshot.plan, &snapshot.world, body);
+    let status = if is_request_error(&explained.decision) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    json_response(status, explained.to_json(snapshot.generation))
 }
 
 /// `GET /v1/rules`: the registered rules and channels and every channel's
@@ -669,13 +655,6 @@ pub(crate) fn app(state: State, max_body_bytes: usize, request_timeout: Duration
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn with_fields_adds_the_id_and_generation_to_the_decision_object() {
-        let out = with_fields(r#"{"ok":true,"rule":null}"#, Some("abc-1"), 7);
-        assert_eq!(out, r#"{"decision_id":"abc-1","generation":7,"ok":true,"rule":null}"#);
-        assert_eq!(with_fields("{}", None, 2), r#"{"generation":2}"#);
-    }
 
     #[test]
     fn bearer_token_must_match_exactly() {

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::{decide_text, parse_request, report, Live, LoadErrors, ReloadEvent};
+use crate::{decide_text, report, Intent, Live, LoadErrors, ReloadEvent};
 
 /// Every problem of a failed load as a JSON array of
 /// `{"file", "line", "column", "message"}` (`line`/`column` are `null` when
@@ -36,7 +36,7 @@ pub fn event_json(event: &ReloadEvent) -> Value {
 /// configuration in force: the code-100 decision when the text cannot be
 /// read, exactly as one line of `switchboard select`.
 pub fn select_text(live: &Live, request: &str) -> String {
-    decide_text(request, |r| live.select(r)).to_json()
+    decide_text(request, |r| live.decide(r, Intent::Select)).to_json()
 }
 
 /// The decisions (JSON texts) for several request texts, in order, all on
@@ -44,7 +44,7 @@ pub fn select_text(live: &Live, request: &str) -> String {
 /// [`select_text`] gives it. The bindings' batch calls.
 pub fn select_many_text<'r>(live: &Live, requests: impl IntoIterator<Item = &'r str>) -> Vec<String> {
     let snapshot = live.snapshot();
-    requests.into_iter().map(|text| decide_text(text, |r| snapshot.plan.select(&snapshot.world, r)).to_json()).collect()
+    requests.into_iter().map(|text| decide_text(text, |r| snapshot.decide(r, Intent::Select)).to_json()).collect()
 }
 
 /// The explain table for one request text, as `switchboard explain` prints
@@ -52,11 +52,7 @@ pub fn select_many_text<'r>(live: &Live, requests: impl IntoIterator<Item = &'r 
 /// decision).
 pub fn explain_text(live: &Live, request: &str) -> String {
     let snapshot = live.snapshot();
-    let (plan, world) = (&*snapshot.plan, &*snapshot.world);
-    match parse_request(request) {
-        Ok(request) => report::explain_table_with_capacity(plan, world, Some(&request), &plan.preview(world, &request)),
-        Err(decision) => report::explain_table(None, &decision),
-    }
+    report::explain(&snapshot.plan, &snapshot.world, request.as_bytes()).table
 }
 
 #[cfg(test)]

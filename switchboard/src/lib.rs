@@ -20,6 +20,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+pub use intent::Intent;
 pub use switchboard_core::*;
 /// The readers of the rules file and the world file, from text.
 pub use switchboard_files as files;
@@ -30,6 +31,7 @@ pub mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
+mod intent;
 pub mod lines;
 mod live;
 pub mod replay;
@@ -282,6 +284,22 @@ pub fn decide_text(text: &str, select: impl FnOnce(&Request) -> Decision) -> Dec
         Ok(request) => select(&request),
         Err(decision) => decision,
     }
+}
+
+/// The text of a request received as bytes (an HTTP body, a binding's
+/// buffer): the code-100 decision, naming the first bad byte, when it is
+/// not UTF-8.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the decision answered in the request's place, as for parse_request"
+)]
+pub fn request_text(bytes: &[u8]) -> Result<&str, Decision> {
+    std::str::from_utf8(bytes).map_err(|e| Decision::request_error(ErrorKind::InvalidRequest, not_utf8(&e), None))
+}
+
+/// Why a request is refused when it is not UTF-8.
+pub(crate) fn not_utf8(e: &std::str::Utf8Error) -> String {
+    format!("the request is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to())
 }
 
 /// Parses one request line; a line that cannot be read becomes the code-100

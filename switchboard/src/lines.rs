@@ -1,7 +1,7 @@
 //! The JSON Lines decision loop: request lines in, one decision line out
 //! per non-blank input line, in input order. One loop serves batch mode
 //! (every core), `select --watch` (one line at a time, flushed) and the
-//! service's batch route.
+//! service's batch route ([`answer_lines`] on [`Lines::of_body`]).
 //!
 //! A line that cannot be used (bad JSON, invalid UTF-8, longer than the
 //! limit) gets its code-100 decision and the loop goes on; an overlong line
@@ -53,7 +53,15 @@ pub enum LinesError {
 pub enum Line {
     /// The line's text (UTF-8, not blank, without its newline).
     Text(String),
-    /// The line cannot be used (invalid UTF-8, too long); the message says why.
+    /// The line is not UTF-8: why (naming the first bad byte), and its
+    /// text with each bad sequence replaced by U+FFFD.
+    NotUtf8 {
+        /// Why it cannot be used.
+        why: String,
+        /// The text as far as it can be read.
+        lossy: String,
+    },
+    /// The line cannot be used (too long); the message says why.
     Unreadable(String),
 }
 
@@ -62,13 +70,19 @@ impl Line {
     pub fn decide(&self, select: impl FnOnce(&Request) -> Decision) -> Decision {
         match self {
             Line::Text(text) => crate::decide_text(text, select),
-            Line::Unreadable(message) => Decision::request_error(ErrorKind::InvalidRequest, message.as_str(), None),
+            Line::NotUtf8 { why: message, .. } | Line::Unreadable(message) => {
+                Decision::request_error(ErrorKind::InvalidRequest, message.as_str(), None)
+            }
         }
     }
 }
 
-/// The decision text written for one line (one JSON object, no newline).
+/// The decision for one line.
 pub type Decide<'a> = dyn Fn(&Line) -> Decision + Sync + 'a;
+
+/// The answer for one line: appends one JSON object (no newline) to the
+/// buffer.
+pub type Answer<'a> = dyn Fn(&Line, &mut Vec<u8>) + Sync + 'a;
 
 /// Reads JSON Lines from `input` and writes one decision line per
 /// non-blank input line to `out`, in input order. A closed pipe on `out`
@@ -81,9 +95,21 @@ pub fn decide_lines(
     max_line: usize,
     decide: &Decide<'_>,
 ) -> Result<(), LinesError> {
+    answer_lines(Lines::new(input, max_line), out, mode, &|line, text| decide(line).write_json(text))
+}
+
+/// [`decide_lines`] on lines already framed (e.g. [`Lines::of_body`]),
+/// each answered by `answer` (a decision written with the fields its
+/// transport adds).
+pub fn answer_lines(
+    lines: Lines<impl BufRead + Send>,
+    out: &mut (impl Write + ?Sized),
+    mode: Mode,
+    answer: &Answer<'_>,
+) -> Result<(), LinesError> {
     let result = match mode {
-        Mode::Stream => stream(input, out, max_line, decide),
-        Mode::Parallel => parallel(input, out, max_line, decide),
+        Mode::Stream => stream(lines, out, answer),
+        Mode::Parallel => parallel(lines, out, answer),
     };
     match result {
         Err(LinesError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -92,16 +118,14 @@ pub fn decide_lines(
 }
 
 fn stream(
-    input: impl BufRead,
+    mut lines: Lines<impl BufRead>,
     out: &mut (impl Write + ?Sized),
-    max_line: usize,
-    decide: &Decide<'_>,
+    answer: &Answer<'_>,
 ) -> Result<(), LinesError> {
-    let mut lines = Lines::new(input, max_line);
     let mut text = Vec::with_capacity(512);
     while let Some(line) = lines.next_line().map_err(LinesError::Read)? {
         text.clear();
-        decide(&line).write_json(&mut text);
+        answer(&line, &mut text);
         text.push(b'\n');
         out.write_all(&text).and_then(|()| out.flush()).map_err(LinesError::Write)?;
     }
@@ -113,10 +137,9 @@ const CHUNK: usize = 256;
 /// A reader cuts the input into numbered chunks, workers decide chunks in
 /// parallel, and this thread writes them back in order.
 fn parallel(
-    input: impl BufRead + Send,
+    lines: Lines<impl BufRead + Send>,
     out: &mut (impl Write + ?Sized),
-    max_line: usize,
-    decide: &Decide<'_>,
+    answer: &Answer<'_>,
 ) -> Result<(), LinesError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<Line>)>(workers * 2);
@@ -125,7 +148,7 @@ fn parallel(
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let stop = &stop;
-        let reader = scope.spawn(move || read_chunks(input, max_line, &work_tx, stop));
+        let reader = scope.spawn(move || read_chunks(lines, &work_tx, stop));
         for _ in 0..workers {
             let (work_rx, done_tx) = (&work_rx, done_tx.clone());
             scope.spawn(move || loop {
@@ -133,7 +156,7 @@ fn parallel(
                 let Ok((seq, lines)) = job else { break };
                 let mut text = Vec::with_capacity(lines.len() * 320);
                 for line in &lines {
-                    decide(line).write_json(&mut text);
+                    answer(line, &mut text);
                     text.push(b'\n');
                 }
                 if done_tx.send((seq, text)).is_err() {
@@ -172,12 +195,10 @@ fn parallel(
 }
 
 fn read_chunks(
-    input: impl BufRead,
-    max_line: usize,
+    mut lines: Lines<impl BufRead>,
     work: &mpsc::SyncSender<(u64, Vec<Line>)>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
-    let mut lines = Lines::new(input, max_line);
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut seq = 0u64;
     while let Some(line) = lines.next_line()? {
@@ -207,12 +228,22 @@ pub struct Lines<R> {
     max: usize,
     number: usize,
     bytes: u64,
+    /// Framed as an HTTP batch body ([`Lines::of_body`]).
+    body: bool,
 }
 
 impl<R: BufRead> Lines<R> {
     /// Lines of `input`, each at most `max` bytes.
     pub fn new(input: R, max: usize) -> Self {
-        Lines { input, buf: Vec::new(), max, number: 0, bytes: 0 }
+        Lines { input, buf: Vec::new(), max, number: 0, bytes: 0, body: false }
+    }
+
+    /// The lines of an HTTP batch body (`POST /v1/select/batch`, whose body
+    /// has its own size limit): no limit per line, a trailing `\r`
+    /// dropped, a line of ASCII whitespace skipped, and a line that is not
+    /// UTF-8 answered as a request body would be ([`crate::request_text`]).
+    pub fn of_body(input: R) -> Self {
+        Lines { body: true, ..Lines::new(input, usize::MAX) }
     }
 
     /// The 1-based number of the line last returned (blank lines count).
@@ -237,16 +268,26 @@ impl<R: BufRead> Lines<R> {
                     self.max
                 ))));
             }
+            let line = match self.body {
+                true => self.buf.strip_suffix(b"\r").unwrap_or(&self.buf),
+                false => &self.buf,
+            };
+            if self.body && line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
             // The buffer is kept for the next line; the text is copied out
             // at its exact size.
-            match std::str::from_utf8(&self.buf) {
-                Ok(text) if text.trim().is_empty() => {}
+            match std::str::from_utf8(line) {
+                Ok(text) if !self.body && text.trim().is_empty() => {}
                 Ok(text) => return Ok(Some(Line::Text(text.to_owned()))),
                 Err(e) => {
-                    let at = e.valid_up_to();
-                    return Ok(Some(Line::Unreadable(format!(
-                        "line {number} is not valid UTF-8 (first bad byte at offset {at})"
-                    ))));
+                    let why = match self.body {
+                        true => crate::not_utf8(&e),
+                        false => {
+                            format!("line {number} is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to())
+                        }
+                    };
+                    return Ok(Some(Line::NotUtf8 { why, lossy: String::from_utf8_lossy(line).into_owned() }));
                 }
             }
         }
@@ -306,8 +347,26 @@ mod tests {
     fn blank_lines_are_skipped_and_numbers_count_them() {
         let got = all(b"a\n\n  \n\xff\nb", 100);
         assert_eq!(got[0], Line::Text("a".into()));
-        assert_eq!(got[1], Line::Unreadable("line 4 is not valid UTF-8 (first bad byte at offset 0)".into()));
+        assert_eq!(
+            got[1],
+            Line::NotUtf8 {
+                why: "line 4 is not valid UTF-8 (first bad byte at offset 0)".into(),
+                lossy: "\u{fffd}".into()
+            }
+        );
         assert_eq!(got[2], Line::Text("b".into()));
+        assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn a_body_drops_carriage_returns_and_skips_only_ascii_blank_lines() {
+        let mut lines = Lines::of_body(&b"a\r\n \t\r\n\xc2\xa0\n{\xff}\r\n"[..]);
+        let got: Vec<Line> = std::iter::from_fn(|| lines.next_line().ok().flatten()).collect();
+        assert_eq!(got[0], Line::Text("a".into()));
+        // A no-break space is not JSON whitespace: the line is a request (a bad one).
+        assert_eq!(got[1], Line::Text("\u{a0}".into()));
+        let why = "the request is not valid UTF-8 (first bad byte at offset 1)".to_owned();
+        assert_eq!(got[2], Line::NotUtf8 { why, lossy: "{\u{fffd}}".into() });
         assert_eq!(got.len(), 3);
     }
 

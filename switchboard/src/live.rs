@@ -511,17 +511,21 @@ impl Live {
         }
     }
 
+    /// Decides `request` on the configuration in force when the call
+    /// starts, counted or as a preview.
+    pub fn decide(&self, request: &Request, intent: crate::Intent) -> Decision {
+        self.inner.current.load().decide(request, intent)
+    }
+
     /// Selects on the configuration in force when the call starts.
     pub fn select(&self, request: &Request) -> Decision {
-        let snapshot = self.inner.current.load();
-        snapshot.plan.select(&snapshot.world, request)
+        self.decide(request, crate::Intent::Select)
     }
 
     /// Decides `request` on the configuration in force without counting
     /// against capacity limits ([`Plan::preview`]: explain, `--dry-run`).
     pub fn preview(&self, request: &Request) -> Decision {
-        let snapshot = self.inner.current.load();
-        snapshot.plan.preview(&snapshot.world, request)
+        self.decide(request, crate::Intent::Preview)
     }
 
     /// Erases the conversation memory of `contact` on `channel` at

@@ -566,7 +566,9 @@ fn read_lines(
         }
         batch.push(match line {
             crate::lines::Line::Text(text) => Line::Text(number, text),
-            crate::lines::Line::Unreadable(why) => Line::Unreadable(number, why),
+            crate::lines::Line::NotUtf8 { why, .. } | crate::lines::Line::Unreadable(why) => {
+                Line::Unreadable(number, why)
+            }
         });
         if batch.len() == chunk {
             progress(lines.bytes());

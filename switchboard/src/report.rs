@@ -45,6 +45,78 @@ pub fn explain_table_with_capacity(
     table(request, decision, section.as_deref())
 }
 
+/// One request explained, as every front end shows it (`switchboard
+/// explain`, `POST /v1/explain`, the bindings' `explain`).
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The request, when it could be read.
+    pub request: Option<Request>,
+    /// Its decision: a preview, since an explanation never counts against
+    /// capacity (docs/capacity.md); the code-100 decision when the request
+    /// cannot be read.
+    pub decision: Decision,
+    /// The table of [`explain_table_with_capacity`].
+    pub table: String,
+}
+
+/// Explains the request in `request` (its bytes: text that is not UTF-8
+/// or not a request gets the table of its code-100 decision) by `plan`
+/// on `world`.
+pub fn explain(plan: &Plan, world: &World, request: &[u8]) -> Explanation {
+    let (request, decision) = match crate::request_text(request).and_then(crate::parse_request) {
+        Ok(request) => {
+            let decision = crate::Intent::Preview.decide(plan, world, &request);
+            (Some(request), decision)
+        }
+        Err(decision) => (None, decision),
+    };
+    let table = explain_table_with_capacity(plan, world, request.as_ref(), &decision);
+    Explanation { request, decision, table }
+}
+
+impl Explanation {
+    /// `{"decision": {"generation": N, <the decision's fields>}, "table":
+    /// "…"}`: the body of `POST /v1/explain`, its decision written as
+    /// `POST /v1/select` writes one (keys in the same order).
+    pub fn to_json(&self, generation: u64) -> String {
+        let mut out = Vec::with_capacity(self.table.len() + 512);
+        out.extend_from_slice(b"{\"decision\":");
+        self.decision.write_json_with(&mut out, None, Some(generation));
+        out.extend_from_slice(b",\"table\":");
+        switchboard_core::json::string(&mut out, &self.table);
+        out.push(b'}');
+        // Only whole UTF-8 sequences were written.
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+impl crate::ReloadEvent {
+    /// What happened, in one line: `reloaded: generation 3 in force`,
+    /// `files unchanged: generation 3 stays` or `reload failed, generation
+    /// 3 stays` (a failure's problems are in its `error`).
+    pub fn headline(&self) -> String {
+        match self {
+            crate::ReloadEvent::Reloaded { generation } => format!("reloaded: generation {generation} in force"),
+            crate::ReloadEvent::Unchanged { generation } => format!("files unchanged: generation {generation} stays"),
+            crate::ReloadEvent::Failed { generation, .. } => format!("reload failed, generation {generation} stays"),
+        }
+    }
+}
+
+/// The event as a person reads it (`select --watch` prints it on stderr):
+/// its [headline](crate::ReloadEvent::headline), and for a failure a colon
+/// and every located problem on the lines below. Its JSON is
+/// [`crate::embed::event_json`].
+impl std::fmt::Display for crate::ReloadEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.headline())?;
+        match self {
+            crate::ReloadEvent::Failed { error, .. } => write!(f, ":\n{error}"),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The live state (docs/live-state.md) of the instances of the request's location on
 /// its channel at the decision's instant: each `instance_status` override
 /// in force, and each instance quarantined or on probation, one line each:
@@ -442,6 +514,34 @@ mod tests {
 
     fn world(yaml: &str) -> World {
         switchboard_files::read_world(yaml, "world.yaml", &crate::registry().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_reload_event_reads_as_one_line_and_a_failure_lists_its_problems() {
+        use crate::ReloadEvent;
+        assert_eq!(ReloadEvent::Reloaded { generation: 2 }.to_string(), "reloaded: generation 2 in force");
+        assert_eq!(ReloadEvent::Unchanged { generation: 1 }.to_string(), "files unchanged: generation 1 stays");
+        let failed = ReloadEvent::Failed { generation: 3, error: "r.yaml:1:1: bad".into() };
+        assert_eq!(failed.headline(), "reload failed, generation 3 stays");
+        assert_eq!(failed.to_string(), "reload failed, generation 3 stays:\nr.yaml:1:1: bad");
+    }
+
+    #[test]
+    fn an_explanation_previews_and_answers_bytes_that_are_not_a_request() {
+        let (plan, world) = (plan("rules: [any_available]\n"), world(WORLD));
+        let request = br#"{"location":"shop","channel":"whatsapp","body":"hi","contact":{"id":"c1"}}"#;
+        let first = explain(&plan, &world, request);
+        assert_eq!(first.decision.instance().map(|i| i.id()), Some("wa-1"));
+        assert!(first.table.contains("capacity  as of"), "{}", first.table);
+        // A preview: explaining again finds the same counts.
+        assert_eq!(explain(&plan, &world, request).table, first.table);
+        let value: Value = serde_json::from_str(&first.to_json(4)).unwrap();
+        assert_eq!(value["decision"]["generation"], 4);
+        assert_eq!(value["table"], first.table);
+        let bad = explain(&plan, &world, b"{\"\xff\"}");
+        assert_eq!(bad.decision.error().map(|e| e.code), Some(100));
+        assert!(bad.table.contains("not valid UTF-8 (first bad byte at offset 2)"), "{}", bad.table);
+        assert!(bad.request.is_none());
     }
 
     fn request(contact: &str) -> Request {

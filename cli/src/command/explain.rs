@@ -23,27 +23,18 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<Status, Fatal> {
     let (plan, world) = load(&args.files)?;
     let text = read_request(&args.request)?;
-    let (request, decision) = match switchboard::parse_request(&text) {
-        Ok(request) => {
-            // An explanation never counts against capacity (docs/capacity.md).
-            let decision = plan.preview(&world, &request);
-            (Some(request), decision)
-        }
-        Err(decision) => (None, decision),
-    };
+    let explained = switchboard::report::explain(&plan, &world, text.as_bytes());
     let mut out = stdout();
     match args.format {
-        Format::Json => writeln!(out, "{}", decision.to_json())?,
+        Format::Json => writeln!(out, "{}", explained.decision.to_json())?,
         Format::Text => {
-            for line in
-                switchboard::report::explain_table_with_capacity(&plan, &world, request.as_ref(), &decision).lines()
-            {
+            for line in explained.table.lines() {
                 writeln!(out, "{}", colour(line))?;
             }
         }
     }
     out.flush()?;
-    Ok(if decision.is_ok() { Status::Success } else { Status::Failure })
+    Ok(if explained.decision.is_ok() { Status::Success } else { Status::Failure })
 }
 
 /// Colours a line of the table: the decision, each outcome word, and each

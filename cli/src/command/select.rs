@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use switchboard::decision_log::{DecisionIds, DecisionLog, Entry, Overflow, Target};
 use switchboard::lines::{decide_lines, Line, LinesError, Mode};
-use switchboard::{Decision, Live, ReloadEvent, Snapshot};
+use switchboard::{Decision, Intent, Live, Snapshot};
 
 use super::{load, read_request, Fatal, Files, Status};
 
@@ -59,10 +59,11 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
         return logged(args);
     }
     let (plan, world) = load(&args.files)?;
+    let intent = Intent::dry_run(args.dry_run);
     match &args.request {
         Some(path) => {
             let text = read_request(path)?;
-            let decision = switchboard::decide_text(&text, |r| decide(&plan, &world, r, args.dry_run));
+            let decision = switchboard::decide_text(&text, |r| intent.decide(&plan, &world, r));
             let mut out = io::stdout().lock();
             writeln!(out, "{}", decision.to_json()).and_then(|()| out.flush())?;
             Ok(if decision.is_ok() { Status::Success } else { Status::Failure })
@@ -70,27 +71,11 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
         None => {
             let input = io::BufReader::with_capacity(1 << 16, io::stdin());
             let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-            let one = |line: &switchboard::lines::Line| line.decide(|r| decide(&plan, &world, r, args.dry_run));
-            // With capacity, decisions are made in input order (an earlier
-            // line never loses capacity to a later one): one at a time.
-            let mode = if plan.counts_capacity(&world) && !args.dry_run { Mode::Stream } else { Mode::Parallel };
+            let one = |line: &Line| line.decide(|r| intent.decide(&plan, &world, r));
+            let mode = if intent.in_order(&plan, &world) { Mode::Stream } else { Mode::Parallel };
             decide_lines(input, &mut out, mode, args.max_line_bytes, &one).map_err(fatal)?;
             Ok(Status::Success)
         }
-    }
-}
-
-/// One decision: counted, or with `--dry-run` a preview that never counts.
-fn decide(
-    plan: &switchboard::Plan,
-    world: &switchboard::World,
-    request: &switchboard::Request,
-    dry_run: bool,
-) -> Decision {
-    if dry_run {
-        plan.preview(world, request)
-    } else {
-        plan.select(world, request)
     }
 }
 
@@ -107,8 +92,8 @@ fn fatal(e: LinesError) -> Fatal {
 struct Recorder {
     log: DecisionLog,
     ids: DecisionIds,
-    /// `--dry-run`: decisions never count against capacity.
-    dry_run: bool,
+    /// Counted, or with `--dry-run` a preview.
+    intent: Intent,
 }
 
 impl Recorder {
@@ -117,7 +102,7 @@ impl Recorder {
         let target = Target::parse(path);
         let log = DecisionLog::open(&target, 4096, Overflow::Block)
             .map_err(|e| Fatal::Message(format!("--decision-log {target}: cannot open: {e}")))?;
-        Ok(Some(Recorder { log, ids: DecisionIds::new(), dry_run: args.dry_run }))
+        Ok(Some(Recorder { log, ids: DecisionIds::new(), intent: Intent::dry_run(args.dry_run) }))
     }
 
     fn record(&self, snapshot: &Arc<Snapshot>, request: &str, decision: &Decision) {
@@ -127,10 +112,10 @@ impl Recorder {
 
     /// Decides `line` on `snapshot` and logs the decision.
     fn decide(&self, snapshot: &Arc<Snapshot>, line: &Line) -> Decision {
-        let decision = line.decide(|r| decide(&snapshot.plan, &snapshot.world, r, self.dry_run));
+        let decision = line.decide(|r| snapshot.decide(r, self.intent));
         let request = match line {
             Line::Text(text) => text.as_str(),
-            Line::Unreadable(why) => why.as_str(),
+            Line::NotUtf8 { why, .. } | Line::Unreadable(why) => why.as_str(),
         };
         self.record(snapshot, request, &decision);
         decision
@@ -165,9 +150,8 @@ fn logged(args: &Args) -> Result<Status, Fatal> {
             let input = io::BufReader::with_capacity(1 << 16, io::stdin());
             let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
             let decide = |line: &Line| recorder.decide(&snapshot, line);
-            // With capacity, decisions are made in input order (docs/capacity.md).
-            let counts = snapshot.plan.counts_capacity(&snapshot.world) && !args.dry_run;
-            let mode = if counts { Mode::Stream } else { Mode::Parallel };
+            let mode =
+                if recorder.intent.in_order(&snapshot.plan, &snapshot.world) { Mode::Stream } else { Mode::Parallel };
             decide_lines(input, &mut out, mode, args.max_line_bytes, &decide).map_err(fatal)?;
             Status::Success
         }
@@ -185,7 +169,7 @@ fn watch(args: &Args) -> Result<Status, Fatal> {
     let events = live.subscribe();
     std::thread::spawn(move || {
         for event in events {
-            eprintln!("{}", describe(&event));
+            eprintln!("switchboard: {event}");
         }
     });
     let _watch = live.watch().map_err(|e| Fatal::Message(format!("cannot watch the configuration files: {e}")))?;
@@ -200,8 +184,7 @@ fn watch(args: &Args) -> Result<Status, Fatal> {
     let recorder = Recorder::open(args)?;
     let decide = |line: &Line| match &recorder {
         Some(recorder) => recorder.decide(&live.snapshot(), line),
-        None if args.dry_run => line.decide(|r| live.preview(r)),
-        None => line.decide(|r| live.select(r)),
+        None => line.decide(|r| live.decide(r, Intent::dry_run(args.dry_run))),
     };
     decide_lines(io::BufReader::new(io::stdin()), &mut io::stdout().lock(), Mode::Stream, args.max_line_bytes, &decide)
         .map_err(fatal)?;
@@ -209,17 +192,4 @@ fn watch(args: &Args) -> Result<Status, Fatal> {
         recorder.close()?;
     }
     Ok(Status::Success)
-}
-
-/// The stderr text of one reload event.
-fn describe(event: &ReloadEvent) -> String {
-    match event {
-        ReloadEvent::Reloaded { generation } => format!("switchboard: reloaded: generation {generation} in force"),
-        ReloadEvent::Unchanged { generation } => {
-            format!("switchboard: files unchanged: generation {generation} stays")
-        }
-        ReloadEvent::Failed { generation, error } => {
-            format!("switchboard: reload failed, generation {generation} stays:\n{error}")
-        }
-    }
 }

@@ -1,0 +1,74 @@
+//! Select or preview, decided in one place: every front end (`switchboard
+//! select` and its `--dry-run`, `serve` and its `--dry-run`, `explain`,
+//! the bindings) says which it wants with an [`Intent`] and calls
+//! [`Intent::decide`], [`Snapshot::decide`] or
+//! [`Live::decide`](crate::Live::decide).
+
+use switchboard_core::{Decision, Plan, Request, World};
+
+use crate::Snapshot;
+
+/// Whether a decision counts or is a dry run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Intent {
+    /// A selection: reserves capacity and remembers the conversation
+    /// ([`Plan::select`]).
+    #[default]
+    Select,
+    /// A preview (`explain`, `--dry-run`): reads counts and memories,
+    /// writes nothing ([`Plan::preview`]).
+    Preview,
+}
+
+impl Intent {
+    /// [`Intent::Preview`] for a `--dry-run`, else [`Intent::Select`].
+    pub fn dry_run(dry_run: bool) -> Intent {
+        if dry_run {
+            Intent::Preview
+        } else {
+            Intent::Select
+        }
+    }
+
+    /// The decision for `request` by `plan` on `world`, counted or not.
+    pub fn decide(self, plan: &Plan, world: &World, request: &Request) -> Decision {
+        match self {
+            Intent::Select => plan.select(world, request),
+            Intent::Preview => plan.preview(world, request),
+        }
+    }
+
+    /// Whether decisions made this way by `plan` on `world` change what
+    /// later ones see (they reserve capacity or remember conversations):
+    /// then a batch is decided in input order, one line at a time, so that
+    /// an earlier line never loses capacity to a later one
+    /// (docs/capacity.md).
+    pub fn in_order(self, plan: &Plan, world: &World) -> bool {
+        self == Intent::Select && plan.counts_capacity(world)
+    }
+}
+
+impl Snapshot {
+    /// The decision for `request` on this configuration, counted or not.
+    pub fn decide(&self, request: &Request, intent: Intent) -> Decision {
+        intent.decide(&self.plan, &self.world, request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_selection_with_limits_is_decided_in_order() {
+        let registry = crate::registry().unwrap();
+        let path = std::path::Path::new("rules.yaml");
+        let plan =
+            crate::compile_rules("rules: [any_available]\ncapacity:\n  store: memory\n", path, &registry).unwrap();
+        let free = switchboard_files::compile("rules: [any_available]", "rules.yaml", registry).unwrap();
+        let world = World::empty();
+        assert!(Intent::dry_run(false).in_order(&plan, &world));
+        assert!(!Intent::dry_run(true).in_order(&plan, &world));
+        assert!(!Intent::Select.in_order(&free, &world));
+    }
+}
