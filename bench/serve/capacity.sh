@@ -19,12 +19,7 @@ ROUNDS=${ROUNDS:-2}
 needs wrk redis-server redis-cli python3 curl
 cargo build --release -q --bin switchboard
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null &
-REDIS_PID=$!
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+start_redis
 
 # The bench world with every instance limited (a limit the run never reaches).
 python3 - "$HERE/world.json" "$WORK/world-limits.json" <<'PY'

@@ -28,6 +28,15 @@ start_serve() {
   PORT=$(head -1 "$WORK/$name.err" | sed 's/.*127.0.0.1://')
 }
 
+# start_redis: a redis-server of the script's own on a free loopback port,
+# persistence off; sets REDIS_PORT and REDIS_PID once it answers.
+start_redis() {
+  REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null &
+  REDIS_PID=$!
+  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+}
+
 # wrk_run URL [DURATION] [SCRIPT]: one wrk run posting post.lua's request
 # (or SCRIPT's) to URL (DURATION defaults to DUR); sets RPS, P50, P99, REQS
 # and ERRORS.

@@ -21,11 +21,7 @@ EVENTS=${EVENTS:-50}
 needs redis-server redis-cli python3
 cargo build --release -q --bin switchboard
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null &
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+start_redis
 
 cp rules.yaml "$WORK/rules.yaml"
 printf 'capacity: {store: redis, redis_url: "redis://127.0.0.1:%s/0", key_prefix: "bench:"}\n' "$REDIS_PORT" \
