@@ -94,7 +94,7 @@ pub fn events(data: &[u8]) {
         world_sha256: None,
     };
     let now = "2026-12-07T15:00:00Z".parse().unwrap_or(switchboard_core::capacity::jiff::Timestamp::UNIX_EPOCH);
-    let recorded = crate::live::record_on(&snapshot, text, now);
+    let recorded = crate::live::record_on(&snapshot.plan, &snapshot.world, text, now);
     for (line, rejection) in &recorded.rejected {
         assert!(*line >= 1 && !rejection.message.is_empty(), "a rejection without a line or a message");
     }

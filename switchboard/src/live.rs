@@ -286,14 +286,15 @@ impl Inner {
     }
 }
 
-/// Applies the events of `body` to the store of `snapshot` (see
-/// [`Live::record`]); `now` dates the events that carry no `time`.
-pub(crate) fn record_on(snapshot: &Snapshot, body: &str, now: Timestamp) -> crate::events::Recorded {
+/// Applies the events of `body`, checked against `world`, to the store of
+/// `plan` (see [`Live::record`]); `now` dates the events that carry no
+/// `time`.
+pub(crate) fn record_on(plan: &Plan, world: &World, body: &str, now: Timestamp) -> crate::events::Recorded {
     let mut recorded = crate::events::Recorded::default();
     for (line, parsed) in crate::events::parse_body(body, now) {
         let applied = parsed.and_then(|event| {
-            event.check(&snapshot.world)?;
-            let quarantined = apply(&snapshot.plan, &event)?;
+            event.check(world)?;
+            let quarantined = apply(plan, &event)?;
             Ok((event, quarantined))
         });
         match applied {
@@ -548,7 +549,7 @@ impl Live {
     /// `time` is dated now. Blocks for one round trip per event with Redis.
     pub fn record(&self, body: &str) -> crate::events::Recorded {
         let snapshot = self.inner.current.load_full();
-        record_on(&snapshot, body, switchboard_core::capacity::clock())
+        record_on(&snapshot.plan, &snapshot.world, body, switchboard_core::capacity::clock())
     }
 
     /// The live state of `location`'s instances (docs/live-state.md, `GET

@@ -395,24 +395,14 @@ fn with_events(scenario: &Scenario, plan: Arc<Plan>, world: &World) -> Result<Ar
         return Ok(plan);
     }
     let plan = Plan::clone(&plan).with_store(Arc::new(switchboard_state::MemoryStore::new()));
-    let now = switchboard_core::capacity::clock();
-    for (n, event) in scenario.events.iter().enumerate() {
-        let applied = match event {
-            Value::Object(map) => crate::events::Event::from_map(map.clone(), now).and_then(|event| {
-                event.check(world)?;
-                crate::live::apply(&plan, &event)
-            }),
-            other => Err(crate::events::Rejection {
-                type_name: "unknown",
-                message: format!("an event must be a map with a `type`; got {other}"),
-            }),
-        };
-        if let Err(rejection) = applied {
-            return Err(FileErrors::whole_file(
-                scenario.file.display().to_string(),
-                format!("events[{n}]: {}; fix the event or remove it", rejection.message),
-            ));
-        }
+    // As JSON Lines, one event a line, through the intake every front end uses.
+    let body: String = scenario.events.iter().map(|event| format!("{event}\n")).collect();
+    let recorded = crate::live::record_on(&plan, world, &body, switchboard_core::capacity::clock());
+    if let Some((line, rejection)) = recorded.rejected.first() {
+        return Err(FileErrors::whole_file(
+            scenario.file.display().to_string(),
+            format!("events[{}]: {}; fix the event or remove it", line - 1, rejection.message),
+        ));
     }
     Ok(Arc::new(plan))
 }
