@@ -174,7 +174,7 @@ impl Plan {
         if store.is_some() && (counting == Counting::All || (count && chain.memory_ttl.is_some())) {
             return walk().rest_of_chain(trace, body, 0, None);
         }
-        // So here the chain's common answers (a plain `no_match`, a usable
+        // So here the chain's common answers (a `no_match`, a usable
         // instance the store admits) are taken at once, and any other hands
         // the chain, from that step with that answer, to `Walk::rest_of_chain`.
         // (This loop, a fraction of the general one, spills far less: ≈ 6 %
@@ -185,6 +185,9 @@ impl Plan {
             }
             match step.rule.evaluate(&cx) {
                 Outcome::NoMatch { detail: None } => {}
+                // A note (`send_window`'s local time, say) is written in place
+                // too: the chain goes on as for a plain `no_match`.
+                Outcome::NoMatch { detail } => answer(&mut trace, &chain.steps, n, TraceOutcome::NoMatch, detail),
                 Outcome::Selected { instance, detail } if fits(instance, channel) => {
                     if let Some(store) = store.filter(|_| instance.may_be_limited()) {
                         match self.admit(store, location, instance, request, &now, counting, None) {
