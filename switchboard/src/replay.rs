@@ -52,7 +52,6 @@ use serde_json::{json, Value};
 // A logged rule the new chain no longer has cannot answer for itself
 // (`SelectionRule::is_remembered`): only temporary switches are not
 // remembered.
-use switchboard_rules::temporary_switch::ID as TEMPORARY_SWITCH_ID;
 use switchboard_state::MemoryStore;
 
 use crate::capacity::{clock, jiff::Timestamp, Limits, PoolRef, Remember};
@@ -409,6 +408,9 @@ fn decide_as_of(plan: &Plan, world: &World, request: &str, time: Option<&str>) -
 /// replayed plan reads (see the module docs).
 struct History {
     store: Arc<MemoryStore>,
+    /// Whether a registered rule that is not in the new chain is
+    /// remembered, by id (see [`History::is_remembered`]).
+    remembered: Mutex<HashMap<String, bool>>,
 }
 
 impl History {
@@ -419,6 +421,21 @@ impl History {
     /// rule is remembered. A request whose location is not known (in the
     /// world, or inline) records nothing: the new configuration cannot
     /// decide it either.
+    /// Whether the choice of rule `id`, which the new chain does not have,
+    /// is remembered: the registry's rule of that id, built with its
+    /// defaults, is asked once ([`switchboard_core::SelectionRule::is_remembered`]). A rule
+    /// the registry does not know, or that cannot be built without options,
+    /// is remembered (the trait's default).
+    fn is_remembered(&self, plan: &Plan, id: &str) -> bool {
+        let ask = || {
+            let info = plan.registry().rule(id)?;
+            let options = switchboard_files::options_with_defaults(Vec::new(), &info.options);
+            (info.build)(&options).ok().map(|rule| rule.is_remembered())
+        };
+        let Ok(mut known) = self.remembered.lock() else { return ask().unwrap_or(true) };
+        *known.entry(id.to_owned()).or_insert_with(|| ask().unwrap_or(true))
+    }
+
     fn record(&self, plan: &Plan, world: &World, request: &Request, logged: &Outcome) {
         let Outcome::Selected { rule, instance } = logged else { return };
         let Ok(location) = world.location_of(request, plan.registry()) else { return };
@@ -429,7 +446,7 @@ impl History {
             let ttl = plan.memory_ttl(channel)?;
             let remembered = rule
                 .as_deref()
-                .is_none_or(|rule| plan.is_remembered(channel, rule).unwrap_or(rule != TEMPORARY_SWITCH_ID));
+                .is_none_or(|rule| plan.is_remembered(channel, rule).unwrap_or_else(|| self.is_remembered(plan, rule)));
             remembered.then_some(Remember { channel, ttl })
         });
         let now = request.now.unwrap_or_else(clock);
@@ -483,7 +500,7 @@ pub fn replay(
 ) -> io::Result<Summary> {
     let store = Arc::new(MemoryStore::new());
     let plan = &plan.clone().with_store(store.clone());
-    let history = plan.counts_capacity(world).then(|| History { store });
+    let history = plan.counts_capacity(world).then(|| History { store, remembered: Default::default() });
     let history = history.as_ref();
     let workers = match (history, options.workers) {
         (Some(_), _) => 1,
@@ -724,6 +741,14 @@ mod tests {
             }
         }
         assert_eq!(watched.calls.load(Ordering::SeqCst), 0, "the configured store is never called");
+        // A chain without `temporary_switch`: its logged choice is still not
+        // remembered (the registry's rule says so), so only the line it
+        // decided changes; were it remembered, contact b's next line would
+        // recall im-1 and change too.
+        let without = "rules: [{rule: conversation, ttl: 1h}, {rule: any_available, strategy: round_robin}]\n";
+        let plan = switchboard_files::compile(without, "rules.yaml", registry.clone()).unwrap();
+        let summary = replay_text(&plan, &world, &log, 0);
+        assert_eq!(summary.headline(), "7 decisions, 6 unchanged, 1 changed (14.3%)", "{:?}", summary.transitions);
     }
 
     #[test]
