@@ -145,9 +145,18 @@ fn explain_and_dry_runs_never_count() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = run(&[&["select", "--dry-run"][..], &args].concat(), &format!("{line}\n{line}\n{line}\n"));
     assert_eq!(text(&out.stdout).matches(r#""ok":true"#).count(), 3, "{}", text(&out.stdout));
+    assert_eq!(text(&out.stderr), "", "a dry run counts nothing: nothing to say");
     let out = run(&[&["select"][..], &args].concat(), &format!("{line}\n{line}\n"));
     let oks: Vec<bool> = text(&out.stdout).lines().map(|l| l.contains(r#""ok":true"#)).collect();
     assert_eq!(oks, [true, false], "the dry runs left the day's one decision");
+    // The counts end with the run, and the run says so, once.
+    let note = "switchboard: note: capacity counts and conversation memory are kept in this process's memory";
+    assert_eq!(text(&out.stderr).matches(note).count(), 1, "{}", text(&out.stderr));
+    let out = run(&[&["select"][..], &args, &["--request", s(&req)]].concat(), "");
+    assert_eq!(out.status.code(), Some(0), "a new run starts from nothing: {}", text(&out.stdout));
+    assert!(text(&out.stderr).starts_with(note), "{}", text(&out.stderr));
+    let out = run(&["select", "--rules", s(&repo_file("rules.yaml")), "--world", s(&example("world.yaml"))], line);
+    assert_eq!(text(&out.stderr), "", "nothing counted, nothing said");
 }
 
 #[test]

@@ -418,6 +418,7 @@ fn record_applies_events_and_exits_0_1_or_2() {
     std::fs::write(&events, format!("{}\n", status_event("wa-orders", "false", ""))).unwrap();
     let out = run(&["record", "--rules", s(&rules), "--world", s(&world), s(&events)], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("end with this command"), "the memory store: {}", text(&out.stderr));
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!({"accepted": 1, "rejected": []}));
     let input = format!("{}\n{}\n", status_event("wa-orders", "false", ""), status_event("wa-nope", "true", ""));
     let out = run(&["record", "--rules", s(&rules), "--world", s(&world), "-"], &input);

@@ -865,6 +865,15 @@ pub trait CapacityStore: Send + Sync {
         false
     }
 
+    /// Whether what the store counts, remembers and records outlives this
+    /// process (a store shared by a fleet). A one-shot command (`select`,
+    /// `record`) asks this, not which store it holds, to say on stderr that
+    /// its counts end with it. The default answers `false`, for a store in
+    /// the process's memory.
+    fn outlives_process(&self) -> bool {
+        false
+    }
+
     // Live state (docs/live-state.md). Events change what the world file says about
     // an instance until the next event does; they live in the store so that
     // every process sharing it sees them, and so that they outlive reloads.

@@ -716,6 +716,10 @@ impl CapacityStore for RedisStore {
         true
     }
 
+    fn outlives_process(&self) -> bool {
+        true
+    }
+
     // Live state: a hash per location in Redis (so it survives restarts and
     // is the same for every process), and in each process a cache that a
     // poller thread keeps current through the fleet's epoch, so that a

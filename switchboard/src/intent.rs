@@ -46,6 +46,18 @@ impl Intent {
     pub fn in_order(self, plan: &Plan, world: &World) -> bool {
         self == Intent::Select && plan.counts_capacity(world)
     }
+
+    /// What a one-shot command deciding this way should say on stderr: when
+    /// its decisions count capacity or remember conversations in a store
+    /// that ends with the process, the next run starts from nothing.
+    pub fn one_shot_note(self, plan: &Plan, world: &World) -> Option<&'static str> {
+        let forgets = plan.store().is_some_and(|store| !store.outlives_process());
+        (self.in_order(plan, world) && forgets).then_some(
+            "note: capacity counts and conversation memory are kept in this process's memory \
+             (capacity.store: memory): they hold within this run and end with it, so separate runs do not \
+             see each other's; set `capacity.store: redis` to keep them (docs/capacity.md)",
+        )
+    }
 }
 
 impl Snapshot {
@@ -70,5 +82,18 @@ mod tests {
         assert!(Intent::dry_run(false).in_order(&plan, &world));
         assert!(!Intent::dry_run(true).in_order(&plan, &world));
         assert!(!Intent::Select.in_order(&free, &world));
+    }
+
+    #[test]
+    fn a_one_shot_counting_in_memory_is_told_its_counts_end_with_it() {
+        let registry = crate::registry().unwrap();
+        let path = std::path::Path::new("rules.yaml");
+        let memory =
+            crate::compile_rules("rules: [any_available]\ncapacity:\n  store: memory\n", path, &registry).unwrap();
+        let free = crate::compile_rules("rules: [any_available]", path, &registry).unwrap();
+        let world = World::empty();
+        assert!(Intent::Select.one_shot_note(&memory, &world).is_some_and(|n| n.contains("capacity.store: redis")));
+        assert_eq!(Intent::Preview.one_shot_note(&memory, &world), None, "a dry run counts nothing");
+        assert_eq!(Intent::Select.one_shot_note(&free, &world), None, "nothing is counted");
     }
 }

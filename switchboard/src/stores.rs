@@ -311,6 +311,10 @@ impl<S: CapacityStore> CapacityStore for Watched<S> {
         self.inner.may_block()
     }
 
+    fn outlives_process(&self) -> bool {
+        self.inner.outlives_process()
+    }
+
     #[inline]
     fn has_live_state(&self, location: &str) -> bool {
         self.inner.has_live_state(location)

@@ -60,6 +60,9 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
     }
     let (plan, world) = load(&args.files)?;
     let intent = Intent::dry_run(args.dry_run);
+    if let Some(note) = intent.one_shot_note(&plan, &world) {
+        eprintln!("switchboard: {note}");
+    }
     match &args.request {
         Some(path) => {
             let text = read_request(path)?;
@@ -135,6 +138,9 @@ fn logged(args: &Args) -> Result<Status, Fatal> {
     let snapshot = live.snapshot();
     let request = args.request.as_deref().map(read_request).transpose()?;
     let recorder = Recorder::open(args)?.ok_or_else(|| Fatal::Message("`--decision-log` is required".into()))?;
+    if let Some(note) = recorder.intent.one_shot_note(&snapshot.plan, &snapshot.world) {
+        eprintln!("switchboard: {note}");
+    }
     let status = match request {
         Some(text) => {
             let decision = recorder.decide(&snapshot, &Line::Text(text));
