@@ -520,7 +520,7 @@ fn a_fleet_on_redis_sees_an_event_within_a_second_and_after_a_restart() {
 fn replay_applies_an_event_line_between_the_decisions_around_it_on_every_worker() {
     let registry = crate::util::registry();
     let plan = switchboard::load_rules(repo_file("rules.yaml"), &registry).unwrap();
-    let world = switchboard::load_world_for(example("world.yaml"), &plan).unwrap();
+    let world = switchboard::load_world(example("world.yaml"), &plan).unwrap();
     let request = r#"{"location":"shop","channel":"whatsapp","body":"Hi { WA#1 }"}"#;
     let selected = r#"{"ok":true,"rule":"manual_override","instance":{"id":"wa-orders"}}"#;
     let refused = r#"{"ok":false,"rule":"manual_override","error":{"code":101,"kind":"instance_disconnected"}}"#;

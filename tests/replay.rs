@@ -65,7 +65,7 @@ fn log_line(n: usize, plan: &switchboard::Plan, world: &switchboard::World, requ
 /// The log of `requests()` decided with the shipped rules and example world.
 fn write_log(dir: &std::path::Path) -> std::path::PathBuf {
     let plan = default_plan();
-    let world = switchboard::load_world_for(example("world.yaml"), &plan).unwrap();
+    let world = switchboard::load_world(example("world.yaml"), &plan).unwrap();
     let lines: Vec<String> = requests().iter().enumerate().map(|(n, r)| log_line(n, &plan, &world, r)).collect();
     let path = dir.join("decisions.jsonl");
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
@@ -92,7 +92,7 @@ fn transitions_match_an_independent_count() {
 
     // Independently: decide every request with both plans and count.
     let (old_plan, new_plan) = (default_plan(), plan(DEFAULT_FIRST));
-    let world = switchboard::load_world_for(example("world.yaml"), &old_plan).unwrap();
+    let world = switchboard::load_world(example("world.yaml"), &old_plan).unwrap();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut first: BTreeMap<String, String> = BTreeMap::new();
     let all = requests();

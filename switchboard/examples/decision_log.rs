@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let registry = switchboard::registry()?;
     let plan = switchboard::load_rules(rules, &registry)?;
-    let world_data = switchboard::load_world_for(world, &plan)?;
+    let world_data = switchboard::load_world(world, &plan)?;
     let rules_sha = switchboard::sha256_hex(&std::fs::read(rules)?);
     let world_sha = switchboard::sha256_hex(&std::fs::read(world)?);
     let mut log = BufWriter::new(File::create(out)?);

@@ -10,7 +10,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let registry = registry()?;                        // built-ins, frozen once
 //! let plan = load_rules("rules.yaml", &registry)?;   // immutable, shareable
-//! let world = load_world("world.yaml", &registry)?;
+//! let world = load_world("world.yaml", &plan)?;     // the plan's channels and size limit
 //! let request = Request::from_json(r#"{"location":"loc_1","channel":"whatsapp","body":"Hi { WA#2 }"}"#)?;
 //! let decision = plan.select(&world, &request);      // pure; call from any thread
 //! println!("{}", decision.to_json());
@@ -178,10 +178,54 @@ impl switchboard_core::PluginLoader for Plugins {
     }
 }
 
-/// Reads a world file for a plan: against its registry (plugin channels
-/// included) and within its `limits.max_world_bytes`.
-pub fn load_world_for(path: impl AsRef<Path>, plan: &Plan) -> Result<World, FileErrors> {
-    load_world_limited(path.as_ref(), plan.limits().max_world_bytes, WORLD_LIMIT, plan.registry())
+/// What a world file is read against: a plan (its registry, plugin
+/// channels included, and its `limits.max_world_bytes`), or a bare registry
+/// (no size limit: `check` reads a world whose rules file failed).
+#[derive(Clone, Copy)]
+pub enum WorldFor<'a> {
+    /// A compiled rules file.
+    Plan(&'a Plan),
+    /// A registry alone.
+    Registry(&'a Registry),
+}
+
+impl<'a> From<&'a Plan> for WorldFor<'a> {
+    fn from(plan: &'a Plan) -> Self {
+        WorldFor::Plan(plan)
+    }
+}
+
+impl<'a> From<&'a Arc<Plan>> for WorldFor<'a> {
+    fn from(plan: &'a Arc<Plan>) -> Self {
+        WorldFor::Plan(plan)
+    }
+}
+
+impl<'a> From<&'a Registry> for WorldFor<'a> {
+    fn from(registry: &'a Registry) -> Self {
+        WorldFor::Registry(registry)
+    }
+}
+
+impl<'a> From<&'a Arc<Registry>> for WorldFor<'a> {
+    fn from(registry: &'a Arc<Registry>) -> Self {
+        WorldFor::Registry(registry)
+    }
+}
+
+/// Reads a world file (YAML, or JSON when the name ends in `.json`) for a
+/// plan (`&plan`: against its registry, plugin channels included, within
+/// its `limits.max_world_bytes`) or a registry (`&registry`: no limit).
+/// A JSON world is streamed, a location at a time, never held whole; a
+/// file the stream gives up on is read whole, and every problem is
+/// reported, located.
+pub fn load_world<'a>(path: impl AsRef<Path>, against: impl Into<WorldFor<'a>>) -> Result<World, FileErrors> {
+    match against.into() {
+        WorldFor::Plan(plan) => {
+            load_world_limited(path.as_ref(), plan.limits().max_world_bytes, WORLD_LIMIT, plan.registry())
+        }
+        WorldFor::Registry(registry) => load_world_limited(path.as_ref(), u64::MAX, "", registry),
+    }
 }
 
 /// Reads a world file of at most `max` bytes. A JSON world is streamed, a
@@ -269,13 +313,6 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Where the world size limit is set, for messages.
 pub(crate) const WORLD_LIMIT: &str = "limits.max_world_bytes in rules.yaml";
-
-/// Reads a world file (YAML, or JSON when the name ends in `.json`). Pass
-/// the plan's registry (`plan.registry()`) so that plugin channels are known;
-/// [`load_world_for`] also applies the plan's size limit.
-pub fn load_world(path: impl AsRef<Path>, registry: &Registry) -> Result<World, FileErrors> {
-    load_world_limited(path.as_ref(), u64::MAX, "", registry)
-}
 
 /// One decision for one request text: `select` on the parsed request, or
 /// the code-100 decision when the text cannot be read.

@@ -33,7 +33,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let registry = switchboard::registry()?;
 //! let plan = switchboard::load_rules("rules.new.yaml", &registry)?;
-//! let world = switchboard::load_world_for("examples/world.yaml", &plan)?;
+//! let world = switchboard::load_world("examples/world.yaml", &plan)?;
 //! let log = std::io::BufReader::new(std::fs::File::open("decisions.jsonl")?);
 //! let summary = replay(&plan, &world, log, &Options::default(), &|_bytes| {})?;
 //! println!("{}", summary.headline());

@@ -301,7 +301,7 @@ impl Suite {
                 None => Some(Arc::new(World::empty())),
                 Some(w) => worlds
                     .entry((rules, w.clone()))
-                    .or_insert_with(|| match crate::load_world_for(&w, &plan) {
+                    .or_insert_with(|| match crate::load_world(&w, &plan) {
                         Ok(world) => Some(Arc::new(world)),
                         Err(e) => {
                             errors.push(e);

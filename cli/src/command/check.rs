@@ -52,7 +52,7 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
     };
     if let Some(path) = &args.files.world {
         let world = match &plan {
-            Some(plan) => switchboard::load_world_for(path, plan),
+            Some(plan) => switchboard::load_world(path, plan),
             None => switchboard::load_world(path, &registry),
         };
         results.push(match world {

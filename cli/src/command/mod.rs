@@ -98,7 +98,7 @@ pub(crate) fn load(files: &Files) -> Result<(Plan, World), Fatal> {
     let registry = registry()?;
     let plan = switchboard::load_rules(&files.rules, &registry)?;
     let world = match &files.world {
-        Some(path) => switchboard::load_world_for(path, &plan)?,
+        Some(path) => switchboard::load_world(path, &plan)?,
         None => World::empty(),
     };
     Ok((plan, world))
