@@ -547,7 +547,7 @@ fn an_inbound_memory_lasts_7_days_without_a_conversation_rule_and_instances_show
     let (dir, live) = live();
     let inbound = |contact: &str| {
         format!(
-            r#"{{"type":"inbound","location":"shop","channel":"whatsapp","instance":"wa-billing","contact":"{contact}","time":"2026-12-01T12:00:00Z"}}"#
+            r#"{{"type":"inbound","location":"shop","channel":"whatsapp","instance":"wa-billing","contact":"{contact}","time":"2025-12-01T12:00:00Z"}}"#
         )
     };
     // The chain has no `conversation` rule: the memory is kept 7 days.
@@ -569,10 +569,11 @@ fn an_inbound_memory_lasts_7_days_without_a_conversation_rule_and_instances_show
         );
         crate::util::summary(&live.select(&crate::util::request(&json)))
     };
-    assert_eq!(ask("c-7", "2026-12-08T11:59:00Z"), "wa-billing");
-    assert_eq!(ask("c-8", "2026-12-08T12:00:01Z"), "wa-support", "7 days after the inbound: gone");
+    assert_eq!(ask("c-7", "2025-12-08T11:59:00Z"), "wa-billing");
+    assert_eq!(ask("c-8", "2025-12-08T12:00:01Z"), "wa-support", "7 days after the inbound: gone");
     // /v1/instances' usage: each limit in force with its count today (a
-    // decision on the clock counts today).
+    // decision on the clock counts today; the dates above are in a past
+    // year, so their decisions never fall on today's day).
     let now = crate::util::request(r#"{"location":"shop","channel":"whatsapp","body":"hi","contact":{"id":"c-9"}}"#);
     assert_eq!(crate::util::summary(&live.select(&now)), "wa-support");
     let shop = live.instances("shop").unwrap();

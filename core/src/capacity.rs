@@ -28,15 +28,16 @@
 //!
 //! # Why the trait is synchronous
 //!
-//! The evaluator ([`crate::Plan::select`]) is synchronous and is called from
-//! the CLI, from batch workers and from the service. A reservation happens
-//! in the middle of rule evaluation (a rule's candidate becomes a selection
-//! only if it can be reserved; a lost race moves on to the next candidate),
-//! so an `async` trait would colour the whole evaluator and every rule. The
-//! memory store answers in well under a microsecond; the Redis store does one
-//! blocking round trip over a pooled connection with connect and I/O
-//! timeouts, so an async caller (an axum handler) runs the decision inside
-//! `tokio::task::spawn_blocking`, exactly as it would any CPU-bound work.
+//! The evaluator (`Plan::select`, in `switchboard-engine`) is synchronous
+//! and is called from the CLI, from batch workers and from the service. A
+//! reservation happens in the middle of rule evaluation (a rule's candidate
+//! becomes a selection only if it can be reserved; a lost race moves on to
+//! the next candidate), so an `async` trait would colour the whole evaluator
+//! and every rule. The memory store answers in well under a microsecond;
+//! the Redis store does one blocking round trip over a pooled connection
+//! with connect and I/O timeouts, so an async caller (an axum handler) runs
+//! the decision inside `tokio::task::spawn_blocking`, exactly as it would
+//! any CPU-bound work.
 
 use std::fmt;
 use std::time::Duration;

@@ -10,82 +10,27 @@
 //!   [`register_channel!`]);
 //! - the data model ([`Request`], [`Contact`], [`InstanceSpec`],
 //!   [`Instance`], [`Location`], [`World`]);
-//! - the [`Registry`] frozen from descriptors;
-//! - the compiled rules file, an immutable [`Plan`] of one rule [`Chain`]
-//!   per channel, and the [`LocationBuilder`] every world is built with;
-//! - the pure evaluator, [`Plan::select`], returning a [`Decision`];
+//! - the [`Registry`] frozen from descriptors, and the [`LocationBuilder`]
+//!   every world is built with;
+//! - the plugin loading contract ([`PluginLoader`], [`PluginEntry`],
+//!   [`Contribution`]) and the [`InputLimits`];
 //! - the [`capacity`] boundary: limits, calendar windows and the
 //!   [`CapacityStore`] trait whose stores live in `switchboard-state`.
 //!
-//! Reading files is not here: the rules.yaml compiler and the world file
-//! readers are `switchboard-files`. File watching, plugin loading and the
-//! capacity stores are I/O and live in other crates.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use switchboard_core::*;
-//!
-//! struct Sms;
-//! impl ChannelSyntax for Sms {
-//!     fn id(&self) -> &str { "sms" }
-//!     fn code(&self) -> &str { "SMS" }
-//!     fn tag_prefix(&self) -> &str { "sms:" }
-//!     fn has_override(&self) -> bool { false }
-//! }
-//!
-//! // A tiny rule: the lowest-indexed connected instance.
-//! fn first(_: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
-//!     Ok(Box::new(rule_fn(|cx| match cx.instances().iter().find(|i| i.is_connected()) {
-//!         Some(i) => Outcome::selected(i),
-//!         None => Outcome::no_match(),
-//!     })))
-//! }
-//! let descriptor = RuleDescriptor {
-//!     id: "first", summary: "first connected", code: 1000, on_unavailable: None,
-//!     options: &[], build: first, source: "doc",
-//! };
-//! static SMS: Sms = Sms;
-//! let registry = RegistryBuilder::new()
-//!     .rule(RuleInfo::from_descriptor(&descriptor))
-//!     .channel(ChannelInfo::from_descriptor(&ChannelDescriptor { syntax: &SMS, source: "doc" }))
-//!     .build()
-//!     .unwrap();
-//! let registry = Arc::new(registry);
-//! // What `rules: [first]` compiles to.
-//! let rule = registry.rule("first").unwrap();
-//! let first = Step::new(rule, None, (rule.build)(&RuleOptions::default()).unwrap());
-//! let plan = Plan::new(PlanParts {
-//!     registry: registry.clone(),
-//!     chains: vec![Chain::new(vec![first], Vec::new(), false)],
-//!     plugins: Vec::new(),
-//!     content_hash: 0,
-//!     limits: InputLimits::default(),
-//!     warnings: Vec::new(),
-//!     capacity: None,
-//!     health: None,
-//! });
-//! // What a world file with one location and one instance reads into.
-//! let mut builder = LocationBuilder::new(&registry);
-//! builder.push(InstanceFields {
-//!     id: "s1", channel: "sms", index: None, phone: "+1 555", connected: true, default: false,
-//!     users: Users::new(), weight: None, pool: None, limits: None, reply_window: None, warmup: None,
-//! }).unwrap();
-//! let mut world = World::default();
-//! world.insert(builder.finish("l1".into()));
-//! let request = Request::from_json(r#"{"location":"l1","channel":"sms","body":"hi"}"#).unwrap();
-//! let decision = plan.select(&world, &request);
-//! assert_eq!(decision.instance().map(|i| i.id()), Some("s1"));
-//! ```
+//! The compiled rules file (the plan), the pure evaluator and the decision
+//! it returns are `switchboard-engine`. Reading files is not here either:
+//! the rules.yaml compiler and the world file readers are
+//! `switchboard-files`. File watching, plugin loading and the capacity
+//! stores are I/O and live in other crates.
 
 pub mod capacity;
 mod channel;
-mod decision;
 pub mod diag;
-mod eval;
 pub mod health;
+mod limits;
 mod model;
 pub mod pattern;
-mod plan;
+mod plugin;
 pub mod recipient;
 mod registry;
 mod rule;
@@ -97,7 +42,9 @@ mod world;
 /// Interns a rule id: rule ids live as `&'static str` so that a decision's
 /// trace copies pointers, not reference counts. The set only grows with
 /// distinct ids ever registered (built-ins and plugins), which is bounded.
-pub(crate) fn intern(id: &str) -> &'static str {
+/// (Public for the engine, whose plan steps hold interned ids.)
+#[doc(hidden)]
+pub fn intern(id: &str) -> &'static str {
     use std::collections::HashSet;
     use std::sync::{Mutex, OnceLock};
     static IDS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
@@ -118,21 +65,15 @@ pub use capacity::{
     StatusUpdate, StoreError, StoreErrorKind,
 };
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
-pub use decision::json;
-pub use decision::{
-    Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE, CODE_STORE_UNAVAILABLE,
-};
 pub use diag::{Diagnostic, FileErrors, Severity};
 pub use health::{DeliveryUpdate, HealthPolicy, HealthRecord, HealthState, WindowCounts};
+pub use limits::InputLimits;
 pub use model::{
     checked_message_id, normalize_phone, normalize_phone_into, salvage_message_id, Contact, Instance, InstanceSpec,
     MapOnly, Request, Users, WarmupSpec, MAX_MESSAGE_ID_BYTES,
 };
 pub use pattern::{PatternKind, PatternMatch, Scan, Scanner};
-pub use plan::{
-    content_hash, CapacityConfig, Chain, Contribution, EntrySummary, InputLimits, OnStoreError, Plan, PlanParts,
-    PluginEntry, PluginKind, PluginLoader, Step, StoreKind,
-};
+pub use plugin::{Contribution, PluginEntry, PluginKind, PluginLoader};
 pub use recipient::{Inbound, InboundLog, LastInbound};
 pub use registry::{ChannelInfo, Registry, RegistryBuilder, RegistryError, RuleInfo, SharedBuild, Source};
 pub use rule::{

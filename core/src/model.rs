@@ -287,6 +287,14 @@ impl Instance {
     pub(crate) fn channel_bytes(&self) -> &[u8] {
         self.text.as_bytes().get(..self.ends[0] as usize).unwrap_or_default()
     }
+    /// Whether the instance is on `channel` (an id in its exact spelling),
+    /// compared as the registry compares channel ids. For the evaluator
+    /// (`switchboard-engine`), which checks every rule's choice with it.
+    #[doc(hidden)]
+    #[inline]
+    pub fn is_on_channel(&self, channel: &str) -> bool {
+        crate::registry::same_bytes(self.channel_bytes(), channel.as_bytes())
+    }
     /// The instance index on its channel (1 is the first).
     #[inline]
     pub fn index(&self) -> u64 {
@@ -359,8 +367,11 @@ impl Instance {
     }
     /// Whether a capacity store may have to count this instance: it has
     /// limits of its own or counts against a pool's.
+    /// (Public for the evaluator, `switchboard-engine`, which asks the
+    /// store only about such instances.)
+    #[doc(hidden)]
     #[inline]
-    pub(crate) fn may_be_limited(&self) -> bool {
+    pub fn may_be_limited(&self) -> bool {
         self.limits.is_some() || self.pool.is_some() || self.warmup.is_some()
     }
     /// The instance's own capacity limits as the world file writes them

@@ -124,6 +124,7 @@ impl<'b> Scan<'b> {
     }
 
     /// Every match, in body order.
+    #[inline]
     pub fn matches(&self) -> &[PatternMatch] {
         &self.matches
     }

@@ -382,6 +382,7 @@ impl Registry {
     }
 
     /// Every channel, sorted by id.
+    #[inline]
     pub fn channels(&self) -> &[ChannelInfo] {
         &self.channels
     }
@@ -410,11 +411,13 @@ impl Registry {
     }
 
     /// The registered spelling of a channel id.
+    #[inline]
     pub fn channel_id(&self, id: &str) -> Option<&str> {
         self.channel_position(id).map(|p| self.channels[p].id())
     }
 
     /// The scanner for every registered channel's patterns.
+    #[inline]
     pub fn scanner(&self) -> &Scanner {
         &self.scanner
     }

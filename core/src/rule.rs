@@ -440,6 +440,46 @@ impl<'a> RuleContext<'a> {
         }
     }
 
+    /// The context of one decision of a plan on `location`: its instances
+    /// on `channel` (at `channel_position` in the registry), the body's
+    /// `scan`, the plan's store with the decision's instant when a rule of
+    /// the chain reads it, and where contacts' inbound messages are read.
+    /// For the evaluator (`switchboard-engine`) only, hence hidden: rules
+    /// and hosts use [`RuleContext::new`] and the `with_` methods.
+    #[doc(hidden)]
+    #[inline]
+    pub fn for_decision(
+        request: &'a Request,
+        location: &'a Location,
+        channel: &'a ChannelInfo,
+        channel_position: usize,
+        scan: &'a Scan<'a>,
+        store: Option<(&'a dyn CapacityStore, Timestamp)>,
+        inbound: Option<&'a dyn InboundLog>,
+    ) -> RuleContext<'a> {
+        RuleContext {
+            request,
+            location: location.id(),
+            channel,
+            channel_position,
+            instances: location.channel_of(channel),
+            scan,
+            at_capacity: &[],
+            store: store.map(|(store, now)| StoreView { store, location, now }),
+            site: Some(location),
+            inbound: inbound.map(InboundSource),
+        }
+    }
+
+    /// This context with `at_capacity` as the instances found at capacity
+    /// so far in the decision ([`RuleContext::at_capacity`]). For the
+    /// evaluator (`switchboard-engine`) only, hence hidden.
+    #[doc(hidden)]
+    #[inline]
+    pub fn with_at_capacity(self, at_capacity: &'a [(Arc<Instance>, String)]) -> RuleContext<'a> {
+        RuleContext { at_capacity, ..self }
+    }
+
     /// This context with the location the request is decided in (its
     /// `country` and `timezone`, docs/recipient-rules.md): for unit tests of a rule and
     /// hosts that evaluate one rule outside a plan.

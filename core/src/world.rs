@@ -64,11 +64,13 @@ pub struct Pool {
 
 impl Pool {
     /// The pool id, unique within its location.
+    #[inline]
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// The pool's limits, counted over every instance of the pool.
+    #[inline]
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -105,17 +107,20 @@ pub struct Location {
 
 impl Location {
     /// The location id.
+    #[inline]
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// All instances, in file order.
+    #[inline]
     pub fn instances(&self) -> &[Arc<Instance>] {
         &self.instances
     }
 
     /// The location's timezone: its calendar windows are counted there
     /// (UTC unless the world file names one).
+    #[inline]
     pub fn timezone(&self) -> &TimeZone {
         &self.timezone
     }
@@ -139,6 +144,7 @@ impl Location {
     }
 
     /// The pool with this id.
+    #[inline]
     pub fn pool(&self, id: &str) -> Option<&Pool> {
         self.pools.iter().find(|p| p.id == id)
     }

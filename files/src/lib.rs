@@ -9,7 +9,7 @@
 //! - the rules.yaml compiler: [`compile`] (or [`compile_with`], which also
 //!   loads the plugins the file lists) validates the tree against a
 //!   [`Registry`] and reports every problem, located, or returns an
-//!   immutable [`Plan`];
+//!   immutable [`Plan`] (of `switchboard-engine`);
 //! - the world file readers: [`read_world`] takes the fast path (a JSON
 //!   world streamed a location at a time, or plain serde for YAML) and
 //!   falls back to the located slow path ([`diagnose_world`]) to say what
@@ -58,7 +58,9 @@
 
 use switchboard_core::Diagnostic;
 #[cfg(doc)]
-use switchboard_core::{Plan, Registry};
+use switchboard_core::Registry;
+#[cfg(doc)]
+use switchboard_engine::Plan;
 
 mod plugin_file;
 mod rules;

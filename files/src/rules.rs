@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use switchboard_core::diag::{self, Diagnostic, FileErrors};
 use switchboard_core::{
-    content_hash, CapacityConfig, Chain, EntrySummary, HealthPolicy, InputLimits, OnStoreError, OnUnavailable,
-    OptionSpec, OptionValue, Plan, PlanParts, PluginEntry, PluginKind, PluginLoader, Registry, RegistryBuilder,
-    RuleInfo, RuleOptions, Source, Step, StoreKind,
+    HealthPolicy, InputLimits, OnUnavailable, OptionSpec, OptionValue, PluginEntry, PluginKind, PluginLoader, Registry,
+    RegistryBuilder, RuleInfo, RuleOptions, Source,
+};
+use switchboard_engine::{
+    content_hash, CapacityConfig, Chain, EntrySummary, OnStoreError, Plan, PlanParts, Step, StoreKind,
 };
 
 use crate::tree::{self, Node, Value};

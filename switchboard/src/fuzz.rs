@@ -5,7 +5,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use switchboard_core::{Plan, Registry, World};
+use switchboard_core::{Registry, World};
+use switchboard_engine::Plan;
 
 fn registry() -> Option<&'static Arc<Registry>> {
     static REGISTRY: OnceLock<Option<Arc<Registry>>> = OnceLock::new();

@@ -4,7 +4,8 @@
 //! [`Intent::decide`], [`Snapshot::decide`] or
 //! [`Live::decide`](crate::Live::decide).
 
-use switchboard_core::{Decision, Plan, Request, World};
+use switchboard_core::{Request, World};
+use switchboard_engine::{Decision, Plan};
 
 use crate::Snapshot;
 

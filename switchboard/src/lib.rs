@@ -1,8 +1,10 @@
 //! # switchboard
 //!
-//! The embeddable Switchboard engine: [`switchboard_core`] with the
-//! built-in rules and channels linked in, and file loading with errors that
-//! name the file, line and column. The `switchboard` binary is built on it.
+//! The embeddable Switchboard engine: [`switchboard_core`] (the contract)
+//! and [`switchboard_engine`] (the plan, the evaluator and the decision)
+//! with the built-in rules and channels linked in, and file loading with
+//! errors that name the file, line and column. The `switchboard` binary is
+//! built on it.
 //!
 //! ```no_run
 //! use switchboard::{load_rules, load_world, registry, Request};
@@ -22,6 +24,7 @@ use std::sync::Arc;
 
 pub use intent::Intent;
 pub use switchboard_core::*;
+pub use switchboard_engine::*;
 /// The readers of the rules file and the world file, from text.
 pub use switchboard_files as files;
 

@@ -24,7 +24,8 @@ use std::io::{self, BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
-use switchboard_core::{Decision, ErrorKind, Request};
+use switchboard_core::{ErrorKind, Request};
+use switchboard_engine::Decision;
 
 /// How the loop runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -42,9 +42,10 @@ use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use switchboard_core::capacity::jiff::{self, Timestamp};
 use switchboard_core::{
-    ConversationKey, Decision, DeliveryUpdate, Diagnostic, FileErrors, LiveState, Plan, Registry, Request,
-    StatusUpdate, StoreError, StoreErrorKind, World,
+    ConversationKey, DeliveryUpdate, Diagnostic, FileErrors, LiveState, Registry, Request, StatusUpdate, StoreError,
+    StoreErrorKind, World,
 };
+use switchboard_engine::{Decision, Plan};
 
 use crate::StoreHealth;
 

@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 use switchboard_core::capacity::{jiff::Timestamp, Counts, LimitKind, Limits, PoolRef, ReservationRequest, Window};
-use switchboard_core::{Decision, HealthState, Instance, Location, OptionKind, Plan, Registry, Request, Source, World};
+use switchboard_core::{HealthState, Instance, Location, OptionKind, Registry, Request, Source, World};
+use switchboard_engine::{Decision, Plan};
 
 use crate::ReloadStatus;
 
@@ -83,7 +84,7 @@ impl Explanation {
         out.extend_from_slice(b"{\"decision\":");
         self.decision.write_json_with(&mut out, None, Some(generation));
         out.extend_from_slice(b",\"table\":");
-        switchboard_core::json::string(&mut out, &self.table);
+        switchboard_engine::json::string(&mut out, &self.table);
         out.push(b'}');
         // Only whole UTF-8 sequences were written.
         String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())

@@ -3,8 +3,8 @@
 //! (an object whose absent fields are `null`) and the channel's instances
 //! at the location, in index order.
 
-use switchboard_core::json::{string, unsigned as number};
 use switchboard_core::RuleContext;
+use switchboard_engine::json::{string, unsigned as number};
 
 /// Writes the input of `cx` into `out` (cleared first).
 pub(crate) fn write(out: &mut Vec<u8>, cx: &RuleContext<'_>) {

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_core::{Plan, Registry, Request};
+use switchboard_core::{Registry, Request};
+use switchboard_engine::Plan;
 
 use super::*;
 
@@ -67,20 +68,20 @@ const WORLD: &str = "locations:
       - {id: wa-3, channel: whatsapp, index: 3, phone: '+1 555 0003', connected: true, default: true}
 ";
 
-fn decide(plan: &Plan, body: &str) -> switchboard_core::Decision {
+fn decide(plan: &Plan, body: &str) -> switchboard_engine::Decision {
     let world = switchboard_files::read_world(WORLD, "world.yaml", plan.registry()).unwrap_or_else(|e| panic!("{e}"));
     let request = Request::from_json(&format!(r#"{{"location":"l","channel":"whatsapp","body":"{body}"}}"#)).unwrap();
     plan.select(&world, &request)
 }
 
-fn summary(d: &switchboard_core::Decision) -> String {
+fn summary(d: &switchboard_engine::Decision) -> String {
     match &d.result {
         Ok(i) => i.id().to_owned(),
         Err(e) => format!("{}/{}", e.code, e.kind),
     }
 }
 
-fn run(select: &str) -> switchboard_core::Decision {
+fn run(select: &str) -> switchboard_engine::Decision {
     let (dir, path) = module(&guest(MANIFEST, select, ERROR));
     let plan = plan_for(dir.path(), &format!("wasm: {}", path.display()), "[probe, default_instance]")
         .unwrap_or_else(|e| panic!("{e}"));

@@ -6,11 +6,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::capacity::CapacityStore;
-use crate::diag::Diagnostic;
-use crate::health::HealthPolicy;
-use crate::rule::{OnUnavailable, SelectionRule};
-use crate::{Registry, RuleInfo};
+use switchboard_core::{
+    CapacityStore, Diagnostic, HealthPolicy, InputLimits, OnUnavailable, PluginEntry, Registry, RuleInfo, SelectionRule,
+};
 
 /// One enabled rule in a chain, built with its options.
 #[derive(Clone)]
@@ -34,94 +32,6 @@ pub struct EntrySummary {
     pub on_unavailable: Option<OnUnavailable>,
     /// The options given, rendered `name=value`.
     pub options: Vec<String>,
-}
-
-/// A plugin listed in rules.yaml.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginEntry {
-    /// The path as written (relative to the rules file).
-    pub path: String,
-    /// The expected SHA-256 of the file, lower-case hex.
-    pub sha256: Option<String>,
-    /// The plugin's name and version, as it declares them (once loaded).
-    pub loaded: Option<(String, String)>,
-    /// A shared library (`path:`) or a WebAssembly module (`wasm:`).
-    pub kind: PluginKind,
-}
-
-/// What a `plugins:` entry loads (docs/plugins.md, docs/wasm-plugins.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PluginKind {
-    /// A shared library (`path:`), run with the host's rights.
-    Native,
-    /// A WebAssembly module (`wasm:`), run in a sandbox.
-    Wasm {
-        /// The cap on the module's linear memory, in MiB (`max_memory_mb`).
-        max_memory_mb: u32,
-        /// The wall-clock budget of one call into the module, in
-        /// milliseconds (`timeout_ms`).
-        timeout_ms: u32,
-    },
-}
-
-impl PluginKind {
-    /// `max_memory_mb` when not written.
-    pub const DEFAULT_MAX_MEMORY_MB: u32 = 16;
-    /// `timeout_ms` when not written.
-    pub const DEFAULT_TIMEOUT_MS: u32 = 10;
-    /// The largest `max_memory_mb` (a 32-bit module addresses 4 GiB).
-    pub const MAX_MEMORY_MB: u32 = 4096;
-    /// The largest `timeout_ms` (a minute).
-    pub const MAX_TIMEOUT_MS: u32 = 60_000;
-}
-
-/// What one plugin adds to the registry.
-#[derive(Debug, Clone, Default)]
-pub struct Contribution {
-    /// The plugin's name, as it declares it.
-    pub name: String,
-    /// The plugin's own version.
-    pub version: String,
-    /// Its rules.
-    pub rules: Vec<RuleInfo>,
-    /// Its channels.
-    pub channels: Vec<crate::ChannelInfo>,
-}
-
-/// Loads the plugins a rules file lists (the host loader implements this;
-/// core does no I/O). `rules_file` is the file as named, for resolving
-/// relative paths.
-pub trait PluginLoader {
-    /// Loads one plugin; the error names the file and what to do.
-    fn load(&self, entry: &PluginEntry, rules_file: &str) -> Result<Contribution, String>;
-}
-
-/// Input limits (rules.yaml `limits:`): what a request or a data file may
-/// hold before it is refused with a clear error rather than processed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InputLimits {
-    /// Longest message body, in bytes.
-    pub max_body_bytes: usize,
-    /// Most tags on one contact.
-    pub max_tags: usize,
-    /// Longest tag, in bytes.
-    pub max_tag_bytes: usize,
-    /// Most override / temporary-switch patterns in one body.
-    pub max_patterns: usize,
-    /// Largest world file, in bytes.
-    pub max_world_bytes: u64,
-}
-
-impl Default for InputLimits {
-    fn default() -> InputLimits {
-        InputLimits {
-            max_body_bytes: 64 * 1024,
-            max_tags: 1000,
-            max_tag_bytes: 1024,
-            max_patterns: 100,
-            max_world_bytes: 1 << 30,
-        }
-    }
 }
 
 /// Where capacity counts live (rules.yaml `capacity.store`, docs/capacity.md).
@@ -243,7 +153,7 @@ impl Step {
     /// `rule` enabled in a chain, built with its options as `built`.
     pub fn new(rule: &RuleInfo, on_unavailable: Option<OnUnavailable>, built: Box<dyn SelectionRule>) -> Step {
         Step {
-            id: crate::intern(&rule.id),
+            id: switchboard_core::intern(&rule.id),
             code: rule.code,
             on_unavailable,
             needs_patterns: built.needs_patterns(),
@@ -339,7 +249,7 @@ impl Plan {
     /// plan has a store, and a `capacity:` section, a world with limits, a
     /// chain that reads day counts (`least_used`) or one that remembers
     /// conversations (`conversation`). Batches then decide in input order.
-    pub fn counts_capacity(&self, world: &crate::World) -> bool {
+    pub fn counts_capacity(&self, world: &switchboard_core::World) -> bool {
         self.store.is_some()
             && (self.capacity.is_some()
                 || world.has_limits()

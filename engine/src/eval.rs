@@ -3,11 +3,17 @@
 
 use std::sync::Arc;
 
-use crate::capacity::{CapacityStore, ConversationKey, PoolRef, Remember, Reservation, ReservationRequest};
+use switchboard_core::capacity::jiff::Timestamp;
+use switchboard_core::capacity::{
+    self, CapacityStore, ConversationKey, PoolRef, Remember, Reservation, ReservationRequest, StoreError,
+};
+use switchboard_core::recipient::StoreInbound;
+use switchboard_core::{
+    ChannelInfo, ErrorKind, InboundLog, Instance, Location, OnUnavailable, Outcome, Request, RuleContext, World,
+};
+
 use crate::decision::{Decision, SelectionError, TraceEntry, TraceOutcome, CODE_NO_INSTANCE, CODE_STORE_UNAVAILABLE};
 use crate::plan::{Chain, OnStoreError, Plan, Step};
-use crate::rule::{ErrorKind, OnUnavailable, Outcome, RuleContext, StoreView};
-use crate::{Instance, Location, Request, World};
 
 impl Plan {
     /// Decides which instance carries `request`.
@@ -52,7 +58,7 @@ impl Plan {
         let inside = match (&self.store, contact, self.registry.channel_id(&request.channel)) {
             (Some(store), Some(contact), Some(channel)) => {
                 let key = ConversationKey { location: &request.location, channel, contact };
-                let now = request.now.unwrap_or_else(crate::capacity::clock);
+                let now = request.now.unwrap_or_else(capacity::clock);
                 match store.last_inbound(&key) {
                     Ok(Some((to, at))) => {
                         let since = now.as_millisecond().saturating_sub(at.as_millisecond());
@@ -115,7 +121,7 @@ impl Plan {
         // The decision's one instant (docs/capacity.md): the request's `now`, else
         // the clock, read at most once and only when the store is asked.
         let instant = std::cell::OnceCell::new();
-        let now = || *instant.get_or_init(|| request.now.unwrap_or_else(crate::capacity::clock));
+        let now = || *instant.get_or_init(|| request.now.unwrap_or_else(capacity::clock));
         // Live state (docs/live-state.md): a world location whose instances the send
         // path reported on is decided on a copy with their `connected`
         // replaced. One cheap question to the store otherwise.
@@ -140,24 +146,14 @@ impl Plan {
         // `least_used` reads the day counts of the plan's store and
         // `conversation` its memory.
         let view = match (&self.store, chain.reads_usage || chain.memory_ttl.is_some()) {
-            (Some(store), true) => Some(StoreView { store: &**store, location, now: now() }),
+            (Some(store), true) => Some((&**store, now())),
             _ => None,
         };
         // Rules read contacts' inbound messages (`send_window`'s exemption)
         // from the store, where `inbound` events are kept.
-        let inbound_log = self.store.as_deref().map(crate::recipient::StoreInbound);
-        let cx = RuleContext {
-            request,
-            location: location.id(),
-            channel,
-            channel_position: position,
-            instances: location.channel_of(channel),
-            scan: &scan,
-            at_capacity: &[],
-            store: view,
-            site: Some(location),
-            inbound: inbound_log.as_ref().map(|log| crate::rule::InboundSource(log)),
-        };
+        let inbound_log = self.store.as_deref().map(StoreInbound);
+        let inbound = inbound_log.as_ref().map(|log| log as &dyn InboundLog);
+        let cx = RuleContext::for_decision(request, location, channel, position, &scan, view, inbound);
         // The trace is written in place, up to the step that answers: the
         // steps before it that were not written answered a plain `no_match`.
         // (Pushing an entry per step copied it through the stack, and that
@@ -212,8 +208,8 @@ impl Plan {
 /// Whether a rule's choice can carry the message: connected, and on the
 /// request's channel.
 #[inline]
-fn fits(instance: &Instance, channel: &crate::ChannelInfo) -> bool {
-    instance.is_connected() && crate::registry::same_bytes(instance.channel_bytes(), channel.id().as_bytes())
+fn fits(instance: &Instance, channel: &ChannelInfo) -> bool {
+    instance.is_connected() && instance.is_on_channel(channel.id())
 }
 
 /// One decision's walk down its chain, past the request's checks.
@@ -232,7 +228,7 @@ struct Walk<'w, 'a, N> {
     patterns: bool,
 }
 
-impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
+impl<'a, N: Fn() -> Timestamp> Walk<'_, 'a, N> {
     /// The chain from step `from` on, with everything a step's answer can
     /// lead to: capacity reservations and refusals (the rule asked again),
     /// unusable instances, failures, conversation memory. `first` is step
@@ -247,7 +243,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
         mut first: Option<(Outcome<'a>, Option<Admission>)>,
     ) -> Decision {
         let Walk { plan, cx, chain, location, request, now, count, counting, patterns } = *self;
-        let channel = cx.channel;
+        let channel = cx.channel();
         let steps = &chain.steps[..];
         // Instances refused by the store in this decision, with why.
         let mut at_capacity: Vec<(Arc<Instance>, String)> = Vec::new();
@@ -280,7 +276,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                 let cx = if at_capacity.is_empty() {
                     cx
                 } else {
-                    listed = RuleContext { at_capacity: &at_capacity, ..*cx };
+                    listed = cx.with_at_capacity(&at_capacity);
                     &listed
                 };
                 // An unusable instance: skip (fell_through) or fail, per the step.
@@ -399,7 +395,7 @@ impl<'a, N: Fn() -> crate::capacity::jiff::Timestamp> Walk<'_, 'a, N> {
                     "no rule selected an instance for location `{}` on {} (every enabled rule answered no_match or fell_through); \
                      connect an instance, set a default, or enable any_available",
                     self.location.id(),
-                    self.cx.channel.id()
+                    self.cx.channel().id()
                 ),
                 retry_at: None,
             }),
@@ -513,11 +509,7 @@ fn unknown_location(world: &World, request: &Request, body: String) -> Decision 
 /// then apply).
 #[cold]
 #[inline(never)]
-fn live_location(
-    store: &dyn CapacityStore,
-    location: &Location,
-    now: crate::capacity::jiff::Timestamp,
-) -> Option<Location> {
+fn live_location(store: &dyn CapacityStore, location: &Location, now: Timestamp) -> Option<Location> {
     let state = store.live_state(location.id()).ok()?;
     if state.is_empty() {
         return None;
@@ -623,7 +615,7 @@ impl Plan {
         location: &Location,
         instance: &Instance,
         request: &Request,
-        now: &impl Fn() -> crate::capacity::jiff::Timestamp,
+        now: &impl Fn() -> Timestamp,
         counting: Counting,
         remember: Option<Remember<'_>>,
     ) -> Admission {
@@ -677,7 +669,7 @@ impl Plan {
     /// What a store error means under the plan's `on_store_error`: `what`
     /// could not be done (`check the limits`), and under `fail_open` the
     /// decision goes on as `open` says (`decided without limits`).
-    fn store_failed(&self, e: &crate::capacity::StoreError, what: &str, open: &str, instance: &Instance) -> Admission {
+    fn store_failed(&self, e: &StoreError, what: &str, open: &str, instance: &Instance) -> Admission {
         match self.on_store_error() {
             OnStoreError::FailOpen => Admission::Open(format!("{e}; on_store_error is fail_open: {open}")),
             OnStoreError::FailClosed => Admission::Closed(format!(
@@ -700,11 +692,13 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use crate::testing::{instance, Wa};
-    use crate::{
-        Chain, ChannelInfo, InputLimits, Location, Outcome, Plan, PlanParts, RegistryBuilder, Request, RuleContext,
-        RuleDescriptor, RuleInfo, RuleOptions, SelectionRule, Source, Step, World,
+    use switchboard_core::{
+        ChannelInfo, InputLimits, Location, Outcome, RegistryBuilder, Request, RuleContext, RuleDescriptor, RuleInfo,
+        RuleOptions, SelectionRule, Source, World,
     };
+
+    use crate::testing::{instance, Wa};
+    use crate::{Chain, Plan, PlanParts, Step};
 
     /// Calls of [`Picky`], which selects the first instance whenever asked.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -725,7 +719,7 @@ mod tests {
         Ok(Box::new(Picky))
     }
     fn last(_: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
-        Ok(Box::new(crate::rule_fn(|cx| match cx.instances().iter().last() {
+        Ok(Box::new(switchboard_core::rule_fn(|cx| match cx.instances().iter().last() {
             Some(i) => Outcome::selected(i),
             None => Outcome::no_match(),
         })))

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::rule::ErrorKind;
-use crate::Instance;
+use switchboard_core::capacity::jiff::Timestamp;
+use switchboard_core::{ErrorKind, Instance};
 
 /// The code of request errors (docs/errors.md).
 pub const CODE_INVALID_REQUEST: u32 = 100;
@@ -65,7 +65,7 @@ pub struct SelectionError {
     /// When trying again may succeed (code 109: the next opening of the
     /// send window, docs/recipient-rules.md); written as `retry_at`, RFC 3339 in UTC.
     /// (Boxed: rare, and every decision moves its error's room.)
-    pub retry_at: Option<Box<crate::capacity::jiff::Timestamp>>,
+    pub retry_at: Option<Box<Timestamp>>,
 }
 
 /// The answer for one request: the instance or an error, the cleaned body,
@@ -159,7 +159,8 @@ impl Decision {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use switchboard_core::{Decision, ErrorKind};
+    /// use switchboard_core::ErrorKind;
+    /// use switchboard_engine::Decision;
     /// let d = Decision::request_error(ErrorKind::InvalidRequest, "no \"body\"", None);
     /// let mut out = Vec::new();
     /// d.write_json(&mut out);
@@ -176,7 +177,8 @@ impl Decision {
     /// service answers it, written in one pass.
     ///
     /// ```
-    /// use switchboard_core::{Decision, ErrorKind};
+    /// use switchboard_core::ErrorKind;
+    /// use switchboard_engine::Decision;
     /// let d = Decision::request_error(ErrorKind::InvalidRequest, "no body", None);
     /// let mut out = Vec::new();
     /// d.write_json_with(&mut out, Some("a-1"), Some(3));
