@@ -25,7 +25,6 @@
 
 pub mod capacity;
 mod channel;
-pub mod diag;
 pub mod health;
 mod limits;
 mod model;
@@ -34,6 +33,7 @@ mod plugin;
 pub mod recipient;
 mod registry;
 mod rule;
+pub mod suggest;
 #[cfg(test)]
 mod testing;
 pub mod warmup;
@@ -65,7 +65,6 @@ pub use capacity::{
     StatusUpdate, StoreError, StoreErrorKind,
 };
 pub use channel::{tag_number, ChannelDescriptor, ChannelSyntax};
-pub use diag::{Diagnostic, FileErrors, Severity};
 pub use health::{DeliveryUpdate, HealthPolicy, HealthRecord, HealthState, WindowCounts};
 pub use limits::InputLimits;
 pub use model::{

@@ -663,7 +663,7 @@ impl OptionKind {
             }
             (OptionKind::Choice(choices), other) => {
                 let hint = match other {
-                    Written::Str(s) => crate::diag::suggestion(s, choices.iter().copied()),
+                    Written::Str(s) => crate::suggest::suggestion(s, choices.iter().copied()),
                     _ => String::new(),
                 };
                 Err(format!("`{rule}.{name}` must be one of {}; got {other}{hint}", choices.join(", ")))

@@ -73,6 +73,7 @@
 //! ```
 
 mod decision;
+pub mod diagnostic;
 mod eval;
 mod plan;
 #[cfg(test)]
@@ -82,4 +83,5 @@ pub use decision::json;
 pub use decision::{
     Decision, SelectionError, TraceEntry, TraceOutcome, CODE_INVALID_REQUEST, CODE_NO_INSTANCE, CODE_STORE_UNAVAILABLE,
 };
+pub use diagnostic::{Diagnostic, FileErrors, Severity};
 pub use plan::{content_hash, CapacityConfig, Chain, EntrySummary, OnStoreError, Plan, PlanParts, Step, StoreKind};

@@ -6,8 +6,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::Diagnostic;
 use switchboard_core::{
-    CapacityStore, Diagnostic, HealthPolicy, InputLimits, OnUnavailable, PluginEntry, Registry, RuleInfo, SelectionRule,
+    CapacityStore, HealthPolicy, InputLimits, OnUnavailable, PluginEntry, Registry, RuleInfo, SelectionRule,
 };
 
 /// One enabled rule in a chain, built with its options.

@@ -56,9 +56,9 @@
 //! assert_eq!(decision.instance().map(|i| i.id()), Some("s1"));
 //! ```
 
-use switchboard_core::Diagnostic;
 #[cfg(doc)]
 use switchboard_core::Registry;
+use switchboard_engine::Diagnostic;
 #[cfg(doc)]
 use switchboard_engine::Plan;
 

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use switchboard_core::diag::{self, Diagnostic, FileErrors};
+use switchboard_core::suggest::suggestion;
 use switchboard_core::{
     HealthPolicy, InputLimits, OnUnavailable, OptionSpec, OptionValue, PluginEntry, PluginKind, PluginLoader, Registry,
     RegistryBuilder, RuleInfo, RuleOptions, Source,
 };
+use switchboard_engine::diagnostic::{self, Diagnostic, FileErrors};
 use switchboard_engine::{
     content_hash, CapacityConfig, Chain, EntrySummary, OnStoreError, Plan, PlanParts, Step, StoreKind,
 };
@@ -142,7 +143,7 @@ pub fn compile_with(
             )
         }));
     }
-    diag::sort(&mut out);
+    diagnostic::sort(&mut out);
     Ok(Plan::new(PlanParts {
         registry,
         chains,
@@ -335,7 +336,7 @@ fn read_limits(node: &Node<'_>, out: &mut Vec<Diagnostic>) -> InputLimits {
 fn not_one_of(value: &Node<'_>, key: &str, choices: [&str; 2]) -> Diagnostic {
     let text = value.as_str();
     let got = text.map_or_else(|| value.value.to_string(), |t| format!("`{t}`"));
-    let hint = text.map(|t| diag::suggestion(t, choices)).unwrap_or_default();
+    let hint = text.map(|t| suggestion(t, choices)).unwrap_or_default();
     let [a, b] = choices;
     value.error(format!("`capacity.{key}` must be `{a}` or `{b}`; got {got}{hint}"))
 }
@@ -509,7 +510,7 @@ fn read_channels<'n, 'a>(
                 key_node
                     .error(format!(
                         "unknown channel `{key}`{}; registered channels: {}",
-                        diag::suggestion(key, registry.channel_ids()),
+                        suggestion(key, registry.channel_ids()),
                         registry.channel_ids().collect::<Vec<_>>().join(", ")
                     ))
                     .at_path("channels"),
@@ -666,7 +667,7 @@ fn check_option(rule: &RuleInfo, key: &str, value: &Node<'_>) -> Result<OptionVa
         return Err(format!(
             "rule `{}` has no option `{key}`{}{extra}; its options are: {}",
             rule.id,
-            diag::suggestion(key, names.iter().copied()),
+            suggestion(key, names.iter().copied()),
             names.join(", ")
         ));
     };
@@ -676,7 +677,7 @@ fn check_option(rule: &RuleInfo, key: &str, value: &Node<'_>) -> Result<OptionVa
 fn unknown_rule(registry: &Registry, id: &str) -> String {
     format!(
         "unknown rule `{id}`{}; registered rules: {}",
-        diag::suggestion(id, registry.rule_ids()),
+        suggestion(id, registry.rule_ids()),
         registry.rule_ids().collect::<Vec<_>>().join(", ")
     )
 }

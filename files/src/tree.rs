@@ -12,7 +12,8 @@ use std::fmt;
 use rustc_hash::FxHashMap;
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 
-use switchboard_core::{Diagnostic, Written};
+use switchboard_core::Written;
+use switchboard_engine::Diagnostic;
 
 /// One node and where it starts (1-based line and column).
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +95,7 @@ pub(crate) fn fields<'n, 'a>(
                 out.push(
                     key.error(format!(
                         "unknown field `{name}` in {section}{}; expected {}",
-                        switchboard_core::diag::suggestion(name, allowed.iter().copied()),
+                        switchboard_core::suggest::suggestion(name, allowed.iter().copied()),
                         expected.join(", ")
                     ))
                     .at_path(path),

@@ -11,9 +11,8 @@ use rustc_hash::FxHashSet;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use switchboard_core::capacity::Limits;
-use switchboard_core::{
-    Diagnostic, FileErrors, InstanceFields, Location, LocationBuilder, MapOnly, Registry, Users, World,
-};
+use switchboard_core::{InstanceFields, Location, LocationBuilder, MapOnly, Registry, Users, World};
+use switchboard_engine::{Diagnostic, FileErrors};
 
 use crate::tree::{self, Node, Path, Value};
 

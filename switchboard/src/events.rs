@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use switchboard_core::capacity::jiff::Timestamp;
-use switchboard_core::{diag, World};
+use switchboard_core::{suggest, World};
 
 /// The event types, as `type` spells them.
 pub const TYPES: [&str; 3] = ["instance_status", "delivery", "inbound"];
@@ -171,7 +171,7 @@ impl Event {
                 Some(known) => *known,
                 None => {
                     let hint =
-                        diag::did_you_mean(t, TYPES).map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+                        suggest::did_you_mean(t, TYPES).map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
                     return Err(Rejection::new(
                         "unknown",
                         format!("unknown event type `{t}`{hint}; the types are {}", TYPES.join(", ")),
@@ -195,8 +195,8 @@ impl Event {
         let known = fields(type_name);
         if let Some(unknown) = map.keys().find(|k| !known.iter().any(|(name, _)| name == k)) {
             let names = known.iter().map(|(n, _)| *n);
-            let hint =
-                diag::did_you_mean(unknown, names.clone()).map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+            let hint = suggest::did_you_mean(unknown, names.clone())
+                .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
             let expected = names.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
             return Err(reject(format!("unknown field `{unknown}`{hint}; expected one of {expected}")));
         }
@@ -279,7 +279,7 @@ impl Event {
             return Err(reject(format!("location `{}` is not in the world in force", self.location)));
         };
         let Some(instance) = location.instances().iter().find(|i| i.id() == self.instance) else {
-            let hint = diag::did_you_mean(&self.instance, location.instances().iter().map(|i| i.id()))
+            let hint = suggest::did_you_mean(&self.instance, location.instances().iter().map(|i| i.id()))
                 .map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
             return Err(reject(format!("location `{}` has no instance `{}`{hint}", self.location, self.instance)));
         };

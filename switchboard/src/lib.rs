@@ -365,7 +365,7 @@ fn unknown_field_hint(message: &str) -> String {
     let Some((field, rest)) = rest.split_once('`') else { return String::new() };
     let expected = rest.split(" at line ").next().unwrap_or(rest);
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    match diag::did_you_mean(field, candidates.iter().copied()) {
+    match suggest::did_you_mean(field, candidates.iter().copied()) {
         Some(c) => format!(" (did you mean `{c}`?)"),
         None => String::new(),
     }

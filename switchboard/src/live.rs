@@ -42,10 +42,9 @@ use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use switchboard_core::capacity::jiff::{self, Timestamp};
 use switchboard_core::{
-    ConversationKey, DeliveryUpdate, Diagnostic, FileErrors, LiveState, Registry, Request, StatusUpdate, StoreError,
-    StoreErrorKind, World,
+    ConversationKey, DeliveryUpdate, LiveState, Registry, Request, StatusUpdate, StoreError, StoreErrorKind, World,
 };
-use switchboard_engine::{Decision, Plan};
+use switchboard_engine::{Decision, Diagnostic, FileErrors, Plan};
 
 use crate::StoreHealth;
 

@@ -19,9 +19,9 @@ use std::time::{Duration, SystemTime};
 
 use switchboard_core::capacity::{jiff::Timestamp, DeliveryUpdate, HealthList, HealthPolicy, Transition, Usage};
 use switchboard_core::{
-    CapacityStore, ConversationKey, FileErrors, LiveState, Reservation, ReservationRequest, StatusUpdate, StoreError,
+    CapacityStore, ConversationKey, LiveState, Reservation, ReservationRequest, StatusUpdate, StoreError,
 };
-use switchboard_engine::{CapacityConfig, OnStoreError, Plan, StoreKind};
+use switchboard_engine::{CapacityConfig, FileErrors, OnStoreError, Plan, StoreKind};
 use switchboard_state::{MemoryStore, RedisConfig, RedisStore};
 
 /// An open store and what it was opened for (see [`identity`]), with its

@@ -12,9 +12,9 @@ use smallvec::SmallVec;
 use super::{ChannelInstances, Indexes, Location, Pool, INDEXED_ABOVE};
 use crate::capacity::jiff::tz::TimeZone;
 use crate::capacity::{self, Limits};
-use crate::diag;
 use crate::model::{InstanceParts, Users};
 use crate::recipient::{self, Country};
+use crate::suggest;
 use crate::{Instance, InstanceSpec, Registry};
 
 /// One instance as the readers hand it to [`LocationBuilder::push`]: the
@@ -283,7 +283,7 @@ impl<'r> LocationBuilder<'r> {
                 let known: Vec<&str> = self.pools.iter().map(|p| p.id.as_str()).collect();
                 return Err(format!(
                     "instance `{id}`: no pool `{pool}` in this location{}; pools here: {}",
-                    diag::suggestion(pool, known.iter().copied()),
+                    suggest::suggestion(pool, known.iter().copied()),
                     if known.is_empty() { "none".to_owned() } else { known.join(", ") }
                 ));
             }
@@ -310,7 +310,7 @@ impl<'r> LocationBuilder<'r> {
         else {
             return Err(format!(
                 "instance `{id}`: unknown channel `{channel}`{}; registered channels: {}",
-                diag::suggestion(channel, registry.channel_ids()),
+                suggest::suggestion(channel, registry.channel_ids()),
                 registry.channel_ids().collect::<Vec<_>>().join(", ")
             ));
         };
