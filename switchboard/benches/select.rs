@@ -16,7 +16,8 @@
 //!    with `now` in the request; the target is at most +25 % for
 //!    the memory store.
 //! 6. The recipient-aware rules (docs/recipient-rules.md): `send_window` and `geomatch`
-//!    each added to the shipped chain, side by side with it.
+//!    each added to the shipped chain, side by side with it (one case
+//!    alone for a profile: `SWITCHBOARD_BENCH_PROFILE=1 … -- recipient`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -347,6 +348,18 @@ fn recipient(rules: &str, registry: &Arc<switchboard::Registry>) {
     for (name, plan, request, rule) in &cases {
         let d = plan.select(&world, request);
         assert_eq!(d.rule, Some(*rule), "{name}: {}", d.to_json());
+    }
+    if let Some(which) = std::env::var_os("SWITCHBOARD_BENCH_PROFILE") {
+        // For `valgrind --tool=callgrind --toggle-collect=select::profile_loop
+        // … select recipient`: only the decisions of one case, by its
+        // number in the list above (`0` the shipped chain, `1` with
+        // `send_window`, `2` with `geomatch`, …).
+        let case = which.to_string_lossy().parse::<usize>().unwrap_or(0).min(cases.len() - 1);
+        let (name, plan, request, _) = &cases[case];
+        let rounds = profile_rounds();
+        println!("profiling: {name}, {rounds} decisions");
+        profile_loop(plan, &world, request, rounds);
+        return;
     }
     let mut medians: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..5 {
