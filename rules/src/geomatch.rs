@@ -99,11 +99,13 @@ impl SelectionRule for Geomatch {
             }
         };
         // Usable: connected, with a phone, not found at capacity in this
-        // decision, by ascending index.
+        // decision (most decisions found none: nothing to look up), by
+        // ascending index.
+        let none_full = cx.at_capacity_all().is_empty();
         let usable = || {
             cx.instances()
                 .available()
-                .filter(|i| cx.at_capacity(i).is_none())
+                .filter(move |i| none_full || cx.at_capacity(i).is_none())
                 .filter_map(move |i| Some((i, i.geo(country)?)))
         };
         let channel = cx.channel().id();
