@@ -640,6 +640,36 @@ mod tests {
     }
 
     #[test]
+    fn the_notes_say_the_local_time_the_zone_and_the_window() {
+        let rule = SendWindow::default();
+        assert_eq!(
+            at(&rule, NY, Some("Europe/London"), "2026-12-07T15:04:00Z").text,
+            "local time Mon 15:04 (Europe/London, the contact's timezone) is inside the send window 08:00–21:00, \
+             every day"
+        );
+        assert_eq!(
+            at(&rule, NY, Some(" America/New_Yrok "), "2026-12-07T15:04:00Z").text,
+            "the contact's timezone `America/New_Yrok` is not an IANA timezone name; local time Mon 10:04 \
+             (America/New_York, the location's timezone) is inside the send window 08:00–21:00, every day"
+        );
+        let always = SendWindow::new(
+            Window::parse("00:00", "24:00", &DAY_NAMES.map(String::from)).unwrap(),
+            OnUnknownTimezone::Allow,
+            Duration::ZERO,
+        );
+        assert_eq!(
+            at(&always, NY, Some(" Asia/Kolkata\t"), "2026-12-06T20:00:00Z").text,
+            "local time Mon 01:30 (Asia/Kolkata, the contact's timezone) is inside the send window 00:00–24:00, \
+             every day"
+        );
+        assert_eq!(
+            at(&rule, NY, Some("Pacific/Chatham"), "2026-12-07T18:00:00Z").text,
+            "the recipient's local time is Tue 07:45 (Pacific/Chatham, the contact's timezone), outside the send \
+             window 08:00–21:00, every day; it opens at Tue 2026-12-08 08:00 local (2026-12-07T18:15:00Z): retry then"
+        );
+    }
+
+    #[test]
     fn the_contact_timezone_comes_before_the_location_one() {
         let rule = SendWindow::default();
         // 14:00Z: 09:00 in New York, 06:00 in Los Angeles.
