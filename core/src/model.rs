@@ -347,7 +347,9 @@ impl Instance {
     }
     /// Whether the instance has a phone number (`any_available` needs one).
     pub fn has_phone(&self) -> bool {
-        !self.phone().trim().is_empty()
+        // (`!trim().is_empty()`, stopping at the first character that is not
+        // whitespace rather than trimming both ends.)
+        self.phone().chars().any(|c| !c.is_whitespace())
     }
     /// The CRM users assigned to this instance.
     #[inline]

@@ -80,7 +80,11 @@ impl SelectionRule for Geomatch {
     }
 
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
-        let Some(text) = cx.contact().and_then(|c| c.phone.as_deref()).filter(|p| !p.trim().is_empty()) else {
+        // (Some character not whitespace: `!p.trim().is_empty()`, without
+        // walking back from the end.)
+        let Some(text) =
+            cx.contact().and_then(|c| c.phone.as_deref()).filter(|p| p.chars().any(|c| !c.is_whitespace()))
+        else {
             return Outcome::no_match_because("the contact has no phone: no local match to look for");
         };
         let country = cx.site().and_then(|l| l.country());
@@ -95,29 +99,28 @@ impl SelectionRule for Geomatch {
             }
         };
         // Usable: connected, with a phone, not found at capacity in this
-        // decision, by ascending index.
+        // decision (most decisions found none: nothing to look up), by
+        // ascending index.
+        let none_full = cx.at_capacity_all().is_empty();
         let usable = || {
             cx.instances()
                 .available()
-                .filter(|i| cx.at_capacity(i).is_none())
+                .filter(move |i| none_full || cx.at_capacity(i).is_none())
                 .filter_map(move |i| Some((i, i.geo(country)?)))
         };
         let channel = cx.channel().id();
         let area = phone.area_code.filter(|_| self.level == Level::AreaCode);
         if let Some(area) = area {
-            let local: Matches<'a> = usable()
+            let local = usable()
                 .filter(|(_, g)| g.calling_code == phone.calling_code && g.area_code == Some(area))
-                .map(|(i, _)| i)
-                .collect();
+                .map(|(i, _)| i);
             let what = |note: &mut String| {
                 note.push_str("area code ");
-                let digits = number(u64::from(area));
-                (digits.len()..3).for_each(|_| note.push('0'));
-                note.push_str(&digits);
+                push_number(note, u64::from(area), 3);
                 note.push_str(" of the contact's ");
                 note.push_str(text);
             };
-            if let Some(outcome) = self.pick(cx, &local, what) {
+            if let Some(outcome) = self.pick(cx, local, what) {
                 return outcome;
             }
         }
@@ -128,10 +131,9 @@ impl SelectionRule for Geomatch {
                 area.map_or_else(String::new, |a| format!("no usable {channel} instance has area code {a:03}; "))
             ));
         };
-        let national: Matches<'a> =
-            usable().filter(|(_, g)| g.calling_code == code && g.region == Some(region)).map(|(i, _)| i).collect();
+        let national = usable().filter(|(_, g)| g.calling_code == code && g.region == Some(region)).map(|(i, _)| i);
         if let Some(outcome) =
-            self.pick(cx, &national, |note| _ = write!(note, "country {region:?} (+{code}) of the contact's {text}"))
+            self.pick(cx, national, |note| _ = write!(note, "country {region:?} (+{code}) of the contact's {text}"))
         {
             return outcome;
         }
@@ -143,15 +145,24 @@ impl SelectionRule for Geomatch {
 }
 
 impl Geomatch {
-    /// The strategy's pick among `matches`, with a note saying what
-    /// matched; `None` when nothing does.
+    /// The strategy's pick among `matches` (by ascending index), with a
+    /// note saying what matched; `None` when nothing does.
     fn pick<'a>(
         &self,
         cx: &RuleContext<'a>,
-        matches: &[&'a Arc<Instance>],
+        mut matches: impl Iterator<Item = &'a Arc<Instance>>,
         what: impl FnOnce(&mut String),
     ) -> Option<Outcome<'a>> {
-        let (picked, how) = self.picker.pick(cx, matches);
+        let (picked, how, count) = if self.picker.strategy() == Strategy::LowestIndex {
+            // The first, and how many there are: nothing to collect.
+            let first = matches.next()?;
+            let (picked, how) = self.picker.pick(cx, &[first]);
+            (picked, how, 1 + matches.count())
+        } else {
+            let matches: Matches<'a> = matches.collect();
+            let (picked, how) = self.picker.pick(cx, &matches);
+            (picked, how, matches.len())
+        };
         let instance = picked?;
         // `<what>: wa-646 (#2, (646) 555-0102) (lowest index, 1 of 1
         // matching)`, written piece by piece into one allocation (the
@@ -159,40 +170,33 @@ impl Geomatch {
         let mut note = String::with_capacity(160);
         what(&mut note);
         let phone = if instance.has_phone() { instance.phone() } else { "no phone" };
-        for piece in [": ", instance.id(), " (#", &number(instance.index()), ", ", phone, ") (", how, ", 1 of "] {
+        for piece in [": ", instance.id(), " (#"] {
             note.push_str(piece);
         }
-        note.push_str(&number(matches.len() as u64));
+        push_number(&mut note, instance.index(), 1);
+        for piece in [", ", phone, ") (", how, ", 1 of "] {
+            note.push_str(piece);
+        }
+        push_number(&mut note, count as u64, 1);
         note.push_str(" matching)");
         Some(Outcome::selected(instance).with_detail(note))
     }
 }
 
-/// `n` in decimal, on the stack.
-fn number(n: u64) -> Digits {
-    let mut digits = Digits { bytes: [0; 20], from: 20 };
+/// Writes `n` in decimal, with leading zeros up to `width` digits.
+fn push_number(out: &mut String, n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut from = digits.len();
     let mut n = n;
-    loop {
-        digits.from -= 1;
-        digits.bytes[digits.from] = b'0' + (n % 10) as u8;
+    while let Some(slot) = from.checked_sub(1).and_then(|at| digits.get_mut(at)) {
+        *slot = b'0' + (n % 10) as u8;
+        from -= 1;
         n /= 10;
-        if n == 0 {
-            return digits;
+        if n == 0 && digits.len() - from >= width {
+            break;
         }
     }
-}
-
-/// The decimal digits of a number.
-struct Digits {
-    bytes: [u8; 20],
-    from: usize,
-}
-
-impl std::ops::Deref for Digits {
-    type Target = str;
-    fn deref(&self) -> &str {
-        std::str::from_utf8(self.bytes.get(self.from..).unwrap_or_default()).unwrap_or_default()
-    }
+    digits.get(from..).unwrap_or_default().iter().for_each(|d| out.push(char::from(*d)));
 }
 
 fn build(options: &RuleOptions) -> Result<Box<dyn SelectionRule>, String> {
@@ -257,6 +261,43 @@ mod tests {
         // Written in national format, read in the location's country; the
         // instance `la-310` is in national format too.
         assert_eq!(geomatch(Some("310-555-7000")).0, Selected("la-310"));
+    }
+
+    #[test]
+    fn the_note_says_what_matched_which_was_picked_and_among_how_many() {
+        let run = |strategy, phone| {
+            let rule = Geomatch::new(Level::AreaCode, strategy);
+            run_world(&rule, WORLD, recipient("c1", Some(phone), None), None, None).text
+        };
+        assert_eq!(
+            run(Strategy::LowestIndex, "+1 (212) 555-7000"),
+            "area code 212 of the contact's +1 (212) 555-7000: ny-212 (#1, +1 212 555 0101) (lowest index, 1 of 1 \
+             matching)"
+        );
+        assert_eq!(
+            run(Strategy::Sticky, "+1 646 555 7000"),
+            "country US (+1) of the contact's +1 646 555 7000: ny-212 (#1, +1 212 555 0101) (sticky to the contact, 1 \
+             of 2 matching)"
+        );
+        assert_eq!(
+            run(Strategy::LowestIndex, "+1 646 555 7000"),
+            "country US (+1) of the contact's +1 646 555 7000: ny-212 (#1, +1 212 555 0101) (lowest index, 1 of 2 \
+             matching)"
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal_with_leading_zeros_to_the_width() {
+        let written = |n, width| {
+            let mut s = String::new();
+            push_number(&mut s, n, width);
+            s
+        };
+        assert_eq!(written(0, 1), "0");
+        assert_eq!(written(7, 3), "007");
+        assert_eq!(written(212, 3), "212");
+        assert_eq!(written(1234, 3), "1234");
+        assert_eq!(written(u64::MAX, 1), u64::MAX.to_string());
     }
 
     #[test]

@@ -99,8 +99,14 @@ impl Window {
     /// Whether the local date and time `dt` is inside the window.
     #[inline]
     fn holds(&self, dt: DateTime) -> bool {
-        let s = seconds_of_day(dt.time());
-        self.start <= s && s < self.end && self.open_on(dt.weekday())
+        self.holds_at(Clock::of(dt))
+    }
+
+    /// Whether the local time of day and day of the week `clock` is inside
+    /// the window.
+    #[inline]
+    fn holds_at(&self, clock: Clock) -> bool {
+        self.start <= clock.second && clock.second < self.end && self.days & (1 << clock.weekday) != 0
     }
 
     /// Whether the instant `t` is inside the window in `tz`.
@@ -182,6 +188,44 @@ impl Window {
     }
 }
 
+/// A local time of day and day of the week: what a window is decided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Clock {
+    /// Seconds after local midnight.
+    second: u32,
+    /// Days after Monday, 0–6.
+    weekday: u8,
+}
+
+impl Clock {
+    /// The clock of a local date and time.
+    fn of(dt: DateTime) -> Clock {
+        Clock { second: seconds_of_day(dt.time()), weekday: dt.weekday().to_monday_zero_offset().unsigned_abs() % 7 }
+    }
+
+    /// The clock at the instant `t` under a UTC offset of `offset` seconds:
+    /// integer arithmetic on the seconds since 1970-01-01T00:00Z, a Thursday.
+    fn at(t: Timestamp, offset: i32) -> Clock {
+        // Whole seconds, rounded down (`as_second` rounds toward zero).
+        let second = t.as_second() - i64::from(t.subsec_nanosecond() < 0) + i64::from(offset);
+        let day = second.div_euclid(86_400);
+        Clock { second: second.rem_euclid(86_400) as u32, weekday: (day + 3).rem_euclid(7) as u8 }
+    }
+
+    fn hour(self) -> u32 {
+        self.second / 3600
+    }
+
+    fn minute(self) -> u32 {
+        self.second / 60 % 60
+    }
+
+    /// `Mon` … `Sun`.
+    fn day(self) -> &'static str {
+        WEEKDAYS[usize::from(self.weekday) % 7]
+    }
+}
+
 fn seconds_of_day(t: Time) -> u32 {
     u32::from(t.hour().unsigned_abs()) * 3600
         + u32::from(t.minute().unsigned_abs()) * 60
@@ -221,6 +265,9 @@ pub struct SendWindow {
     window: Window,
     /// [`Window::describe`], once.
     described: Box<str>,
+    /// The end of the note of a decision inside the window, once:
+    /// `) is inside the send window 08:00–21:00, every day`.
+    inside: Box<str>,
     on_unknown: OnUnknownTimezone,
     /// A contact who wrote in within this is exempt; zero: no exemption.
     exempt_replies: Duration,
@@ -229,7 +276,9 @@ pub struct SendWindow {
 impl SendWindow {
     /// The rule with `window`.
     pub fn new(window: Window, on_unknown: OnUnknownTimezone, exempt_replies: Duration) -> SendWindow {
-        SendWindow { window, described: window.describe().into(), on_unknown, exempt_replies }
+        let described = window.describe();
+        let inside = format!(") is inside the send window {described}").into();
+        SendWindow { window, described: described.into(), inside, on_unknown, exempt_replies }
     }
 }
 
@@ -239,30 +288,54 @@ impl Default for SendWindow {
     }
 }
 
-/// The recipient's timezone and where it came from.
+/// The recipient's timezone, where it came from, and the local time there.
 struct Zone<'a> {
-    tz: TimeZone,
     name: &'a str,
     whose: &'static str,
     /// A note when the contact's own timezone was unusable.
     note: Option<String>,
+    local: Local,
+}
+
+/// The recipient's local time, and whether it is inside the window.
+enum Local {
+    Inside(Clock),
+    /// Outside, with the timezone (a refusal works out when the window
+    /// opens there).
+    Outside(Clock, TimeZone),
+}
+
+impl Local {
+    fn of(window: &Window, clock: Clock, tz: &TimeZone) -> Local {
+        if window.holds_at(clock) {
+            Local::Inside(clock)
+        } else {
+            Local::Outside(clock, tz.clone())
+        }
+    }
 }
 
 impl SendWindow {
-    fn zone<'a>(cx: &RuleContext<'a>) -> Result<Zone<'a>, String> {
+    /// The recipient's zone and local time at `now`.
+    fn zone<'a>(&self, cx: &RuleContext<'a>, now: Timestamp) -> Result<Zone<'a>, String> {
+        let window = &self.window;
         let location = cx.site();
         let fallback = |note: Option<String>| match location.and_then(|l| l.named_timezone()) {
-            Some(tz) => Ok(Zone {
-                name: tz.iana_name().unwrap_or("the location's timezone"),
-                tz: tz.clone(),
-                whose: "the location's timezone",
-                note,
-            }),
+            Some(tz) => {
+                let (name, local) = match tz.iana_name() {
+                    // Kept by name, as the contacts' zones are (the
+                    // location's was looked up by that name too).
+                    Some(name) => (name, in_zone(name, Some(tz), |kept| Local::of(window, kept.clock(now), &kept.tz))),
+                    None => ("the location's timezone", Ok(Local::of(window, Clock::of(tz.to_datetime(now)), tz))),
+                };
+                let local = local.map_err(|e| format!("the location's timezone `{name}`: {e}"))?;
+                Ok(Zone { name, whose: "the location's timezone", note, local })
+            }
             None => Err(note.unwrap_or_else(|| "the contact has no timezone and the location names none".to_owned())),
         };
-        match cx.contact().and_then(|c| c.timezone.as_deref()).map(str::trim).filter(|t| !t.is_empty()) {
-            Some(name) => match zone_named(name) {
-                Ok(tz) => Ok(Zone { tz, name, whose: "the contact's timezone", note: None }),
+        match cx.contact().and_then(|c| c.timezone.as_deref()).map(trimmed).filter(|t| !t.is_empty()) {
+            Some(name) => match in_zone(name, None, |kept| Local::of(window, kept.clock(now), &kept.tz)) {
+                Ok(local) => Ok(Zone { name, whose: "the contact's timezone", note: None, local }),
                 Err(_) => fallback(Some(format!("the contact's timezone `{name}` is not an IANA timezone name"))),
             },
             None => fallback(None),
@@ -291,7 +364,7 @@ impl SelectionRule for SendWindow {
     fn evaluate<'a>(&self, cx: &RuleContext<'a>) -> Outcome<'a> {
         let now = cx.now();
         let window = &*self.described;
-        let zone = match SendWindow::zone(cx) {
+        let zone = match self.zone(cx, now) {
             Ok(zone) => zone,
             Err(why) => {
                 return match self.on_unknown {
@@ -308,37 +381,46 @@ impl SelectionRule for SendWindow {
                 };
             }
         };
-        let local = zone.tz.to_datetime(now);
-        let day = WEEKDAYS[local.weekday().to_monday_zero_offset().unsigned_abs() as usize % 7];
-        let (hour, minute) = (local.hour(), local.minute());
-        if self.window.holds(local) {
-            // The common answer, written piece by piece into one allocation
-            // (the formatting machinery cost more than the rest of the rule).
-            let pieces = [" (", zone.name, ", ", zone.whose, ") is inside the send window ", window];
-            let note = zone.note.as_deref().unwrap_or_default();
-            let mut detail = String::with_capacity(note.len() + 24 + pieces.iter().map(|p| p.len()).sum::<usize>());
-            if !note.is_empty() {
-                detail.push_str(note);
-                detail.push_str("; ");
+        let (clock, tz) = match zone.local {
+            Local::Inside(clock) => {
+                // The common answer, `local time Mon 10:00 (America/New_York,
+                // the contact's timezone) is inside the send window …`,
+                // written piece by piece into one allocation of its exact
+                // size (the formatting machinery cost more than the rest of
+                // the rule).
+                let note = zone.note.as_deref().unwrap_or_default();
+                let noted = if note.is_empty() { 0 } else { note.len() + 2 };
+                let length = noted + "local time Mon 10:00 (".len() + zone.name.len() + 2 + zone.whose.len();
+                let mut detail = String::with_capacity(length + self.inside.len());
+                if !note.is_empty() {
+                    detail.push_str(note);
+                    detail.push_str("; ");
+                }
+                detail.push_str("local time ");
+                detail.push_str(clock.day());
+                detail.push(' ');
+                two_digits(&mut detail, clock.hour());
+                detail.push(':');
+                two_digits(&mut detail, clock.minute());
+                detail.push_str(" (");
+                detail.push_str(zone.name);
+                detail.push_str(", ");
+                detail.push_str(zone.whose);
+                detail.push_str(&self.inside);
+                return Outcome::no_match_because(detail);
             }
-            detail.push_str("local time ");
-            detail.push_str(day);
-            detail.push(' ');
-            two_digits(&mut detail, hour);
-            detail.push(':');
-            two_digits(&mut detail, minute);
-            pieces.iter().for_each(|p| detail.push_str(p));
-            return Outcome::no_match_because(detail);
-        }
+            Local::Outside(clock, tz) => (clock, tz),
+        };
+        let (day, hour, minute) = (clock.day(), clock.hour(), clock.minute());
         let note = zone.note.map_or_else(String::new, |n| format!("{n}; "));
         let at = format!("{day} {hour:02}:{minute:02} ({}, {})", zone.name, zone.whose);
         if let Some(why) = self.exempt(cx, now) {
             return Outcome::no_match_because(format!("{note}local time {at} is outside {window}, but {why}"));
         }
         let message = format!("{note}the recipient's local time is {at}, outside the send window {window}");
-        match self.window.next_opening(now, &zone.tz) {
+        match self.window.next_opening(now, &tz) {
             Some(retry_at) => {
-                let opens = zone.tz.to_datetime(retry_at);
+                let opens = tz.to_datetime(retry_at);
                 Outcome::failed_until(
                     ErrorKind::OutsideSendWindow,
                     format!(
@@ -356,31 +438,88 @@ impl SelectionRule for SendWindow {
     }
 }
 
-/// The timezone of an IANA name, from a few kept per thread: a CRM's
-/// contacts share a handful of zones, and the look-up by name cost as much
-/// as the rest of the rule's common path.
-fn zone_named(name: &str) -> Result<TimeZone, switchboard_core::capacity::jiff::Error> {
+/// A timezone kept per thread (see [`in_zone`]), with the UTC offset it
+/// had at the last instant asked and the instants over which that offset
+/// holds, from one of the zone's transitions to the next: most decisions
+/// fall inside and work out the local time with integer arithmetic.
+struct Kept {
+    name: Box<str>,
+    tz: TimeZone,
+    /// Seconds east of UTC over `[from, until)`.
+    offset: i32,
+    from: Timestamp,
+    until: Timestamp,
+}
+
+impl Kept {
+    fn new(name: &str, tz: TimeZone) -> Kept {
+        // An empty interval: the first question fills it in.
+        Kept { name: name.into(), tz, offset: 0, from: Timestamp::MAX, until: Timestamp::MIN }
+    }
+
+    /// The local clock at `t`.
+    fn clock(&mut self, t: Timestamp) -> Clock {
+        if !(self.from <= t && t < self.until) {
+            self.offset = self.tz.to_offset(t).seconds();
+            // The last transition at or before `t` (`preceding` yields
+            // those strictly before its argument) and the first after it;
+            // none: the offset holds that way for good.
+            self.from = match t.checked_add(1.nanosecond()) {
+                Ok(after) => self.tz.preceding(after).next().map_or(Timestamp::MIN, |change| change.timestamp()),
+                // `t` is the last instant there is: nothing is kept.
+                Err(_) => t,
+            };
+            self.until = self.tz.following(t).next().map_or(Timestamp::MAX, |change| change.timestamp());
+        }
+        Clock::at(t, self.offset)
+    }
+}
+
+/// `f` of the timezone named `name` (an IANA name), from a few kept per
+/// thread: a CRM's contacts share a handful of zones, and the look-up by
+/// name and the local time (a walk through the zone's rules) cost more than
+/// the rest of the rule's common path. `tz` is the zone when the caller has
+/// it (the location's); otherwise it is looked up by name.
+fn in_zone<R>(
+    name: &str,
+    tz: Option<&TimeZone>,
+    f: impl FnOnce(&mut Kept) -> R,
+) -> Result<R, switchboard_core::capacity::jiff::Error> {
     const KEPT: usize = 8;
     thread_local! {
-        static ZONES: std::cell::RefCell<Vec<(Box<str>, TimeZone)>> = const { std::cell::RefCell::new(Vec::new()) };
+        static ZONES: std::cell::RefCell<Vec<Kept>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     ZONES.with(|zones| {
         let mut zones = zones.borrow_mut();
-        if let Some((_, tz)) = zones.iter().find(|(n, _)| &**n == name) {
-            return Ok(tz.clone());
+        if let Some(kept) = zones.iter_mut().find(|kept| &*kept.name == name) {
+            return Ok(f(kept));
         }
-        let tz = TimeZone::get(name)?;
+        let tz = match tz {
+            Some(tz) => tz.clone(),
+            None => TimeZone::get(name)?,
+        };
+        let mut kept = Kept::new(name, tz);
+        let answer = f(&mut kept);
         if zones.len() == KEPT {
             zones.remove(0);
         }
-        zones.push((name.into(), tz.clone()));
-        Ok(tz)
+        zones.push(kept);
+        Ok(answer)
     })
 }
 
+/// `text` without the whitespace around it (`str::trim`, which the common
+/// case, a name that starts and ends with a letter, skips).
+fn trimmed(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 /// `n` (0–99) as two digits.
-fn two_digits(out: &mut String, n: i8) {
-    let n = n.clamp(0, 99).unsigned_abs();
+fn two_digits(out: &mut String, n: u32) {
+    let n = n.min(99) as u8;
     out.push(char::from(b'0' + n / 10));
     out.push(char::from(b'0' + n % 10));
 }
@@ -498,6 +637,36 @@ mod tests {
         assert_eq!(closed.retry_at, Some(t("2026-12-08T13:00:00Z")));
         assert!(closed.text.contains("local time is Mon 21:00 (America/New_York"), "{}", closed.text);
         assert!(closed.text.contains("outside the send window 08:00–21:00, every day"), "{}", closed.text);
+    }
+
+    #[test]
+    fn the_notes_say_the_local_time_the_zone_and_the_window() {
+        let rule = SendWindow::default();
+        assert_eq!(
+            at(&rule, NY, Some("Europe/London"), "2026-12-07T15:04:00Z").text,
+            "local time Mon 15:04 (Europe/London, the contact's timezone) is inside the send window 08:00–21:00, \
+             every day"
+        );
+        assert_eq!(
+            at(&rule, NY, Some(" America/New_Yrok "), "2026-12-07T15:04:00Z").text,
+            "the contact's timezone `America/New_Yrok` is not an IANA timezone name; local time Mon 10:04 \
+             (America/New_York, the location's timezone) is inside the send window 08:00–21:00, every day"
+        );
+        let always = SendWindow::new(
+            Window::parse("00:00", "24:00", &DAY_NAMES.map(String::from)).unwrap(),
+            OnUnknownTimezone::Allow,
+            Duration::ZERO,
+        );
+        assert_eq!(
+            at(&always, NY, Some(" Asia/Kolkata\t"), "2026-12-06T20:00:00Z").text,
+            "local time Mon 01:30 (Asia/Kolkata, the contact's timezone) is inside the send window 00:00–24:00, \
+             every day"
+        );
+        assert_eq!(
+            at(&rule, NY, Some("Pacific/Chatham"), "2026-12-07T18:00:00Z").text,
+            "the recipient's local time is Tue 07:45 (Pacific/Chatham, the contact's timezone), outside the send \
+             window 08:00–21:00, every day; it opens at Tue 2026-12-08 08:00 local (2026-12-07T18:15:00Z): retry then"
+        );
     }
 
     #[test]
@@ -619,6 +788,35 @@ mod tests {
         assert_eq!(Window::parse("00:00", "24:00", &days(&["Sun"])).unwrap().describe(), "00:00–24:00, sun");
     }
 
+    #[test]
+    fn the_kept_offset_gives_the_local_time_at_and_around_each_change() {
+        for zone in ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Pacific/Chatham", "UTC"] {
+            let tz = TimeZone::get(zone).unwrap();
+            let mut kept = Kept::new(zone, tz.clone());
+            let changes: Vec<Timestamp> =
+                tz.following(t("2025-06-01T00:00:00Z")).take(6).map(|c| c.timestamp()).collect();
+            for change in changes {
+                // Asked in order, and then again out of order (from the
+                // interval after the change back to the one before).
+                for t in [-1_i64, 0, 1, 1_000_000_000, -3_600_000_000_000, 0, -1] {
+                    let t = change.checked_add(t.nanoseconds()).unwrap();
+                    assert_eq!(kept.clock(t), Clock::of(tz.to_datetime(t)), "{zone} at {t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_clock_counts_days_and_seconds_before_1970_too() {
+        let tz = TimeZone::get("America/New_York").unwrap();
+        let mut kept = Kept::new("America/New_York", tz.clone());
+        for t in ["1969-12-31T23:59:59.5Z", "1960-02-29T05:00:00Z", "1970-01-01T00:00:00Z", "2026-12-07T15:00:00Z"] {
+            let t = self::t(t);
+            assert_eq!(kept.clock(t), Clock::of(tz.to_datetime(t)), "{t}");
+        }
+        assert_eq!(Clock::at(t("1969-12-31T23:59:59.5Z"), 0), Clock { second: 86_399, weekday: 2 });
+    }
+
     fn zones() -> impl Strategy<Value = &'static str> {
         prop::sample::select(vec![
             "America/New_York",
@@ -633,6 +831,22 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The local time from the kept offset is the zone's, whatever the
+        /// instants asked before (in the same interval, or another).
+        #[test]
+        fn the_kept_offset_gives_the_zone_local_time(
+            zone in zones(),
+            seconds in prop::collection::vec(-2_000_000_000i64..4_000_000_000, 1..6),
+            nanos in 0i32..1_000_000_000,
+        ) {
+            let tz = TimeZone::get(zone).unwrap();
+            let mut kept = Kept::new(zone, tz.clone());
+            for s in seconds {
+                let t = Timestamp::new(s, nanos).unwrap();
+                prop_assert_eq!(kept.clock(t), Clock::of(tz.to_datetime(t)), "{} at {}", zone, t);
+            }
+        }
 
         /// `retry_at` is in the future, inside the window, and no earlier
         /// opening lies between `now` and it (checked minute by minute, and

@@ -16,7 +16,8 @@
 //!    with `now` in the request; the issue's target is at most +25 % for
 //!    the memory store.
 //! 6. The recipient-aware rules (docs/recipient-rules.md): `send_window` and `geomatch`
-//!    each added to the shipped chain, side by side with it.
+//!    each added to the shipped chain, side by side with it (one case
+//!    alone for a profile: `SWITCHBOARD_BENCH_PROFILE=1 … -- recipient`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -348,6 +349,18 @@ fn recipient(rules: &str, registry: &Arc<switchboard::Registry>) {
         let d = plan.select(&world, request);
         assert_eq!(d.rule, Some(*rule), "{name}: {}", d.to_json());
     }
+    if let Some(which) = std::env::var_os("SWITCHBOARD_BENCH_PROFILE") {
+        // For `valgrind --tool=callgrind --toggle-collect=select::profile_loop
+        // … select recipient`: only the decisions of one case, by its
+        // number in the list above (`0` the shipped chain, `1` with
+        // `send_window`, `2` with `geomatch`, …).
+        let case = which.to_string_lossy().parse::<usize>().unwrap_or(0).min(cases.len() - 1);
+        let (name, plan, request, _) = &cases[case];
+        let rounds = profile_rounds();
+        println!("profiling: {name}, {rounds} decisions");
+        profile_loop(plan, &world, request, rounds);
+        return;
+    }
     let mut medians: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..5 {
         for (i, (_, plan, request, _)) in cases.iter().enumerate() {
@@ -374,12 +387,14 @@ fn recipient(rules: &str, registry: &Arc<switchboard::Registry>) {
         2_000,
         101,
     );
+    let phones = switchboard::recipient::PhoneCache::default();
+    let kept_ns = measure(|| drop(black_box(phones.geo(black_box("+1 555 000 0099"), black_box(None)))), 2_000, 101);
     let tz = switchboard::capacity::jiff::tz::TimeZone::get("America/New_York").unwrap();
     let now = inside.now.unwrap();
     let local_ns = measure(|| _ = black_box(tz.to_datetime(black_box(now))), 2_000, 101);
     println!(
-        "recipient: parts: phone parse {parse_ns:.1} ns (once per new contact), timezone by name {zone_ns:.1} ns, \
-         local time {local_ns:.1} ns"
+        "recipient: parts: phone parse {parse_ns:.1} ns (once per new contact), a kept number {kept_ns:.1} ns, \
+         timezone by name {zone_ns:.1} ns, local time {local_ns:.1} ns"
     );
 }
 
