@@ -60,8 +60,8 @@ pub(crate) fn write(out: &mut Vec<u8>, cx: &RuleContext<'_>) {
     out.extend_from_slice(b"},\"instances\":");
     let instances = cx.instances();
     match instances.iter().next() {
-        // Something at capacity in this decision: `usable` differs from
-        // what was kept, so this once the list is written afresh.
+        // Something at capacity in this decision: `usable` may differ from
+        // what was kept, so the list is written afresh for this one.
         Some(_) if !cx.at_capacity_all().is_empty() => list(out, instances.iter(), |i| cx.at_capacity(i).is_none()),
         Some(first) => WRITTEN.with_borrow_mut(|written| {
             let key = Arc::as_ptr(first) as usize;

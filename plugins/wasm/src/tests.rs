@@ -176,6 +176,9 @@ fn the_input_is_the_json_of_the_spec() {
         (json["contact"]["phone"].as_str(), json["contact"]["timezone"].as_str()),
         (Some("+1 646 555 0100"), Some("America/New_York"))
     );
+    // The instances as first written (kept, then copied), not as the
+    // quarantined location's.
+    assert_eq!(json["instances"], want["instances"]);
 }
 
 #[test]
