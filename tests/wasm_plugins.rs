@@ -112,6 +112,29 @@ fn the_docs_module_selects_checks_and_is_listed_through_the_binary() {
 }
 
 #[test]
+fn an_instance_found_at_capacity_reaches_the_module_as_not_usable() {
+    // wa-2 takes one message a day: the second vip request finds it full,
+    // and vip_first, consulted again, reads it as not usable and picks wa-3.
+    let (dir, rules, _) = setup(VIP_RULES, &[("vip_first.wasm", docs_module())]);
+    let world = dir.path().join("limited.yaml");
+    fs::write(
+        &world,
+        WORLD.replace(
+            "connected: true}\n      - {id: wa-3",
+            "connected: true, limits: {per_day: 1}}\n      - {id: wa-3",
+        ),
+    )
+    .unwrap();
+    assert!(fs::read_to_string(&world).unwrap().contains("per_day: 1"));
+    let vip = VIP.replace("\"body\"", "\"now\":\"2026-12-07T12:00:00Z\",\"body\"");
+    let out = run(&["select", "--rules", s(&rules), "--world", s(&world)], &format!("{vip}\n{vip}\n{vip}\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let picked: Vec<_> = lines(&out).iter().map(|d| (d["instance"]["id"].clone(), d["rule"].clone())).collect();
+    let want = |id: &str| (serde_json::json!(id), serde_json::json!("vip_first"));
+    assert_eq!(picked, [want("wa-2"), want("wa-3"), want("wa-3")]);
+}
+
+#[test]
 fn every_sandbox_row_fails_with_the_rules_code_and_the_next_request_is_answered() {
     let rows = [
         ("unreachable".to_owned(), "plugin_trap"),

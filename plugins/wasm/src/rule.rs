@@ -34,9 +34,11 @@ pub(crate) struct Declared {
     pub(crate) kinds: Vec<(String, Kind)>,
 }
 
-/// A configured guest and the buffer its inputs are written in.
+/// A configured guest and its handle.
 struct Pooled {
-    guest: Guest,
+    /// Boxed: a guest is a few hundred bytes, and a consultation moves it
+    /// out of the pool and back.
+    guest: Box<Guest>,
     handle: i32,
 }
 
@@ -125,7 +127,7 @@ impl WasmRule {
         let mut guest =
             Guest::new(self.shared.engine, &self.shared.module, self.shared.limits).map_err(Fresh::Fault)?;
         match guest.configure(self.declared.number, &self.options).map_err(Fresh::Fault)? {
-            Ok(handle) => Ok(Pooled { guest, handle }),
+            Ok(handle) => Ok(Pooled { guest: Box::new(guest), handle }),
             Err(text) => {
                 let (_, message) = guest_error(&text).map_err(Fresh::Fault)?;
                 Err(Fresh::Refused(message))

@@ -146,7 +146,6 @@ impl fmt::Display for Fault {
 }
 
 /// The exports of ABI 1 that a guest is called through.
-#[derive(Clone)]
 struct Exports {
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
@@ -187,46 +186,27 @@ impl Guest {
         Ok(Guest { store, exports, limits })
     }
 
-    /// Runs one call of `f` under the budget and the cap.
-    fn call<P, R>(&mut self, f: &TypedFunc<P, R>, params: P) -> Result<R, Fault>
-    where
-        P: wasmtime::WasmParams,
-        R: wasmtime::WasmResults,
-    {
-        self.store.data_mut().denied = false;
-        self.store.set_epoch_deadline(u64::from(self.limits.timeout_ms));
-        let outcome = f.call(&mut self.store, params);
-        if self.store.data().denied {
-            return Err(Fault::OutOfMemory);
-        }
-        outcome.map_err(|e| fault(&self.store, &e))
-    }
-
     /// `sb_abi_version()`.
     pub(crate) fn abi_version(&mut self) -> Result<i32, Fault> {
-        let f = self.exports.abi_version.clone();
-        self.call(&f, ())
+        call(&mut self.store, self.limits, &self.exports.abi_version, ())
     }
 
     /// `sb_manifest()`: the manifest's text.
     pub(crate) fn manifest(&mut self) -> Result<String, Fault> {
-        let f = self.exports.manifest.clone();
-        let ptr_len = self.call(&f, ())?;
+        let ptr_len = call(&mut self.store, self.limits, &self.exports.manifest, ())?;
         self.read(ptr_len, "sb_manifest")
     }
 
     /// `sb_error()`: the text of the last refusal or failure.
     pub(crate) fn error(&mut self) -> Result<String, Fault> {
-        let f = self.exports.error.clone();
-        let ptr_len = self.call(&f, ())?;
+        let ptr_len = call(&mut self.store, self.limits, &self.exports.error, ())?;
         self.read(ptr_len, "sb_error")
     }
 
     /// Copies `bytes` into a buffer from `sb_alloc`; its pointer.
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<i32, Fault> {
         let len = i32::try_from(bytes.len()).map_err(|_| Fault::Invalid("got an input over 2 GiB".into()))?;
-        let f = self.exports.alloc.clone();
-        let ptr = self.call(&f, len)?;
+        let ptr = call(&mut self.store, self.limits, &self.exports.alloc, len)?;
         let start = usize::try_from(ptr).ok();
         let memory = self.exports.memory;
         let target = start.and_then(|s| memory.data_mut(&mut self.store).get_mut(s..s.checked_add(bytes.len())?));
@@ -246,8 +226,7 @@ impl Guest {
     pub(crate) fn configure(&mut self, rule: i32, options: &[u8]) -> Result<Result<i32, String>, Fault> {
         let ptr = self.write(options)?;
         let len = i32::try_from(options.len()).unwrap_or(i32::MAX);
-        let f = self.exports.configure.clone();
-        let handle = self.call(&f, (rule, ptr, len))?;
+        let handle = call(&mut self.store, self.limits, &self.exports.configure, (rule, ptr, len))?;
         if handle >= 0 {
             return Ok(Ok(handle));
         }
@@ -258,8 +237,7 @@ impl Guest {
     pub(crate) fn select(&mut self, handle: i32, input: &[u8]) -> Result<i64, Fault> {
         let ptr = self.write(input)?;
         let len = i32::try_from(input.len()).unwrap_or(i32::MAX);
-        let f = self.exports.select.clone();
-        self.call(&f, (handle, ptr, len))
+        call(&mut self.store, self.limits, &self.exports.select, (handle, ptr, len))
     }
 
     /// The UTF-8 text at `ptr_len` (`(ptr << 32) | len`) in the guest's memory.
@@ -276,6 +254,22 @@ impl Guest {
         String::from_utf8(bytes.to_vec())
             .map_err(|_| Fault::Invalid(format!("answered `{what}` with text that is not UTF-8")))
     }
+}
+
+/// Runs one call of `f` under the budget and the cap. (The exports are
+/// borrowed, not cloned: a [`TypedFunc`]'s clone registers its type again.)
+fn call<P, R>(store: &mut Store<Limiter>, limits: Limits, f: &TypedFunc<P, R>, params: P) -> Result<R, Fault>
+where
+    P: wasmtime::WasmParams,
+    R: wasmtime::WasmResults,
+{
+    store.data_mut().denied = false;
+    store.set_epoch_deadline(u64::from(limits.timeout_ms));
+    let outcome = f.call(&mut *store, params);
+    if store.data().denied {
+        return Err(Fault::OutOfMemory);
+    }
+    outcome.map_err(|e| fault(store, &e))
 }
 
 fn typed<P, R>(instance: &Instance, store: &mut Store<Limiter>, name: &str) -> Result<TypedFunc<P, R>, Fault>

@@ -177,6 +177,9 @@ fn the_input_is_the_json_of_the_spec() {
         (json["contact"]["phone"].as_str(), json["contact"]["timezone"].as_str()),
         (Some("+1 646 555 0100"), Some("America/New_York"))
     );
+    // The instances as first written (kept, then copied), not as the
+    // quarantined location's.
+    assert_eq!(json["instances"], want["instances"]);
 }
 
 #[test]
@@ -473,5 +476,99 @@ proptest::proptest! {
         if let Ok(instance) = &d.result {
             proptest::prop_assert!(instance.is_connected());
         }
+    }
+}
+
+/// The complete WAT module of docs/wasm-plugins.md, in a plan
+/// `[vip_first]`.
+fn docs_plan() -> &'static Plan {
+    static PLAN: std::sync::OnceLock<(tempfile::TempDir, Plan)> = std::sync::OnceLock::new();
+    let (_, plan) = PLAN.get_or_init(|| {
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/wasm-plugins.md")).unwrap();
+        let start = docs.find("```wat\n").unwrap() + "```wat\n".len();
+        let end = start + docs[start..].find("```").unwrap();
+        let (dir, path) = module(&docs[start..end]);
+        let entry = format!("wasm: {}\n    timeout_ms: 1000", path.display());
+        let plan = plan_for(dir.path(), &entry, "[vip_first]").unwrap_or_else(|e| panic!("{e}"));
+        (dir, plan)
+    });
+    plan
+}
+
+/// Text that JSON must escape or that looks like what the docs module
+/// searches for.
+fn tricky() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::strategy::Strategy as _;
+    proptest::collection::vec(
+        proptest::sample::select(vec![
+            "vip",
+            "\"vip\"",
+            "v",
+            "ip",
+            "\"",
+            "\\",
+            "]",
+            "[",
+            ",",
+            "\"tags\":[",
+            "usable\":true",
+            "é",
+            " ",
+            "x",
+        ]),
+        0..6,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// The docs module decides as its description says, whatever the tags,
+    /// the body and the instances' users hold, on inputs of every length
+    /// (its search reads sixteen bytes at a time).
+    #[test]
+    fn the_docs_module_selects_the_first_usable_instance_for_a_vip_tag(
+        tags in proptest::option::of(proptest::collection::vec(tricky(), 0..6)),
+        body in tricky(),
+        instances in proptest::collection::vec((proptest::bool::ANY, tricky()), 1..9),
+    ) {
+        use std::fmt::Write as _;
+        let mut world = String::from("locations:\n  - id: l\n    instances:\n");
+        for (n, (connected, user)) in instances.iter().enumerate() {
+            let user = serde_json::to_string(user).unwrap();
+            let index = n + 1;
+            writeln!(world, "      - {{id: wa-{n}, channel: whatsapp, index: {index}, phone: '{index}', connected: {connected}, users: [{user}]}}").unwrap();
+        }
+        let world = switchboard_files::read_world(&world, "world.yaml", docs_plan().registry()).unwrap_or_else(|e| panic!("{e}"));
+        let mut request = serde_json::json!({"location": "l", "channel": "whatsapp", "body": body});
+        if let Some(tags) = &tags {
+            request["contact"] = serde_json::json!({"id": "c", "tags": tags});
+        }
+        let parsed = Request::from_json(&request.to_string()).unwrap();
+        let d = docs_plan().select(&world, &parsed);
+        // (The tags as the request keeps them.)
+        let vip = parsed.contact.as_ref().is_some_and(|c| c.tags.iter().any(|t| t == "vip"));
+        let want = instances.iter().position(|(connected, _)| *connected).filter(|_| vip).map(|n| format!("wa-{n}"));
+        let got = d.rule.filter(|r| *r == "vip_first").and_then(|_| d.instance().map(|i| i.id().to_owned()));
+        proptest::prop_assert_eq!(got, want, "{}", request);
+    }
+}
+
+#[test]
+fn the_docs_module_reads_an_input_longer_than_its_first_page() {
+    // A body of 62 000 bytes: the input (at 4096) does not fit the
+    // module's first page, and `sb_alloc` grows its memory.
+    let world = switchboard_files::read_world(WORLD, "world.yaml", docs_plan().registry()).unwrap();
+    for (tags, want) in [(r#"["vip"]"#, Some("wa-1")), (r#"["vi"]"#, None)] {
+        let body = "x".repeat(62_000);
+        let request = format!(r#"{{"location":"l","channel":"whatsapp","body":"{body}","contact":{{"tags":{tags}}}}}"#);
+        let d = docs_plan().select(&world, &Request::from_json(&request).unwrap());
+        assert_eq!(
+            d.rule.filter(|r| *r == "vip_first").and(d.instance().map(|i| i.id())),
+            want,
+            "{tags}: {:?}",
+            d.result
+        );
     }
 }
