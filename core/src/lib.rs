@@ -34,8 +34,9 @@ pub mod recipient;
 mod registry;
 mod rule;
 pub mod suggest;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 pub mod warmup;
 mod world;
 

@@ -1,7 +1,8 @@
-//! Fixtures shared by the crate's unit tests.
+//! Fixtures shared by the unit tests of this crate and of the engine
+//! (the `testing` feature); not part of the contract.
 
 /// A WhatsApp-like channel: id `whatsapp`, code `WA`, tags `wa:`.
-pub(crate) struct Wa;
+pub struct Wa;
 
 impl crate::ChannelSyntax for Wa {
     fn id(&self) -> &str {
@@ -17,7 +18,7 @@ impl crate::ChannelSyntax for Wa {
 
 /// An instance of `channel` with this id and phone, connected, with
 /// nothing else set.
-pub(crate) fn instance(id: &str, channel: &str, phone: &str) -> crate::InstanceSpec {
+pub fn instance(id: &str, channel: &str, phone: &str) -> crate::InstanceSpec {
     crate::InstanceSpec {
         id: id.into(),
         channel: channel.into(),

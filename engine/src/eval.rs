@@ -697,8 +697,8 @@ mod tests {
         RuleOptions, SelectionRule, Source, World,
     };
 
-    use crate::testing::{instance, Wa};
     use crate::{Chain, Plan, PlanParts, Step};
+    use switchboard_core::testing::{instance, Wa};
 
     /// Calls of [`Picky`], which selects the first instance whenever asked.
     static CALLS: AtomicUsize = AtomicUsize::new(0);

@@ -76,8 +76,6 @@ mod decision;
 pub mod diagnostic;
 mod eval;
 mod plan;
-#[cfg(test)]
-mod testing;
 
 pub use decision::json;
 pub use decision::{
