@@ -73,7 +73,9 @@ fn setup(rules: &str, modules: &[(&str, Vec<u8>)]) -> (tempfile::TempDir, PathBu
 const VIP: &str = r#"{"location":"l","channel":"whatsapp","body":"Hi","contact":{"id":"c","tags":["new","vip"]}}"#;
 const PLAIN: &str = r#"{"location":"l","channel":"whatsapp","body":"Hi","contact":{"id":"c","tags":["new"]}}"#;
 const SMS: &str = r#"{"location":"l","channel":"sms","body":"Hi"}"#;
-const VIP_RULES: &str = "plugins:\n  - wasm: plugins/vip_first.wasm\nrules: [vip_first, default_instance]\n";
+/// (With a budget no loaded machine exceeds: the module answers at once.)
+const VIP_RULES: &str =
+    "plugins:\n  - wasm: plugins/vip_first.wasm\n    timeout_ms: 1000\nrules: [vip_first, default_instance]\n";
 
 fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
     text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -145,7 +147,8 @@ fn every_sandbox_row_fails_with_the_rules_code_and_the_next_request_is_answered(
         (answer(3, 12), "plugin_invalid_answer"),
     ];
     for (select, kind) in rows {
-        let rules = "plugins:\n  - wasm: plugins/probe.wasm\nrules: [probe, default_instance]\nchannels:\n  sms:\n    rules: [default_instance]\n";
+        // A budget that only the runaway row reaches, however loaded the machine.
+        let rules = "plugins:\n  - wasm: plugins/probe.wasm\n    timeout_ms: 1000\nrules: [probe, default_instance]\nchannels:\n  sms:\n    rules: [default_instance]\n";
         let (_dir, rules, world) = setup(rules, &[("probe.wasm", probe("probe", &select))]);
         let started = Instant::now();
         let out = run(&["select", "--rules", s(&rules), "--world", s(&world)], &format!("{PLAIN}\n{PLAIN}\n{SMS}\n"));
@@ -163,7 +166,7 @@ fn every_sandbox_row_fails_with_the_rules_code_and_the_next_request_is_answered(
     }
     // Failed with its code and sb_error's kind and message.
     let (_dir, rules, world) = setup(
-        "plugins: [{wasm: plugins/probe.wasm}]\nrules: [probe]\n",
+        "plugins: [{wasm: plugins/probe.wasm, timeout_ms: 1000}]\nrules: [probe]\n",
         &[("probe.wasm", probe("probe", &answer(3, 1501)))],
     );
     let out = run(&["select", "--rules", s(&rules), "--world", s(&world)], &format!("{PLAIN}\n"));

@@ -83,8 +83,10 @@ fn summary(d: &switchboard_engine::Decision) -> String {
 
 fn run(select: &str) -> switchboard_engine::Decision {
     let (dir, path) = module(&guest(MANIFEST, select, ERROR));
-    let plan = plan_for(dir.path(), &format!("wasm: {}", path.display()), "[probe, default_instance]")
-        .unwrap_or_else(|e| panic!("{e}"));
+    // A budget no loaded machine exceeds: these guests answer at once.
+    let plan =
+        plan_for(dir.path(), &format!("wasm: {}\n    timeout_ms: 1000", path.display()), "[probe, default_instance]")
+            .unwrap_or_else(|e| panic!("{e}"));
     decide(&plan, "Hi")
 }
 
@@ -186,7 +188,7 @@ fn the_input_is_the_json_of_the_spec() {
 fn every_misbehaviour_fails_with_the_rules_code_and_its_kind() {
     let cases = [
         ("unreachable", "plugin_trap", "unreachable"),
-        ("(loop $l (br $l)) (i64.const 0)", "plugin_timeout", "ran past its budget of 10 ms"),
+        ("(loop $l (br $l)) (i64.const 0)", "plugin_timeout", "ran past its budget of 1000 ms"),
         ("(drop (memory.grow (i32.const 1000))) (i64.const 0)", "plugin_out_of_memory", "past 16 MiB"),
         (&answer(7, 0), "plugin_invalid_answer", "outcome 7"),
         (&answer(1, 3), "plugin_invalid_answer", "position 3, but the input lists 3 instance(s)"),
@@ -203,7 +205,7 @@ fn every_misbehaviour_fails_with_the_rules_code_and_its_kind() {
     // An `sb_error` that is not the JSON of the ABI.
     for error in ["not json", r#"{"message":"no kind"}"#, r#"{"kind":"","message":"x"}"#] {
         let (dir, path) = module(&guest(MANIFEST, &answer(3, 1500), error));
-        let plan = plan_for(dir.path(), &format!("wasm: {}", path.display()), "[probe]").unwrap();
+        let plan = plan_for(dir.path(), &format!("wasm: {}\n    timeout_ms: 1000", path.display()), "[probe]").unwrap();
         let e = decide(&plan, "Hi").error().cloned().unwrap();
         assert_eq!((e.code, e.kind.as_str()), (1500, "plugin_invalid_answer"), "{error}");
     }
@@ -379,18 +381,18 @@ fn options_reach_configure_as_json_and_a_refusal_is_the_operators_error() {
         ),
     );
     let (dir, path) = module(&wat);
-    let entry = format!("wasm: {}", path.display());
+    let entry = format!("wasm: {}\n    timeout_ms: 1000", path.display());
     let plan = plan_for(dir.path(), &entry, "[{rule: opts, n: 5, tags: [a, b], window: 2h}]");
     assert!(plan.is_ok(), "{}", plan.err().unwrap_or_default());
     let e = plan_for(dir.path(), &entry, "[{rule: opts, n: 50}]").unwrap_err();
     assert!(
-        e.contains("rules.yaml:3:") && e.contains("rule `opts` refused these options: these options are wrong"),
+        e.contains("rules.yaml:4:") && e.contains("rule `opts` refused these options: these options are wrong"),
         "{e}"
     );
     let e = plan_for(dir.path(), &entry, "[{rule: opts, window: soon}]").unwrap_err();
     assert!(e.contains("option `window`: `soon` is not a duration"), "{e}");
     let e = plan_for(dir.path(), &entry, "[{rule: opts, n: five}]").unwrap_err();
-    assert!(e.contains("rules.yaml:3:"), "{e}");
+    assert!(e.contains("rules.yaml:4:"), "{e}");
 }
 
 #[test]
