@@ -52,13 +52,28 @@ impl Intent {
     /// its decisions count capacity or remember conversations in a store
     /// that ends with the process, the next run starts from nothing.
     pub fn one_shot_note(self, plan: &Plan, world: &World) -> Option<&'static str> {
-        let forgets = plan.store().is_some_and(|store| !store.outlives_process());
-        (self.in_order(plan, world) && forgets).then_some(
+        (self.in_order(plan, world) && ends_with_process(plan)).then_some(
             "note: capacity counts and conversation memory are kept in this process's memory \
              (capacity.store: memory): they hold within this run and end with it, so separate runs do not \
              see each other's; set `capacity.store: redis` to keep them (docs/capacity.md)",
         )
     }
+}
+
+/// What a one-shot command recording events (`switchboard record`) should
+/// say on stderr: when `plan`'s store ends with the process, so do the
+/// events.
+pub fn events_note(plan: &Plan) -> Option<&'static str> {
+    ends_with_process(plan).then_some(
+        "note: the events are kept in this process's memory (capacity.store: memory) and end with this command; \
+         set `capacity.store: redis` to keep them (docs/live-state.md)",
+    )
+}
+
+/// Whether what `plan`'s store counts, remembers and records ends with this
+/// process ([`switchboard_core::CapacityStore::outlives_process`]).
+fn ends_with_process(plan: &Plan) -> bool {
+    plan.store().is_some_and(|store| !store.outlives_process())
 }
 
 impl Snapshot {
@@ -96,5 +111,6 @@ mod tests {
         assert!(Intent::Select.one_shot_note(&memory, &world).is_some_and(|n| n.contains("capacity.store: redis")));
         assert_eq!(Intent::Preview.one_shot_note(&memory, &world), None, "a dry run counts nothing");
         assert_eq!(Intent::Select.one_shot_note(&free, &world), None, "nothing is counted");
+        assert!(events_note(&memory).is_some_and(|n| n.contains("the events are kept in this process's memory")));
     }
 }

@@ -22,7 +22,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-pub use intent::Intent;
+pub use intent::{events_note, Intent};
 pub use switchboard_core::*;
 pub use switchboard_engine::*;
 /// The readers of the rules file and the world file, from text.

@@ -25,11 +25,8 @@ pub fn run(args: &Args) -> Result<Status, Fatal> {
             Fatal::Message(m) => Fatal::Message(m.replace("the request", "the events")),
             other => other,
         })?;
-    if live.snapshot().plan.store().is_some_and(|store| !store.outlives_process()) {
-        eprintln!(
-            "switchboard: note: the events are kept in this process's memory (capacity.store: memory) and end \
-             with this command; set `capacity.store: redis` to keep them (docs/live-state.md)"
-        );
+    if let Some(note) = switchboard::events_note(&live.snapshot().plan) {
+        eprintln!("switchboard: {note}");
     }
     let recorded = live.record(&body);
     let mut out = stdout();
